@@ -1,0 +1,39 @@
+// tether: the ClosePolicy concept.
+//
+// A ClosePolicy maps the end of a connection attempt to an action.
+//
+// | expression       | type                                                      |
+// |------------------|-----------------------------------------------------------|
+// | `p.decide(ev)`   | `reconnect_decision`, for `ev` a `const close_event&`       |
+//
+// It sees every close_event: a close frame (`code`), a refused handshake
+// (`http_status`, `retry_after`), or a transport failure (`error`). Closes the
+// client starts itself (stop(), handover) are not shown to it.
+#ifndef TETHER_CLOSE_POLICY_CONCEPT_HPP
+#define TETHER_CLOSE_POLICY_CONCEPT_HPP
+
+#include <tether/close_event.hpp>
+#include <tether/detail/type_traits.hpp>
+
+#include <utility>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+template <class T>
+using decide_expr = decltype(std::declval<T&>().decide(std::declval<const close_event&>()));
+} // namespace detail
+
+template <class T>
+struct is_close_policy
+    : std::bool_constant<detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
+
+template <class T> inline constexpr bool is_close_policy_v = is_close_policy<T>::value;
+
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+template <class T>
+concept close_policy = is_close_policy_v<T>;
+#endif
+
+TETHER_NAMESPACE_END
+
+#endif

@@ -1,0 +1,104 @@
+// tether: the library's error codes and their std::error_category.
+#ifndef TETHER_ERROR_HPP
+#define TETHER_ERROR_HPP
+
+#include <tether/version.hpp>
+
+#include <string>
+#include <system_error>
+
+TETHER_NAMESPACE_BEGIN
+
+/// Every error tether reports itself. Values are stable; never reuse one.
+enum class error {
+    // client lifecycle
+    stopped_by_user = 1,     ///< stop() was called (a normal final reason)
+    unauthorized,            ///< auth-failure breaker: fresh tokens rejected K times in a row
+    stop_close_code,         ///< the server closed with a code the ClosePolicy maps to stop
+    handshake_refused,       ///< the handshake got an HTTP status the ClosePolicy maps to stop
+    retries_exhausted,       ///< max_attempts or max_elapsed reached
+    queue_full,              ///< send() while not open and the bounded queue is full
+    message_dropped,         ///< a queued message was dropped (drop_oldest overflow or stop)
+    not_running,             ///< send() on a stopped client
+    // tokens
+    token_rejected = 100,    ///< the only token the policy has was rejected (static token)
+    token_unavailable,       ///< the TokenPolicy has no token to give
+    token_request_failed,    ///< a token request failed in a way that may succeed later
+    invalid_credentials,     ///< the token endpoint refused the client credentials
+    malformed_token_response,///< the token endpoint's body is not a valid token response
+    response_too_large,      ///< a body exceeded the configured cap
+    token_request_timeout,   ///< the token endpoint did not answer in time
+    rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
+    operation_cancelled,     ///< the request was cancelled (client stopped)
+    // transport
+    insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
+    invalid_url,             ///< the URL could not be parsed or has the wrong scheme
+    tls_verification_failed, ///< the peer's certificate or host name did not verify
+    handshake_timeout,       ///< connect + handshake did not finish in time
+    pong_timeout,            ///< no pong within the bound: connection presumed dead
+    idle_timeout,            ///< no frame within the idle bound
+    connection_failed,       ///< DNS, TCP or TLS failure (detail in close_event::detail)
+    protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
+    message_too_large,       ///< an incoming message exceeded the configured maximum
+};
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "tether"; }
+    std::string message(int ev) const override {
+        switch (static_cast<error>(ev)) {
+        case error::stopped_by_user: return "stopped by the application";
+        case error::unauthorized:
+            return "unauthorized: freshly acquired tokens were rejected repeatedly; "
+                   "the credential itself is wrong";
+        case error::stop_close_code: return "the server closed with a code that means stop";
+        case error::handshake_refused:
+            return "the server refused the handshake with a status that means stop";
+        case error::retries_exhausted: return "reconnect attempts exhausted";
+        case error::queue_full: return "outgoing queue is full";
+        case error::message_dropped: return "queued message dropped";
+        case error::not_running: return "the client is stopped";
+        case error::token_rejected: return "the token was rejected and no other is available";
+        case error::token_unavailable: return "no token available";
+        case error::token_request_failed: return "token request failed";
+        case error::invalid_credentials: return "the token endpoint rejected the client credentials";
+        case error::malformed_token_response: return "malformed token response";
+        case error::response_too_large: return "response body exceeds the configured limit";
+        case error::token_request_timeout: return "token request timed out";
+        case error::rate_limited: return "rate limited by the server";
+        case error::operation_cancelled: return "operation cancelled";
+        case error::insecure_transport:
+            return "refusing to send a credential over an unencrypted connection to a "
+                   "non-loopback host (opt in explicitly to allow it)";
+        case error::invalid_url: return "invalid URL";
+        case error::tls_verification_failed: return "TLS certificate verification failed";
+        case error::handshake_timeout: return "WebSocket handshake timed out";
+        case error::pong_timeout: return "no pong received in time: connection presumed dead";
+        case error::idle_timeout: return "no frame received within the idle timeout";
+        case error::connection_failed: return "connection failed";
+        case error::protocol_error: return "WebSocket protocol error";
+        case error::message_too_large: return "message exceeds the configured maximum size";
+        }
+        return "unknown tether error";
+    }
+};
+} // namespace detail
+
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+inline std::error_code make_error_code(error e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+TETHER_NAMESPACE_END
+
+namespace std {
+template <>
+struct is_error_code_enum<::tether::error> : true_type {};
+} // namespace std
+
+#endif

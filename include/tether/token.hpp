@@ -1,0 +1,56 @@
+// tether: what a TokenPolicy hands out.
+#ifndef TETHER_TOKEN_HPP
+#define TETHER_TOKEN_HPP
+
+#include <tether/error.hpp>
+#include <tether/secret.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+
+TETHER_NAMESPACE_BEGIN
+
+/// A credential for one handshake.
+struct token {
+    secret value;
+    /// Lifetime as announced by the issuer when it was obtained (OAuth `expires_in`).
+    std::optional<std::chrono::seconds> lifetime;
+    /// True when the policy obtained it for this request (a fetch that began
+    /// after the request), false when it came from a cache. The auth-failure
+    /// breaker counts only rejections of fresh tokens.
+    bool fresh = false;
+};
+
+/// The completion of TokenPolicy::async_get_token.
+struct token_result {
+    std::error_code error; ///< empty on success
+    token value;           ///< meaningful only when !error
+    /// When the issuer asked us to wait (HTTP 429/503 Retry-After).
+    std::optional<std::chrono::milliseconds> retry_after;
+    /// Human-readable detail for logs. Never contains a secret.
+    std::string detail;
+
+    static token_result success(token t) {
+        token_result r;
+        r.value = std::move(t);
+        return r;
+    }
+    static token_result failure(std::error_code ec, std::string detail = {}) {
+        token_result r;
+        r.error = ec;
+        r.detail = std::move(detail);
+        return r;
+    }
+};
+
+/// Token errors after which retrying cannot help: the client stops.
+inline bool is_permanent_token_error(const std::error_code& ec) noexcept {
+    return ec == error::invalid_credentials || ec == error::token_rejected ||
+           ec == error::token_unavailable;
+}
+
+TETHER_NAMESPACE_END
+
+#endif
