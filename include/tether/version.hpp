@@ -1,13 +1,36 @@
 // tether: versioning and the ABI-tagged inline namespace.
+
+// BEGIN version check (scripts/amalgamate.py rewrites this block from the numbers below)
+// Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
+// comes after another tether version in one translation unit.
+#if defined(TETHER_VERSION_MAJOR) && !defined(TETHER_DETAIL_MIXED_VERSIONS_WARNED) && \
+    (TETHER_VERSION_MAJOR != 0 || TETHER_VERSION_MINOR != 1 || TETHER_VERSION_PATCH != 0)
+#define TETHER_DETAIL_MIXED_VERSIONS_WARNED
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC warning "tether 0.1.0 is included after another tether version in this translation unit: the headers of the version included first are used"
+#elif defined(_MSC_VER)
+#pragma message("warning: tether 0.1.0 is included after another tether version in this translation unit: the headers of the version included first are used")
+#endif
+#endif
+// END version check
+
 #ifndef TETHER_VERSION_HPP
 #define TETHER_VERSION_HPP
 
+// The one place the version is written: CMake reads it from here, and
+// scripts/amalgamate.py copies it into meson.build and the checks.
 #define TETHER_VERSION_MAJOR 0
 #define TETHER_VERSION_MINOR 1
 #define TETHER_VERSION_PATCH 0
 
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+
 #define TETHER_DETAIL_CAT_IMPL(a, b, c, d) a##b##_##c##_##d
 #define TETHER_DETAIL_CAT(a, b, c, d) TETHER_DETAIL_CAT_IMPL(a, b, c, d)
+#define TETHER_DETAIL_STR_IMPL(x) #x
+#define TETHER_DETAIL_STR(x) TETHER_DETAIL_STR_IMPL(x)
 
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
@@ -31,6 +54,48 @@ struct version_info {
 };
 inline constexpr version_info version{TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,
                                       TETHER_VERSION_PATCH};
+TETHER_NAMESPACE_END
+
+// Two tether versions linked into one program do not break the ODR (their
+// symbols differ by ABI tag), but they share nothing: a token fetched by one is
+// invisible to the other. This slot is how they notice each other at start-up.
+// It is deliberately unversioned, so every copy in the program (per shared
+// object with default visibility) resolves to the same one; it must never change.
+namespace tether {
+namespace unversioned {
+inline std::atomic<std::uint64_t>& first_linked_abi() noexcept {
+    static std::atomic<std::uint64_t> abi{0};
+    return abi;
+}
+} // namespace unversioned
+} // namespace tether
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+inline constexpr const char* abi_tag = TETHER_DETAIL_STR(TETHER_ABI_TAG);
+
+constexpr std::uint64_t fnv1a(const char* s) noexcept {
+    std::uint64_t h = 14695981039346656037ull;
+    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+    return h;
+}
+
+/// Records this ABI in the program-wide slot; true (and one line on stderr)
+/// when a different tether ABI got there first.
+inline bool note_linked_abi() noexcept {
+    std::uint64_t first = 0;
+    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag))) return false;
+    if (first == fnv1a(abi_tag)) return false;
+    std::fprintf(stderr,
+                 "tether: warning: this program links tether %s and another tether version or "
+                 "configuration; they share no tokens or state (see docs/packaging.md)\n",
+                 abi_tag);
+    return true;
+}
+
+/// Evaluated once per ABI per program, during static initialisation.
+inline const bool linked_abi_conflict = note_linked_abi();
+} // namespace detail
 TETHER_NAMESPACE_END
 
 #endif
