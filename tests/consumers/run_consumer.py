@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Builds and runs one consumer of tether the way a user would.
+
+    run_consumer.py KIND --repo DIR --work DIR [--cmake ...] [--cxx ...] ...
+
+KIND is one of:
+  install           cmake --install the main build into a staging prefix, then
+                    move it to WORK/prefix (so the consumers below prove the
+                    installed package is relocatable)
+  find_package      find_package(tether) from WORK/prefix
+  pkg_config        pkg-config --cflags --libs tether from WORK/prefix
+  add_subdirectory  add_subdirectory(<repo>)
+  fetch_content     FetchContent from the repository's committed HEAD (file:// git URL)
+  meson_subproject  meson project with subprojects/tether -> the repository
+  vendored          only single_include/tether/tether.hpp, copied into a fresh
+                    folder, compiled by one plain compiler command line
+  version_mismatch  a copy of the headers renumbered 99.0.0, mixed with these
+                    in one translation unit and in one program: both warn
+
+Every step has a timeout; nothing touches the network (loopback at most).
+Exit 0: passed, 1: failed, 77: skipped (a tool is missing).
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+SKIP = 77
+STEP_TIMEOUT = 600  # seconds; a websocketpp translation unit takes 10-20 s, on a busy machine more
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def run(cmd, cwd=None, env=None, expect_ok=True, timeout=STEP_TIMEOUT):
+    printable = " ".join(str(c) for c in cmd)
+    print(f"$ {printable}", flush=True)
+    started = time.monotonic()
+    try:
+        p = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"timed out after {timeout} s: {printable}")
+    out = p.stdout + p.stderr
+    if out.strip():
+        print(out.rstrip(), flush=True)
+    print(f"  (exit {p.returncode}, {time.monotonic() - started:.1f} s)", flush=True)
+    if expect_ok and p.returncode != 0:
+        raise Failure(f"exit code {p.returncode}: {printable}")
+    return p
+
+
+def fresh_dir(path):
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def copy_project(name, dest):
+    """A consumer project from tests/consumers/<name>, plus the shared program."""
+    fresh_dir(dest.parent)
+    shutil.copytree(HERE / name, dest)
+    shutil.copy2(HERE / "consumer_main.cpp", dest / "consumer_main.cpp")
+    return dest
+
+
+def repo_version(repo):
+    text = (repo / "include" / "tether" / "version.hpp").read_text()
+    parts = dict(re.findall(r"^#define TETHER_VERSION_(MAJOR|MINOR|PATCH) (\d+)$", text, re.M))
+    return "{MAJOR}.{MINOR}.{PATCH}".format(**parts)
+
+
+def cmake_consumer(args, name, defines):
+    src = copy_project(name, args.work / name / "src")
+    build = args.work / name / "build"
+    cmd = [args.cmake, "-S", src, "-B", build, "-G", args.generator,
+           f"-DCMAKE_CXX_COMPILER={args.cxx}", "-DCMAKE_BUILD_TYPE=Release",
+           f"-DTETHER_EXPECTED_VERSION={repo_version(args.repo)}"]
+    cmd += [f"-D{k}={v}" for k, v in defines.items()]
+    run(cmd)
+    run([args.cmake, "--build", build])
+    check_consumer_output(args, run([build / "consumer"]))
+
+
+def check_consumer_output(args, p):
+    expected = f"consumer: tether {repo_version(args.repo)}, 2 opens, ok"
+    if expected not in p.stdout:
+        raise Failure(f"the consumer program did not print '{expected}'")
+
+
+def installed_prefix(args):
+    prefix = args.work / "prefix"
+    if not (prefix / "share" / "cmake" / "tether" / "tetherConfig.cmake").is_file():
+        raise Failure(f"{prefix} holds no installed tether: run the consumer.install test first")
+    return prefix
+
+
+def kind_install(args):
+    staging = args.work / "prefix-staging"
+    prefix = args.work / "prefix"
+    for d in (staging, prefix):
+        if d.exists():
+            shutil.rmtree(d)
+    run([args.cmake, "--install", args.build_dir, "--prefix", staging] +
+        (["--config", args.config] if args.config else []))
+    expected = ["include/tether/tether.hpp", "include/tether/core.hpp", "include/tether/version.hpp",
+                "share/cmake/tether/tetherConfig.cmake", "share/cmake/tether/tetherConfigVersion.cmake",
+                "share/cmake/tether/tetherTargets.cmake", "share/cmake/tether/Findasio.cmake",
+                "share/pkgconfig/tether.pc"]
+    missing = [f for f in expected if not (staging / f).is_file()]
+    if missing:
+        raise Failure("not installed: " + ", ".join(missing))
+    # Nothing installed may remember where it was installed.
+    for path in staging.rglob("*"):
+        if path.is_file() and str(staging) in path.read_text(errors="replace"):
+            raise Failure(f"{path.relative_to(staging)} contains the install prefix: not relocatable")
+    staging.rename(prefix)
+    print(f"installed into {staging}, moved to {prefix}")
+
+
+def kind_find_package(args):
+    cmake_consumer(args, "find_package", {"CMAKE_PREFIX_PATH": installed_prefix(args)})
+
+
+def kind_add_subdirectory(args):
+    cmake_consumer(args, "add_subdirectory", {"TETHER_SOURCE_DIR": args.repo})
+
+
+def kind_fetch_content(args):
+    git = shutil.which("git")
+    if not git or not (args.repo / ".git").exists():
+        raise Skip("not a git checkout (or no git): FetchContent from a git URL cannot be tested")
+    head = run([git, "-C", args.repo, "rev-parse", "HEAD"]).stdout.strip()
+    dirty = run([git, "-C", args.repo, "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    if dirty:
+        print("note: FetchContent builds the committed HEAD; uncommitted changes are not part of this test")
+    cmake_consumer(args, "fetch_content", {"TETHER_GIT_URL": args.repo.as_uri(), "TETHER_GIT_TAG": head})
+
+
+def kind_pkg_config(args):
+    pkg_config = shutil.which("pkg-config") or shutil.which("pkgconf")
+    if not pkg_config:
+        raise Skip("pkg-config not found")
+    prefix = installed_prefix(args)
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "share" / "pkgconfig"))
+    version = run([pkg_config, "--modversion", "tether"], env=env).stdout.strip()
+    if version != repo_version(args.repo):
+        raise Failure(f"pkg-config reports tether {version}, version.hpp says {repo_version(args.repo)}")
+    cflags = run([pkg_config, "--cflags", "tether"], env=env).stdout.split()
+    libs = run([pkg_config, "--libs", "tether"], env=env).stdout.split()
+    if f"-I{prefix}/share/pkgconfig/../../include" not in cflags:
+        raise Failure(f"include path not relative to the moved prefix: {cflags}")
+    work = fresh_dir(args.work / "pkg_config")
+    shutil.copy2(HERE / "consumer_main.cpp", work)
+    run([args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", *cflags,
+         "consumer_main.cpp", "-o", "consumer", *libs], cwd=work)
+    check_consumer_output(args, run([work / "consumer"]))
+
+
+def kind_meson_subproject(args):
+    meson = shutil.which("meson")
+    if not meson:
+        raise Skip("meson not found")
+    src = copy_project("meson_subproject", args.work / "meson_subproject" / "src")
+    (src / "subprojects").mkdir()
+    (src / "subprojects" / "tether").symlink_to(args.repo, target_is_directory=True)
+    build = args.work / "meson_subproject" / "build"
+    env = dict(os.environ, CXX=str(args.cxx))
+    run([meson, "setup", "--force-fallback-for=tether", "--buildtype=release", build, src], env=env)
+    run([meson, "compile", "-C", build])
+    check_consumer_output(args, run([build / "consumer"]))
+    # The subproject's install rules are part of the parent's install.
+    dest = args.work / "meson_subproject" / "destdir"
+    run([meson, "install", "-C", build, "--destdir", dest, "--quiet"])
+    pcs = list(dest.rglob("pkgconfig/tether.pc"))
+    headers = list(dest.rglob("include/tether/tether.hpp"))
+    if not pcs or not headers:
+        raise Failure("meson install did not install tether.pc and the headers")
+    if f"Version: {repo_version(args.repo)}" not in pcs[0].read_text():
+        raise Failure(f"{pcs[0]} names another version")
+    # Installed on its own (not as a subproject), tether's pkg-config file is relocatable.
+    alone = args.work / "meson_subproject" / "alone"
+    run([meson, "setup", "-Dtests=disabled", alone / "build", args.repo], env=env)
+    run([meson, "install", "-C", alone / "build", "--destdir", alone / "destdir", "--quiet"])
+    pcs = list((alone / "destdir").rglob("pkgconfig/tether.pc"))
+    if not pcs or "prefix=${pcfiledir}/" not in pcs[0].read_text():
+        raise Failure(f"meson's tether.pc is missing or not relocatable: {pcs}")
+
+
+def vendored_compile(args, work, sources, output):
+    # The command line a user types: one header next to the code, system packages only.
+    cmd = [args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-DASIO_STANDALONE",
+           *sources, "-o", output, "-lssl", "-lcrypto", "-pthread"]
+    return run(cmd, cwd=work)
+
+
+def kind_vendored(args):
+    work = fresh_dir(args.work / "vendored")
+    shutil.copy2(args.repo / "single_include" / "tether" / "tether.hpp", work / "tether.hpp")
+    shutil.copy2(HERE / "vendored" / "main.cpp", work / "main.cpp")
+    vendored_compile(args, work, ["main.cpp"], "app")
+    p = run([work / "app"])
+    if "ok" not in p.stdout:
+        raise Failure("the vendored program did not report ok")
+
+
+def make_other_version(args, root):
+    """A copy of include/ renumbered 99.0.0, with its generated files regenerated."""
+    fresh_dir(root)
+    shutil.copytree(args.repo / "include", root / "include")
+    version_hpp = root / "include" / "tether" / "version.hpp"
+    text = version_hpp.read_text()
+    for part, value in (("MAJOR", 99), ("MINOR", 0), ("PATCH", 0)):
+        text = re.sub(rf"^#define TETHER_VERSION_{part} \d+$", f"#define TETHER_VERSION_{part} {value}",
+                      text, flags=re.M)
+    version_hpp.write_text(text)
+    sys.path.insert(0, str(args.repo / "scripts"))
+    import amalgamate  # noqa: E402 (the repository's own generator)
+    for rel, content in amalgamate.generate(root).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def kind_version_mismatch(args):
+    work = fresh_dir(args.work / "version_mismatch")
+    other = work / "other"
+    make_other_version(args, other)
+    include = args.repo / "include"
+    tu_warning = "tether 99.0.0 is included after another tether version in this translation unit"
+    base = [args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-DASIO_STANDALONE"]
+
+    # One translation unit, two copies. -E is enough to see the warnings and
+    # keeps the single headers (which may include websocketpp) cheap.
+    cases = {
+        "split_then_split.cpp": f'#include <tether/core.hpp>\n#include "{other}/include/tether/core.hpp"\n',
+        "split_then_single.cpp":
+            f'#include <tether/core.hpp>\n#include "{other}/single_include/tether/tether.hpp"\n',
+        "single_then_single.cpp": f'#include "{args.repo}/single_include/tether/tether.hpp"\n'
+                                  f'#include "{other}/single_include/tether/tether.hpp"\n',
+        "single_then_split.cpp": f'#include "{args.repo}/single_include/tether/tether.hpp"\n'
+                                 f'#include "{other}/include/tether/tether.hpp"\n',
+        "testing_then_single.cpp": f'#include <tether/testing.hpp>\n'
+                                   f'#include "{other}/single_include/tether/testing.hpp"\n',
+    }
+    for name, code in cases.items():
+        (work / name).write_text(code + "int main() { return 0; }\n")
+        p = run(base + [f"-I{include}", "-E", name, "-o", os.devnull], cwd=work)
+        count = p.stderr.count("warning: " + tu_warning)
+        if count != 1:
+            raise Failure(f"{name}: expected the mixed-version warning once, got it {count} times")
+    (work / "same_version.cpp").write_text(
+        f'#include <tether/core.hpp>\n#include "{args.repo}/single_include/tether/tether.hpp"\n'
+        "int main() { return 0; }\n")
+    p = run(base + [f"-I{include}", "-E", "same_version.cpp", "-o", os.devnull], cwd=work)
+    if "tether" in p.stderr:
+        raise Failure("same_version.cpp: one version, yet a warning")
+
+    # One program, two versions: distinct inline namespaces link side by side,
+    # and the program says once, at start-up, that it holds two.
+    (work / "unit_current.cpp").write_text(
+        "#include <tether/core.hpp>\n#include <cstdio>\nint other_major();\n"
+        "int main() {\n"
+        "    std::printf(\"current %d, other %d\\n\", tether::version.major, other_major());\n"
+        "    return tether::version.major != 99 && other_major() == 99 ? 0 : 1;\n}\n")
+    (work / "unit_other.cpp").write_text(
+        "#include <tether/core.hpp>\nint other_major() { return tether::version.major; }\n")
+    flags = base + ["-Werror", "-c"]
+    run(flags + [f"-I{include}", "unit_current.cpp", "-o", "unit_current.o"], cwd=work)
+    run(flags + [f"-I{other / 'include'}", "unit_other.cpp", "-o", "unit_other.o"], cwd=work)
+    run([args.cxx, "unit_current.o", "unit_other.o", "-o", "two_versions", "-pthread"], cwd=work)
+    p = run([work / "two_versions"])
+    link_warning = "another tether version or configuration"
+    if p.stderr.count(link_warning) != 1:
+        raise Failure(f"expected one start-up warning about two linked versions, got: {p.stderr!r}")
+
+
+KINDS = {
+    "install": kind_install,
+    "find_package": kind_find_package,
+    "pkg_config": kind_pkg_config,
+    "add_subdirectory": kind_add_subdirectory,
+    "fetch_content": kind_fetch_content,
+    "meson_subproject": kind_meson_subproject,
+    "vendored": kind_vendored,
+    "version_mismatch": kind_version_mismatch,
+}
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=sorted(KINDS))
+    parser.add_argument("--repo", type=pathlib.Path, required=True, help="tether's source tree")
+    parser.add_argument("--work", type=pathlib.Path, required=True, help="scratch directory")
+    parser.add_argument("--build-dir", type=pathlib.Path, help="the main CMake build (for install)")
+    parser.add_argument("--config", default="", help="build configuration (multi-config generators)")
+    parser.add_argument("--cmake", default="cmake")
+    parser.add_argument("--generator", default="Ninja")
+    parser.add_argument("--cxx", default="c++")
+    args = parser.parse_args(argv)
+    args.repo = args.repo.resolve()
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    try:
+        KINDS[args.kind](args)
+    except Skip as e:
+        print(f"SKIPPED: {e}")
+        return SKIP
+    except Failure as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    print(f"PASSED: {args.kind}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
