@@ -218,8 +218,8 @@ private:
                 transport_.close(conn_, close_code::normal, "");
                 return; // on_transport_close finishes
             case client_state::closing: return;
-            case client_state::acquiring_token: cancel_token_request(); break;
-            case client_state::waiting_to_retry: timer_.cancel(); break;
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry:
             case client_state::idle:
             case client_state::stopped: break;
             }
@@ -327,6 +327,7 @@ private:
         void begin_attempt() {
             set_state(client_state::acquiring_token);
             const std::uint64_t gen = ++token_gen_;
+            token_pending_ = true;
             counters_.token_requests.fetch_add(1, std::memory_order_relaxed);
             std::weak_ptr<impl> weak = this->shared_from_this();
             // The policy may complete inline or on any thread: always come back
@@ -339,11 +340,13 @@ private:
 
         void cancel_token_request() {
             ++token_gen_;
+            token_pending_ = false;
             token_policy().cancel();
         }
 
         void on_token(std::uint64_t gen, token_result r) {
             if (gen != token_gen_ || stopping_ || state_ != client_state::acquiring_token) return;
+            token_pending_ = false;
             if (!r.error && is_known_rejected(r.value.value))
                 r = token_result::failure(make_error_code(error::token_rejected),
                                           "the token policy offered a token the server rejected");
@@ -441,7 +444,7 @@ private:
             stopping_ = true;
             ++timer_gen_;
             timer_.cancel();
-            if (state_ == client_state::acquiring_token) cancel_token_request();
+            if (token_pending_) cancel_token_request();
             set_state(client_state::stopped);
             std::deque<outgoing> left;
             {
@@ -515,6 +518,7 @@ private:
         connection_id conn_ = 0;
         std::uint64_t attempt_ = 0;
         std::uint64_t token_gen_ = 0;
+        bool token_pending_ = false;
         std::uint64_t timer_gen_ = 0;
         token token_;
         bool after_rejection_ = false;
