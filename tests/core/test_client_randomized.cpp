@@ -101,6 +101,8 @@ struct invariant_run {
         for (auto t = std::chrono::milliseconds(0); t < std::chrono::minutes(3); t += ms(100, 5000)) {
             sim.run_until(simulation::time_point(t));
             if (pick(3) == 0) client.send("m");
+            if (pick(8) == 0) client.handover();
+            REQUIRE(svc.server.open_connections().size() <= 2);
             if (!stop_called && t >= stop_at) {
                 client.stop();
                 if (pick(2)) client.stop();
@@ -118,6 +120,7 @@ struct invariant_run {
         REQUIRE(svc.server.handshakes.size() == handshakes_at_stop);
         REQUIRE(tok.fetches == token_requests_at_stop);
         REQUIRE(svc.server.open_connections().empty());
+        REQUIRE(client.transport().live_connections() == 0);
         // at most one token request in flight
         REQUIRE(tok.max_in_flight <= 1);
         // no handshake used a token already known to be rejected

@@ -515,3 +515,102 @@ TEST_CASE("bad options are rejected at construction with a clear message") {
     CHECK_THROWS_WITH(make(o), Catch::Contains("line break"));
     CHECK_NOTHROW(make(options("ws://127.0.0.1:9/x")));
 }
+
+// --- make-before-break ----------------------------------------------------------
+
+TEST_CASE("handover: the new connection opens before the old one is closed; nothing is lost") {
+    seed_world w;
+    w.client.send_on_open("subscribe");
+    std::vector<tether::state_change_event> states;
+    w.client.start();
+    w.sim.run_for(1min);
+    const auto old_id = *w.svc.server.newest();
+    w.client.on_state_change([&](const tether::state_change_event& e) { states.push_back(e); });
+    w.svc.server.send(old_id, "before");
+    w.client.handover();
+    w.sim.run_for(2ms); // new handshake under way, old still open
+    REQUIRE(w.svc.server.open_connections().size() == 2);
+    w.svc.server.send(old_id, "during");
+    w.sim.run_for(1s);
+    CHECK(w.client.state() == client_state::open);
+    CHECK(states.empty()); // never left 'open'
+    REQUIRE(w.log.opens.size() == 2);
+    CHECK(w.log.opens[1].handover);
+    CHECK(w.log.messages == std::vector<std::string>{"before", "during"});
+    // the old connection was closed by us, gracefully; the new one is the only one
+    REQUIRE(w.svc.server.open_connections().size() == 1);
+    CHECK(*w.svc.server.newest() != old_id);
+    CHECK(w.client.transport().client_closes() == 1);
+    CHECK(w.log.closes.empty()); // a handover close is not a failure
+    CHECK(w.client.counters().handovers == 1);
+    // subscriptions go to the new connection too
+    int subs = 0;
+    for (const auto& r : w.svc.server.received) subs += r.data == "subscribe";
+    CHECK(subs == 2);
+    // the new connection carries the messages from now on
+    w.client.send("after");
+    w.sim.run_for(1s);
+    CHECK(w.svc.server.received.back().id == *w.svc.server.newest());
+}
+
+TEST_CASE("handover against a server whose second socket takes over (Genesys)") {
+    for (auto takeover_delay : {0ms, 1ms, 5ms}) {
+        INFO("server closes the old socket " << takeover_delay.count() << " ms after the new handshake");
+        seed_world w;
+        w.client.start();
+        w.sim.run_for(1min);
+        auto& server = w.svc.server;
+        server.on_handshake = [&server, &w, takeover_delay](const server_handshake& h) {
+            for (auto id : server.open_connections())
+                if (id != h.id) w.sim.schedule(takeover_delay, [&server, id] { server.close(id, 1000, "taken over"); });
+            return server_response::accept();
+        };
+        w.client.handover();
+        w.sim.run_for(1s);
+        CHECK(w.client.state() == client_state::open);
+        CHECK(server.handshakes.size() == 2);
+        CHECK(server.open_connections().size() == 1);
+        CHECK(w.log.stops.empty());
+        CHECK(w.log.retries.empty());
+        w.svc.server.send("on the new socket");
+        w.sim.run_for(1s);
+        CHECK(w.log.messages == std::vector<std::string>{"on the new socket"});
+    }
+}
+
+TEST_CASE("a failed handover keeps the old connection") {
+    seed_world w;
+    w.client.start();
+    w.sim.run_for(1min);
+    const auto old_id = *w.svc.server.newest();
+    w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(503); };
+    w.client.handover();
+    w.sim.run_for(1s);
+    CHECK(w.client.state() == client_state::open);
+    CHECK(w.svc.server.is_open(old_id));
+    REQUIRE(w.log.closes.size() == 1);
+    CHECK(w.log.closes[0].http_status == 503);
+    w.svc.server.send(old_id, "still here");
+    w.sim.run_for(1s);
+    CHECK(w.log.messages == std::vector<std::string>{"still here"});
+    // a 403 on the handover means stop, for both connections
+    w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(403); };
+    w.client.handover();
+    w.sim.run();
+    REQUIRE(w.log.stops.size() == 1);
+    CHECK(w.log.stops[0].reason == error::handshake_refused);
+    CHECK(w.svc.server.open_connections().empty());
+}
+
+TEST_CASE("stop() during a handover closes both connections and stops once") {
+    seed_world w;
+    w.client.start();
+    w.sim.run_for(1min);
+    w.client.handover();
+    w.sim.run_for(60ms); // token fetched, new handshake in flight
+    w.client.stop();
+    w.sim.run();
+    CHECK(w.log.stops.size() == 1);
+    CHECK(w.svc.server.open_connections().empty());
+    CHECK(w.client.transport().live_connections() == 0);
+}

@@ -353,8 +353,9 @@ private:
     void server_send(connection_id id, std::string data, message_kind kind) {
         later(opts_.latency, [this, id, data = std::move(data), kind] {
             auto it = conns_.find(id);
+            // RFC 6455 5.5.1: after sending a close frame we still receive
+            // data until the peer's close arrives.
             if (it == conns_.end() || it->second.state == phase::handshaking) return;
-            if (it->second.state == phase::closing) return; // RFC 6455: no data after our close
             it->second.on_message(message_view{data, kind});
         });
     }
