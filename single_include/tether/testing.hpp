@@ -844,8 +844,15 @@ private:
         handshakes.push_back(h);
         return on_handshake ? on_handshake(h) : server_response::accept();
     }
-    std::map<connection_id, simulated_transport*> owners_;
-    std::map<connection_id, bool> live_; // id -> open
+    // Shared with the transports, so either side may be destroyed first.
+    struct registry {
+        std::map<connection_id, simulated_transport*> owners;
+        std::map<connection_id, bool> live; // id -> open
+        connection_id next_id = 0;           // ids are unique per server
+    };
+    std::shared_ptr<registry> reg_ = std::make_shared<registry>();
+    std::map<connection_id, simulated_transport*>& owners_ = reg_->owners;
+    std::map<connection_id, bool>& live_ = reg_->live;
 };
 
 /// Implements the Transport concept in memory, on a simulation's virtual clock.
@@ -863,19 +870,19 @@ public:
 
     simulated_transport(simulation& sim, simulated_server& server) : simulated_transport(sim, server, options{}) {}
     simulated_transport(simulation& sim, simulated_server& server, options o)
-        : sim_(&sim), server_(&server), opts_(o), alive_(std::make_shared<bool>(true)) {}
+        : sim_(&sim), server_(&server), reg_(server.reg_), opts_(o), alive_(std::make_shared<bool>(true)) {}
     simulated_transport(simulated_transport&& o) noexcept
-        : sim_(o.sim_), server_(o.server_), opts_(o.opts_), alive_(std::move(o.alive_)),
+        : sim_(o.sim_), server_(o.server_), reg_(o.reg_), opts_(o.opts_), alive_(std::move(o.alive_)),
           conns_(std::move(o.conns_)) {
-        for (auto& c : conns_) server_->owners_[c.first] = this;
+        for (auto& c : conns_) reg_->owners[c.first] = this;
         o.alive_ = std::make_shared<bool>(false);
     }
     simulated_transport& operator=(simulated_transport&&) = delete;
     ~simulated_transport() {
         *alive_ = false;
         for (auto& c : conns_) {
-            server_->owners_.erase(c.first);
-            server_->live_.erase(c.first);
+            reg_->owners.erase(c.first);
+            reg_->live.erase(c.first);
         }
     }
 
@@ -885,12 +892,12 @@ public:
 
     template <class Sink>
     connection_id connect(const connect_request& req, Sink& sink) {
-        const connection_id id = ++next_id_;
+        const connection_id id = ++reg_->next_id;
         conn& c = conns_[id];
         c.on_open = [&sink, id](const open_info& i) { sink.on_transport_open(id, i); };
         c.on_message = [&sink, id](const message_view& m) { sink.on_transport_message(id, m); };
         c.on_close = [&sink, id](close_event&& e) { sink.on_transport_close(id, std::move(e)); };
-        server_->owners_[id] = this;
+        reg_->owners[id] = this;
         server_handshake h{id, req.url, req.token, req.headers, req.subprotocols, req.attempt, sim_->now()};
         ++connects_;
         later(opts_.latency, [this, id, h = std::move(h)] { handshake(id, h); });
@@ -1014,7 +1021,7 @@ private:
         case server_response::kind::accept: break;
         }
         ++server_->accepted;
-        server_->live_[id] = true;
+        reg_->live[id] = true;
         later(opts_.latency, [this, id, r] {
             auto it2 = conns_.find(id);
             if (it2 == conns_.end() || it2->second.state != phase::handshaking) return;
@@ -1036,8 +1043,8 @@ private:
         auto on_close = std::move(it->second.on_close);
         if (it->second.timeout) it->second.timeout->cancel();
         conns_.erase(it);
-        server_->owners_.erase(id);
-        server_->live_.erase(id);
+        reg_->owners.erase(id);
+        reg_->live.erase(id);
         on_close(std::move(ev));
     }
 
@@ -1045,8 +1052,9 @@ private:
     void server_send(connection_id id, std::string data, message_kind kind) {
         later(opts_.latency, [this, id, data = std::move(data), kind] {
             auto it = conns_.find(id);
+            // RFC 6455 5.5.1: after sending a close frame we still receive
+            // data until the peer's close arrives.
             if (it == conns_.end() || it->second.state == phase::handshaking) return;
-            if (it->second.state == phase::closing) return; // RFC 6455: no data after our close
             it->second.on_message(message_view{data, kind});
         });
     }
@@ -1074,10 +1082,10 @@ private:
 
     simulation* sim_;
     simulated_server* server_;
+    std::shared_ptr<simulated_server::registry> reg_;
     options opts_;
     std::shared_ptr<bool> alive_;
     std::map<connection_id, conn> conns_;
-    connection_id next_id_ = 0;
     std::size_t connects_ = 0;
     std::size_t sent_ = 0;
     std::size_t client_closes_ = 0;

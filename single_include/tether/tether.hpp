@@ -1048,6 +1048,7 @@ struct open_event {
     std::uint64_t attempt;              ///< connection attempts so far, this one included
     std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
     std::string subprotocol;            ///< as selected by the server
+    bool handover = false;              ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -1099,6 +1100,7 @@ struct client_counters {
     std::uint64_t dropped_messages = 0;
     std::uint64_t state_changes = 0;
     std::uint64_t stops = 0;              ///< 0 or 1
+    std::uint64_t handovers = 0;          ///< make-before-break switches
 };
 
 TETHER_NAMESPACE_END
@@ -1450,6 +1452,14 @@ public:
     /// reports on_stopped exactly once. Idempotent.
     void stop() { impl_->post([](impl& i) { i.do_stop(make_error_code(error::stopped_by_user)); }); }
 
+    /// Make-before-break: while open, gets a token and opens a second
+    /// connection; when it opens, it becomes the current one (on_open with
+    /// `handover == true`) and the old one is closed with 1000. Messages that
+    /// still arrive on the old connection are delivered, so the client itself
+    /// loses none. If the new connection fails, the old one stays. Does
+    /// nothing unless open and no handover is under way.
+    void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
+
     /// Sends now when open, otherwise queues (bounded; see client_options).
     /// Returns error::queue_full (reject policy) or error::not_running.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
@@ -1558,6 +1568,7 @@ private:
             if (stopping_ || state_ == client_state::stopped) return;
             stopping_ = true;
             stop_reason_ = why;
+            abandon_handover();
             switch (state_.load(std::memory_order_relaxed)) {
             case client_state::connecting:
             case client_state::open:
@@ -1565,8 +1576,8 @@ private:
                 transport_.close(conn_, close_code::normal, "");
                 return; // on_transport_close finishes
             case client_state::closing: return;
-            case client_state::acquiring_token: cancel_token_request(); break;
-            case client_state::waiting_to_retry: timer_.cancel(); break;
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry:
             case client_state::idle:
             case client_state::stopped: break;
             }
@@ -1575,7 +1586,14 @@ private:
 
         // ---- Transport sink ----------------------------------------------
 
+        void do_handover() {
+            if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
+            handover_ = handover_phase::acquiring_token;
+            request_token();
+        }
+
         void on_transport_open(connection_id id, const open_info& info) {
+            if (handover_ == handover_phase::connecting && id == next_conn_) return complete_handover(info);
             if (!has_conn_ || id != conn_) return;
             if (stopping_) return; // do_stop already asked for the close
             opened_at_ = transport_.now();
@@ -1586,17 +1604,23 @@ private:
             for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
             flush();
             emit(h_.open, open_event{attempt_, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime),
-                                     info.subprotocol});
+                                     info.subprotocol, false});
         }
 
         void on_transport_message(connection_id id, const message_view& m) {
-            if (!has_conn_ || id != conn_ || state_ != client_state::open) return;
+            const bool current = has_conn_ && id == conn_ && state_ == client_state::open;
+            if (!current && (stopping_ || !is_retiring(id))) return;
             counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
             counters_.bytes_received.fetch_add(m.data.size(), std::memory_order_relaxed);
             emit(h_.message, m);
         }
 
         void on_transport_close(connection_id id, close_event&& ev) {
+            if (forget_retiring(id)) {
+                counters_.closes.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
+            if (handover_ == handover_phase::connecting && id == next_conn_) return handover_failed(std::move(ev));
             if (!has_conn_ || id != conn_) return;
             has_conn_ = false;
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
@@ -1605,6 +1629,9 @@ private:
                 ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
                 closed_at_ = now;
             }
+            if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
+            // A handover's token request simply serves the reconnect instead.
+            if (handover_ == handover_phase::acquiring_token) handover_ = handover_phase::none;
             if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
             if (stopping_) {
                 emit(h_.close, ev, reconnect_decision::stop(stop_reason_));
@@ -1648,13 +1675,13 @@ private:
             std::atomic<std::uint64_t> connects{0}, opens{0}, closes{0}, rejected_handshakes{0},
                 messages_received{0}, bytes_received{0}, messages_sent{0}, retries{0}, token_requests{0},
                 tokens_acquired{0}, token_failures{0}, tokens_rejected{0}, dropped_messages{0},
-                state_changes{0}, stops{0};
+                state_changes{0}, stops{0}, handovers{0};
             client_counters snapshot() const noexcept {
                 const auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
                 return {r(connects),      r(opens),         r(closes),         r(rejected_handshakes),
                         r(messages_received), r(bytes_received), r(messages_sent), r(retries),
                         r(token_requests), r(tokens_acquired), r(token_failures), r(tokens_rejected),
-                        r(dropped_messages), r(state_changes), r(stops)};
+                        r(dropped_messages), r(state_changes), r(stops), r(handovers)};
             }
         };
 
@@ -1673,7 +1700,15 @@ private:
         // 1. ask the TokenPolicy
         void begin_attempt() {
             set_state(client_state::acquiring_token);
+            request_token();
+        }
+
+        // At most one request in flight: if one is under way, its result
+        // serves whoever waits when it arrives.
+        void request_token() {
+            if (token_pending_) return;
             const std::uint64_t gen = ++token_gen_;
+            token_pending_ = true;
             counters_.token_requests.fetch_add(1, std::memory_order_relaxed);
             std::weak_ptr<impl> weak = this->shared_from_this();
             // The policy may complete inline or on any thread: always come back
@@ -1686,11 +1721,18 @@ private:
 
         void cancel_token_request() {
             ++token_gen_;
+            token_pending_ = false;
             token_policy().cancel();
         }
 
         void on_token(std::uint64_t gen, token_result r) {
-            if (gen != token_gen_ || stopping_ || state_ != client_state::acquiring_token) return;
+            if (gen != token_gen_ || stopping_) return;
+            token_pending_ = false;
+            const bool predates_rejection = std::exchange(request_predates_rejection_, false);
+            if (handover_ == handover_phase::acquiring_token) return on_handover_token(std::move(r));
+            if (state_ != client_state::acquiring_token) return; // nobody waits for it now
+            if (!r.error && is_known_rejected(r.value.value) && predates_rejection)
+                return request_token(); // asked before the rejection: ask again
             if (!r.error && is_known_rejected(r.value.value))
                 r = token_result::failure(make_error_code(error::token_rejected),
                                           "the token policy offered a token the server rejected");
@@ -1788,7 +1830,8 @@ private:
             stopping_ = true;
             ++timer_gen_;
             timer_.cancel();
-            if (state_ == client_state::acquiring_token) cancel_token_request();
+            abandon_handover();
+            if (token_pending_) cancel_token_request();
             set_state(client_state::stopped);
             std::deque<outgoing> left;
             {
@@ -1800,6 +1843,104 @@ private:
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
+        }
+
+        // ---- make-before-break -------------------------------------------
+
+        void on_handover_token(token_result r) {
+            if (!r.error && is_known_rejected(r.value.value))
+                r = token_result::failure(make_error_code(error::token_rejected),
+                                          "the token policy offered a token the server rejected");
+            if (r.error) {
+                handover_ = handover_phase::none;
+                counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
+                const bool permanent = is_permanent_token_error(r.error);
+                emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
+                if (permanent) do_stop(r.error);
+                return; // the current connection stays
+            }
+            counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
+            emit(h_.token, token_event{r.value.fresh, false, r.value.lifetime});
+            next_token_ = std::move(r.value);
+            handover_ = handover_phase::connecting;
+            ++attempt_;
+            counters_.connects.fetch_add(1, std::memory_order_relaxed);
+            connect_request req;
+            req.url = opts_.url;
+            req.token = next_token_.value;
+            req.headers = opts_.headers;
+            req.subprotocols = opts_.subprotocols;
+            req.attempt = attempt_;
+            next_conn_ = transport_.connect(req, *this);
+        }
+
+        void complete_handover(const open_info& info) {
+            const connection_id old = conn_;
+            conn_ = next_conn_;
+            handover_ = handover_phase::none;
+            token_ = std::move(next_token_);
+            next_token_ = token{};
+            retiring_.push_back(old);
+            transport_.close(old, close_code::normal, "handover");
+            opened_at_ = transport_.now();
+            counters_.opens.fetch_add(1, std::memory_order_relaxed);
+            counters_.handovers.fetch_add(1, std::memory_order_relaxed);
+            for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
+            flush();
+            emit(h_.open, open_event{attempt_, std::chrono::nanoseconds(0), info.subprotocol, true});
+        }
+
+        // The new connection failed; the old one carries on.
+        void handover_failed(close_event&& ev) {
+            handover_ = handover_phase::none;
+            counters_.closes.fetch_add(1, std::memory_order_relaxed);
+            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+            const reconnect_decision d = close_policy().decide(ev);
+            emit(h_.close, ev, d);
+            if (d.action == close_action::refresh_token_then_reconnect) {
+                remember_rejected(next_token_.value);
+                token_policy().invalidate(next_token_.value);
+                counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
+            }
+            next_token_ = token{};
+            if (d.action == close_action::stop)
+                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        // The old connection ended before the new one opened: the new one
+        // simply becomes the attempt in progress.
+        void old_closed_during_handover(close_event&& ev) {
+            conn_ = next_conn_;
+            has_conn_ = true;
+            handover_ = handover_phase::none;
+            token_ = std::move(next_token_);
+            next_token_ = token{};
+            const reconnect_decision d = close_policy().decide(ev);
+            emit(h_.close, ev, d);
+            last_close_ = ev;
+            set_state(client_state::connecting);
+            if (d.action == close_action::stop)
+                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        void abandon_handover() {
+            if (handover_ == handover_phase::acquiring_token) cancel_token_request();
+            if (handover_ == handover_phase::connecting) {
+                retiring_.push_back(next_conn_);
+                transport_.close(next_conn_, close_code::normal, "");
+            }
+            handover_ = handover_phase::none;
+            next_token_ = token{};
+        }
+
+        bool is_retiring(connection_id id) const {
+            return std::find(retiring_.begin(), retiring_.end(), id) != retiring_.end();
+        }
+        bool forget_retiring(connection_id id) {
+            auto it = std::find(retiring_.begin(), retiring_.end(), id);
+            if (it == retiring_.end()) return false;
+            retiring_.erase(it);
+            return true;
         }
 
         void report_dropped(dropped_message&& d) {
@@ -1836,6 +1977,7 @@ private:
             return std::find(rejected_.begin(), rejected_.end(), s) != rejected_.end();
         }
         void remember_rejected(const secret& s) {
+            if (token_pending_) request_predates_rejection_ = true;
             if (s.empty() || is_known_rejected(s)) return;
             if (rejected_.size() == 8) rejected_.erase(rejected_.begin());
             rejected_.push_back(s);
@@ -1862,6 +2004,8 @@ private:
         connection_id conn_ = 0;
         std::uint64_t attempt_ = 0;
         std::uint64_t token_gen_ = 0;
+        bool token_pending_ = false;
+        bool request_predates_rejection_ = false;
         std::uint64_t timer_gen_ = 0;
         token token_;
         bool after_rejection_ = false;
@@ -1874,6 +2018,12 @@ private:
         time_point opened_at_{};
         time_point closed_at_{};
         std::optional<close_event> last_close_;
+
+        enum class handover_phase : unsigned char { none, acquiring_token, connecting };
+        handover_phase handover_ = handover_phase::none;
+        connection_id next_conn_ = 0;
+        token next_token_;
+        std::vector<connection_id> retiring_; // closing after a handover; still delivering
     };
 
     std::shared_ptr<impl> impl_;
