@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <thread>
 
 using namespace fixture;
@@ -613,4 +614,35 @@ TEST_CASE("stop() during a handover closes both connections and stops once") {
     CHECK(w.log.stops.size() == 1);
     CHECK(w.svc.server.open_connections().empty());
     CHECK(w.client.transport().live_connections() == 0);
+}
+
+TEST_CASE("renew_before_expiry: a new connection with a new token before expiry; the server never closes us") {
+    auto o = options();
+    o.renew_before_expiry = 30s;
+    seed_world w(o);
+    // the server enforces the 300 s lifetime the token policy announces
+    std::map<std::string, simulation::time_point> first_use;
+    w.svc.server.on_handshake = [&](const server_handshake& h) {
+        const std::string t(h.token.reveal());
+        if (w.svc.expired.count(t)) return server_response::reject(401);
+        first_use.emplace(t, w.sim.now());
+        const auto left = first_use[t] + 300s - w.sim.now();
+        w.sim.schedule(left, [&w, t] {
+            w.svc.expired.insert(t);
+            for (const auto& hs : w.svc.server.handshakes)
+                if (std::string(hs.token.reveal()) == t && w.svc.server.is_open(hs.id))
+                    w.svc.server.close(hs.id, 4001, "Token expired");
+        });
+        return server_response::accept();
+    };
+    w.client.start();
+    w.sim.run_for(1h);
+    CHECK(w.client.state() == client_state::open);
+    CHECK(w.log.closes.empty()); // no expiry close, no failure of any kind
+    CHECK(w.svc.server.rejected == 0);
+    CHECK(w.client.counters().handovers >= 12);
+    CHECK(w.tokens.fetches == static_cast<int>(w.client.counters().handovers) + 1);
+    CHECK(w.tokens.max_in_flight == 1);
+    w.client.stop();
+    w.sim.run();
 }
