@@ -111,6 +111,13 @@ public:
     /// nothing unless open and no handover is under way.
     void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
 
+    /// Drops the current connection as dead (a liveness check of your own
+    /// failed) and reconnects on the network ladder; `why` is reported in the
+    /// close_event. Does nothing unless connecting or open.
+    void reconnect(std::error_code why = make_error_code(error::idle_timeout)) {
+        impl_->post([why](impl& i) { i.do_reconnect(why); });
+    }
+
     /// Sends now when open, otherwise queues (bounded; see client_options).
     /// Returns error::queue_full (reject policy) or error::not_running.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
@@ -238,6 +245,13 @@ private:
 
         // ---- Transport sink ----------------------------------------------
 
+        void do_reconnect(std::error_code why) {
+            if (stopping_ || (state_ != client_state::open && state_ != client_state::connecting)) return;
+            abandon_handover();
+            forced_reason_ = why;
+            transport_.close(conn_, close_code::going_away, "");
+        }
+
         void do_handover() {
             if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
             handover_ = handover_phase::acquiring_token;
@@ -283,6 +297,17 @@ private:
             if (ev.was_open) {
                 ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
                 closed_at_ = now;
+            }
+            if (forced_reason_) {
+                // reconnect(): our own liveness verdict, not the server's doing
+                ev.error = std::exchange(forced_reason_, std::error_code());
+                ev.initiated_locally = true;
+                if (!stopping_) {
+                    const auto d = reconnect_decision::reconnect(failure_class::network);
+                    emit(h_.close, ev, d);
+                    last_close_ = ev;
+                    return retry_after_failure(d);
+                }
             }
             if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
             // A handover's token request simply serves the reconnect instead.
@@ -415,7 +440,7 @@ private:
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = token_.endpoint.empty() ? opts_.url : token_.endpoint;
             req.token = token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -525,7 +550,7 @@ private:
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = next_token_.endpoint.empty() ? opts_.url : next_token_.endpoint;
             req.token = next_token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -698,6 +723,7 @@ private:
         std::uint64_t attempt_ = 0;
         std::uint64_t token_gen_ = 0;
         bool token_pending_ = false;
+        std::error_code forced_reason_; // set by reconnect() until the close arrives
         std::uint64_t renew_gen_ = 0;
         time_point token_obtained_at_{};
         time_point next_token_obtained_at_{};

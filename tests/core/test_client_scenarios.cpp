@@ -646,3 +646,38 @@ TEST_CASE("renew_before_expiry: a new connection with a new token before expiry;
     w.client.stop();
     w.sim.run();
 }
+
+TEST_CASE("reconnect(): the application's own liveness verdict drops the connection and reconnects") {
+    seed_world w;
+    w.client.start();
+    w.sim.run_for(1min);
+    w.client.reconnect(tether::error::pong_timeout);
+    w.sim.run_for(5s);
+    CHECK(w.client.state() == client_state::open);
+    REQUIRE(w.log.closes.size() == 1);
+    CHECK(w.log.closes[0].error == error::pong_timeout);
+    CHECK(w.log.closes[0].initiated_locally);
+    CHECK(w.log.decisions[0].action == close_action::reconnect);
+    REQUIRE(w.log.retries.size() == 1);
+    CHECK(w.log.retries[0].cls == tether::failure_class::network);
+    CHECK(w.svc.server.handshakes.size() == 2);
+}
+
+TEST_CASE("a token may carry its own endpoint (channel URL, pre-signed URL)") {
+    simulation sim;
+    simulated_server server;
+    int n = 0;
+    auto fetch = [&n] {
+        tether::token_result r;
+        r.value.endpoint = "wss://streaming.example.test/channels/ch-" + std::to_string(++n);
+        r.value.fresh = true;
+        return r;
+    };
+    tether::basic_reconnecting_client<simulated_transport, tether::callback_token<decltype(fetch)>> client(
+        options("wss://streaming.example.test/"), simulated_transport(sim, server), tether::callback_token(fetch));
+    client.start();
+    sim.run_for(1s);
+    REQUIRE(server.handshakes.size() == 1);
+    CHECK(server.handshakes[0].url == "wss://streaming.example.test/channels/ch-1");
+    CHECK(server.handshakes[0].token.empty());
+}
