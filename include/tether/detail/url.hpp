@@ -163,6 +163,12 @@ inline bool is_loopback_host(std::string_view host) noexcept {
     return dots == 3 && digits > 0;
 }
 
+/// A credential may travel over `url` when the channel is encrypted, when it
+/// never leaves the machine, or when the user opted in by name.
+inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+    return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
+}
+
 /// Percent-encodes everything except RFC 3986 unreserved characters, so a
 /// value is safe as a query parameter whatever it contains.
 inline std::string percent_encode(std::string_view in) {

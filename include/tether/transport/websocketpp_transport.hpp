@@ -157,6 +157,9 @@ struct wspp_client_config : Base {
         /// bounds how long a dead peer's socket lingers after we gave up on it
         static const long timeout_socket_shutdown = 2000;
     };
+    /// A peer that breaks the protocol or sends an oversized message is
+    /// dropped at once, so the reason reaches close_event::error intact.
+    static const bool drop_on_protocol_error = true;
     typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 
     static bool const enable_multithreading = false;
@@ -240,11 +243,12 @@ public:
     using timer_type = asio::steady_timer;
     using options = websocketpp_transport_options;
 
-    /// Runs on an io_context the transport owns; run it with `context().run()`.
-    explicit websocketpp_transport(options o = {}) : core_(std::make_unique<core>(nullptr, std::move(o))) {}
     /// Runs on the caller's io_context, which must outlive the transport.
+    /// (No owned io_context: a client keeps itself alive through handlers it
+    /// posts, and an io_context owned by its own handlers would never be freed.)
+    /// Throws std::invalid_argument for invalid options or TLS settings.
     explicit websocketpp_transport(asio::io_context& io, options o = {})
-        : core_(std::make_unique<core>(&io, std::move(o))) {}
+        : core_(std::make_unique<core>(io, std::move(o))) {}
 
     websocketpp_transport(websocketpp_transport&&) noexcept = default;
     websocketpp_transport& operator=(websocketpp_transport&&) noexcept = default;
@@ -334,11 +338,11 @@ private:
         detail::wspp_plain_client plain;
         detail::wspp_tls_client tls;
         std::shared_ptr<asio::ssl::context> tls_context;
-        const tls_options* tls_opts = nullptr;
+        tls_options tls_opts;
         conn_state* constructing = nullptr; // the connection get_connection() is building
 
         endpoints(asio::io_context& io, const tls_options& o)
-            : tls_context(make_tls_client_context(o)), tls_opts(&o) {
+            : tls_context(make_tls_client_context(o)), tls_opts(o) {
             plain.init_asio(&io);
             tls.init_asio(&io);
             tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
@@ -346,15 +350,13 @@ private:
                 // called inside get_connection(), for the connection being built
                 if (!constructing) return;
                 constructing->tls_report = std::make_shared<tls_handshake_report>();
-                prepare_tls_client_stream(s, constructing->host, *tls_opts, constructing->tls_report);
+                prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
             });
         }
     };
 
     struct core {
-        core(asio::io_context* external, options o)
-            : owned_io(external ? nullptr : std::make_unique<asio::io_context>(1)),
-              io(external ? external : owned_io.get()), opts(std::move(o)) {
+        core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
             opts.validate();
             eps = std::make_shared<endpoints>(*io, opts.tls);
         }
@@ -366,12 +368,8 @@ private:
             // drops those handlers.
             auto all = std::move(conns);
             for (auto& entry : all) detach(*entry.second);
-            all.clear();
-            eps.reset();
-            owned_io.reset();
         }
 
-        std::unique_ptr<asio::io_context> owned_io; // declared first: destroyed last
         asio::io_context* io;
         options opts;
         std::shared_ptr<endpoints> eps;
@@ -395,8 +393,7 @@ private:
             st->host = url->host;
             st->port = url->port;
             const bool has_token = !req.token.empty();
-            if (has_token && !url->secure && !detail::is_loopback_host(url->host) &&
-                !opts.allow_insecure_token_transport) {
+            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
                 fail_early(*st, error::insecure_transport,
                            "refusing to send the token over ws:// to '" + url->host +
                                "': use wss:// or set allow_insecure_token_transport");
@@ -647,35 +644,52 @@ private:
             return ev;
         }
 
+        /// The peer broke RFC 6455 (bad frame, bad close frame, bad UTF-8) or
+        /// sent a message over the limit; websocketpp dropped the connection.
+        static bool is_peer_violation(const std::error_code& ec) {
+            namespace we = websocketpp::error;
+            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            return ec == we::make_error_code(we::bad_close_code) ||
+                   ec == we::make_error_code(we::invalid_close_code) ||
+                   ec == we::make_error_code(we::reserved_close_code) ||
+                   ec == we::make_error_code(we::invalid_utf8);
+        }
+
         template <class Con>
         static close_event describe_close(conn_state& st, Con& con) {
             namespace cs = websocketpp::close::status;
             close_event ev;
             ev.was_open = true;
             const std::uint16_t remote = con.get_remote_close_code();
-            const std::uint16_t local = con.get_local_close_code();
             const std::error_code ec = con.get_ec();
-            const bool remote_valid = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
             if (st.close_requested) {
                 ev.initiated_locally = true;
-                ev.code = remote_valid ? remote : st.requested_code;
-                ev.reason = remote_valid ? con.get_remote_close_reason() : st.requested_reason;
-                if (ec == websocketpp::error::close_handshake_timeout) {
+                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                ev.code = echoed ? remote : st.requested_code;
+                ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
+                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
                     ev.error = error::close_timeout;
                     ev.detail = "the peer did not finish the closing handshake in time";
                 }
-            } else if (local != cs::abnormal_close && (!remote_valid || local != remote) &&
-                       !(remote == cs::no_status && local == cs::normal)) {
-                // websocketpp failed the connection itself (oversized message, invalid frame or
-                // close frame); the close frame it sent says why
+            } else if (is_peer_violation(ec)) {
                 ev.initiated_locally = true;
-                ev.code = local;
-                ev.reason = con.get_local_close_reason();
-                ev.error = local == cs::message_too_big ? error::message_too_large : error::protocol_error;
-                ev.detail = (remote_valid || remote == cs::abnormal_close)
-                                ? con.get_local_close_reason()
-                                : "the peer sent an invalid close frame (code " + std::to_string(remote) +
-                                      "): " + con.get_local_close_reason();
+                namespace pe = websocketpp::processor::error;
+                if (ec == pe::make_error_code(pe::message_too_big)) {
+                    ev.code = close_code::message_too_big;
+                    ev.error = error::message_too_large;
+                    ev.detail = "a message from " + st.where() + " exceeds max_message_size (" +
+                                std::to_string(st.owner->opts.max_message_size) + " bytes)";
+                } else {
+                    ev.code = ec.category() == pe::get_processor_category()
+                                  ? static_cast<std::uint16_t>(pe::to_ws(ec))
+                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                         ? close_code::invalid_payload
+                                         : close_code::protocol_error);
+                    ev.error = error::protocol_error;
+                    ev.detail = st.where() + " violated the WebSocket protocol: " + ec.message();
+                    if (remote != cs::abnormal_close)
+                        ev.detail += " (close code " + std::to_string(remote) + ")";
+                }
             } else if (remote != cs::abnormal_close) {
                 ev.code = remote;
                 ev.reason = con.get_remote_close_reason();
