@@ -283,7 +283,7 @@ TEST_CASE("token response: success and expires_in handling") {
 
     auto r = ok(R"({"access_token":"abc","token_type":"Bearer","expires_in":3600})");
     REQUIRE_FALSE(r.error);
-    CHECK(r.value.value.reveal() == "abc");
+    CHECK(std::string(r.value.value.reveal()) == "abc");
     CHECK(r.value.lifetime == 3600s);
     CHECK(r.value.fresh);
     CHECK(r.detail.empty());
@@ -477,7 +477,7 @@ std::vector<scenario> scenarios() {
          no_change,
          [](const outcome& o, const std::vector<received_request>& rq) {
              REQUIRE_FALSE(o.result.error);
-             CHECK(o.result.value.value.reveal() == issued_token(1));
+             CHECK(std::string(o.result.value.value.reveal()) == issued_token(1));
              CHECK(o.result.value.lifetime == 3600s);
              CHECK(o.result.value.fresh);
              REQUIRE(rq.size() == 1);
@@ -522,7 +522,7 @@ std::vector<scenario> scenarios() {
          [](const received_request&, std::size_t n) { return chunked_token(n); }, no_change,
          [](const outcome& o, const std::vector<received_request>&) {
              REQUIRE_FALSE(o.result.error);
-             CHECK(o.result.value.value.reveal() == issued_token(1));
+             CHECK(std::string(o.result.value.value.reveal()) == issued_token(1));
              CHECK(o.result.value.lifetime == 120s);
          }},
         {"expires_in missing -> default lifetime",
