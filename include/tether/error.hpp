@@ -30,6 +30,7 @@ enum class error {
     token_request_timeout,   ///< the token endpoint did not answer in time
     rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
     operation_cancelled,     ///< the request was cancelled (client stopped)
+    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
     // transport
     insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
@@ -72,6 +73,7 @@ public:
         case error::token_request_timeout: return "token request timed out";
         case error::rate_limited: return "rate limited by the server";
         case error::operation_cancelled: return "operation cancelled";
+        case error::malformed_http_response: return "malformed HTTP response";
         case error::insecure_transport:
             return "refusing to send a credential over an unencrypted connection to a "
                    "non-loopback host (opt in explicitly to allow it)";
