@@ -205,7 +205,11 @@ struct http_reply {
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
-http_reply json_reply(int status, const json& body) { return {status, body.dump(), {}}; }
+// Request bytes end up in JSON (a seed-mode path is a topic name): invalid
+// UTF-8 is replaced instead of throwing out of a handler.
+std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+http_reply json_reply(int status, const json& body) { return {status, to_text(body), {}}; }
 
 // Genesys' REST error body.
 http_reply api_error(int status, const std::string& code, const std::string& message) {
@@ -268,7 +272,7 @@ public:
         sigaddset(&late, SIGINT);
         sigaddset(&late, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &late, nullptr);
-        std::cout << stats_json().dump() << std::endl;
+        std::cout << to_text(stats_json()) << std::endl;
         return 0;
     }
 
@@ -316,7 +320,7 @@ private:
     std::string correlation_id() {
         const char* hex = "0123456789abcdef";
         return random_text(8, hex) + "-" + random_text(4, hex) + "-4" + random_text(3, hex) + "-" +
-               random_text(4, hex) + "-" + random_text(12, hex);
+               random_text(1, "89ab") + random_text(3, hex) + "-" + random_text(12, hex);
     }
 
     // ISO-8601 UTC with milliseconds, as Genesys writes dates.
@@ -336,7 +340,7 @@ private:
 
     bool send_json(const connection_hdl& h, const json& j) {
         std::error_code ec;
-        server_.send(h, j.dump(), websocketpp::frame::opcode::text, ec);
+        server_.send(h, to_text(j), websocketpp::frame::opcode::text, ec);
         return !ec;
     }
 
@@ -766,8 +770,12 @@ private:
         if (grant == form.end() || grant->second != "client_credentials")
             return json_reply(400, {{"error", "unsupported_grant_type"},
                                     {"error_description", "grant_type must be client_credentials"}});
+        // Forget tokens long expired; recent ones stay to answer "Token expired".
+        const auto now = steady::now();
+        for (auto it = tokens_.begin(); it != tokens_.end();)
+            it = it->second.expires + std::chrono::hours(1) < now ? tokens_.erase(it) : std::next(it);
         const std::string token = random_text(48, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
-        tokens_[token] = {opts_.client_id, steady::now() + opts_.token_lifetime};
+        tokens_[token] = {opts_.client_id, now + opts_.token_lifetime};
         ++stats_.tokens_issued;
         log("token issued (lifetime " + seconds_text(opts_.token_lifetime) + ")");
         return json_reply(200, {{"access_token", token},
