@@ -111,6 +111,13 @@ public:
     /// nothing unless open and no handover is under way.
     void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
 
+    /// Drops the current connection as dead (a liveness check of your own
+    /// failed) and reconnects on the network ladder; `why` is reported in the
+    /// close_event. Does nothing unless connecting or open.
+    void reconnect(std::error_code why = make_error_code(error::idle_timeout)) {
+        impl_->post([why](impl& i) { i.do_reconnect(why); });
+    }
+
     /// Sends now when open, otherwise queues (bounded; see client_options).
     /// Returns error::queue_full (reject policy) or error::not_running.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
@@ -161,7 +168,8 @@ private:
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()) {}
+              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()),
+              renew_timer_(transport_.make_timer()) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -237,6 +245,13 @@ private:
 
         // ---- Transport sink ----------------------------------------------
 
+        void do_reconnect(std::error_code why) {
+            if (stopping_ || (state_ != client_state::open && state_ != client_state::connecting)) return;
+            abandon_handover();
+            forced_reason_ = why;
+            transport_.close(conn_, close_code::going_away, "");
+        }
+
         void do_handover() {
             if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
             handover_ = handover_phase::acquiring_token;
@@ -252,6 +267,7 @@ private:
             had_open_ = true;
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
             set_state(client_state::open);
+            schedule_renewal();
             for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
             flush();
             emit(h_.open, open_event{attempt_, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime),
@@ -274,11 +290,24 @@ private:
             if (handover_ == handover_phase::connecting && id == next_conn_) return handover_failed(std::move(ev));
             if (!has_conn_ || id != conn_) return;
             has_conn_ = false;
+            ++renew_gen_;
+            renew_timer_.cancel();
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
             const time_point now = transport_.now();
             if (ev.was_open) {
                 ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
                 closed_at_ = now;
+            }
+            if (forced_reason_) {
+                // reconnect(): our own liveness verdict, not the server's doing
+                ev.error = std::exchange(forced_reason_, std::error_code());
+                ev.initiated_locally = true;
+                if (!stopping_) {
+                    const auto d = reconnect_decision::reconnect(failure_class::network);
+                    emit(h_.close, ev, d);
+                    last_close_ = ev;
+                    return retry_after_failure(d);
+                }
             }
             if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
             // A handover's token request simply serves the reconnect instead.
@@ -401,6 +430,7 @@ private:
             emit(h_.token, token_event{r.value.fresh, after_rejection_, r.value.lifetime});
             after_rejection_ = false;
             token_ = std::move(r.value);
+            token_obtained_at_ = transport_.now();
             connect();
         }
 
@@ -410,7 +440,7 @@ private:
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = token_.endpoint.empty() ? opts_.url : token_.endpoint;
             req.token = token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -481,6 +511,8 @@ private:
             stopping_ = true;
             ++timer_gen_;
             timer_.cancel();
+            ++renew_gen_;
+            renew_timer_.cancel();
             abandon_handover();
             if (token_pending_) cancel_token_request();
             set_state(client_state::stopped);
@@ -513,11 +545,12 @@ private:
             counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
             emit(h_.token, token_event{r.value.fresh, false, r.value.lifetime});
             next_token_ = std::move(r.value);
+            next_token_obtained_at_ = transport_.now();
             handover_ = handover_phase::connecting;
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = next_token_.endpoint.empty() ? opts_.url : next_token_.endpoint;
             req.token = next_token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -530,8 +563,10 @@ private:
             conn_ = next_conn_;
             handover_ = handover_phase::none;
             token_ = std::move(next_token_);
+            token_obtained_at_ = next_token_obtained_at_;
             next_token_ = token{};
             retiring_.push_back(old);
+            schedule_renewal();
             transport_.close(old, close_code::normal, "handover");
             opened_at_ = transport_.now();
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
@@ -565,6 +600,7 @@ private:
             has_conn_ = true;
             handover_ = handover_phase::none;
             token_ = std::move(next_token_);
+            token_obtained_at_ = next_token_obtained_at_;
             next_token_ = token{};
             const reconnect_decision d = close_policy().decide(ev);
             emit(h_.close, ev, d);
@@ -572,6 +608,36 @@ private:
             set_state(client_state::connecting);
             if (d.action == close_action::stop)
                 do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        // renew_before_expiry: hand over to a connection with a new token
+        // before the current one expires, so the server never has to close
+        // us for expiry.
+        void schedule_renewal() {
+            ++renew_gen_;
+            renew_timer_.cancel();
+            if (opts_.renew_before_expiry.count() <= 0 || !token_.lifetime) return;
+            const auto lifetime = std::chrono::duration_cast<typename clock_type::duration>(*token_.lifetime);
+            const auto margin = std::chrono::duration_cast<typename clock_type::duration>(opts_.renew_before_expiry);
+            if (lifetime <= margin) return; // nothing sensible to do: the close will come first
+            const time_point due = token_obtained_at_ + (lifetime - margin);
+            const time_point now = transport_.now();
+            renew_timer_.expires_after(due > now ? due - now : typename clock_type::duration(0));
+            const std::uint64_t gen = renew_gen_;
+            std::weak_ptr<impl> weak = this->shared_from_this();
+            renew_timer_.async_wait([weak, gen](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || gen != self->renew_gen_ || self->stopping_) return;
+                self->renew_now();
+            });
+        }
+
+        void renew_now() {
+            if (state_ != client_state::open || handover_ != handover_phase::none) return;
+            // The token is spent for new handshakes: make the policy fetch a
+            // new one (a shared source refreshes once for all its clients).
+            token_policy().invalidate(token_.value);
+            do_handover();
         }
 
         void abandon_handover() {
@@ -638,6 +704,7 @@ private:
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         timer_type timer_;
+        timer_type renew_timer_; // renew_before_expiry
         handlers h_;
         std::vector<outgoing> on_open_messages_;
 
@@ -656,6 +723,10 @@ private:
         std::uint64_t attempt_ = 0;
         std::uint64_t token_gen_ = 0;
         bool token_pending_ = false;
+        std::error_code forced_reason_; // set by reconnect() until the close arrives
+        std::uint64_t renew_gen_ = 0;
+        time_point token_obtained_at_{};
+        time_point next_token_obtained_at_{};
         bool request_predates_rejection_ = false;
         std::uint64_t timer_gen_ = 0;
         token token_;

@@ -59,6 +59,7 @@ struct invariant_run {
         opts.auth_failure_limit = 1 + static_cast<unsigned>(pick(4));
         opts.queue_capacity = 4;
         opts.overflow = pick(2) ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
+        if (pick(3) == 0) opts.renew_before_expiry = ms(100000, 290000);
         if (pick(3) == 0) opts.max_attempts = 3 + static_cast<unsigned>(pick(10));
 
         client_t client(opts, simulated_transport(sim, svc.server, topts), recording_token_policy(sim),

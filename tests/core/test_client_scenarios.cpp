@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <thread>
 
 using namespace fixture;
@@ -613,4 +614,70 @@ TEST_CASE("stop() during a handover closes both connections and stops once") {
     CHECK(w.log.stops.size() == 1);
     CHECK(w.svc.server.open_connections().empty());
     CHECK(w.client.transport().live_connections() == 0);
+}
+
+TEST_CASE("renew_before_expiry: a new connection with a new token before expiry; the server never closes us") {
+    auto o = options();
+    o.renew_before_expiry = 30s;
+    seed_world w(o);
+    // the server enforces the 300 s lifetime the token policy announces
+    std::map<std::string, simulation::time_point> first_use;
+    w.svc.server.on_handshake = [&](const server_handshake& h) {
+        const std::string t(h.token.reveal());
+        if (w.svc.expired.count(t)) return server_response::reject(401);
+        first_use.emplace(t, w.sim.now());
+        const auto left = first_use[t] + 300s - w.sim.now();
+        w.sim.schedule(left, [&w, t] {
+            w.svc.expired.insert(t);
+            for (const auto& hs : w.svc.server.handshakes)
+                if (std::string(hs.token.reveal()) == t && w.svc.server.is_open(hs.id))
+                    w.svc.server.close(hs.id, 4001, "Token expired");
+        });
+        return server_response::accept();
+    };
+    w.client.start();
+    w.sim.run_for(1h);
+    CHECK(w.client.state() == client_state::open);
+    CHECK(w.log.closes.empty()); // no expiry close, no failure of any kind
+    CHECK(w.svc.server.rejected == 0);
+    CHECK(w.client.counters().handovers >= 12);
+    CHECK(w.tokens.fetches == static_cast<int>(w.client.counters().handovers) + 1);
+    CHECK(w.tokens.max_in_flight == 1);
+    w.client.stop();
+    w.sim.run();
+}
+
+TEST_CASE("reconnect(): the application's own liveness verdict drops the connection and reconnects") {
+    seed_world w;
+    w.client.start();
+    w.sim.run_for(1min);
+    w.client.reconnect(tether::error::pong_timeout);
+    w.sim.run_for(5s);
+    CHECK(w.client.state() == client_state::open);
+    REQUIRE(w.log.closes.size() == 1);
+    CHECK(w.log.closes[0].error == error::pong_timeout);
+    CHECK(w.log.closes[0].initiated_locally);
+    CHECK(w.log.decisions[0].action == close_action::reconnect);
+    REQUIRE(w.log.retries.size() == 1);
+    CHECK(w.log.retries[0].cls == tether::failure_class::network);
+    CHECK(w.svc.server.handshakes.size() == 2);
+}
+
+TEST_CASE("a token may carry its own endpoint (channel URL, pre-signed URL)") {
+    simulation sim;
+    simulated_server server;
+    int n = 0;
+    auto fetch = [&n] {
+        tether::token_result r;
+        r.value.endpoint = "wss://streaming.example.test/channels/ch-" + std::to_string(++n);
+        r.value.fresh = true;
+        return r;
+    };
+    tether::basic_reconnecting_client<simulated_transport, tether::callback_token<decltype(fetch)>> client(
+        options("wss://streaming.example.test/"), simulated_transport(sim, server), tether::callback_token(fetch));
+    client.start();
+    sim.run_for(1s);
+    REQUIRE(server.handshakes.size() == 1);
+    CHECK(server.handshakes[0].url == "wss://streaming.example.test/channels/ch-1");
+    CHECK(server.handshakes[0].token.empty());
 }

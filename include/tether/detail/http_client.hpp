@@ -1,0 +1,520 @@
+// tether: a small asynchronous HTTP/1.1 client for token endpoints.
+//
+// One request per connection (Connection: close), on a strand of the given
+// executor: resolve, connect, TLS handshake with peer and host name
+// verification, write, read with http_response_parser. A single deadline
+// covers the whole exchange. Plain http:// goes only to loopback addresses
+// unless the caller opts in, because the request carries credentials.
+#ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
+#define TETHER_DETAIL_HTTP_CLIENT_HPP
+
+#include <tether/detail/http_response_parser.hpp>
+#include <tether/error.hpp>
+#include <tether/secret.hpp>
+#include <tether/tls_options.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/write.hpp>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// Overwrites a string that held a credential before it is freed.
+inline void wipe(std::string& s) noexcept {
+    volatile char* p = s.data();
+    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    s.clear();
+}
+
+/// application/x-www-form-urlencoded (WHATWG URL standard): alphanumerics and
+/// "*-._" stay, space becomes '+', every other byte is %XX.
+inline std::string form_urlencode(std::string_view in) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size() * 3);
+    for (char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '*' ||
+            u == '-' || u == '.' || u == '_') {
+            out.push_back(c);
+        } else if (u == ' ') {
+            out.push_back('+');
+        } else {
+            out.push_back('%');
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 0x0f]);
+        }
+    }
+    return out;
+}
+
+inline std::string base64_encode(std::string_view in) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
+                                std::uint32_t(static_cast<unsigned char>(in[i + 2]));
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back(alphabet[v & 63]);
+    }
+    if (i + 1 == in.size()) {
+        const std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back('=');
+    }
+    return out;
+}
+
+/// An http:// or https:// URL, split for a request.
+struct http_url {
+    bool tls = true;
+    std::string host;        ///< lower case, IPv6 without brackets
+    std::uint16_t port = 443;
+    std::string target;      ///< path and query, at least "/"
+
+    /// The Host field: host, [v6], plus the port when it is not the default.
+    std::string host_field() const {
+        std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+        if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
+        return h;
+    }
+    /// For logs: no query, which is where people hide secrets in URLs.
+    std::string display() const {
+        const auto q = target.find('?');
+        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
+    }
+};
+
+/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
+/// no user info (a password in a URL ends up in logs), no fragments, no
+/// spaces or control characters.
+inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
+    http_url out;
+    auto starts_with_ci = [&](std::string_view prefix) {
+        return url.size() >= prefix.size() && iequals(url.substr(0, prefix.size()), prefix);
+    };
+    if (starts_with_ci("https://")) {
+        out.tls = true;
+        out.port = 443;
+        url.remove_prefix(8);
+    } else if (starts_with_ci("http://")) {
+        out.tls = false;
+        out.port = 80;
+        url.remove_prefix(7);
+    } else {
+        why = "the URL must start with https:// or http://";
+        return std::nullopt;
+    }
+    const auto authority_end = url.find_first_of("/?#");
+    std::string_view authority = url.substr(0, authority_end);
+    std::string_view rest = authority_end == std::string_view::npos ? std::string_view{}
+                                                                    : url.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) {
+        why = "user information in the URL is not allowed; pass credentials as options";
+        return std::nullopt;
+    }
+    std::string_view host = authority, port;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 address";
+            return std::nullopt;
+        }
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "invalid characters after the IPv6 address";
+                return std::nullopt;
+            }
+            port = after.substr(1);
+        }
+        std::error_code ec;
+        asio::ip::make_address_v6(std::string(host), ec);
+        if (ec) {
+            why = "invalid IPv6 address";
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = authority.find(':');
+        if (colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port = authority.substr(colon + 1);
+        }
+        for (char c : host)
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-' || c == '.')) {
+                why = "invalid character in the host name";
+                return std::nullopt;
+            }
+    }
+    if (host.empty()) {
+        why = "the URL has no host";
+        return std::nullopt;
+    }
+    if (authority.find(':') != std::string_view::npos && authority.back() == ':') {
+        why = "empty port";
+        return std::nullopt;
+    }
+    if (!port.empty()) {
+        unsigned long value = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9' || value > 65535) {
+                why = "invalid port";
+                return std::nullopt;
+            }
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value == 0 || value > 65535) {
+            why = "invalid port";
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    for (char c : host) out.host.push_back(ascii_lower(c));
+
+    const auto hash = rest.find('#');
+    if (hash != std::string_view::npos) {
+        why = "a fragment (#...) has no meaning in a request URL";
+        return std::nullopt;
+    }
+    for (char c : rest) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) {
+            why = "invalid character in the URL path or query";
+            return std::nullopt;
+        }
+    }
+    if (rest.empty() || rest.front() == '?') out.target = "/";
+    out.target.append(rest.data(), rest.size());
+    return out;
+}
+
+inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+    if (a.is_loopback()) return true;
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+    return false;
+}
+
+/// "localhost" or a loopback literal. Resolved addresses are checked again
+/// before connecting, so a hosts file cannot redirect "localhost" elsewhere.
+inline bool is_loopback_host(const std::string& host) {
+    if (host == "localhost") return true;
+    std::error_code ec;
+    const auto a = asio::ip::make_address(host, ec);
+    return !ec && is_loopback_address(a);
+}
+
+struct http_exchange_options {
+    std::chrono::milliseconds timeout{10000}; ///< resolve to last byte
+    http_limits limits;
+    /// Allows plain http:// to a host that is not loopback. The request (and
+    /// any credential in it) crosses the network unencrypted.
+    bool allow_plain_http_to_non_loopback_host = false;
+    std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
+    tls_options tls;
+    /// Progress notes for logs; never given header values or bodies.
+    std::function<void(std::string_view)> trace;
+};
+
+struct http_result {
+    /// Empty on a complete response. Otherwise a tether::error
+    /// (malformed_http_response, response_too_large, insecure_transport,
+    /// tls_verification_failed, operation_cancelled), asio::error::timed_out,
+    /// or the socket's own error.
+    std::error_code error;
+    std::string detail; ///< for logs; never contains request or response bytes
+    http_response response;
+    std::size_t bytes_received = 0; ///< raw bytes read from the connection
+};
+
+/// One request on one connection. Start with start(); cancel() from any thread.
+class http_exchange : public std::enable_shared_from_this<http_exchange> {
+public:
+    using handler_type = std::function<void(http_result)>;
+    using strand_type = asio::strand<asio::any_io_executor>;
+
+    /// `request` is the complete request (start line, fields, body). The
+    /// handler runs once, on the exchange's strand.
+    static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
+                                                secret request, http_exchange_options opts,
+                                                handler_type handler) {
+        std::shared_ptr<http_exchange> self(
+            new http_exchange(ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
+        asio::dispatch(self->strand_, [self] { self->begin(); });
+        return self;
+    }
+
+    void cancel() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->finished_) return;
+            self->cancelled_ = true;
+            self->abort_io();
+        });
+    }
+
+private:
+    using tcp = asio::ip::tcp;
+    using tls_stream = asio::ssl::stream<tcp::socket>;
+
+    http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
+                  http_exchange_options opts, handler_type handler)
+        : strand_(asio::make_strand(ex)),
+          url_(std::move(url)),
+          request_(std::move(request)),
+          opts_(std::move(opts)),
+          handler_(std::move(handler)),
+          resolver_(strand_),
+          timer_(strand_),
+          parser_(opts_.limits) {
+        if (url_.tls && opts_.tls_context)
+            tls_.emplace(strand_, *opts_.tls_context);
+        else
+            plain_.emplace(strand_);
+    }
+
+    tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+
+    void trace(const std::string& note) const {
+        if (opts_.trace) opts_.trace(note);
+    }
+
+    void begin() {
+        if (url_.tls && !opts_.tls_context) {
+            finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
+            return;
+        }
+        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host && !is_loopback_host(url_.host)) {
+            finish(make_error_code(error::insecure_transport),
+                   "refusing to send credentials over plain http:// to " + url_.host_field());
+            return;
+        }
+        timer_.expires_after(opts_.timeout);
+        timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec || self->finished_) return;
+            self->timed_out_ = true;
+            self->abort_io();
+        });
+        trace("resolving " + url_.host_field());
+        resolver_.async_resolve(url_.host, std::to_string(url_.port),
+                                [self = shared_from_this()](std::error_code ec,
+                                                            tcp::resolver::results_type results) {
+                                    self->on_resolved(ec, std::move(results));
+                                });
+    }
+
+    void abort_io() {
+        resolver_.cancel();
+        std::error_code ignored;
+        socket().close(ignored);
+    }
+
+    // Maps an I/O failure to a result, letting timeout and cancel win over
+    // the operation_aborted they cause.
+    bool failed(std::error_code ec, const std::string& what) {
+        if (!ec && !timed_out_ && !cancelled_) return false;
+        if (cancelled_)
+            finish(make_error_code(error::operation_cancelled), "request cancelled");
+        else if (timed_out_)
+            finish(asio::error::timed_out,
+                   "no complete response within " + std::to_string(opts_.timeout.count()) + " ms (" +
+                       what + ")");
+        else
+            finish(ec, what + ": " + ec.message());
+        return true;
+    }
+
+    void on_resolved(std::error_code ec, tcp::resolver::results_type results) {
+        if (failed(ec, "resolving " + url_.host)) return;
+        std::vector<tcp::endpoint> endpoints;
+        for (const auto& entry : results) {
+            const auto ep = entry.endpoint();
+            if (url_.tls || opts_.allow_plain_http_to_non_loopback_host ||
+                is_loopback_address(ep.address()))
+                endpoints.push_back(ep);
+        }
+        if (endpoints.empty()) {
+            finish(make_error_code(error::insecure_transport),
+                   url_.host + " resolved to no loopback address; refusing plain http://");
+            return;
+        }
+        trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
+              " address(es))");
+        asio::async_connect(socket(), endpoints,
+                            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
+                                self->on_connected(ec, ep);
+                            });
+    }
+
+    void on_connected(std::error_code ec, const tcp::endpoint& ep) {
+        if (failed(ec, "connecting to " + url_.host_field())) return;
+        std::error_code ignored;
+        socket().set_option(tcp::no_delay(true), ignored);
+        trace("connected to " + endpoint_text(ep));
+        if (!tls_) {
+            write_request();
+            return;
+        }
+        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, nullptr)) {
+            finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
+            return;
+        }
+        tls_->async_handshake(asio::ssl::stream_base::client,
+                              [self = shared_from_this()](std::error_code ec) {
+                                  self->on_handshake(ec);
+                              });
+    }
+
+    void on_handshake(std::error_code ec) {
+        if (ec && !timed_out_ && !cancelled_ && ec.category() == asio::error::get_ssl_category() &&
+            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+            const long result = SSL_get_verify_result(tls_->native_handle());
+            std::string why = result == X509_V_OK ? "host name does not match the certificate"
+                                                  : X509_verify_cert_error_string(result);
+            finish(make_error_code(error::tls_verification_failed),
+                   "TLS certificate of " + url_.host_field() + " rejected: " + why);
+            return;
+        }
+        if (failed(ec, "TLS handshake with " + url_.host_field())) return;
+        trace("TLS handshake with " + url_.host_field() + " verified");
+        write_request();
+    }
+
+    void write_request() {
+        auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            if (self->failed(ec, "sending the request")) return;
+            self->trace("request sent (" + std::to_string(n) + " bytes)");
+            self->read_some();
+        };
+        const auto buffer = asio::buffer(request_.reveal().data(), request_.size());
+        if (tls_)
+            asio::async_write(*tls_, buffer, std::move(done));
+        else
+            asio::async_write(*plain_, buffer, std::move(done));
+    }
+
+    void read_some() {
+        auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            self->on_read(ec, n);
+        };
+        if (tls_)
+            tls_->async_read_some(asio::buffer(buffer_), std::move(done));
+        else
+            plain_->async_read_some(asio::buffer(buffer_), std::move(done));
+    }
+
+    void on_read(std::error_code ec, std::size_t n) {
+        bytes_received_ += n;
+        if (n > 0) parser_.feed(buffer_.data(), n);
+        if (!parser_.done() && !parser_.failed() && !timed_out_ && !cancelled_) {
+            if (ec == asio::error::eof) {
+                parser_.feed_eof();
+            } else if (ec == asio::ssl::error::stream_truncated) {
+                // A TLS close without close_notify: fine where the message has
+                // its own framing (the parser says incomplete), but a body
+                // delimited by the close may have been cut by an attacker.
+                if (parser_.reading_until_close()) {
+                    finish(ec, "TLS connection closed without close_notify: the body may be truncated");
+                    return;
+                }
+                parser_.feed_eof();
+            }
+        }
+        if (parser_.failed()) {
+            finish(parser_.error(), parser_.error_detail());
+            return;
+        }
+        if (parser_.done()) {
+            const auto& r = parser_.response();
+            trace("response: HTTP " + std::to_string(r.status) + ", " +
+                  std::to_string(r.headers.size()) + " header fields, body " +
+                  std::to_string(r.body.size()) + " bytes");
+            finish({}, {});
+            return;
+        }
+        if (failed(ec, "reading the response")) return;
+        read_some();
+    }
+
+    void finish(std::error_code ec, std::string detail) {
+        if (finished_) return;
+        finished_ = true;
+        timer_.cancel();
+        abort_io();
+        http_result result;
+        result.error = ec;
+        result.detail = std::move(detail);
+        result.bytes_received = bytes_received_;
+        if (!ec) result.response = std::move(parser_.response());
+        if (ec) trace("request failed: " + result.detail);
+        // Run the handler after releasing it, so whatever it owns (and
+        // whatever owns us) can go away.
+        auto handler = std::move(handler_);
+        handler_ = nullptr;
+        request_ = secret();
+        if (handler) handler(std::move(result));
+    }
+
+    static std::string endpoint_text(const tcp::endpoint& ep) {
+        const auto a = ep.address();
+        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    }
+
+    strand_type strand_;
+    http_url url_;
+    secret request_;
+    http_exchange_options opts_;
+    handler_type handler_;
+    tcp::resolver resolver_;
+    asio::steady_timer timer_;
+    std::optional<tls_stream> tls_;
+    std::optional<tcp::socket> plain_;
+    http_response_parser parser_;
+    std::array<char, 16 * 1024> buffer_{};
+    std::size_t bytes_received_ = 0;
+    bool finished_ = false;
+    bool timed_out_ = false;
+    bool cancelled_ = false;
+};
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
