@@ -39,6 +39,8 @@
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/callback_token.hpp>
 #include <tether/token_policy/no_token.hpp>
+#include <tether/token_policy/oauth2_response.hpp>
+#include <tether/token_policy/shared_token_source.hpp>
 #include <tether/token_policy/static_token.hpp>
 
 #include <tether/transport/concept.hpp>

@@ -15,5 +15,11 @@
 #define TETHER_TETHER_HPP
 
 #include <tether/core.hpp>
+#include <tether/reconnecting_client.hpp>
+#include <tether/tls_options.hpp>
+
+#include <tether/token_policy/oauth2_client_credentials.hpp>
+
+#include <tether/transport/websocketpp_transport.hpp>
 
 #endif

@@ -178,6 +178,7 @@ enum class error {
     token_request_timeout,   ///< the token endpoint did not answer in time
     rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
     operation_cancelled,     ///< the request was cancelled (client stopped)
+    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
     // transport
     insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
@@ -188,6 +189,10 @@ enum class error {
     connection_failed,       ///< DNS, TCP or TLS failure (detail in close_event::detail)
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
+    not_connected,           ///< send() on a connection that is not open (or unknown)
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    close_timeout,           ///< the peer did not finish the closing handshake in time
+    invalid_text_message,    ///< send() of a text message that is not valid UTF-8
 };
 
 namespace detail {
@@ -216,6 +221,7 @@ public:
         case error::token_request_timeout: return "token request timed out";
         case error::rate_limited: return "rate limited by the server";
         case error::operation_cancelled: return "operation cancelled";
+        case error::malformed_http_response: return "malformed HTTP response";
         case error::insecure_transport:
             return "refusing to send a credential over an unencrypted connection to a "
                    "non-loopback host (opt in explicitly to allow it)";
@@ -227,6 +233,12 @@ public:
         case error::connection_failed: return "connection failed";
         case error::protocol_error: return "WebSocket protocol error";
         case error::message_too_large: return "message exceeds the configured maximum size";
+        case error::not_connected: return "the connection is not open";
+        case error::invalid_upgrade_request:
+            return "the upgrade request cannot be built: a header, subprotocol or the token "
+                   "contains characters HTTP does not allow there";
+        case error::close_timeout: return "the peer did not complete the closing handshake in time";
+        case error::invalid_text_message: return "a text message must be valid UTF-8";
         }
         return "unknown tether error";
     }

@@ -213,6 +213,7 @@ enum class error {
     token_request_timeout,   ///< the token endpoint did not answer in time
     rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
     operation_cancelled,     ///< the request was cancelled (client stopped)
+    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
     // transport
     insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
@@ -223,6 +224,10 @@ enum class error {
     connection_failed,       ///< DNS, TCP or TLS failure (detail in close_event::detail)
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
+    not_connected,           ///< send() on a connection that is not open (or unknown)
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    close_timeout,           ///< the peer did not finish the closing handshake in time
+    invalid_text_message,    ///< send() of a text message that is not valid UTF-8
 };
 
 namespace detail {
@@ -251,6 +256,7 @@ public:
         case error::token_request_timeout: return "token request timed out";
         case error::rate_limited: return "rate limited by the server";
         case error::operation_cancelled: return "operation cancelled";
+        case error::malformed_http_response: return "malformed HTTP response";
         case error::insecure_transport:
             return "refusing to send a credential over an unencrypted connection to a "
                    "non-loopback host (opt in explicitly to allow it)";
@@ -262,6 +268,12 @@ public:
         case error::connection_failed: return "connection failed";
         case error::protocol_error: return "WebSocket protocol error";
         case error::message_too_large: return "message exceeds the configured maximum size";
+        case error::not_connected: return "the connection is not open";
+        case error::invalid_upgrade_request:
+            return "the upgrade request cannot be built: a header, subprotocol or the token "
+                   "contains characters HTTP does not allow there";
+        case error::close_timeout: return "the peer did not complete the closing handshake in time";
+        case error::invalid_text_message: return "a text message must be valid UTF-8";
         }
         return "unknown tether error";
     }
@@ -736,6 +748,11 @@ struct client_options {
     /// An expiry close sooner than this after open counts as a rejection.
     std::chrono::milliseconds auth_failure_uptime{2000};
 
+    /// When the token has a known lifetime, hand over to a new connection with
+    /// a new token this long before it expires (make-before-break), so a
+    /// server that closes on expiry never has to (0: off; wait for the close).
+    std::chrono::milliseconds renew_before_expiry{0};
+
     /// Give up after this many failed attempts in a row (0: never).
     unsigned max_attempts = 0;
     /// Give up when failures have lasted this long without a stable connection (0: never).
@@ -754,6 +771,7 @@ struct client_options {
         if (auth_failure_limit == 0) fail("auth_failure_limit must be at least 1");
         if (auth_failure_uptime.count() < 0) fail("auth_failure_uptime must not be negative");
         if (max_elapsed.count() < 0) fail("max_elapsed must not be negative");
+        if (renew_before_expiry.count() < 0) fail("renew_before_expiry must not be negative");
         for (const auto& h : headers) {
             if (h.first.empty() || h.first.find_first_of(" \t\r\n:") != std::string::npos)
                 fail("header name '" + h.first + "' is not a valid HTTP token");
@@ -1143,6 +1161,11 @@ TETHER_NAMESPACE_BEGIN
 
 /// A credential for one handshake.
 struct token {
+    token() = default;
+    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt, bool is_fresh = false,
+                   std::string where = {})
+        : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
+
     secret value;
     /// Lifetime as announced by the issuer when it was obtained (OAuth `expires_in`).
     std::optional<std::chrono::seconds> lifetime;
@@ -1150,6 +1173,9 @@ struct token {
     /// after the request), false when it came from a cache. The auth-failure
     /// breaker counts only rejections of fresh tokens.
     bool fresh = false;
+    /// Where this credential is valid, when it decides that (a Genesys
+    /// channel's connectUri, a pre-signed URL). Empty: client_options::url.
+    std::string endpoint;
 };
 
 /// The completion of TokenPolicy::async_get_token.
@@ -1460,6 +1486,13 @@ public:
     /// nothing unless open and no handover is under way.
     void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
 
+    /// Drops the current connection as dead (a liveness check of your own
+    /// failed) and reconnects on the network ladder; `why` is reported in the
+    /// close_event. Does nothing unless connecting or open.
+    void reconnect(std::error_code why = make_error_code(error::idle_timeout)) {
+        impl_->post([why](impl& i) { i.do_reconnect(why); });
+    }
+
     /// Sends now when open, otherwise queues (bounded; see client_options).
     /// Returns error::queue_full (reject policy) or error::not_running.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
@@ -1510,7 +1543,8 @@ private:
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()) {}
+              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()),
+              renew_timer_(transport_.make_timer()) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -1586,6 +1620,13 @@ private:
 
         // ---- Transport sink ----------------------------------------------
 
+        void do_reconnect(std::error_code why) {
+            if (stopping_ || (state_ != client_state::open && state_ != client_state::connecting)) return;
+            abandon_handover();
+            forced_reason_ = why;
+            transport_.close(conn_, close_code::going_away, "");
+        }
+
         void do_handover() {
             if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
             handover_ = handover_phase::acquiring_token;
@@ -1601,6 +1642,7 @@ private:
             had_open_ = true;
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
             set_state(client_state::open);
+            schedule_renewal();
             for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
             flush();
             emit(h_.open, open_event{attempt_, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime),
@@ -1623,11 +1665,24 @@ private:
             if (handover_ == handover_phase::connecting && id == next_conn_) return handover_failed(std::move(ev));
             if (!has_conn_ || id != conn_) return;
             has_conn_ = false;
+            ++renew_gen_;
+            renew_timer_.cancel();
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
             const time_point now = transport_.now();
             if (ev.was_open) {
                 ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
                 closed_at_ = now;
+            }
+            if (forced_reason_) {
+                // reconnect(): our own liveness verdict, not the server's doing
+                ev.error = std::exchange(forced_reason_, std::error_code());
+                ev.initiated_locally = true;
+                if (!stopping_) {
+                    const auto d = reconnect_decision::reconnect(failure_class::network);
+                    emit(h_.close, ev, d);
+                    last_close_ = ev;
+                    return retry_after_failure(d);
+                }
             }
             if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
             // A handover's token request simply serves the reconnect instead.
@@ -1750,6 +1805,7 @@ private:
             emit(h_.token, token_event{r.value.fresh, after_rejection_, r.value.lifetime});
             after_rejection_ = false;
             token_ = std::move(r.value);
+            token_obtained_at_ = transport_.now();
             connect();
         }
 
@@ -1759,7 +1815,7 @@ private:
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = token_.endpoint.empty() ? opts_.url : token_.endpoint;
             req.token = token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -1830,6 +1886,8 @@ private:
             stopping_ = true;
             ++timer_gen_;
             timer_.cancel();
+            ++renew_gen_;
+            renew_timer_.cancel();
             abandon_handover();
             if (token_pending_) cancel_token_request();
             set_state(client_state::stopped);
@@ -1862,11 +1920,12 @@ private:
             counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
             emit(h_.token, token_event{r.value.fresh, false, r.value.lifetime});
             next_token_ = std::move(r.value);
+            next_token_obtained_at_ = transport_.now();
             handover_ = handover_phase::connecting;
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = opts_.url;
+            req.url = next_token_.endpoint.empty() ? opts_.url : next_token_.endpoint;
             req.token = next_token_.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
@@ -1879,8 +1938,10 @@ private:
             conn_ = next_conn_;
             handover_ = handover_phase::none;
             token_ = std::move(next_token_);
+            token_obtained_at_ = next_token_obtained_at_;
             next_token_ = token{};
             retiring_.push_back(old);
+            schedule_renewal();
             transport_.close(old, close_code::normal, "handover");
             opened_at_ = transport_.now();
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
@@ -1914,6 +1975,7 @@ private:
             has_conn_ = true;
             handover_ = handover_phase::none;
             token_ = std::move(next_token_);
+            token_obtained_at_ = next_token_obtained_at_;
             next_token_ = token{};
             const reconnect_decision d = close_policy().decide(ev);
             emit(h_.close, ev, d);
@@ -1921,6 +1983,36 @@ private:
             set_state(client_state::connecting);
             if (d.action == close_action::stop)
                 do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        // renew_before_expiry: hand over to a connection with a new token
+        // before the current one expires, so the server never has to close
+        // us for expiry.
+        void schedule_renewal() {
+            ++renew_gen_;
+            renew_timer_.cancel();
+            if (opts_.renew_before_expiry.count() <= 0 || !token_.lifetime) return;
+            const auto lifetime = std::chrono::duration_cast<typename clock_type::duration>(*token_.lifetime);
+            const auto margin = std::chrono::duration_cast<typename clock_type::duration>(opts_.renew_before_expiry);
+            if (lifetime <= margin) return; // nothing sensible to do: the close will come first
+            const time_point due = token_obtained_at_ + (lifetime - margin);
+            const time_point now = transport_.now();
+            renew_timer_.expires_after(due > now ? due - now : typename clock_type::duration(0));
+            const std::uint64_t gen = renew_gen_;
+            std::weak_ptr<impl> weak = this->shared_from_this();
+            renew_timer_.async_wait([weak, gen](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || gen != self->renew_gen_ || self->stopping_) return;
+                self->renew_now();
+            });
+        }
+
+        void renew_now() {
+            if (state_ != client_state::open || handover_ != handover_phase::none) return;
+            // The token is spent for new handshakes: make the policy fetch a
+            // new one (a shared source refreshes once for all its clients).
+            token_policy().invalidate(token_.value);
+            do_handover();
         }
 
         void abandon_handover() {
@@ -1987,6 +2079,7 @@ private:
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         timer_type timer_;
+        timer_type renew_timer_; // renew_before_expiry
         handlers h_;
         std::vector<outgoing> on_open_messages_;
 
@@ -2005,6 +2098,10 @@ private:
         std::uint64_t attempt_ = 0;
         std::uint64_t token_gen_ = 0;
         bool token_pending_ = false;
+        std::error_code forced_reason_; // set by reconnect() until the close arrives
+        std::uint64_t renew_gen_ = 0;
+        time_point token_obtained_at_{};
+        time_point next_token_obtained_at_{};
         bool request_predates_rejection_ = false;
         std::uint64_t timer_gen_ = 0;
         token token_;
@@ -2400,6 +2497,1304 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/token_policy/callback_token.hpp> ----
 // #include <tether/token_policy/no_token.hpp> (inlined above)
+// ---- begin <tether/token_policy/oauth2_response.hpp> ----
+// tether: turning a token endpoint's HTTP response into a token_result.
+//
+// A pure function (no I/O, the current time passed in) so that tests and the
+// fuzzer exercise exactly what oauth2_client_credentials runs.
+//
+// | response                                              | token_result.error         |
+// |-------------------------------------------------------|----------------------------|
+// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else the default) |
+// | 2xx, anything else (not JSON, no token, bad expires_in)| malformed_token_response  |
+// | 429 or 503                                            | rate_limited (+ retry_after from Retry-After) |
+// | `error` invalid_client / invalid_grant / unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) |
+// | any other status (3xx, other 4xx, 5xx)                | token_request_failed       |
+#ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
+#define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
+
+// ---- begin <tether/detail/http_response_parser.hpp> ----
+// tether: a small, strict, incremental HTTP/1.1 response parser.
+//
+// Pure code (no I/O) so tests and the fuzzer drive it directly. It accepts
+// what RFC 9112 requires a server to send and refuses the rest instead of
+// guessing: CRLF line ends only, no obsolete line folding, no bytes that are
+// not allowed in a field, Content-Length and chunked never together, no
+// transfer coding but chunked. Every size is bounded by http_limits, and the
+// body cap is checked before a body is read, not after.
+#ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
+#define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
+
+// ---- begin <tether/detail/ascii.hpp> ----
+// tether: locale-independent ASCII helpers for protocol text.
+#ifndef TETHER_DETAIL_ASCII_HPP
+#define TETHER_DETAIL_ASCII_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+inline char ascii_lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// Case-insensitive comparison of ASCII (header names, schemes, hosts).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/ascii.hpp> ----
+// #include <tether/connect_request.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+struct http_limits {
+    std::size_t max_body_bytes = 64 * 1024;
+    /// Status line and fields together (interim 1xx responses and chunked
+    /// trailers count too).
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_header_fields = 100;
+};
+
+inline std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+/// RFC 9110 tchar: the characters of a field name or a token.
+inline bool is_tchar(char c) noexcept {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/// Field value and reason phrase characters: VCHAR, obs-text, SP, HTAB.
+inline bool is_field_char(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+
+struct http_response {
+    int status = 0;
+    std::string reason;
+    std::vector<http_header> headers; ///< in arrival order, names as sent
+    std::string body;
+
+    /// The first field called `name` (case-insensitive), or nullptr.
+    const std::string* header(std::string_view name) const noexcept {
+        for (const auto& h : headers)
+            if (iequals(h.first, name)) return &h.second;
+        return nullptr;
+    }
+};
+
+class http_response_parser {
+public:
+    explicit http_response_parser(http_limits limits = {}) : limits_(limits) {}
+
+    /// Consumes bytes until the message is complete or an error is found;
+    /// returns how many it used. Bytes after the end of the message are not
+    /// consumed (the caller closes the connection).
+    std::size_t feed(const char* data, std::size_t n) {
+        std::size_t i = 0;
+        while (i < n && state_ != state::done && state_ != state::failed) {
+            switch (state_) {
+            case state::status_line:
+            case state::field_line:
+            case state::chunk_size_line:
+            case state::trailer_line: i += take_line(data + i, n - i); break;
+            case state::body_length: i += take_body_length(data + i, n - i); break;
+            case state::body_until_close: i += take_body_until_close(data + i, n - i); break;
+            case state::chunk_data: i += take_chunk_data(data + i, n - i); break;
+            case state::chunk_data_cr:
+            case state::chunk_data_lf: i += take_chunk_crlf(data[i]); break;
+            case state::done:
+            case state::failed: break;
+            }
+        }
+        return i;
+    }
+    std::size_t feed(std::string_view s) { return feed(s.data(), s.size()); }
+
+    /// The peer closed the connection: ends a body delimited by the close,
+    /// and is an error anywhere else before the end of the message.
+    void feed_eof() {
+        if (state_ == state::body_until_close)
+            state_ = state::done;
+        else if (state_ != state::done && state_ != state::failed)
+            fail(tether::error::malformed_http_response, "connection closed before the response was complete");
+    }
+
+    bool done() const noexcept { return state_ == state::done; }
+    /// The body ends only when the connection does (no length, not chunked).
+    bool reading_until_close() const noexcept { return state_ == state::body_until_close; }
+    bool failed() const noexcept { return state_ == state::failed; }
+    std::error_code error() const noexcept { return error_; }
+    /// Why it failed, for logs. Never quotes the response's bytes.
+    const std::string& error_detail() const noexcept { return error_detail_; }
+
+    http_response& response() noexcept { return response_; }
+    const http_response& response() const noexcept { return response_; }
+
+private:
+    enum class state : unsigned char {
+        status_line,
+        field_line,
+        body_length,
+        body_until_close,
+        chunk_size_line,
+        chunk_data,
+        chunk_data_cr,
+        chunk_data_lf,
+        trailer_line,
+        done,
+        failed,
+    };
+
+    // Longest chunk-size line (hex size plus extensions) we accept.
+    static constexpr std::size_t max_chunk_line = 1024;
+
+    void fail(tether::error e, std::string why) {
+        state_ = state::failed;
+        error_ = e;
+        error_detail_ = std::move(why);
+    }
+
+    // Collects one CRLF-terminated line, then hands it to the current state.
+    std::size_t take_line(const char* p, std::size_t n) {
+        const bool in_header = state_ != state::chunk_size_line;
+        std::size_t i = 0;
+        while (i < n) {
+            const char c = p[i++];
+            if (in_header) {
+                if (++header_bytes_ > limits_.max_header_bytes) {
+                    fail(tether::error::malformed_http_response,
+                         "header section larger than " + std::to_string(limits_.max_header_bytes) +
+                             " bytes");
+                    return i;
+                }
+            } else if (line_.size() >= max_chunk_line) {
+                fail(tether::error::malformed_http_response, "chunk size line too long");
+                return i;
+            }
+            if (c != '\n') {
+                line_.push_back(c);
+                continue;
+            }
+            if (line_.empty() || line_.back() != '\r') {
+                fail(tether::error::malformed_http_response, "line not terminated by CRLF");
+                return i;
+            }
+            line_.pop_back();
+            std::string line;
+            line.swap(line_);
+            on_line(line);
+            return i;
+        }
+        return i;
+    }
+
+    void on_line(std::string_view line) {
+        switch (state_) {
+        case state::status_line: on_status_line(line); break;
+        case state::field_line: on_field_line(line); break;
+        case state::chunk_size_line: on_chunk_size_line(line); break;
+        case state::trailer_line: on_trailer_line(line); break;
+        default: break;
+        }
+    }
+
+    void on_status_line(std::string_view line) {
+        // HTTP-version SP 3DIGIT SP [reason]; "HTTP/1.1 200" without the
+        // second SP is common enough to accept.
+        if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || !is_digit(line[7]) ||
+            line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])) {
+            fail(tether::error::malformed_http_response, "invalid status line");
+            return;
+        }
+        const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+        if (status < 100 || status > 599) {
+            fail(tether::error::malformed_http_response, "status code out of range");
+            return;
+        }
+        std::string_view reason;
+        if (line.size() > 12) {
+            if (line[12] != ' ') {
+                fail(tether::error::malformed_http_response, "invalid status line");
+                return;
+            }
+            reason = line.substr(13);
+            for (char c : reason)
+                if (!is_field_char(c)) {
+                    fail(tether::error::malformed_http_response, "invalid character in reason phrase");
+                    return;
+                }
+        }
+        response_.status = status;
+        response_.reason.assign(reason.data(), reason.size());
+        state_ = state::field_line;
+    }
+
+    bool parse_field(std::string_view line, std::string_view& name, std::string_view& value) {
+        if (line.front() == ' ' || line.front() == '\t') {
+            fail(tether::error::malformed_http_response, "obsolete line folding in a header field");
+            return false;
+        }
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) {
+            fail(tether::error::malformed_http_response, "header field without a name");
+            return false;
+        }
+        name = line.substr(0, colon);
+        for (char c : name)
+            if (!is_tchar(c)) {
+                fail(tether::error::malformed_http_response, "invalid character in a header field name");
+                return false;
+            }
+        value = trim_ows(line.substr(colon + 1));
+        for (char c : value)
+            if (!is_field_char(c)) {
+                fail(tether::error::malformed_http_response, "invalid character in a header field value");
+                return false;
+            }
+        return true;
+    }
+
+    void on_field_line(std::string_view line) {
+        if (line.empty()) {
+            end_of_header();
+            return;
+        }
+        if (response_.headers.size() >= limits_.max_header_fields) {
+            fail(tether::error::malformed_http_response,
+                 "more than " + std::to_string(limits_.max_header_fields) + " header fields");
+            return;
+        }
+        std::string_view name, value;
+        if (!parse_field(line, name, value)) return;
+        response_.headers.emplace_back(std::string(name), std::string(value));
+    }
+
+    void end_of_header() {
+        const int status = response_.status;
+        if (status == 101) {
+            fail(tether::error::malformed_http_response, "unexpected protocol switch (101)");
+            return;
+        }
+        if (status < 200) {
+            // Interim response: the real one follows on the same connection.
+            response_ = http_response{};
+            state_ = state::status_line;
+            return;
+        }
+
+        bool has_length = false;
+        std::uint64_t length = 0;
+        bool chunked = false;
+        bool has_transfer_encoding = false;
+        for (const auto& [name, value] : response_.headers) {
+            if (iequals(name, "Content-Length")) {
+                std::uint64_t v = 0;
+                if (!parse_decimal(value, v)) {
+                    fail(tether::error::malformed_http_response, "invalid Content-Length");
+                    return;
+                }
+                if (has_length && v != length) {
+                    fail(tether::error::malformed_http_response, "conflicting Content-Length fields");
+                    return;
+                }
+                has_length = true;
+                length = v;
+            } else if (iequals(name, "Transfer-Encoding")) {
+                // Only "chunked", once: anything else (gzip, a list) we cannot decode.
+                if (has_transfer_encoding || !iequals(value, "chunked")) {
+                    fail(tether::error::malformed_http_response, "unsupported Transfer-Encoding");
+                    return;
+                }
+                has_transfer_encoding = chunked = true;
+            }
+        }
+        if (has_length && chunked) {
+            fail(tether::error::malformed_http_response, "both Content-Length and Transfer-Encoding");
+            return;
+        }
+        if (status == 204 || status == 304) {
+            state_ = state::done;
+        } else if (chunked) {
+            state_ = state::chunk_size_line;
+        } else if (has_length) {
+            if (length > limits_.max_body_bytes) {
+                fail(tether::error::response_too_large,
+                     "Content-Length " + std::to_string(length) + " exceeds the limit of " +
+                         std::to_string(limits_.max_body_bytes) + " bytes");
+                return;
+            }
+            remaining_ = length;
+            response_.body.reserve(static_cast<std::size_t>(length));
+            state_ = length == 0 ? state::done : state::body_length;
+        } else {
+            state_ = state::body_until_close;
+        }
+    }
+
+    std::size_t take_body_length(const char* p, std::size_t n) {
+        const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
+        response_.body.append(p, k);
+        remaining_ -= k;
+        if (remaining_ == 0) state_ = state::done;
+        return k;
+    }
+
+    std::size_t take_body_until_close(const char* p, std::size_t n) {
+        if (response_.body.size() + n > limits_.max_body_bytes) {
+            fail_too_large();
+            return n;
+        }
+        response_.body.append(p, n);
+        return n;
+    }
+
+    void fail_too_large() {
+        fail(tether::error::response_too_large,
+             "body exceeds the limit of " + std::to_string(limits_.max_body_bytes) + " bytes");
+    }
+
+    void on_chunk_size_line(std::string_view line) {
+        // chunk-size [ ; chunk-ext ]: extensions are allowed and ignored.
+        std::size_t i = 0;
+        std::uint64_t size = 0;
+        while (i < line.size() && hex_value(line[i]) >= 0) {
+            if (i == 15) { // 15 hex digits is far beyond any body we take
+                fail(tether::error::malformed_http_response, "chunk size too large");
+                return;
+            }
+            size = size * 16 + static_cast<std::uint64_t>(hex_value(line[i]));
+            ++i;
+        }
+        if (i == 0) {
+            fail(tether::error::malformed_http_response, "invalid chunk size");
+            return;
+        }
+        std::string_view rest = line.substr(i);
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+        if (!rest.empty()) {
+            if (rest.front() != ';') {
+                fail(tether::error::malformed_http_response, "invalid chunk size");
+                return;
+            }
+            for (char c : rest)
+                if (!is_field_char(c)) {
+                    fail(tether::error::malformed_http_response, "invalid character in a chunk extension");
+                    return;
+                }
+        }
+        if (size == 0) {
+            state_ = state::trailer_line;
+            return;
+        }
+        if (size > limits_.max_body_bytes - response_.body.size()) {
+            fail_too_large();
+            return;
+        }
+        remaining_ = size;
+        state_ = state::chunk_data;
+    }
+
+    std::size_t take_chunk_data(const char* p, std::size_t n) {
+        const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
+        response_.body.append(p, k);
+        remaining_ -= k;
+        if (remaining_ == 0) state_ = state::chunk_data_cr;
+        return k;
+    }
+
+    std::size_t take_chunk_crlf(char c) {
+        if (state_ == state::chunk_data_cr && c == '\r') {
+            state_ = state::chunk_data_lf;
+        } else if (state_ == state::chunk_data_lf && c == '\n') {
+            state_ = state::chunk_size_line;
+        } else {
+            fail(tether::error::malformed_http_response, "chunk data not followed by CRLF");
+        }
+        return 1;
+    }
+
+    void on_trailer_line(std::string_view line) {
+        if (line.empty()) {
+            state_ = state::done;
+            return;
+        }
+        // Trailers are checked for syntax and dropped: nothing we use lives there.
+        std::string_view name, value;
+        parse_field(line, name, value);
+    }
+
+    static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+    static int hex_value(char c) noexcept {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
+    static bool parse_decimal(std::string_view s, std::uint64_t& out) noexcept {
+        if (s.empty() || s.size() > 18) return false; // 18 digits cannot overflow
+        std::uint64_t v = 0;
+        for (char c : s) {
+            if (!is_digit(c)) return false;
+            v = v * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        out = v;
+        return true;
+    }
+
+    http_limits limits_;
+    state state_ = state::status_line;
+    std::string line_;
+    std::size_t header_bytes_ = 0;
+    std::uint64_t remaining_ = 0;
+    http_response response_;
+    std::error_code error_;
+    std::string error_detail_;
+};
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/http_response_parser.hpp> ----
+// ---- begin <tether/detail/retry_after.hpp> ----
+// tether: parsing an HTTP Retry-After value (RFC 9110 section 10.2.3).
+#ifndef TETHER_DETAIL_RETRY_AFTER_HPP
+#define TETHER_DETAIL_RETRY_AFTER_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (no time zone, no timegm).
+constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+    y -= m <= 2 ? 1 : 0;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const auto yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+namespace retry_after_parse {
+
+inline std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+/// Reads exactly `n` digits at `pos`.
+inline bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
+    if (pos + n > s.size()) return false;
+    out = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        out = out * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+inline int month_index(std::string_view s) noexcept {
+    static constexpr std::string_view names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    for (int i = 0; i < 12; ++i)
+        if (s == names[i]) return i + 1;
+    return 0;
+}
+
+/// "hh:mm:ss" at `pos`.
+inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int& sec) noexcept {
+    return pos + 8 <= s.size() && digits(s, pos, 2, h) && s[pos + 2] == ':' &&
+           digits(s, pos + 3, 2, m) && s[pos + 5] == ':' && digits(s, pos + 6, 2, sec) && h < 24 &&
+           m < 60 && sec <= 60;
+}
+
+} // namespace retry_after_parse
+
+/// Parses an HTTP-date in any of the three forms a recipient must accept:
+/// IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
+/// 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
+inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
+    using namespace retry_after_parse;
+    s = trim(s);
+    int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
+    const auto comma = s.find(',');
+    if (comma != std::string_view::npos) {
+        auto rest = s.substr(comma + 1);
+        if (rest.empty() || rest.front() != ' ') return std::nullopt;
+        rest.remove_prefix(1);
+        if (rest.size() == 24 && rest[2] == ' ' && rest[6] == ' ' && rest[11] == ' ' &&
+            rest.substr(20) == " GMT") {
+            // IMF-fixdate: "06 Nov 1994 08:49:37 GMT"
+            if (!digits(rest, 0, 2, day) || !(month = month_index(rest.substr(3, 3))) ||
+                !digits(rest, 7, 4, year) || !clock_time(rest, 12, h, m, sec))
+                return std::nullopt;
+        } else if (rest.size() == 22 && rest[2] == '-' && rest[6] == '-' && rest[9] == ' ' &&
+                   rest.substr(18) == " GMT") {
+            // RFC 850: "06-Nov-94 08:49:37 GMT"; two-digit years within 50 years of 2000
+            if (!digits(rest, 0, 2, day) || !(month = month_index(rest.substr(3, 3))) ||
+                !digits(rest, 7, 2, year) || !clock_time(rest, 10, h, m, sec))
+                return std::nullopt;
+            year += year < 70 ? 2000 : 1900;
+        } else {
+            return std::nullopt;
+        }
+    } else if (s.size() == 24 && s[3] == ' ' && s[7] == ' ' && s[10] == ' ' && s[19] == ' ') {
+        // asctime: "Sun Nov  6 08:49:37 1994"
+        if (!(month = month_index(s.substr(4, 3)))) return std::nullopt;
+        if (s[8] == ' ') {
+            if (!digits(s, 9, 1, day)) return std::nullopt;
+        } else if (!digits(s, 8, 2, day)) {
+            return std::nullopt;
+        }
+        if (!clock_time(s, 11, h, m, sec) || !digits(s, 20, 4, year)) return std::nullopt;
+    } else {
+        return std::nullopt;
+    }
+    if (day < 1 || day > 31) return std::nullopt;
+    const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+    const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
+    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
+/// Retry-After as a delay from `now`: delta-seconds or an HTTP-date (a date in
+/// the past means "now"). Nothing when the value is malformed. Delays are
+/// capped at `cap` so a hostile or confused server cannot park a client forever.
+inline std::optional<std::chrono::milliseconds>
+parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now,
+                  std::chrono::milliseconds cap = std::chrono::hours(24)) noexcept {
+    using namespace retry_after_parse;
+    value = trim(value);
+    if (value.empty()) return std::nullopt;
+    if (value.front() >= '0' && value.front() <= '9') {
+        std::uint64_t seconds = 0;
+        for (const char c : value) {
+            if (c < '0' || c > '9') return std::nullopt;
+            if (seconds < 100'000'000) seconds = seconds * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        const std::chrono::milliseconds d = std::chrono::seconds(seconds);
+        return d < cap ? d : cap;
+    }
+    const auto when = parse_http_date(value);
+    if (!when) return std::nullopt;
+    if (*when <= now) return std::chrono::milliseconds(0);
+    const auto d = std::chrono::duration_cast<std::chrono::milliseconds>(*when - now);
+    return d < cap ? d : cap;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/retry_after.hpp> ----
+// #include <tether/token.hpp> (inlined above)
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+struct oauth2_response_rules {
+    /// Lifetime when the response has no `expires_in`.
+    std::chrono::seconds default_lifetime{3600};
+    /// Longer announced lifetimes are cut to this (keeps time arithmetic sane).
+    std::chrono::seconds max_lifetime{std::chrono::hours(24 * 366)};
+    /// Longer Retry-After values are cut to this.
+    std::chrono::seconds max_retry_after{std::chrono::hours(1)};
+    /// Strings that must never appear in a detail (the client secret): a
+    /// server echoing one in error_description gets it replaced by [redacted].
+    std::vector<std::string_view> redact;
+};
+
+namespace detail {
+
+/// Text from the server made safe for a log line: redacted strings removed
+/// first, then non-printable bytes replaced and the length capped.
+inline std::string log_safe(std::string s, const std::vector<std::string_view>& redact,
+                            std::size_t max = 200) {
+    for (std::string_view r : redact) {
+        if (r.empty()) continue;
+        for (auto pos = s.find(r); pos != std::string::npos; pos = s.find(r, pos + 10))
+            s.replace(pos, r.size(), "[redacted]");
+    }
+    std::string out;
+    for (char c : s) {
+        if (out.size() >= max) {
+            out += "...";
+            break;
+        }
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
+    }
+    return out;
+}
+
+inline bool is_token_char(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f; // visible ASCII: safe inside an HTTP header
+}
+
+} // namespace detail
+
+/// The token_result for a complete HTTP response from a token endpoint.
+/// `detail` never contains the token, the response body or a redacted string.
+inline token_result parse_token_response(const detail::http_response& response,
+                                         const oauth2_response_rules& rules,
+                                         std::chrono::system_clock::time_point now) {
+    using nlohmann::json;
+    const int status = response.status;
+    const std::string where = "token endpoint answered HTTP " + std::to_string(status);
+    const json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+
+    if (status >= 200 && status < 300) {
+        auto malformed = [&](const std::string& why) {
+            return token_result::failure(make_error_code(error::malformed_token_response), where + ": " + why);
+        };
+        if (body.is_discarded()) return malformed("the body is not valid JSON");
+        if (!body.is_object()) return malformed("the body is not a JSON object");
+        const auto at = body.find("access_token");
+        if (at == body.end()) return malformed("no access_token in the response");
+        if (!at->is_string()) return malformed("access_token is not a string");
+        const auto& value = at->get_ref<const std::string&>();
+        if (value.empty()) return malformed("access_token is empty");
+        for (char c : value)
+            if (!detail::is_token_char(c))
+                return malformed("access_token contains characters not allowed in an HTTP header");
+        const auto type = body.find("token_type");
+        if (type != body.end() && !type->is_string()) return malformed("token_type is not a string");
+
+        std::chrono::seconds lifetime = rules.default_lifetime;
+        const auto expires = body.find("expires_in");
+        if (expires != body.end()) {
+            if (expires->is_number_integer()) {
+                // Read as signed or unsigned per its JSON representation, so a
+                // huge unsigned value cannot wrap into a negative one.
+                if (expires->is_number_unsigned()) {
+                    const auto v = expires->get<std::uint64_t>();
+                    if (v == 0) return malformed("expires_in is 0");
+                    lifetime = v > static_cast<std::uint64_t>(rules.max_lifetime.count())
+                                   ? rules.max_lifetime
+                                   : std::chrono::seconds(static_cast<std::int64_t>(v));
+                } else {
+                    const auto v = expires->get<std::int64_t>();
+                    if (v <= 0) return malformed("expires_in is not positive (" + std::to_string(v) + ")");
+                    lifetime = std::chrono::seconds(v) > rules.max_lifetime ? rules.max_lifetime
+                                                                            : std::chrono::seconds(v);
+                }
+            } else if (expires->is_number_float()) {
+                const double v = expires->get<double>();
+                if (!(v >= 1.0)) return malformed("expires_in is less than one second");
+                lifetime = v >= static_cast<double>(rules.max_lifetime.count())
+                               ? rules.max_lifetime
+                               : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
+            } else {
+                return malformed(std::string("expires_in is ") + expires->type_name() + ", not a number");
+            }
+        }
+        token t;
+        t.value = secret(value);
+        t.lifetime = lifetime;
+        t.fresh = true;
+        return token_result::success(std::move(t));
+    }
+
+    std::string oauth_error;
+    std::string description;
+    if (body.is_object()) {
+        const auto e = body.find("error");
+        if (e != body.end() && e->is_string()) oauth_error = e->get<std::string>();
+        const auto d = body.find("error_description");
+        if (d != body.end() && d->is_string()) description = d->get<std::string>();
+    }
+    std::string detail = where;
+    if (!oauth_error.empty()) detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
+    if (!description.empty()) detail += ": " + detail::log_safe(description, rules.redact);
+
+    std::optional<std::chrono::milliseconds> retry_after;
+    if (const std::string* h = response.header("Retry-After")) {
+        retry_after = detail::parse_retry_after(*h, now, rules.max_retry_after);
+    }
+
+    error code = error::token_request_failed;
+    if (status == 429 || status == 503) {
+        code = error::rate_limited;
+    } else if (oauth_error == "invalid_client" || oauth_error == "invalid_grant" ||
+               oauth_error == "unauthorized_client") {
+        code = error::invalid_credentials;
+    } else if ((status == 400 || status == 401 || status == 403) &&
+               oauth_error != "temporarily_unavailable") {
+        code = error::invalid_credentials;
+    } else if (status >= 300 && status < 400) {
+        detail += " (redirects are not followed: they would resend the credentials elsewhere)";
+    }
+    token_result r = token_result::failure(make_error_code(code), std::move(detail));
+    r.retry_after = retry_after;
+    return r;
+}
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/token_policy/oauth2_response.hpp> ----
+// ---- begin <tether/token_policy/shared_token_source.hpp> ----
+// tether: one token shared by many clients, refreshed once, before it expires.
+#ifndef TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
+#define TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
+
+// #include <tether/token.hpp> (inlined above)
+// #include <tether/token_policy/concept.hpp> (inlined above)
+
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+struct shared_token_options {
+    /// Soft margin: this long before expiry a refresh starts in the
+    /// background while the current token is still handed out.
+    std::chrono::seconds soft_margin{300};
+    /// Hard margin: a token this close to expiry is never handed out;
+    /// requests wait for the refresh instead.
+    std::chrono::seconds hard_margin{30};
+    // Both margins are capped at a half and a quarter of the token's lifetime,
+    // so a short-lived token is still used instead of refreshed at once.
+
+    /// After a failed fetch, requests get the same failure, without a new
+    /// fetch, for this long: many clients retrying cannot storm the issuer.
+    /// A Retry-After from the issuer extends it.
+    std::chrono::milliseconds failure_hold{1000};
+    /// The same for permanent failures (invalid_credentials...).
+    std::chrono::milliseconds permanent_failure_hold{std::chrono::minutes(1)};
+    /// A failed background refresh is retried after this long, as long as
+    /// the current token stays usable.
+    std::chrono::milliseconds background_retry{5000};
+
+    /// Throws std::invalid_argument naming the bad option.
+    void validate() const {
+        if (soft_margin.count() < 0 || hard_margin.count() < 0)
+            throw std::invalid_argument("tether: shared_token_options: margins must not be negative");
+        if (hard_margin > soft_margin)
+            throw std::invalid_argument(
+                "tether: shared_token_options: hard_margin must not exceed soft_margin");
+        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 || background_retry.count() <= 0)
+            throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
+    }
+};
+
+/// Real time for shared_token_source: std::chrono::steady_clock and
+/// asio::steady_timer on an executor.
+///
+/// A Timing is any object (or pointer to one, e.g. testing::simulation*) with
+/// `now()` returning a time_point and `make_timer()` returning a timer with
+/// `expires_at(time_point)`, `async_wait(void(std::error_code))` and `cancel()`.
+class steady_timing {
+public:
+    template <class Executor,
+              std::enable_if_t<!std::is_same_v<std::decay_t<Executor>, steady_timing> &&
+                                   std::is_convertible_v<const Executor&, asio::any_io_executor>,
+                               int> = 0>
+    steady_timing(const Executor& ex) : executor_(ex) {}
+
+    std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
+    asio::steady_timer make_timer() const { return asio::steady_timer(executor_); }
+
+private:
+    asio::any_io_executor executor_;
+};
+
+/// What a shared_token_source did, for metrics and tests.
+struct shared_token_stats {
+    std::uint64_t requests = 0;            ///< async_get_token calls
+    std::uint64_t served_from_cache = 0;   ///< answered with the current token
+    std::uint64_t fetches = 0;             ///< fetcher calls (foreground and background)
+    std::uint64_t proactive_refreshes = 0; ///< fetches started by the soft-margin timer
+    std::uint64_t fetch_failures = 0;
+    std::uint64_t held_failures = 0;       ///< requests answered with a held failure
+    std::uint64_t invalidations = 0;       ///< invalidate() calls
+    std::uint64_t tokens_dropped = 0;      ///< invalidations that dropped the current token
+    std::size_t waiting = 0;               ///< requests waiting for a fetch now
+    bool has_token = false;
+};
+
+template <class Fetcher, class Timing> class shared_token_source;
+template <class Fetcher, class Timing> class shared_token;
+
+namespace detail {
+
+template <class T> T& timing_object(T& t) noexcept { return t; }
+template <class T> T& timing_object(T* t) noexcept { return *t; }
+
+template <class Fetcher, class Timing>
+class shared_token_state : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
+public:
+    using clock_source = std::remove_pointer_t<Timing>;
+    using time_point = decltype(std::declval<clock_source&>().now());
+    using duration = typename time_point::duration;
+    using timer_type = decltype(std::declval<clock_source&>().make_timer());
+    using handler_type = std::function<void(token_result)>;
+
+    shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
+        : fetcher_(std::move(fetcher)),
+          timing_(std::move(timing)),
+          timer_(timing_object(timing_).make_timer()),
+          options_(options) {
+        options_.validate();
+    }
+    ~shared_token_state() {
+        // Completions of a fetch or timer still in flight hold only a weak
+        // reference: they find us gone and do nothing.
+        fetcher_.cancel();
+        timer_.cancel();
+    }
+    shared_token_state(const shared_token_state&) = delete;
+    shared_token_state& operator=(const shared_token_state&) = delete;
+
+    std::uint64_t add_handle() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto id = ++last_handle_;
+        handles_[id];
+        return id;
+    }
+
+    void remove_handle(std::uint64_t id) {
+        std::vector<waiter> gone;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            gone = take_waiters_of(id);
+            handles_.erase(id);
+        }
+        // `gone` (and whatever the handlers own) is destroyed unlocked.
+    }
+
+    void cancel(std::uint64_t id) {
+        std::vector<waiter> gone; // destroyed after the lock is released
+        std::lock_guard<std::mutex> lock(mutex_);
+        gone = take_waiters_of(id);
+    }
+
+    void get(std::uint64_t id, handler_type handler) {
+        // An inline handler may destroy the last handle; stay alive until we return.
+        const auto self = this->shared_from_this();
+        std::unique_lock<std::mutex> lock(mutex_);
+        const time_point now = clock().now();
+        ++stats_.requests;
+        if (current_ && usable(*current_, now)) {
+            token_result r = token_result::success(current_->value);
+            r.value.fresh = replaces_what_handle_rejected(id, *current_);
+            ++stats_.served_from_cache;
+            const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
+            if (refresh) begin_fetch(now);
+            lock.unlock();
+            handler(std::move(r));
+            if (refresh) launch();
+            return;
+        }
+        current_.reset(); // absent, or past the hard margin
+        if (holding(now)) {
+            ++stats_.held_failures;
+            token_result r = held_failure(now);
+            lock.unlock();
+            handler(std::move(r));
+            return;
+        }
+        waiters_.push_back(waiter{id, ++sequence_, std::move(handler)});
+        const bool start = !fetching_;
+        if (start) begin_fetch(now);
+        lock.unlock();
+        if (start) launch();
+    }
+
+    void invalidate(std::uint64_t id, const secret& rejected) {
+        bool forward = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++stats_.invalidations;
+            std::uint64_t generation = 0;
+            if (current_ && current_->value.value == rejected) {
+                // Only the first report of the current token drops it; the
+                // other 999 find it gone (or already replaced) and do nothing.
+                generation = current_->generation;
+                pending_replacement_ = generation;
+                current_.reset();
+                ++stats_.tokens_dropped;
+                forward = true;
+            }
+            generation = remember_rejected(rejected, generation);
+            auto h = handles_.find(id);
+            if (h != handles_.end()) h->second.rejected_generation = generation;
+        }
+        if (forward) fetcher_.invalidate(rejected);
+    }
+
+    shared_token_stats stats() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        shared_token_stats s = stats_;
+        s.waiting = waiters_.size();
+        s.has_token = current_.has_value();
+        return s;
+    }
+
+    Fetcher& fetcher() noexcept { return fetcher_; }
+
+private:
+    struct cached_token {
+        token value;
+        std::optional<time_point> expiry; // none: the issuer gave no lifetime
+        time_point soft_at{};
+        time_point hard_at{};
+        std::uint64_t generation = 0;
+        std::uint64_t replaces = 0; // generation of the rejected token this one replaced
+    };
+    struct waiter {
+        std::uint64_t handle;
+        std::uint64_t sequence;
+        handler_type handler;
+    };
+    struct handle_state {
+        std::uint64_t rejected_generation = 0;
+    };
+    struct rejected_token {
+        secret value;
+        std::uint64_t generation;
+    };
+    struct held {
+        token_result result;
+        time_point until;
+    };
+
+    static constexpr std::size_t max_remembered = 16;
+
+    clock_source& clock() noexcept { return timing_object(timing_); }
+
+    static bool usable(const cached_token& t, time_point now) { return !t.expiry || now < t.hard_at; }
+
+    bool holding(time_point now) const { return failure_ && now < failure_->until; }
+
+    // "fresh" for the auth-failure breaker also covers a waiter that reported
+    // the token this one replaced, even if another client's request started
+    // the fetch: it is the first new token that waiter sees since the rejection.
+    bool replaces_what_handle_rejected(std::uint64_t id, const cached_token& t) {
+        auto h = handles_.find(id);
+        if (h == handles_.end() || h->second.rejected_generation == 0 ||
+            h->second.rejected_generation != t.replaces)
+            return false;
+        h->second.rejected_generation = 0;
+        return true;
+    }
+
+    std::uint64_t remember_rejected(const secret& s, std::uint64_t generation) {
+        for (auto& r : rejected_)
+            if (r.value == s) {
+                if (r.generation == 0) r.generation = generation;
+                return r.generation;
+            }
+        if (rejected_.size() == max_remembered) rejected_.erase(rejected_.begin());
+        rejected_.push_back(rejected_token{s, generation});
+        return generation;
+    }
+
+    bool is_rejected(const secret& s) const {
+        return std::any_of(rejected_.begin(), rejected_.end(),
+                           [&](const rejected_token& r) { return r.value == s; });
+    }
+
+    std::vector<waiter> take_waiters_of(std::uint64_t id) {
+        std::vector<waiter> out;
+        auto keep = std::stable_partition(waiters_.begin(), waiters_.end(),
+                                          [id](const waiter& w) { return w.handle != id; });
+        std::move(keep, waiters_.end(), std::back_inserter(out));
+        waiters_.erase(keep, waiters_.end());
+        return out;
+    }
+
+    token_result held_failure(time_point now) const {
+        token_result r = failure_->result;
+        if (r.retry_after)
+            r.retry_after = std::chrono::ceil<std::chrono::milliseconds>(failure_->until - now);
+        r.detail = "held from the last token request, not retried yet: " + r.detail;
+        return r;
+    }
+
+    duration hold_for(const token_result& r) const {
+        if (r.error == error::operation_cancelled) return duration::zero();
+        duration d = std::chrono::duration_cast<duration>(
+            is_permanent_token_error(r.error) ? options_.permanent_failure_hold : options_.failure_hold);
+        if (r.retry_after) d = std::max(d, std::chrono::duration_cast<duration>(*r.retry_after));
+        return d;
+    }
+
+    void begin_fetch(time_point now) {
+        fetching_ = true;
+        fetch_sequence_ = ++sequence_;
+        fetch_started_ = now;
+        ++stats_.fetches;
+    }
+
+    void launch() {
+        std::weak_ptr<shared_token_state> weak = this->shared_from_this();
+        fetcher_.async_get_token([weak](token_result r) {
+            if (auto self = weak.lock()) self->on_fetched(std::move(r));
+        });
+    }
+
+    void on_fetched(token_result r) {
+        std::vector<std::pair<handler_type, token_result>> ready;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            fetching_ = false;
+            const time_point now = clock().now();
+            if (!r.error && is_rejected(r.value.value))
+                r = token_result::failure(make_error_code(error::token_rejected),
+                                          "the fetcher returned a token the server had already rejected");
+            if (!r.error) {
+                failure_.reset();
+                install(std::move(r.value));
+                for (auto& w : waiters_) {
+                    token_result x = token_result::success(current_->value);
+                    x.value.fresh = fetch_sequence_ > w.sequence ||
+                                    replaces_what_handle_rejected(w.handle, *current_);
+                    ready.emplace_back(std::move(w.handler), std::move(x));
+                }
+                if (current_->expiry) arm_timer(current_->soft_at);
+            } else {
+                ++stats_.fetch_failures;
+                const duration hold = hold_for(r);
+                if (hold > duration::zero())
+                    failure_ = held{r, now + hold};
+                else
+                    failure_.reset();
+                for (auto& w : waiters_) ready.emplace_back(std::move(w.handler), r);
+                // A failed background refresh: try again while the token lasts.
+                if (current_ && current_->expiry && usable(*current_, now)) {
+                    const time_point retry =
+                        now + std::max(hold, std::chrono::duration_cast<duration>(options_.background_retry));
+                    if (retry < current_->hard_at) arm_timer(retry);
+                }
+            }
+            waiters_.clear();
+        }
+        for (auto& [handler, result] : ready) handler(std::move(result));
+    }
+
+    void install(token t) {
+        cached_token c;
+        c.value = std::move(t);
+        c.value.fresh = false;
+        c.generation = ++generation_;
+        c.replaces = pending_replacement_;
+        pending_replacement_ = 0;
+        if (c.value.lifetime) {
+            // Counted from the start of the fetch: the issuer's clock started
+            // somewhere between then and now. Ten years keeps arithmetic safe.
+            const auto lifetime = std::chrono::duration_cast<duration>(
+                std::min(*c.value.lifetime, std::chrono::seconds(std::chrono::hours(24 * 3660))));
+            const auto soft = std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
+            const auto hard = std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
+            c.expiry = fetch_started_ + lifetime;
+            c.soft_at = *c.expiry - soft;
+            c.hard_at = *c.expiry - hard;
+        }
+        current_ = std::move(c);
+    }
+
+    void arm_timer(time_point at) {
+        const auto armed = ++timer_generation_;
+        timer_.expires_at(at);
+        std::weak_ptr<shared_token_state> weak = this->shared_from_this();
+        timer_.async_wait([weak, armed](const std::error_code& ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->on_timer(armed);
+        });
+    }
+
+    void on_timer(std::uint64_t armed) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (armed != timer_generation_ || fetching_ || !current_ || !current_->expiry) return;
+            const time_point now = clock().now();
+            if (!usable(*current_, now)) return; // the next request fetches
+            if (holding(now)) {
+                if (failure_->until < current_->hard_at) arm_timer(failure_->until);
+                return;
+            }
+            begin_fetch(now);
+            ++stats_.proactive_refreshes;
+        }
+        launch();
+    }
+
+    Fetcher fetcher_;
+    Timing timing_;
+    timer_type timer_;
+    shared_token_options options_;
+
+    mutable std::mutex mutex_;
+    std::optional<cached_token> current_;
+    std::vector<rejected_token> rejected_;
+    std::uint64_t pending_replacement_ = 0;
+    std::optional<held> failure_;
+    std::vector<waiter> waiters_;
+    std::unordered_map<std::uint64_t, handle_state> handles_;
+    std::uint64_t last_handle_ = 0;
+    std::uint64_t sequence_ = 0;
+    std::uint64_t generation_ = 0;
+    std::uint64_t timer_generation_ = 0;
+    bool fetching_ = false;
+    std::uint64_t fetch_sequence_ = 0;
+    time_point fetch_started_{};
+    shared_token_stats stats_;
+};
+
+} // namespace detail
+
+/// One client's view of a shared_token_source; a TokenPolicy. Move-only.
+/// Its cancel() and destructor remove only its own pending request.
+template <class Fetcher, class Timing = steady_timing>
+class shared_token {
+public:
+    shared_token(shared_token&& other) noexcept : state_(std::move(other.state_)), id_(other.id_) {}
+    shared_token& operator=(shared_token&& other) noexcept {
+        if (this != &other) {
+            release();
+            state_ = std::move(other.state_);
+            id_ = other.id_;
+        }
+        return *this;
+    }
+    shared_token(const shared_token&) = delete;
+    shared_token& operator=(const shared_token&) = delete;
+    ~shared_token() { release(); }
+
+    /// Completes inline with the cached token when it is usable; otherwise
+    /// joins (or starts) the one fetch in flight and completes on the
+    /// fetcher's thread.
+    template <class Handler>
+    void async_get_token(Handler&& handler) {
+        state_->get(id_, std::function<void(token_result)>(
+                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
+                                 token_result r) { (*h)(std::move(r)); }));
+    }
+    void invalidate(const secret& rejected) { state_->invalidate(id_, rejected); }
+    void cancel() { state_->cancel(id_); }
+
+private:
+    friend class shared_token_source<Fetcher, Timing>;
+    using state_type = detail::shared_token_state<Fetcher, Timing>;
+    explicit shared_token(std::shared_ptr<state_type> s) : state_(std::move(s)), id_(state_->add_handle()) {}
+    void release() noexcept {
+        if (state_) {
+            state_->remove_handle(id_);
+            state_.reset();
+        }
+    }
+    std::shared_ptr<state_type> state_;
+    std::uint64_t id_ = 0;
+};
+
+/// One token shared by many clients and threads.
+///
+/// - single-flight: however many requests arrive while no usable token is
+///   cached, the Fetcher is called once and every waiter gets its result;
+/// - proactive refresh: at the soft margin before expiry a background fetch
+///   starts while the current token is still handed out; past the hard
+///   margin a token is never handed out;
+/// - `invalidate(t)` drops the token only if `t` is still the current one,
+///   so a thousand clients reporting the same stale token cause one fetch;
+/// - failures are held for a short time so retrying clients cannot storm
+///   the issuer (shared_token_options::failure_hold).
+///
+/// Each client gets its own handle() (the TokenPolicy). The Fetcher is any
+/// TokenPolicy whose invalidate() and async_get_token() may be called from
+/// different threads (oauth2_client_credentials, callback_token). Handles
+/// keep the shared state alive; the source object itself may go first.
+template <class Fetcher, class Timing = steady_timing>
+class shared_token_source {
+    static_assert(is_token_policy_v<Fetcher>,
+                  "tether::shared_token_source: Fetcher must be a TokenPolicy "
+                  "(async_get_token, invalidate, cancel)");
+
+public:
+    using handle_type = shared_token<Fetcher, Timing>;
+
+    shared_token_source(Fetcher fetcher, Timing timing, shared_token_options options = {})
+        : state_(std::make_shared<detail::shared_token_state<Fetcher, Timing>>(
+              std::move(fetcher), std::move(timing), options)) {}
+
+    handle_type handle() { return handle_type(state_); }
+
+    shared_token_stats stats() const { return state_->stats(); }
+
+    /// The fetcher, e.g. for its own counters. Not synchronised with fetches.
+    Fetcher& fetcher() noexcept { return state_->fetcher(); }
+
+private:
+    std::shared_ptr<detail::shared_token_state<Fetcher, Timing>> state_;
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/token_policy/shared_token_source.hpp> ----
 // ---- begin <tether/token_policy/static_token.hpp> ----
 // tether: one fixed token.
 #ifndef TETHER_TOKEN_POLICY_STATIC_TOKEN_HPP
@@ -2448,6 +3843,2258 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/core.hpp> ----
+// ---- begin <tether/reconnecting_client.hpp> ----
+// tether: the compositions most users want, by name.
+#ifndef TETHER_RECONNECTING_CLIENT_HPP
+#define TETHER_RECONNECTING_CLIENT_HPP
+
+// #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/close_policy/close_code_table.hpp> (inlined above)
+// ---- begin <tether/token_policy/oauth2_client_credentials.hpp> ----
+// tether: OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
+#ifndef TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
+#define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
+
+// ---- begin <tether/detail/http_client.hpp> ----
+// tether: a small asynchronous HTTP/1.1 client for token endpoints.
+//
+// One request per connection (Connection: close), on a strand of the given
+// executor: resolve, connect, TLS handshake with peer and host name
+// verification, write, read with http_response_parser. A single deadline
+// covers the whole exchange. Plain http:// goes only to loopback addresses
+// unless the caller opts in, because the request carries credentials.
+#ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
+#define TETHER_DETAIL_HTTP_CLIENT_HPP
+
+// #include <tether/detail/http_response_parser.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
+// #include <tether/secret.hpp> (inlined above)
+// ---- begin <tether/tls_options.hpp> ----
+// tether: TLS client settings and a verified asio::ssl::context built from them.
+//
+// Shared by every TLS client in the library (the WebSocket transport, the
+// HTTPS token client). Verification is on unless switched off by a name
+// nobody types by accident. Usage:
+//
+//     tether::tls_options tls;
+//     tls.ca_file = "/etc/my-ca.pem";             // or leave empty: system trust store
+//     auto ctx = tether::make_tls_client_context(tls);   // throws on bad settings
+//     asio::ssl::stream<asio::ip::tcp::socket> s(io, *ctx);
+//     auto report = std::make_shared<tether::tls_handshake_report>();
+//     tether::prepare_tls_client_stream(s, "api.example.com", tls, report);
+//     s.async_handshake(...);  // on failure, report->describe() says why
+#ifndef TETHER_TLS_OPTIONS_HPP
+#define TETHER_TLS_OPTIONS_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <asio/ip/address.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/ssl/verify_context.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+TETHER_NAMESPACE_BEGIN
+
+enum class tls_version : unsigned char { tls1_2, tls1_3 };
+
+struct tls_options {
+    /// Trust anchors. When all three are empty the system trust store is used.
+    std::string ca_file; ///< PEM file with one or more CA certificates
+    std::string ca_dir;  ///< directory of hashed CA certificates (c_rehash)
+    std::string ca_pem;  ///< CA certificates as PEM text
+    /// Also trust the system store when one of the above is set.
+    bool also_use_system_trust_store = false;
+
+    /// Client certificate for mutual TLS (both empty: none).
+    std::string client_certificate_chain_file;
+    std::string client_private_key_file;
+
+    /// Oldest protocol version accepted.
+    tls_version min_version = tls_version::tls1_2;
+
+    /// Accept any certificate for any host name. This removes the protection
+    /// TLS exists for: anyone on the path can read and change the traffic,
+    /// including the bearer token. Only for throwaway test setups.
+    bool insecure_skip_verify_i_know_what_i_am_doing = false;
+};
+
+namespace detail {
+
+inline std::string openssl_reason(const std::error_code& ec) {
+    std::string text = ec.message();
+    return text.empty() ? std::string("unknown OpenSSL error") : text;
+}
+
+[[noreturn]] inline void throw_tls_setup_error(const std::string& what, const std::error_code& ec) {
+    throw std::invalid_argument("tether: tls_options: " + what + ": " + openssl_reason(ec));
+}
+
+} // namespace detail
+
+/// A client context that verifies peers: the configured trust anchors (or the
+/// system store), TLS 1.2 or newer, no compression. Throws
+/// std::invalid_argument naming the setting that could not be applied.
+inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    std::error_code ec;
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression,
+                     ec);
+    if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
+    const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(ctx->native_handle(), min) != 1)
+        throw std::invalid_argument("tether: tls_options: cannot set the minimum TLS version");
+
+    const bool custom = !o.ca_file.empty() || !o.ca_dir.empty() || !o.ca_pem.empty();
+    if (!custom || o.also_use_system_trust_store) {
+        ctx->set_default_verify_paths(ec);
+        if (ec) detail::throw_tls_setup_error("cannot load the system trust store", ec);
+    }
+    if (!o.ca_file.empty()) {
+        ctx->load_verify_file(o.ca_file, ec);
+        if (ec) detail::throw_tls_setup_error("cannot load ca_file '" + o.ca_file + "'", ec);
+    }
+    if (!o.ca_dir.empty()) {
+        ctx->add_verify_path(o.ca_dir, ec);
+        if (ec) detail::throw_tls_setup_error("cannot use ca_dir '" + o.ca_dir + "'", ec);
+    }
+    if (!o.ca_pem.empty()) {
+        ctx->add_certificate_authority(asio::buffer(o.ca_pem), ec);
+        if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
+    }
+    if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
+        throw std::invalid_argument("tether: tls_options: client_certificate_chain_file and "
+                                    "client_private_key_file must be set together");
+    if (!o.client_certificate_chain_file.empty()) {
+        ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
+        if (ec)
+            detail::throw_tls_setup_error(
+                "cannot load client_certificate_chain_file '" + o.client_certificate_chain_file + "'", ec);
+        ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
+        if (ec)
+            detail::throw_tls_setup_error(
+                "cannot load client_private_key_file '" + o.client_private_key_file + "'", ec);
+    }
+    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? asio::ssl::verify_none
+                                                                       : asio::ssl::verify_peer);
+    return ctx;
+}
+
+/// Why one TLS handshake failed, in words fit for a log (never a secret).
+struct tls_handshake_report {
+    std::string verify_failure; ///< certificate or host name problem; empty when none
+    std::string alert;          ///< first fatal TLS alert sent or received
+    std::string library_reason; ///< OpenSSL's reason when the handshake stopped
+
+    bool verification_failed() const noexcept { return !verify_failure.empty(); }
+
+    std::string describe() const {
+        if (!verify_failure.empty()) return verify_failure;
+        std::string out;
+        if (!library_reason.empty()) out = library_reason;
+        if (!alert.empty()) out += (out.empty() ? "" : "; ") + alert;
+        return out;
+    }
+};
+
+namespace detail {
+
+/// The verify callback installed on every client stream: OpenSSL's chain
+/// verification, then asio's host-name check, recording the first failure.
+class recording_verifier {
+public:
+    recording_verifier(std::string host, std::shared_ptr<tls_handshake_report> report)
+        : check_(host), host_(std::move(host)), report_(std::move(report)) {}
+
+    bool operator()(bool preverified, asio::ssl::verify_context& vc) const {
+        X509_STORE_CTX* store = vc.native_handle();
+        if (!preverified) {
+            const int err = X509_STORE_CTX_get_error(store);
+            record("certificate verification failed at depth " +
+                   std::to_string(X509_STORE_CTX_get_error_depth(store)) + ": " +
+                   X509_verify_cert_error_string(err) + subject_of(store));
+            return false;
+        }
+        if (!check_(preverified, vc)) {
+            record("certificate does not match host '" + host_ + "'" + subject_of(store));
+            return false;
+        }
+        return true;
+    }
+
+private:
+    static std::string subject_of(X509_STORE_CTX* store) {
+        X509* cert = X509_STORE_CTX_get_current_cert(store);
+        if (!cert) return {};
+        char buf[256];
+        if (!X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf)) return {};
+        return std::string(" (subject ") + buf + ")";
+    }
+    void record(std::string text) const {
+        if (report_ && report_->verify_failure.empty()) report_->verify_failure = std::move(text);
+    }
+
+    asio::ssl::host_name_verification check_;
+    std::string host_;
+    std::shared_ptr<tls_handshake_report> report_;
+};
+
+/// Alerts and the failing reason come from OpenSSL's info callback, which has
+/// no user pointer: the report rides in the SSL object's ex_data and is
+/// released with it.
+inline int tls_report_index() {
+    static const int index = SSL_get_ex_new_index(
+        0, nullptr, nullptr, nullptr,
+        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+            delete static_cast<std::shared_ptr<tls_handshake_report>*>(ptr);
+        });
+    return index;
+}
+
+inline void tls_info_callback(const SSL* ssl, int where, int ret) {
+    auto* holder = static_cast<std::shared_ptr<tls_handshake_report>*>(
+        SSL_get_ex_data(ssl, tls_report_index()));
+    if (!holder || !*holder) return;
+    tls_handshake_report& report = **holder;
+    if ((where & SSL_CB_ALERT) && report.alert.empty() &&
+        std::string_view(SSL_alert_type_string(ret)) == "F") {
+        report.alert = std::string((where & SSL_CB_READ) ? "received" : "sent") + " fatal alert '" +
+                       SSL_alert_desc_string_long(ret) + "'";
+    }
+    if ((where & SSL_CB_EXIT) && ret <= 0 && report.library_reason.empty()) {
+        // ERR_peek keeps the queue intact for asio, which reads it next
+        if (const unsigned long e = ERR_peek_last_error())
+            if (const char* reason = ERR_reason_error_string(e)) report.library_reason = reason;
+    }
+}
+
+} // namespace detail
+
+/// Prepares one client stream for a handshake with `host` (the name from the
+/// URL): SNI for host names (never for IP literals, RFC 6066), peer and
+/// host-name verification unless switched off, and failure recording into
+/// `report`. Returns false when OpenSSL refuses the SNI name.
+template <class SslStream>
+bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const tls_options& o,
+                               std::shared_ptr<tls_handshake_report> report) {
+    SSL* ssl = stream.native_handle();
+    std::error_code ec;
+    asio::ip::make_address(host, ec);
+    const bool is_ip_literal = !ec;
+    if (!is_ip_literal && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+    if (report) {
+        const int index = detail::tls_report_index();
+        delete static_cast<std::shared_ptr<tls_handshake_report>*>(SSL_get_ex_data(ssl, index));
+        SSL_set_ex_data(ssl, index, new std::shared_ptr<tls_handshake_report>(report));
+        SSL_set_info_callback(ssl, &detail::tls_info_callback);
+    }
+    if (o.insecure_skip_verify_i_know_what_i_am_doing) {
+        stream.set_verify_mode(asio::ssl::verify_none);
+        return true;
+    }
+    stream.set_verify_mode(asio::ssl::verify_peer);
+    stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
+    return true;
+}
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/tls_options.hpp> ----
+
+#include <asio/connect.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/write.hpp>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// Overwrites a string that held a credential before it is freed.
+inline void wipe(std::string& s) noexcept {
+    volatile char* p = s.data();
+    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    s.clear();
+}
+
+/// application/x-www-form-urlencoded (WHATWG URL standard): alphanumerics and
+/// "*-._" stay, space becomes '+', every other byte is %XX.
+inline std::string form_urlencode(std::string_view in) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size() * 3);
+    for (char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '*' ||
+            u == '-' || u == '.' || u == '_') {
+            out.push_back(c);
+        } else if (u == ' ') {
+            out.push_back('+');
+        } else {
+            out.push_back('%');
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 0x0f]);
+        }
+    }
+    return out;
+}
+
+inline std::string base64_encode(std::string_view in) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
+                                std::uint32_t(static_cast<unsigned char>(in[i + 2]));
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back(alphabet[v & 63]);
+    }
+    if (i + 1 == in.size()) {
+        const std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back('=');
+    }
+    return out;
+}
+
+/// An http:// or https:// URL, split for a request.
+struct http_url {
+    bool tls = true;
+    std::string host;        ///< lower case, IPv6 without brackets
+    std::uint16_t port = 443;
+    std::string target;      ///< path and query, at least "/"
+
+    /// The Host field: host, [v6], plus the port when it is not the default.
+    std::string host_field() const {
+        std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+        if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
+        return h;
+    }
+    /// For logs: no query, which is where people hide secrets in URLs.
+    std::string display() const {
+        const auto q = target.find('?');
+        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
+    }
+};
+
+/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
+/// no user info (a password in a URL ends up in logs), no fragments, no
+/// spaces or control characters.
+inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
+    http_url out;
+    auto starts_with_ci = [&](std::string_view prefix) {
+        return url.size() >= prefix.size() && iequals(url.substr(0, prefix.size()), prefix);
+    };
+    if (starts_with_ci("https://")) {
+        out.tls = true;
+        out.port = 443;
+        url.remove_prefix(8);
+    } else if (starts_with_ci("http://")) {
+        out.tls = false;
+        out.port = 80;
+        url.remove_prefix(7);
+    } else {
+        why = "the URL must start with https:// or http://";
+        return std::nullopt;
+    }
+    const auto authority_end = url.find_first_of("/?#");
+    std::string_view authority = url.substr(0, authority_end);
+    std::string_view rest = authority_end == std::string_view::npos ? std::string_view{}
+                                                                    : url.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) {
+        why = "user information in the URL is not allowed; pass credentials as options";
+        return std::nullopt;
+    }
+    std::string_view host = authority, port;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 address";
+            return std::nullopt;
+        }
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "invalid characters after the IPv6 address";
+                return std::nullopt;
+            }
+            port = after.substr(1);
+        }
+        std::error_code ec;
+        asio::ip::make_address_v6(std::string(host), ec);
+        if (ec) {
+            why = "invalid IPv6 address";
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = authority.find(':');
+        if (colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port = authority.substr(colon + 1);
+        }
+        for (char c : host)
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-' || c == '.')) {
+                why = "invalid character in the host name";
+                return std::nullopt;
+            }
+    }
+    if (host.empty()) {
+        why = "the URL has no host";
+        return std::nullopt;
+    }
+    if (authority.find(':') != std::string_view::npos && authority.back() == ':') {
+        why = "empty port";
+        return std::nullopt;
+    }
+    if (!port.empty()) {
+        unsigned long value = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9' || value > 65535) {
+                why = "invalid port";
+                return std::nullopt;
+            }
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value == 0 || value > 65535) {
+            why = "invalid port";
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    for (char c : host) out.host.push_back(ascii_lower(c));
+
+    const auto hash = rest.find('#');
+    if (hash != std::string_view::npos) {
+        why = "a fragment (#...) has no meaning in a request URL";
+        return std::nullopt;
+    }
+    for (char c : rest) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) {
+            why = "invalid character in the URL path or query";
+            return std::nullopt;
+        }
+    }
+    if (rest.empty() || rest.front() == '?') out.target = "/";
+    out.target.append(rest.data(), rest.size());
+    return out;
+}
+
+inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+    if (a.is_loopback()) return true;
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+    return false;
+}
+
+/// "localhost" or a loopback literal. Resolved addresses are checked again
+/// before connecting, so a hosts file cannot redirect "localhost" elsewhere.
+inline bool is_loopback_host(const std::string& host) {
+    if (host == "localhost") return true;
+    std::error_code ec;
+    const auto a = asio::ip::make_address(host, ec);
+    return !ec && is_loopback_address(a);
+}
+
+struct http_exchange_options {
+    std::chrono::milliseconds timeout{10000}; ///< resolve to last byte
+    http_limits limits;
+    /// Allows plain http:// to a host that is not loopback. The request (and
+    /// any credential in it) crosses the network unencrypted.
+    bool allow_plain_http_to_non_loopback_host = false;
+    std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
+    tls_options tls;
+    /// Progress notes for logs; never given header values or bodies.
+    std::function<void(std::string_view)> trace;
+};
+
+struct http_result {
+    /// Empty on a complete response. Otherwise a tether::error
+    /// (malformed_http_response, response_too_large, insecure_transport,
+    /// tls_verification_failed, operation_cancelled), asio::error::timed_out,
+    /// or the socket's own error.
+    std::error_code error;
+    std::string detail; ///< for logs; never contains request or response bytes
+    http_response response;
+    std::size_t bytes_received = 0; ///< raw bytes read from the connection
+};
+
+/// One request on one connection. Start with start(); cancel() from any thread.
+class http_exchange : public std::enable_shared_from_this<http_exchange> {
+public:
+    using handler_type = std::function<void(http_result)>;
+    using strand_type = asio::strand<asio::any_io_executor>;
+
+    /// `request` is the complete request (start line, fields, body). The
+    /// handler runs once, on the exchange's strand.
+    static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
+                                                secret request, http_exchange_options opts,
+                                                handler_type handler) {
+        std::shared_ptr<http_exchange> self(
+            new http_exchange(ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
+        asio::dispatch(self->strand_, [self] { self->begin(); });
+        return self;
+    }
+
+    void cancel() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->finished_) return;
+            self->cancelled_ = true;
+            self->abort_io();
+        });
+    }
+
+private:
+    using tcp = asio::ip::tcp;
+    using tls_stream = asio::ssl::stream<tcp::socket>;
+
+    http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
+                  http_exchange_options opts, handler_type handler)
+        : strand_(asio::make_strand(ex)),
+          url_(std::move(url)),
+          request_(std::move(request)),
+          opts_(std::move(opts)),
+          handler_(std::move(handler)),
+          resolver_(strand_),
+          timer_(strand_),
+          parser_(opts_.limits) {
+        if (url_.tls && opts_.tls_context)
+            tls_.emplace(strand_, *opts_.tls_context);
+        else
+            plain_.emplace(strand_);
+    }
+
+    tcp::socket& socket() { return tls_ ? tls_->next_layer() : *plain_; }
+
+    void trace(const std::string& note) const {
+        if (opts_.trace) opts_.trace(note);
+    }
+
+    void begin() {
+        if (url_.tls && !opts_.tls_context) {
+            finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
+            return;
+        }
+        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host && !is_loopback_host(url_.host)) {
+            finish(make_error_code(error::insecure_transport),
+                   "refusing to send credentials over plain http:// to " + url_.host_field());
+            return;
+        }
+        timer_.expires_after(opts_.timeout);
+        timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (ec || self->finished_) return;
+            self->timed_out_ = true;
+            self->abort_io();
+        });
+        trace("resolving " + url_.host_field());
+        resolver_.async_resolve(url_.host, std::to_string(url_.port),
+                                [self = shared_from_this()](std::error_code ec,
+                                                            tcp::resolver::results_type results) {
+                                    self->on_resolved(ec, std::move(results));
+                                });
+    }
+
+    void abort_io() {
+        resolver_.cancel();
+        std::error_code ignored;
+        socket().close(ignored);
+    }
+
+    // Maps an I/O failure to a result, letting timeout and cancel win over
+    // the operation_aborted they cause.
+    bool failed(std::error_code ec, const std::string& what) {
+        if (!ec && !timed_out_ && !cancelled_) return false;
+        if (cancelled_)
+            finish(make_error_code(error::operation_cancelled), "request cancelled");
+        else if (timed_out_)
+            finish(asio::error::timed_out,
+                   "no complete response within " + std::to_string(opts_.timeout.count()) + " ms (" +
+                       what + ")");
+        else
+            finish(ec, what + ": " + ec.message());
+        return true;
+    }
+
+    void on_resolved(std::error_code ec, tcp::resolver::results_type results) {
+        if (failed(ec, "resolving " + url_.host)) return;
+        std::vector<tcp::endpoint> endpoints;
+        for (const auto& entry : results) {
+            const auto ep = entry.endpoint();
+            if (url_.tls || opts_.allow_plain_http_to_non_loopback_host ||
+                is_loopback_address(ep.address()))
+                endpoints.push_back(ep);
+        }
+        if (endpoints.empty()) {
+            finish(make_error_code(error::insecure_transport),
+                   url_.host + " resolved to no loopback address; refusing plain http://");
+            return;
+        }
+        trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
+              " address(es))");
+        asio::async_connect(socket(), endpoints,
+                            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
+                                self->on_connected(ec, ep);
+                            });
+    }
+
+    void on_connected(std::error_code ec, const tcp::endpoint& ep) {
+        if (failed(ec, "connecting to " + url_.host_field())) return;
+        std::error_code ignored;
+        socket().set_option(tcp::no_delay(true), ignored);
+        trace("connected to " + endpoint_text(ep));
+        if (!tls_) {
+            write_request();
+            return;
+        }
+        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, nullptr)) {
+            finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
+            return;
+        }
+        tls_->async_handshake(asio::ssl::stream_base::client,
+                              [self = shared_from_this()](std::error_code ec) {
+                                  self->on_handshake(ec);
+                              });
+    }
+
+    void on_handshake(std::error_code ec) {
+        if (ec && !timed_out_ && !cancelled_ && ec.category() == asio::error::get_ssl_category() &&
+            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+            const long result = SSL_get_verify_result(tls_->native_handle());
+            std::string why = result == X509_V_OK ? "host name does not match the certificate"
+                                                  : X509_verify_cert_error_string(result);
+            finish(make_error_code(error::tls_verification_failed),
+                   "TLS certificate of " + url_.host_field() + " rejected: " + why);
+            return;
+        }
+        if (failed(ec, "TLS handshake with " + url_.host_field())) return;
+        trace("TLS handshake with " + url_.host_field() + " verified");
+        write_request();
+    }
+
+    void write_request() {
+        auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            if (self->failed(ec, "sending the request")) return;
+            self->trace("request sent (" + std::to_string(n) + " bytes)");
+            self->read_some();
+        };
+        const auto buffer = asio::buffer(request_.reveal().data(), request_.size());
+        if (tls_)
+            asio::async_write(*tls_, buffer, std::move(done));
+        else
+            asio::async_write(*plain_, buffer, std::move(done));
+    }
+
+    void read_some() {
+        auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            self->on_read(ec, n);
+        };
+        if (tls_)
+            tls_->async_read_some(asio::buffer(buffer_), std::move(done));
+        else
+            plain_->async_read_some(asio::buffer(buffer_), std::move(done));
+    }
+
+    void on_read(std::error_code ec, std::size_t n) {
+        bytes_received_ += n;
+        if (n > 0) parser_.feed(buffer_.data(), n);
+        if (!parser_.done() && !parser_.failed() && !timed_out_ && !cancelled_) {
+            if (ec == asio::error::eof) {
+                parser_.feed_eof();
+            } else if (ec == asio::ssl::error::stream_truncated) {
+                // A TLS close without close_notify: fine where the message has
+                // its own framing (the parser says incomplete), but a body
+                // delimited by the close may have been cut by an attacker.
+                if (parser_.reading_until_close()) {
+                    finish(ec, "TLS connection closed without close_notify: the body may be truncated");
+                    return;
+                }
+                parser_.feed_eof();
+            }
+        }
+        if (parser_.failed()) {
+            finish(parser_.error(), parser_.error_detail());
+            return;
+        }
+        if (parser_.done()) {
+            const auto& r = parser_.response();
+            trace("response: HTTP " + std::to_string(r.status) + ", " +
+                  std::to_string(r.headers.size()) + " header fields, body " +
+                  std::to_string(r.body.size()) + " bytes");
+            finish({}, {});
+            return;
+        }
+        if (failed(ec, "reading the response")) return;
+        read_some();
+    }
+
+    void finish(std::error_code ec, std::string detail) {
+        if (finished_) return;
+        finished_ = true;
+        timer_.cancel();
+        abort_io();
+        http_result result;
+        result.error = ec;
+        result.detail = std::move(detail);
+        result.bytes_received = bytes_received_;
+        if (!ec) result.response = std::move(parser_.response());
+        if (ec) trace("request failed: " + result.detail);
+        // Run the handler after releasing it, so whatever it owns (and
+        // whatever owns us) can go away.
+        auto handler = std::move(handler_);
+        handler_ = nullptr;
+        request_ = secret();
+        if (handler) handler(std::move(result));
+    }
+
+    static std::string endpoint_text(const tcp::endpoint& ep) {
+        const auto a = ep.address();
+        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    }
+
+    strand_type strand_;
+    http_url url_;
+    secret request_;
+    http_exchange_options opts_;
+    handler_type handler_;
+    tcp::resolver resolver_;
+    asio::steady_timer timer_;
+    std::optional<tls_stream> tls_;
+    std::optional<tcp::socket> plain_;
+    http_response_parser parser_;
+    std::array<char, 16 * 1024> buffer_{};
+    std::size_t bytes_received_ = 0;
+    bool finished_ = false;
+    bool timed_out_ = false;
+    bool cancelled_ = false;
+};
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/http_client.hpp> ----
+// #include <tether/token.hpp> (inlined above)
+// #include <tether/token_policy/oauth2_response.hpp> (inlined above)
+
+#include <asio/any_io_executor.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+/// How the client proves its identity to the token endpoint.
+enum class client_auth : unsigned char {
+    /// `Authorization: Basic`, id and secret form-encoded first as RFC 6749
+    /// section 2.3.1 says (identical to plain for alphanumeric, '-', '.', '_').
+    http_basic,
+    /// `Authorization: Basic base64(id:secret)` without that encoding, for
+    /// servers that do not decode it.
+    http_basic_unencoded,
+    /// `client_id` and `client_secret` as form parameters in the body.
+    request_body,
+};
+
+struct oauth2_options {
+    std::string token_url; ///< https://... (http:// only to loopback, see below)
+    std::string client_id;
+    secret client_secret;
+    client_auth auth = client_auth::http_basic;
+    std::string scope;    ///< space-separated; not sent when empty
+    std::string audience; ///< not sent when empty
+    /// More form parameters. Their values may be credentials: they are never
+    /// printed, only their names.
+    std::vector<std::pair<std::string, std::string>> extra_params;
+
+    /// Token lifetime when the response has no `expires_in`.
+    std::chrono::seconds default_lifetime{3600};
+    /// Whole exchange: resolve, connect, TLS, request, response.
+    std::chrono::milliseconds timeout{10000};
+    /// Largest response body accepted (error::response_too_large beyond).
+    std::size_t max_response_bytes = 64 * 1024;
+    tls_options tls;
+    /// Sends the client secret over plain http:// to a host that is not
+    /// loopback. Anyone on the path can read it. Off by default.
+    bool allow_plain_http_to_non_loopback_host = false;
+    std::string user_agent = "tether/" + std::to_string(TETHER_VERSION_MAJOR) + "." +
+                             std::to_string(TETHER_VERSION_MINOR) + "." +
+                             std::to_string(TETHER_VERSION_PATCH);
+    /// Step-by-step notes (resolve, connect, TLS, status, outcome) for
+    /// debugging; called from I/O threads. Never given a secret or a body.
+    std::function<void(std::string_view)> trace;
+
+    /// Throws std::invalid_argument naming the bad option.
+    void validate() const {
+        std::string why;
+        const auto url = detail::parse_http_url(token_url, why);
+        if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
+        if (!url->tls && !allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
+            throw std::invalid_argument(
+                "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
+                "host (the client secret would travel unencrypted); use https:// or set "
+                "allow_plain_http_to_non_loopback_host");
+        if (client_id.empty()) throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+        if (client_secret.empty())
+            throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
+        if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
+            throw std::invalid_argument(
+                "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
+                "carry; use client_auth::http_basic");
+        if (default_lifetime.count() <= 0)
+            throw std::invalid_argument("tether: oauth2_options::default_lifetime must be positive");
+        if (timeout.count() <= 0) throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+        if (max_response_bytes == 0)
+            throw std::invalid_argument("tether: oauth2_options::max_response_bytes must be positive");
+        for (const auto& p : extra_params)
+            if (p.first.empty())
+                throw std::invalid_argument("tether: oauth2_options::extra_params has an empty name");
+        for (char c : user_agent)
+            if (!detail::is_field_char(c) || c == '\t')
+                throw std::invalid_argument("tether: oauth2_options::user_agent has a control character");
+    }
+
+    friend std::ostream& operator<<(std::ostream& os, const oauth2_options& o) {
+        std::string why;
+        const auto url = detail::parse_http_url(o.token_url, why);
+        os << "oauth2_options{token_url=" << (url ? url->display() : std::string("<invalid>"))
+           << ", client_id=" << o.client_id << ", client_secret=" << o.client_secret << ", auth="
+           << (o.auth == client_auth::http_basic             ? "http_basic"
+               : o.auth == client_auth::http_basic_unencoded ? "http_basic_unencoded"
+                                                             : "request_body");
+        if (!o.scope.empty()) os << ", scope=" << o.scope;
+        if (!o.audience.empty()) os << ", audience=" << o.audience;
+        for (const auto& p : o.extra_params) os << ", " << p.first << "=[redacted]";
+        return os << ", timeout=" << o.timeout.count() << "ms}";
+    }
+};
+
+/// A TokenPolicy that asks a token endpoint for a new token on every call
+/// (fresh == true). It keeps no cache: to share one token between clients
+/// and refresh it before expiry, wrap it in shared_token_source.
+///
+/// Errors (token_result::error): invalid_credentials (permanent),
+/// rate_limited (with retry_after), token_request_failed,
+/// token_request_timeout, malformed_token_response, malformed_http_response,
+/// response_too_large, tls_verification_failed, insecure_transport,
+/// token_rejected (the endpoint returned a token passed to invalidate()),
+/// operation_cancelled. See oauth2_response.hpp for the status mapping.
+///
+/// Thread-safe: every member may be called from any thread. The handler runs
+/// on an I/O thread of the executor given at construction.
+class oauth2_client_credentials {
+public:
+    /// Throws std::invalid_argument (bad options) or std::runtime_error (a
+    /// CA file that does not load).
+    oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
+        : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
+
+    template <class Handler>
+    void async_get_token(Handler&& handler) {
+        state_->start(std::function<void(token_result)>(
+            [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
+                token_result r) { (*h)(std::move(r)); }));
+    }
+
+    /// The endpoint may hand back the same token while it is valid; a token
+    /// the server rejected is refused instead (error::token_rejected).
+    void invalidate(const secret& rejected) { state_->remember_rejected(rejected); }
+
+    /// Aborts requests in flight; their handlers run with operation_cancelled.
+    void cancel() { state_->cancel_all(); }
+
+    const oauth2_options& options() const noexcept { return state_->options; }
+    /// Requests sent so far (for metrics and tests).
+    std::uint64_t requests_started() const noexcept { return state_->started.load(); }
+
+    friend std::ostream& operator<<(std::ostream& os, const oauth2_client_credentials& p) {
+        return os << "oauth2_client_credentials{" << p.state_->options << "}";
+    }
+
+private:
+    struct state : std::enable_shared_from_this<state> {
+        state(asio::any_io_executor ex, oauth2_options o) : executor(std::move(ex)), options(std::move(o)) {
+            options.validate();
+            std::string why;
+            url = *detail::parse_http_url(options.token_url, why);
+            if (url.tls)
+                tls_context = make_tls_client_context(options.tls);
+            rules.default_lifetime = options.default_lifetime;
+            rules.redact.push_back(options.client_secret.reveal());
+        }
+
+        void start(std::function<void(token_result)> handler) {
+            started.fetch_add(1);
+            secret request = build_request();
+            detail::http_exchange_options xo;
+            xo.timeout = options.timeout;
+            xo.limits.max_body_bytes = options.max_response_bytes;
+            xo.allow_plain_http_to_non_loopback_host = options.allow_plain_http_to_non_loopback_host;
+            xo.tls_context = tls_context;
+            xo.tls = options.tls;
+            xo.trace = options.trace;
+            trace("POST " + url.display() + " (grant client_credentials, client_id " + options.client_id +
+                  ", client auth " + auth_name() + ")");
+            auto self = shared_from_this();
+            auto exchange = detail::http_exchange::start(
+                executor, url, std::move(request), std::move(xo),
+                [self, handler = std::move(handler)](detail::http_result r) mutable {
+                    self->forget_finished();
+                    handler(self->complete(std::move(r)));
+                });
+            std::lock_guard<std::mutex> lock(mutex);
+            in_flight.push_back(exchange);
+        }
+
+        token_result complete(detail::http_result r) {
+            token_result out;
+            if (r.error) {
+                out = token_result::failure(map_transport_error(r.error), "token request to " + url.display() +
+                                                                             " failed: " + r.detail);
+            } else {
+                out = parse_token_response(r.response, rules, std::chrono::system_clock::now());
+                detail::wipe(r.response.body);
+                if (!out.error && is_rejected(out.value.value))
+                    out = token_result::failure(make_error_code(error::token_rejected),
+                                                "the token endpoint returned a token the server "
+                                                "had already rejected");
+            }
+            if (out.error)
+                trace("token request failed: " + out.error.message() + " (" + out.detail + ")");
+            else
+                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) + " s");
+            return out;
+        }
+
+        static std::error_code map_transport_error(std::error_code ec) {
+            if (ec == asio::error::timed_out) return make_error_code(error::token_request_timeout);
+            if (ec.category() == error_category()) return ec; // already specific
+            return make_error_code(error::token_request_failed);
+        }
+
+        secret build_request() const {
+            std::string body = "grant_type=client_credentials";
+            auto param = [&body](std::string_view name, std::string_view value) {
+                body += '&';
+                body += detail::form_urlencode(name);
+                body += '=';
+                std::string encoded = detail::form_urlencode(value);
+                body += encoded;
+                detail::wipe(encoded);
+            };
+            if (!options.scope.empty()) param("scope", options.scope);
+            if (!options.audience.empty()) param("audience", options.audience);
+            for (const auto& p : options.extra_params) param(p.first, p.second);
+
+            std::string authorization;
+            if (options.auth == client_auth::request_body) {
+                param("client_id", options.client_id);
+                param("client_secret", options.client_secret.reveal());
+            } else {
+                std::string pair;
+                if (options.auth == client_auth::http_basic) {
+                    pair = detail::form_urlencode(options.client_id) + ":";
+                    std::string s = detail::form_urlencode(options.client_secret.reveal());
+                    pair += s;
+                    detail::wipe(s);
+                } else {
+                    pair = options.client_id + ":";
+                    pair += options.client_secret.reveal();
+                }
+                authorization = "Basic " + detail::base64_encode(pair);
+                detail::wipe(pair);
+            }
+
+            std::string req;
+            req.reserve(512 + body.size());
+            req += "POST " + url.target + " HTTP/1.1\r\n";
+            req += "Host: " + url.host_field() + "\r\n";
+            req += "User-Agent: " + options.user_agent + "\r\n";
+            req += "Accept: application/json\r\n";
+            req += "Content-Type: application/x-www-form-urlencoded\r\n";
+            req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+            if (!authorization.empty()) {
+                req += "Authorization: ";
+                req += authorization;
+                req += "\r\n";
+            }
+            req += "Cache-Control: no-store\r\n";
+            req += "Connection: close\r\n\r\n";
+            req += body;
+            detail::wipe(authorization);
+            detail::wipe(body);
+            return secret(std::move(req));
+        }
+
+        const char* auth_name() const noexcept {
+            switch (options.auth) {
+            case client_auth::http_basic: return "http_basic";
+            case client_auth::http_basic_unencoded: return "http_basic_unencoded";
+            case client_auth::request_body: return "request_body";
+            }
+            return "?";
+        }
+
+        void trace(const std::string& note) const {
+            if (options.trace) options.trace(note);
+        }
+
+        void remember_rejected(const secret& s) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (std::find(rejected.begin(), rejected.end(), s) != rejected.end()) return;
+            if (rejected.size() == max_remembered) rejected.erase(rejected.begin());
+            rejected.push_back(s);
+        }
+        bool is_rejected(const secret& s) {
+            std::lock_guard<std::mutex> lock(mutex);
+            return std::find(rejected.begin(), rejected.end(), s) != rejected.end();
+        }
+
+        void forget_finished() {
+            std::lock_guard<std::mutex> lock(mutex);
+            in_flight.erase(std::remove_if(in_flight.begin(), in_flight.end(),
+                                           [](const std::weak_ptr<detail::http_exchange>& w) {
+                                               return w.expired();
+                                           }),
+                            in_flight.end());
+        }
+
+        void cancel_all() {
+            std::vector<std::shared_ptr<detail::http_exchange>> live;
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                for (auto& w : in_flight)
+                    if (auto p = w.lock()) live.push_back(std::move(p));
+                in_flight.clear();
+            }
+            for (auto& p : live) p->cancel();
+        }
+
+        static constexpr std::size_t max_remembered = 16;
+
+        asio::any_io_executor executor;
+        oauth2_options options;
+        detail::http_url url;
+        std::shared_ptr<asio::ssl::context> tls_context;
+        oauth2_response_rules rules;
+        std::atomic<std::uint64_t> started{0};
+        std::mutex mutex;
+        std::vector<secret> rejected;
+        std::vector<std::weak_ptr<detail::http_exchange>> in_flight;
+    };
+
+    std::shared_ptr<state> state_;
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/token_policy/oauth2_client_credentials.hpp> ----
+// #include <tether/token_policy/shared_token_source.hpp> (inlined above)
+// ---- begin <tether/transport/websocketpp_transport.hpp> ----
+// tether: the production Transport, websocketpp 0.8.2 over standalone Asio.
+//
+// One type for ws:// and wss:// (the endpoint is chosen per URL). TLS peers
+// and host names are verified by default (see tls_options.hpp). The token goes
+// where the server wants it: `Authorization: Bearer` (default), a query
+// parameter, or a Sec-WebSocket-Protocol entry; it is never sent over plain
+// ws:// to a host that is not loopback unless `allow_insecure_token_transport`
+// is set. Liveness: a ping every `ping_interval`, the connection is presumed
+// dead when nothing arrives within `pong_timeout` of a ping, or when no frame
+// at all arrives for `idle_timeout`.
+//
+// Threading: run the io_context on ONE thread and call the transport from
+// that thread (the client does: it lives on the transport's executor). Destroy
+// the transport before the io_context, and not from inside one of its sink
+// calls.
+//
+//     asio::io_context io;
+//     tether::websocketpp_transport_options o;
+//     o.tls.ca_file = "/etc/ssl/my-ca.pem";
+//     tether::websocketpp_transport t(io, o);
+#ifndef TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
+#define TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
+
+// #include <tether/close_event.hpp> (inlined above)
+// #include <tether/connect_request.hpp> (inlined above)
+// #include <tether/detail/retry_after.hpp> (inlined above)
+// ---- begin <tether/detail/url.hpp> ----
+// tether: parsing ws:// and wss:// URLs, loopback detection, percent-encoding.
+#ifndef TETHER_DETAIL_URL_HPP
+#define TETHER_DETAIL_URL_HPP
+
+// #include <tether/detail/ascii.hpp> (inlined above)
+// #include <tether/version.hpp> (inlined above)
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The parts of a WebSocket URL a transport needs.
+struct ws_url {
+    bool secure = false;      ///< wss://
+    std::string host;         ///< without the brackets of an IPv6 literal
+    std::uint16_t port = 0;   ///< explicit or the scheme's default
+    std::string target;       ///< path and query, always starting with '/'
+    bool ipv6_literal = false;
+};
+
+/// Parses `url`; on failure returns nothing and says why in `why`.
+/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
+/// would be ambiguous on the wire (user info, white space, control characters).
+inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
+    for (const char c : url) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) {
+            why = "the URL contains white space or a control character";
+            return std::nullopt;
+        }
+    }
+    ws_url out;
+    const auto sep = url.find("://");
+    if (sep == std::string_view::npos) {
+        why = "the URL has no scheme (expected ws:// or wss://)";
+        return std::nullopt;
+    }
+    const auto scheme = url.substr(0, sep);
+    if (iequals(scheme, "wss"))
+        out.secure = true;
+    else if (!iequals(scheme, "ws")) {
+        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
+        return std::nullopt;
+    }
+    auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "WebSocket URLs must not contain a fragment ('#')";
+        return std::nullopt;
+    }
+    const auto authority_end = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, authority_end);
+    if (authority.find('@') != std::string_view::npos) {
+        why = "user information in the URL is not supported (put credentials in the token)";
+        return std::nullopt;
+    }
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 literal";
+            return std::nullopt;
+        }
+        out.host = std::string(authority.substr(1, close - 1));
+        out.ipv6_literal = true;
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "unexpected characters after the IPv6 literal";
+                return std::nullopt;
+            }
+            port_text = after.substr(1);
+            if (port_text.empty()) {
+                why = "empty port";
+                return std::nullopt;
+            }
+        }
+    } else {
+        const auto colon = authority.find(':');
+        out.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) {
+                why = "empty port";
+                return std::nullopt;
+            }
+        }
+    }
+    if (out.host.empty()) {
+        why = "the URL has no host";
+        return std::nullopt;
+    }
+    for (const char c : out.host) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
+        if (!ok) {
+            why = "the host contains a character that is not allowed";
+            return std::nullopt;
+        }
+    }
+    if (port_text.empty()) {
+        out.port = out.secure ? 443 : 80;
+    } else {
+        unsigned long value = 0;
+        for (const char c : port_text) {
+            if (c < '0' || c > '9' || value > 65535) {
+                why = "the port is not a number between 1 and 65535";
+                return std::nullopt;
+            }
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value == 0 || value > 65535) {
+            why = "the port is not a number between 1 and 65535";
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    if (authority_end == std::string_view::npos)
+        out.target = "/";
+    else if (rest[authority_end] == '?')
+        out.target = "/" + std::string(rest.substr(authority_end));
+    else
+        out.target = std::string(rest.substr(authority_end));
+    return out;
+}
+
+/// True for "localhost", 127.0.0.0/8 and ::1: names that never leave the machine.
+inline bool is_loopback_host(std::string_view host) noexcept {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    if (iequals(host, "localhost")) return true;
+    if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+    // dotted IPv4 with first octet 127
+    if (host.size() < 7 || host.substr(0, 4) != "127.") return false;
+    int dots = 0;
+    int digits = 0;
+    int value = 0;
+    for (const char c : host) {
+        if (c == '.') {
+            if (digits == 0) return false;
+            ++dots;
+            digits = 0;
+            value = 0;
+        } else if (c >= '0' && c <= '9') {
+            value = value * 10 + (c - '0');
+            if (++digits > 3 || value > 255) return false;
+        } else {
+            return false;
+        }
+    }
+    return dots == 3 && digits > 0;
+}
+
+/// A credential may travel over `url` when the channel is encrypted, when it
+/// never leaves the machine, or when the user opted in by name.
+inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+    return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters, so a
+/// value is safe as a query parameter whatever it contains.
+inline std::string percent_encode(std::string_view in) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size() * 3);
+    for (const char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
+            out += c;
+        } else {
+            out += '%';
+            out += hex[u >> 4];
+            out += hex[u & 0x0f];
+        }
+    }
+    return out;
+}
+
+/// Appends name=value (both percent-encoded) to a request target.
+inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
+    target += target.find('?') == std::string::npos ? '?' : '&';
+    target += percent_encode(name);
+    target += '=';
+    target += percent_encode(value);
+}
+
+/// RFC 7230 `tchar`: what header names and subprotocol tokens may contain.
+inline bool is_http_token_char(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    default: return false;
+    }
+}
+
+inline bool is_http_token(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s)
+        if (!is_http_token_char(c)) return false;
+    return true;
+}
+
+/// A header value may hold visible characters, spaces and tabs, but never a
+/// line break or another control character (that would inject headers).
+inline bool is_safe_header_value(std::string_view s) noexcept {
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+    }
+    return true;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/url.hpp> ----
+// #include <tether/error.hpp> (inlined above)
+// #include <tether/message.hpp> (inlined above)
+// #include <tether/tls_options.hpp> (inlined above)
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <websocketpp/client.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_client.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+/// Where the bearer token goes on the upgrade request.
+enum class token_placement : unsigned char {
+    authorization_header, ///< `Authorization: Bearer <token>`
+    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
+    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
+};
+
+struct websocketpp_transport_options {
+    token_placement token_in = token_placement::authorization_header;
+    /// Query parameter name for token_placement::query_parameter. Note that
+    /// URLs end up in proxy and server access logs; prefer the header.
+    std::string token_query_parameter = "access_token";
+    /// Prepended to the token for token_placement::subprotocol (for example
+    /// "base64url.bearer.authorization.k8s.io."); the token must then consist
+    /// of HTTP token characters. If the server selects that entry, open_info
+    /// reports it as "[token]".
+    std::string token_subprotocol_prefix;
+
+    std::vector<http_header> headers;      ///< sent on every upgrade, before the request's own
+    std::vector<std::string> subprotocols; ///< offered on every upgrade, before the request's own
+    std::string user_agent = "tether/0.1";
+
+    tls_options tls;
+
+    /// Allow a token over plain ws:// to a host that is not loopback. Anyone
+    /// on the path can read and replay it.
+    bool allow_insecure_token_transport = false;
+
+    /// DNS + TCP + TLS + upgrade must finish within this.
+    std::chrono::milliseconds handshake_timeout{10000};
+    /// After close(), the peer has this long to finish the closing handshake.
+    std::chrono::milliseconds close_timeout{5000};
+    /// A ping every ping_interval (0: never); nothing received within
+    /// pong_timeout of a ping means the connection is dead.
+    std::chrono::milliseconds ping_interval{20000};
+    std::chrono::milliseconds pong_timeout{10000};
+    /// No frame of any kind for this long means the connection is dead (0: off).
+    std::chrono::milliseconds idle_timeout{0};
+
+    /// Larger incoming messages close the connection with 1009.
+    std::size_t max_message_size = 16u * 1024u * 1024u;
+    /// Bytes of a refused handshake's body kept in close_event::body_excerpt.
+    std::size_t max_body_excerpt = 512;
+
+    /// Throws std::invalid_argument naming the bad option.
+    void validate() const {
+        const auto fail = [](const std::string& what) {
+            throw std::invalid_argument("tether: websocketpp_transport_options: " + what);
+        };
+        if (handshake_timeout.count() <= 0) fail("handshake_timeout must be positive");
+        if (close_timeout.count() <= 0) fail("close_timeout must be positive");
+        if (ping_interval.count() < 0) fail("ping_interval must not be negative");
+        if (ping_interval.count() > 0 && pong_timeout.count() <= 0)
+            fail("pong_timeout must be positive when pings are enabled");
+        if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
+        if (max_message_size == 0) fail("max_message_size must be at least 1");
+        if (token_in == token_placement::query_parameter && token_query_parameter.empty())
+            fail("token_query_parameter must not be empty");
+        if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
+            fail("token_subprotocol_prefix must consist of HTTP token characters");
+        if (!detail::is_safe_header_value(user_agent)) fail("user_agent contains a control character");
+        for (const auto& h : headers)
+            if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second))
+                fail("header '" + h.first + "' is not a valid HTTP header");
+        for (const auto& p : subprotocols)
+            if (!detail::is_http_token(p)) fail("subprotocol '" + p + "' is not a valid token");
+    }
+};
+
+namespace detail {
+
+/// websocketpp configurations: single-threaded (the transport lives on one
+/// thread), silent (the library logs to stdout by default), and with
+/// websocketpp's per-phase connect timeouts pushed out of the way because the
+/// transport enforces one overall handshake deadline itself.
+template <class Base, class SocketType>
+struct wspp_client_config : Base {
+    typedef wspp_client_config type;
+    typedef Base base;
+
+    typedef websocketpp::concurrency::none concurrency_type;
+    typedef typename base::request_type request_type;
+    typedef typename base::response_type response_type;
+    typedef typename base::message_type message_type;
+    typedef typename base::con_msg_manager_type con_msg_manager_type;
+    typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type> rng_type;
+
+    struct transport_config : base::transport_config {
+        typedef typename type::concurrency_type concurrency_type;
+        typedef typename type::alog_type alog_type;
+        typedef typename type::elog_type elog_type;
+        typedef typename type::request_type request_type;
+        typedef typename type::response_type response_type;
+        typedef SocketType socket_type;
+
+        static bool const enable_multithreading = false;
+        static const long timeout_socket_pre_init = 24L * 3600 * 1000;
+        static const long timeout_proxy = 24L * 3600 * 1000;
+        static const long timeout_socket_post_init = 24L * 3600 * 1000;
+        static const long timeout_dns_resolve = 24L * 3600 * 1000;
+        static const long timeout_connect = 24L * 3600 * 1000;
+        /// bounds how long a dead peer's socket lingers after we gave up on it
+        static const long timeout_socket_shutdown = 2000;
+    };
+    /// A peer that breaks the protocol or sends an oversized message is
+    /// dropped at once, so the reason reaches close_event::error intact.
+    static const bool drop_on_protocol_error = true;
+    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+
+    static bool const enable_multithreading = false;
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+};
+
+using wspp_plain_config = wspp_client_config<websocketpp::config::asio_client,
+                                             websocketpp::transport::asio::basic_socket::endpoint>;
+using wspp_tls_config = wspp_client_config<websocketpp::config::asio_tls_client,
+                                           websocketpp::transport::asio::tls_socket::endpoint>;
+using wspp_plain_client = websocketpp::client<wspp_plain_config>;
+using wspp_tls_client = websocketpp::client<wspp_tls_config>;
+using wspp_tls_stream = websocketpp::transport::asio::tls_socket::connection::socket_type;
+
+/// A sink, type-erased without allocation: the object and three thunks.
+struct transport_sink_ref {
+    void* self = nullptr;
+    void (*open)(void*, connection_id, const open_info&) = nullptr;
+    void (*message)(void*, connection_id, const message_view&) = nullptr;
+    void (*close)(void*, connection_id, close_event&&) = nullptr;
+
+    template <class Sink>
+    static transport_sink_ref to(Sink& s) {
+        transport_sink_ref r;
+        r.self = &s;
+        r.open = [](void* p, connection_id id, const open_info& i) {
+            static_cast<Sink*>(p)->on_transport_open(id, i);
+        };
+        r.message = [](void* p, connection_id id, const message_view& m) {
+            static_cast<Sink*>(p)->on_transport_message(id, m);
+        };
+        r.close = [](void* p, connection_id id, close_event&& e) {
+            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
+        };
+        return r;
+    }
+};
+
+/// Printable, bounded copy of a refusal body for logs (no control characters,
+/// never cut inside a UTF-8 sequence).
+inline std::string body_excerpt(std::string_view body, std::size_t max) {
+    bool cut = false;
+    if (body.size() > max) {
+        std::size_t n = max;
+        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
+        body = body.substr(0, n);
+        cut = true;
+    }
+    std::string out;
+    out.reserve(body.size() + 3);
+    for (const char c : body) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    }
+    if (cut) out += "...";
+    return out;
+}
+
+/// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
+inline std::string bounded_close_reason(std::string_view reason) {
+    if (reason.size() <= 123) return std::string(reason);
+    std::size_t n = 123;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    return std::string(reason.substr(0, n));
+}
+
+/// Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
+inline bool is_sendable_close_code(std::uint16_t code) noexcept {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+} // namespace detail
+
+/// The production Transport (see transport/concept.hpp for the contract).
+class websocketpp_transport {
+public:
+    using executor_type = asio::io_context::executor_type;
+    using clock_type = std::chrono::steady_clock;
+    using timer_type = asio::steady_timer;
+    using options = websocketpp_transport_options;
+
+    /// Runs on the caller's io_context, which must outlive the transport.
+    /// (No owned io_context: a client keeps itself alive through handlers it
+    /// posts, and an io_context owned by its own handlers would never be freed.)
+    /// Throws std::invalid_argument for invalid options or TLS settings.
+    explicit websocketpp_transport(asio::io_context& io, options o = {})
+        : core_(std::make_unique<core>(io, std::move(o))) {}
+
+    websocketpp_transport(websocketpp_transport&&) noexcept = default;
+    websocketpp_transport& operator=(websocketpp_transport&&) noexcept = default;
+    websocketpp_transport(const websocketpp_transport&) = delete;
+    websocketpp_transport& operator=(const websocketpp_transport&) = delete;
+    ~websocketpp_transport() = default;
+
+    executor_type get_executor() const noexcept { return core_->io->get_executor(); }
+    clock_type::time_point now() const noexcept { return clock_type::now(); }
+    timer_type make_timer() const { return timer_type(core_->io->get_executor()); }
+    asio::io_context& context() const noexcept { return *core_->io; }
+    const options& get_options() const noexcept { return core_->opts; }
+    /// Connections started and not yet reported closed.
+    std::size_t active_connections() const noexcept { return core_->conns.size(); }
+
+    /// Starts one attempt; every outcome reaches `sink` later, on the executor.
+    template <class Sink>
+    connection_id connect(const connect_request& req, Sink& sink) {
+        return core_->connect(req, detail::transport_sink_ref::to(sink));
+    }
+
+    /// Queues one message on an open connection.
+    std::error_code send(connection_id id, std::string_view data, message_kind kind) {
+        return core_->send(id, data, kind);
+    }
+
+    /// Starts a graceful close (an abort while still connecting). Idempotent;
+    /// unknown ids are ignored. Invalid codes become 1000; long reasons are cut.
+    void close(connection_id id, std::uint16_t code, std::string_view reason) {
+        core_->close(id, code, reason);
+    }
+
+private:
+    struct core;
+
+    enum class phase : unsigned char { connecting, open, closing, finished };
+
+    /// Everything about one connection. The websocketpp connection's handlers
+    /// hold it (so it outlives queued handlers); it holds the websocketpp
+    /// connection until the outcome is known. `owner` and `sink` are cleared
+    /// when the transport goes away, so no handler reaches a dead sink.
+    struct conn_state : std::enable_shared_from_this<conn_state> {
+        conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
+            : owner(o), id(i), sink(s), deadline(io), ping_timer(io), idle_timer(io) {}
+
+        core* owner;
+        connection_id id;
+        detail::transport_sink_ref sink;
+        std::shared_ptr<void> endpoints_keepalive;
+        detail::wspp_plain_client::connection_ptr plain;
+        detail::wspp_tls_client::connection_ptr tls;
+        phase state = phase::connecting;
+
+        std::string host;
+        std::uint16_t port = 0;
+        bool tcp_connected = false;
+        bool tls_done = false;
+        std::shared_ptr<tls_handshake_report> tls_report;
+        std::vector<std::string> offered_subprotocols;
+        std::string token_subprotocol;
+
+        bool close_requested = false;
+        std::uint16_t requested_code = close_code::normal;
+        std::string requested_reason;
+
+        asio::steady_timer deadline; // handshake, then close
+        asio::steady_timer ping_timer;
+        asio::steady_timer idle_timer;
+        std::uint64_t frames_received = 0;
+        std::uint64_t frames_at_ping = 0;
+        std::uint64_t frames_at_idle_check = 0;
+        clock_type::time_point ping_sent_at{};
+        clock_type::time_point last_activity{};
+
+        std::string where() const { return host + ":" + std::to_string(port); }
+
+        template <class F>
+        void with_connection(F&& f) {
+            if (plain)
+                f(*plain);
+            else if (tls)
+                f(*tls);
+        }
+    };
+
+    struct endpoints {
+        detail::wspp_plain_client plain;
+        detail::wspp_tls_client tls;
+        std::shared_ptr<asio::ssl::context> tls_context;
+        tls_options tls_opts;
+        conn_state* constructing = nullptr; // the connection get_connection() is building
+
+        endpoints(asio::io_context& io, const tls_options& o)
+            : tls_context(make_tls_client_context(o)), tls_opts(o) {
+            plain.init_asio(&io);
+            tls.init_asio(&io);
+            tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
+            tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                // called inside get_connection(), for the connection being built
+                if (!constructing) return;
+                constructing->tls_report = std::make_shared<tls_handshake_report>();
+                prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
+            });
+        }
+    };
+
+    struct core {
+        core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
+            opts.validate();
+            eps = std::make_shared<endpoints>(*io, opts.tls);
+        }
+
+        ~core() {
+            // Detach every connection: no sink call from now on. Queued
+            // websocketpp handlers keep the endpoints alive through their
+            // connection's state, so they stay valid until the io_context
+            // drops those handlers.
+            auto all = std::move(conns);
+            for (auto& entry : all) detach(*entry.second);
+        }
+
+        asio::io_context* io;
+        options opts;
+        std::shared_ptr<endpoints> eps;
+        std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+        connection_id last_id = 0;
+
+        // ---- connect ---------------------------------------------------
+
+        connection_id connect(const connect_request& req, detail::transport_sink_ref sink) {
+            const connection_id id = ++last_id;
+            auto st = std::make_shared<conn_state>(this, id, sink, *io);
+            st->endpoints_keepalive = eps;
+            conns.emplace(id, st);
+
+            std::string why;
+            auto url = detail::parse_ws_url(req.url, why);
+            if (!url) {
+                fail_early(*st, error::invalid_url, why);
+                return id;
+            }
+            st->host = url->host;
+            st->port = url->port;
+            const bool has_token = !req.token.empty();
+            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+                fail_early(*st, error::insecure_transport,
+                           "refusing to send the token over ws:// to '" + url->host +
+                               "': use wss:// or set allow_insecure_token_transport");
+                return id;
+            }
+
+            std::string target = url->target;
+            const std::string_view token = req.token.reveal();
+            if (has_token) {
+                bool ok = false;
+                switch (opts.token_in) {
+                case token_placement::authorization_header:
+                    ok = detail::is_safe_header_value(token);
+                    break;
+                case token_placement::query_parameter:
+                    detail::append_query_parameter(target, opts.token_query_parameter, token);
+                    ok = true;
+                    break;
+                case token_placement::subprotocol:
+                    st->token_subprotocol = opts.token_subprotocol_prefix + std::string(token);
+                    ok = detail::is_http_token(st->token_subprotocol);
+                    break;
+                }
+                if (!ok) {
+                    fail_early(*st, error::invalid_upgrade_request,
+                               "the token contains characters that cannot be placed in the upgrade "
+                               "request as configured");
+                    return id;
+                }
+            }
+            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols, &req.subprotocols};
+            for (const auto* list : subprotocol_lists)
+                for (const auto& p : *list) {
+                    if (!detail::is_http_token(p)) {
+                        fail_early(*st, error::invalid_upgrade_request,
+                                   "subprotocol '" + detail::body_excerpt(p, 64) + "' is not a valid token");
+                        return id;
+                    }
+                    st->offered_subprotocols.push_back(p);
+                }
+            if (!st->token_subprotocol.empty()) st->offered_subprotocols.push_back(st->token_subprotocol);
+            const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+            for (const auto* list : header_lists)
+                for (const auto& h : *list)
+                    if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
+                        fail_early(*st, error::invalid_upgrade_request,
+                                   "header '" + detail::body_excerpt(h.first, 64) +
+                                       "' is not a valid HTTP header");
+                        return id;
+                    }
+
+            auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            std::error_code ec;
+            eps->constructing = st.get();
+            if (url->secure)
+                st->tls = eps->tls.get_connection(location, ec);
+            else
+                st->plain = eps->plain.get_connection(location, ec);
+            eps->constructing = nullptr;
+            if (ec) {
+                st->plain.reset();
+                st->tls.reset();
+                fail_early(*st, error::connection_failed, "cannot create the connection: " + ec.message());
+                return id;
+            }
+
+            st->with_connection([&](auto& con) {
+                prepare(st, con, req, has_token ? token : std::string_view{});
+            });
+            arm_handshake_deadline(st);
+            if (st->tls)
+                eps->tls.connect(st->tls);
+            else
+                eps->plain.connect(st->plain);
+            return id;
+        }
+
+        template <class Con>
+        void prepare(const std::shared_ptr<conn_state>& st, Con& con, const connect_request& req,
+                     std::string_view token) {
+            const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+            for (const auto* list : header_lists)
+                for (const auto& h : *list) con.append_header(h.first, h.second);
+            if (!token.empty() && opts.token_in == token_placement::authorization_header)
+                con.replace_header("Authorization", "Bearer " + std::string(token));
+            if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
+                con.replace_header("User-Agent", opts.user_agent);
+            for (const auto& p : st->offered_subprotocols) con.add_subprotocol(p);
+
+            con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
+            con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
+            con.set_pong_timeout(0);
+            con.set_max_message_size(opts.max_message_size);
+
+            con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
+            con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+            con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
+            con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
+            con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
+            con.set_message_handler([s = st.get()](websocketpp::connection_hdl, const auto& msg) {
+                // s is alive: the connection holding this handler holds `st` too (open handler)
+                ++s->frames_received;
+                if (!s->sink.self || s->state == phase::finished) return;
+                const auto kind = msg->get_opcode() == websocketpp::frame::opcode::binary
+                                      ? message_kind::binary
+                                      : message_kind::text;
+                s->sink.message(s->sink.self, s->id, message_view{msg->get_payload(), kind});
+            });
+            con.set_ping_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
+                ++s->frames_received;
+                return true; // answer with a pong
+            });
+            con.set_pong_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
+                ++s->frames_received;
+            });
+        }
+
+        /// Reports a failure found before any network activity (later, never inline).
+        void fail_early(conn_state& st, error e, std::string detail) {
+            close_event ev;
+            ev.error = e;
+            ev.detail = std::move(detail);
+            finish(st, std::move(ev), false);
+        }
+
+        static void on_tcp_connected(conn_state& st) {
+            st.tcp_connected = true;
+            std::error_code ec;
+            st.with_connection([&](auto& con) {
+                if (st.state == phase::finished) {
+                    // abandoned while resolving or connecting: send nothing on this socket
+                    con.get_raw_socket().close(ec);
+                    return;
+                }
+                con.get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+            });
+            if (st.tls && st.state != phase::finished) {
+                // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                asio::ip::make_address(st.host, ec);
+                if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+            }
+        }
+
+        void arm_handshake_deadline(const std::shared_ptr<conn_state>& st) {
+            st->deadline.expires_after(opts.handshake_timeout);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                auto s = w.lock();
+                if (ec || !s || !s->owner || s->state != phase::connecting) return;
+                const char* stage = !s->tcp_connected                 ? "resolving and connecting"
+                                    : (s->tls && !s->tls_done)        ? "in the TLS handshake"
+                                                                      : "waiting for the upgrade response";
+                close_event ev;
+                ev.error = error::handshake_timeout;
+                ev.detail = "no WebSocket handshake with " + s->where() + " within " +
+                            std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " + stage + ")";
+                s->owner->finish(*s, std::move(ev), true);
+            });
+        }
+
+        // ---- websocketpp events ----------------------------------------
+
+        static void on_open(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::connecting) return;
+            core& self = *st->owner;
+            std::string selected;
+            st->with_connection([&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
+            bool offered = selected.empty();
+            for (const auto& p : st->offered_subprotocols) offered = offered || p == selected;
+            if (!offered) {
+                // RFC 6455 4.1: a subprotocol we did not offer fails the connection
+                close_event ev;
+                ev.error = error::protocol_error;
+                ev.detail = "the server selected subprotocol '" + detail::body_excerpt(selected, 64) +
+                            "', which was not offered";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->state = phase::open;
+            st->deadline.cancel();
+            self.start_liveness(st);
+            open_info info;
+            info.subprotocol = (!st->token_subprotocol.empty() && selected == st->token_subprotocol)
+                                   ? std::string("[token]")
+                                   : std::move(selected);
+            if (st->sink.self) st->sink.open(st->sink.self, st->id, info);
+        }
+
+        static void on_fail(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state == phase::finished) return;
+            close_event ev;
+            st->with_connection([&](auto& con) { ev = describe_failure(*st, con); });
+            st->owner->finish(*st, std::move(ev), false);
+        }
+
+        static void on_close(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state == phase::finished) return;
+            close_event ev;
+            st->with_connection([&](auto& con) { ev = describe_close(*st, con); });
+            st->owner->finish(*st, std::move(ev), false);
+        }
+
+        template <class Con>
+        static close_event describe_failure(conn_state& st, Con& con) {
+            close_event ev;
+            const std::error_code ec = con.get_ec();
+            const int status = static_cast<int>(con.get_response_code());
+            if (status != 0 && status != 101) {
+                const core& self = *st.owner;
+                ev.http_status = status;
+                ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
+                                                           std::chrono::system_clock::now());
+                ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
+                            detail::body_excerpt(con.get_response_msg(), 64);
+                return ev;
+            }
+            if (status == 101) {
+                ev.error = error::protocol_error;
+                ev.detail = "invalid upgrade response from " + st.where() + ": " + ec.message();
+                return ev;
+            }
+            namespace wt = websocketpp::transport;
+            namespace sock = wt::asio::socket;
+            const bool tls_failure = ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
+                                     ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
+                                     ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
+                                     ec.category() == asio::error::get_ssl_category();
+            if (tls_failure) {
+                const bool verify = st.tls_report && st.tls_report->verification_failed();
+                ev.error = verify ? error::tls_verification_failed : error::connection_failed;
+                const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
+                ev.detail = "TLS handshake with " + st.where() + " failed: " +
+                            (why.empty() ? ec.message() : why);
+            } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
+                ev.error = error::handshake_timeout;
+                ev.detail = "handshake with " + st.where() + " timed out";
+            } else if (ec.category() == asio::error::get_netdb_category() ||
+                       ec.category() == asio::error::get_addrinfo_category()) {
+                ev.error = error::connection_failed;
+                ev.detail = "cannot resolve '" + st.host + "': " + ec.message();
+            } else if (!st.tcp_connected) {
+                ev.error = error::connection_failed;
+                ev.detail = "cannot connect to " + st.where() + ": " + ec.message();
+            } else {
+                ev.error = error::connection_failed;
+                ev.detail = "connection to " + st.where() + " lost during the handshake: " + ec.message();
+            }
+            return ev;
+        }
+
+        /// The peer broke RFC 6455 (bad frame, bad close frame, bad UTF-8) or
+        /// sent a message over the limit; websocketpp dropped the connection.
+        static bool is_peer_violation(const std::error_code& ec) {
+            namespace we = websocketpp::error;
+            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            return ec == we::make_error_code(we::bad_close_code) ||
+                   ec == we::make_error_code(we::invalid_close_code) ||
+                   ec == we::make_error_code(we::reserved_close_code) ||
+                   ec == we::make_error_code(we::invalid_utf8);
+        }
+
+        template <class Con>
+        static close_event describe_close(conn_state& st, Con& con) {
+            namespace cs = websocketpp::close::status;
+            close_event ev;
+            ev.was_open = true;
+            const std::uint16_t remote = con.get_remote_close_code();
+            const std::error_code ec = con.get_ec();
+            if (st.close_requested) {
+                ev.initiated_locally = true;
+                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                ev.code = echoed ? remote : st.requested_code;
+                ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
+                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
+                    ev.error = error::close_timeout;
+                    ev.detail = "the peer did not finish the closing handshake in time";
+                }
+            } else if (is_peer_violation(ec)) {
+                ev.initiated_locally = true;
+                namespace pe = websocketpp::processor::error;
+                if (ec == pe::make_error_code(pe::message_too_big)) {
+                    ev.code = close_code::message_too_big;
+                    ev.error = error::message_too_large;
+                    ev.detail = "a message from " + st.where() + " exceeds max_message_size (" +
+                                std::to_string(st.owner->opts.max_message_size) + " bytes)";
+                } else {
+                    ev.code = ec.category() == pe::get_processor_category()
+                                  ? static_cast<std::uint16_t>(pe::to_ws(ec))
+                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                         ? close_code::invalid_payload
+                                         : close_code::protocol_error);
+                    ev.error = error::protocol_error;
+                    ev.detail = st.where() + " violated the WebSocket protocol: " + ec.message();
+                    if (remote != cs::abnormal_close)
+                        ev.detail += " (close code " + std::to_string(remote) + ")";
+                }
+            } else if (remote != cs::abnormal_close) {
+                ev.code = remote;
+                ev.reason = con.get_remote_close_reason();
+            } else {
+                // no close frame: the connection dropped (RFC 6455 7.1.5 calls this 1006)
+                ev.code = close_code::abnormal;
+                ev.error = error::connection_failed;
+                ev.detail = "connection to " + st.where() + " dropped without a close frame" +
+                            (ec ? ": " + ec.message() : std::string());
+            }
+            return ev;
+        }
+
+        // ---- liveness ----------------------------------------------------
+
+        void start_liveness(const std::shared_ptr<conn_state>& st) {
+            const auto now = clock_type::now();
+            st->last_activity = now;
+            st->frames_at_idle_check = st->frames_received;
+            if (opts.ping_interval.count() > 0) {
+                st->ping_timer.expires_at(now + opts.ping_interval);
+                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                });
+            }
+            if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+        }
+
+        static void on_ping_due(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::open) return;
+            const options& o = st->owner->opts;
+            st->frames_at_ping = st->frames_received;
+            st->ping_sent_at = clock_type::now();
+            std::error_code ec;
+            st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
+            // a failed ping write shows up as a close; the pong deadline still applies
+            st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
+            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+            });
+        }
+
+        static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::open) return;
+            core& self = *st->owner;
+            if (st->frames_received == st->frames_at_ping) {
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = close_code::abnormal;
+                ev.error = error::pong_timeout;
+                ev.detail = "nothing received from " + st->where() + " within " +
+                            std::to_string(self.opts.pong_timeout.count()) + " ms of a ping";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            auto next = st->ping_sent_at + self.opts.ping_interval;
+            st->ping_timer.expires_at(next);
+            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                if (auto s = w.lock(); s && !ec) on_ping_due(s);
+            });
+        }
+
+        void arm_idle_check(const std::shared_ptr<conn_state>& st) {
+            // a few checks per period keep detection within idle_timeout * 1.25
+            auto period = opts.idle_timeout / 4;
+            if (period.count() < 1) period = std::chrono::milliseconds(1);
+            st->idle_timer.expires_after(period);
+            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                auto s = w.lock();
+                if (ec || !s || !s->owner || s->state != phase::open) return;
+                core& self = *s->owner;
+                const auto now = clock_type::now();
+                if (s->frames_received != s->frames_at_idle_check) {
+                    s->frames_at_idle_check = s->frames_received;
+                    s->last_activity = now;
+                } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                    close_event ev;
+                    ev.was_open = true;
+                    ev.initiated_locally = true;
+                    ev.code = close_code::abnormal;
+                    ev.error = error::idle_timeout;
+                    ev.detail = "no frame from " + s->where() + " for " +
+                                std::to_string(self.opts.idle_timeout.count()) + " ms";
+                    self.finish(*s, std::move(ev), true);
+                    return;
+                }
+                self.arm_idle_check(s);
+            });
+        }
+
+        // ---- send / close ------------------------------------------------
+
+        std::error_code send(connection_id id, std::string_view data, message_kind kind) {
+            const auto it = conns.find(id);
+            if (it == conns.end() || it->second->state != phase::open) return error::not_connected;
+            conn_state& st = *it->second;
+            std::error_code ec;
+            const auto op = kind == message_kind::binary ? websocketpp::frame::opcode::binary
+                                                         : websocketpp::frame::opcode::text;
+            st.with_connection([&](auto& con) { ec = con.send(data.data(), data.size(), op); });
+            if (!ec) return {};
+            if (ec == websocketpp::processor::error::invalid_payload) return error::invalid_text_message;
+            return error::not_connected;
+        }
+
+        void close(connection_id id, std::uint16_t code, std::string_view reason) {
+            const auto it = conns.find(id);
+            if (it == conns.end()) return;
+            const std::shared_ptr<conn_state> st = it->second;
+            if (st->state == phase::connecting) {
+                close_event ev;
+                ev.initiated_locally = true;
+                ev.error = error::operation_cancelled;
+                ev.detail = "closed before the handshake with " + st->where() + " completed";
+                finish(*st, std::move(ev), true);
+                return;
+            }
+            if (st->state != phase::open) return;
+            st->state = phase::closing;
+            st->close_requested = true;
+            st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
+            st->requested_reason = detail::bounded_close_reason(reason);
+            st->ping_timer.cancel();
+            st->idle_timer.cancel();
+            std::error_code ec;
+            st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
+            if (ec) {
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = st->requested_code;
+                ev.reason = st->requested_reason;
+                finish(*st, std::move(ev), true);
+                return;
+            }
+            st->deadline.expires_after(opts.close_timeout);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                auto s = w.lock();
+                if (e || !s || !s->owner || s->state != phase::closing) return;
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = s->requested_code;
+                ev.reason = s->requested_reason;
+                ev.error = error::close_timeout;
+                ev.detail = "the peer did not finish the closing handshake within " +
+                            std::to_string(s->owner->opts.close_timeout.count()) + " ms";
+                s->owner->finish(*s, std::move(ev), true);
+            });
+        }
+
+        // ---- the end of a connection ---------------------------------------
+
+        /// Records the outcome once, stops timers, lets go of the websocketpp
+        /// connection (terminating it if it is still running) and reports to
+        /// the sink from a fresh handler, never from inside the caller.
+        void finish(conn_state& st, close_event ev, bool terminate) {
+            if (st.state == phase::finished) return;
+            st.state = phase::finished;
+            stop_connection(st, terminate);
+            asio::post(*io, [s = st.shared_from_this(), ev = std::move(ev)]() mutable {
+                core* self = s->owner;
+                if (!self) return; // the transport is gone
+                s->owner = nullptr;
+                const auto sink = s->sink;
+                self->conns.erase(s->id);
+                if (sink.self) sink.close(sink.self, s->id, std::move(ev));
+            });
+        }
+
+        static void stop_connection(conn_state& st, bool terminate) {
+            st.deadline.cancel();
+            st.ping_timer.cancel();
+            st.idle_timer.cancel();
+            if (terminate && st.owner) {
+                // Posted, because we may be inside one of this connection's own callbacks.
+                // `finished` is set, so websocketpp's fail/close callbacks that follow are ignored.
+                auto io = st.owner->io;
+                const auto terminate_later = [io](auto con) {
+                    asio::post(*io, [con] {
+                        con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+                    });
+                };
+                if (st.plain) terminate_later(st.plain);
+                if (st.tls) terminate_later(st.tls);
+            }
+            st.plain.reset();
+            st.tls.reset();
+        }
+
+        static void detach(conn_state& st) {
+            st.sink = detail::transport_sink_ref{};
+            if (st.state != phase::finished) {
+                st.state = phase::finished;
+                stop_connection(st, true);
+            }
+            st.owner = nullptr;
+        }
+    };
+
+    std::unique_ptr<core> core_;
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/transport/websocketpp_transport.hpp> ----
+
+TETHER_NAMESPACE_BEGIN
+
+/// A production client over websocketpp (ws:// and wss://, verified TLS).
+template <class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
+          class Backoff = exponential_backoff>
+using reconnecting_client = basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
+
+/// One OAuth2 client-credentials token shared by any number of clients.
+using oauth2_token_source = shared_token_source<oauth2_client_credentials>;
+
+/// A client whose token comes from an oauth2_token_source.
+template <class ClosePolicy = default_close_policy, class Backoff = exponential_backoff>
+using oauth2_reconnecting_client = reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/reconnecting_client.hpp> ----
+// #include <tether/tls_options.hpp> (inlined above)
+
+// #include <tether/token_policy/oauth2_client_credentials.hpp> (inlined above)
+
+// #include <tether/transport/websocketpp_transport.hpp> (inlined above)
 
 #endif
 // ---- end <tether/tether.hpp> ----

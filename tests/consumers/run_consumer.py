@@ -33,6 +33,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 SKIP = 77
 STEP_TIMEOUT = 600  # seconds; a websocketpp translation unit takes 10-20 s, on a busy machine more
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
 
 
 class Failure(Exception):
@@ -59,6 +60,10 @@ def run(cmd, cwd=None, env=None, expect_ok=True, timeout=STEP_TIMEOUT):
     if expect_ok and p.returncode != 0:
         raise Failure(f"exit code {p.returncode}: {printable}")
     return p
+
+
+def sanitize_flags(args):
+    return SANITIZE if args.sanitize else []
 
 
 def fresh_dir(path):
@@ -89,6 +94,9 @@ def cmake_consumer(args, name, defines):
            f"-DCMAKE_CXX_COMPILER={args.cxx}", "-DCMAKE_BUILD_TYPE=Release",
            f"-DTETHER_EXPECTED_VERSION={repo_version(args.repo)}"]
     cmd += [f"-D{k}={v}" for k, v in defines.items()]
+    if args.sanitize:
+        flags = " ".join(SANITIZE)
+        cmd += [f"-DCMAKE_CXX_FLAGS={flags}", f"-DCMAKE_EXE_LINKER_FLAGS={flags}"]
     run(cmd)
     run([args.cmake, "--build", build])
     check_consumer_output(args, run([build / "consumer"]))
@@ -164,8 +172,8 @@ def kind_pkg_config(args):
         raise Failure(f"include path not relative to the moved prefix: {cflags}")
     work = fresh_dir(args.work / "pkg_config")
     shutil.copy2(HERE / "consumer_main.cpp", work)
-    run([args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", *cflags,
-         "consumer_main.cpp", "-o", "consumer", *libs], cwd=work)
+    run([args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", *sanitize_flags(args),
+         *cflags, "consumer_main.cpp", "-o", "consumer", *libs], cwd=work)
     check_consumer_output(args, run([work / "consumer"]))
 
 
@@ -178,7 +186,8 @@ def kind_meson_subproject(args):
     (src / "subprojects" / "tether").symlink_to(args.repo, target_is_directory=True)
     build = args.work / "meson_subproject" / "build"
     env = dict(os.environ, CXX=str(args.cxx))
-    run([meson, "setup", "--force-fallback-for=tether", "--buildtype=release", build, src], env=env)
+    run([meson, "setup", "--force-fallback-for=tether", "--buildtype=release", build, src] +
+        (["-Db_sanitize=address,undefined"] if args.sanitize else []), env=env)
     run([meson, "compile", "-C", build])
     check_consumer_output(args, run([build / "consumer"]))
     # The subproject's install rules are part of the parent's install.
@@ -202,7 +211,7 @@ def kind_meson_subproject(args):
 def vendored_compile(args, work, sources, output):
     # The command line a user types: one header next to the code, system packages only.
     cmd = [args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-DASIO_STANDALONE",
-           *sources, "-o", output, "-lssl", "-lcrypto", "-pthread"]
+           *sanitize_flags(args), *sources, "-o", output, "-lssl", "-lcrypto", "-pthread"]
     return run(cmd, cwd=work)
 
 
@@ -277,10 +286,11 @@ def kind_version_mismatch(args):
         "    return tether::version.major != 99 && other_major() == 99 ? 0 : 1;\n}\n")
     (work / "unit_other.cpp").write_text(
         "#include <tether/core.hpp>\nint other_major() { return tether::version.major; }\n")
-    flags = base + ["-Werror", "-c"]
+    flags = base + ["-Werror", "-c", *sanitize_flags(args)]
     run(flags + [f"-I{include}", "unit_current.cpp", "-o", "unit_current.o"], cwd=work)
     run(flags + [f"-I{other / 'include'}", "unit_other.cpp", "-o", "unit_other.o"], cwd=work)
-    run([args.cxx, "unit_current.o", "unit_other.o", "-o", "two_versions", "-pthread"], cwd=work)
+    run([args.cxx, *sanitize_flags(args), "unit_current.o", "unit_other.o", "-o", "two_versions", "-pthread"],
+        cwd=work)
     p = run([work / "two_versions"])
     link_warning = "another tether version or configuration"
     if p.stderr.count(link_warning) != 1:
@@ -309,6 +319,7 @@ def main(argv):
     parser.add_argument("--cmake", default="cmake")
     parser.add_argument("--generator", default="Ninja")
     parser.add_argument("--cxx", default="c++")
+    parser.add_argument("--sanitize", action="store_true", help="build consumers with ASan + UBSan")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()
     args.work = args.work.resolve()
