@@ -22,6 +22,8 @@
 
 static_assert(tether::is_transport_v<tether::websocketpp_transport>,
               "websocketpp_transport must meet the Transport requirements");
+static_assert(tether::is_transport_v<tether::websocketpp_wss_transport>);
+static_assert(tether::is_transport_v<tether::websocketpp_ws_transport>);
 
 using namespace std::chrono_literals;
 using tether::close_event;
@@ -496,6 +498,23 @@ TEST_CASE("ws: malformed URLs and unsafe headers fail clearly, later, without a 
     CHECK(sink.close_of(c).error == tether::error::invalid_upgrade_request);
     CHECK(sink.close_of(e).error == tether::error::invalid_upgrade_request);
     CHECK(tether::default_close_policy().decide(sink.close_of(a)).action == tether::close_action::stop);
+    check_contract(sink);
+}
+
+TEST_CASE("schemes: a ws-only transport works and refuses wss:// clearly", "[transport][options]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    recording_sink sink;
+    tether::websocketpp_ws_transport t(io, quick_options());
+    tether::connect_request req;
+    req.url = server.url();
+    const auto ok = t.connect(req, sink);
+    req.url = "wss://127.0.0.1:" + std::to_string(server.port()) + "/";
+    const auto refused = t.connect(req, sink);
+    REQUIRE(run_until(io, [&] { return sink.opened(ok) && sink.closed(refused); }));
+    CHECK(sink.close_of(refused).error == tether::error::invalid_url);
+    CHECK_THAT(sink.close_of(refused).detail, Contains("ws:// only"));
+    CHECK(server.handshakes == 1);
     check_contract(sink);
 }
 
