@@ -38,6 +38,11 @@ struct client_options {
     /// An expiry close sooner than this after open counts as a rejection.
     std::chrono::milliseconds auth_failure_uptime{2000};
 
+    /// When the token has a known lifetime, hand over to a new connection with
+    /// a new token this long before it expires (make-before-break), so a
+    /// server that closes on expiry never has to (0: off; wait for the close).
+    std::chrono::milliseconds renew_before_expiry{0};
+
     /// Give up after this many failed attempts in a row (0: never).
     unsigned max_attempts = 0;
     /// Give up when failures have lasted this long without a stable connection (0: never).
@@ -56,6 +61,7 @@ struct client_options {
         if (auth_failure_limit == 0) fail("auth_failure_limit must be at least 1");
         if (auth_failure_uptime.count() < 0) fail("auth_failure_uptime must not be negative");
         if (max_elapsed.count() < 0) fail("max_elapsed must not be negative");
+        if (renew_before_expiry.count() < 0) fail("renew_before_expiry must not be negative");
         for (const auto& h : headers) {
             if (h.first.empty() || h.first.find_first_of(" \t\r\n:") != std::string::npos)
                 fail("header name '" + h.first + "' is not a valid HTTP token");

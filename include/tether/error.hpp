@@ -41,6 +41,10 @@ enum class error {
     connection_failed,       ///< DNS, TCP or TLS failure (detail in close_event::detail)
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
+    not_connected,           ///< send() on a connection that is not open (or unknown)
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    close_timeout,           ///< the peer did not finish the closing handshake in time
+    invalid_text_message,    ///< send() of a text message that is not valid UTF-8
 };
 
 namespace detail {
@@ -81,6 +85,12 @@ public:
         case error::connection_failed: return "connection failed";
         case error::protocol_error: return "WebSocket protocol error";
         case error::message_too_large: return "message exceeds the configured maximum size";
+        case error::not_connected: return "the connection is not open";
+        case error::invalid_upgrade_request:
+            return "the upgrade request cannot be built: a header, subprotocol or the token "
+                   "contains characters HTTP does not allow there";
+        case error::close_timeout: return "the peer did not complete the closing handshake in time";
+        case error::invalid_text_message: return "a text message must be valid UTF-8";
         }
         return "unknown tether error";
     }

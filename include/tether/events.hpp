@@ -45,6 +45,7 @@ struct open_event {
     std::uint64_t attempt;              ///< connection attempts so far, this one included
     std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
     std::string subprotocol;            ///< as selected by the server
+    bool handover = false;              ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -96,6 +97,7 @@ struct client_counters {
     std::uint64_t dropped_messages = 0;
     std::uint64_t state_changes = 0;
     std::uint64_t stops = 0;              ///< 0 or 1
+    std::uint64_t handovers = 0;          ///< make-before-break switches
 };
 
 TETHER_NAMESPACE_END

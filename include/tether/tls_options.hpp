@@ -1,11 +1,16 @@
-// tether: TLS settings for outgoing connections, verified by default.
+// tether: TLS client settings and a verified asio::ssl::context built from them.
 //
-// NOTE for the lead: written on the `token` branch as a minimal stand-in,
-// because the transport branch's version was not on main yet. Reconcile with
-// the transport's header of the same path; the token code uses only
-// tls_options{ca_file, ca_path, use_system_store,
-// insecure_skip_verification}, make_tls_client_context() and
-// configure_tls_client_stream().
+// Shared by every TLS client in the library (the WebSocket transport, the
+// HTTPS token client). Verification is on unless switched off by a name
+// nobody types by accident. Usage:
+//
+//     tether::tls_options tls;
+//     tls.ca_file = "/etc/my-ca.pem";             // or leave empty: system trust store
+//     auto ctx = tether::make_tls_client_context(tls);   // throws on bad settings
+//     asio::ssl::stream<asio::ip::tcp::socket> s(io, *ctx);
+//     auto report = std::make_shared<tether::tls_handshake_report>();
+//     tether::prepare_tls_client_stream(s, "api.example.com", tls, report);
+//     s.async_handshake(...);  // on failure, report->describe() says why
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
@@ -14,83 +19,221 @@
 #include <asio/ip/address.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/host_name_verification.hpp>
-#include <asio/ssl/stream.hpp>
-#include <asio/ssl/verify_mode.hpp>
+#include <asio/ssl/verify_context.hpp>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
-#include <system_error>
+#include <utility>
 
 TETHER_NAMESPACE_BEGIN
 
+enum class tls_version : unsigned char { tls1_2, tls1_3 };
+
 struct tls_options {
-    /// PEM file of trusted CAs, in addition to (or instead of) the system store.
-    std::string ca_file;
-    /// Directory of hashed CA certificates (c_rehash layout).
-    std::string ca_path;
-    /// Trust the operating system's CA store.
-    bool use_system_store = true;
-    /// Turns off certificate AND host name verification: anyone on the path
-    /// can read the credentials. Only for throw-away test setups.
-    bool insecure_skip_verification = false;
+    /// Trust anchors. When all three are empty the system trust store is used.
+    std::string ca_file; ///< PEM file with one or more CA certificates
+    std::string ca_dir;  ///< directory of hashed CA certificates (c_rehash)
+    std::string ca_pem;  ///< CA certificates as PEM text
+    /// Also trust the system store when one of the above is set.
+    bool also_use_system_trust_store = false;
+
+    /// Client certificate for mutual TLS (both empty: none).
+    std::string client_certificate_chain_file;
+    std::string client_private_key_file;
+
+    /// Oldest protocol version accepted.
+    tls_version min_version = tls_version::tls1_2;
+
+    /// Accept any certificate for any host name. This removes the protection
+    /// TLS exists for: anyone on the path can read and change the traffic,
+    /// including the bearer token. Only for throwaway test setups.
+    bool insecure_skip_verify_i_know_what_i_am_doing = false;
 };
 
-/// A client context: TLS 1.2 or newer, peer verification on, trust anchors
-/// from `opts`. Throws std::runtime_error naming the file that failed to load.
-inline asio::ssl::context make_tls_client_context(const tls_options& opts) {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+namespace detail {
+
+inline std::string openssl_reason(const std::error_code& ec) {
+    std::string text = ec.message();
+    return text.empty() ? std::string("unknown OpenSSL error") : text;
+}
+
+[[noreturn]] inline void throw_tls_setup_error(const std::string& what, const std::error_code& ec) {
+    throw std::invalid_argument("tether: tls_options: " + what + ": " + openssl_reason(ec));
+}
+
+} // namespace detail
+
+/// A client context that verifies peers: the configured trust anchors (or the
+/// system store), TLS 1.2 or newer, no compression. Throws
+/// std::invalid_argument naming the setting that could not be applied.
+inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     std::error_code ec;
-    if (opts.use_system_store) {
-        ctx.set_default_verify_paths(ec);
-        if (ec) throw std::runtime_error("tether: cannot load the system CA store: " + ec.message());
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression,
+                     ec);
+    if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
+    const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(ctx->native_handle(), min) != 1)
+        throw std::invalid_argument("tether: tls_options: cannot set the minimum TLS version");
+
+    const bool custom = !o.ca_file.empty() || !o.ca_dir.empty() || !o.ca_pem.empty();
+    if (!custom || o.also_use_system_trust_store) {
+        ctx->set_default_verify_paths(ec);
+        if (ec) detail::throw_tls_setup_error("cannot load the system trust store", ec);
     }
-    if (!opts.ca_file.empty()) {
-        ctx.load_verify_file(opts.ca_file, ec);
+    if (!o.ca_file.empty()) {
+        ctx->load_verify_file(o.ca_file, ec);
+        if (ec) detail::throw_tls_setup_error("cannot load ca_file '" + o.ca_file + "'", ec);
+    }
+    if (!o.ca_dir.empty()) {
+        ctx->add_verify_path(o.ca_dir, ec);
+        if (ec) detail::throw_tls_setup_error("cannot use ca_dir '" + o.ca_dir + "'", ec);
+    }
+    if (!o.ca_pem.empty()) {
+        ctx->add_certificate_authority(asio::buffer(o.ca_pem), ec);
+        if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
+    }
+    if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
+        throw std::invalid_argument("tether: tls_options: client_certificate_chain_file and "
+                                    "client_private_key_file must be set together");
+    if (!o.client_certificate_chain_file.empty()) {
+        ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)
-            throw std::runtime_error("tether: cannot load CA file '" + opts.ca_file +
-                                     "': " + ec.message());
-    }
-    if (!opts.ca_path.empty()) {
-        ctx.add_verify_path(opts.ca_path, ec);
+            detail::throw_tls_setup_error(
+                "cannot load client_certificate_chain_file '" + o.client_certificate_chain_file + "'", ec);
+        ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
         if (ec)
-            throw std::runtime_error("tether: cannot use CA directory '" + opts.ca_path +
-                                     "': " + ec.message());
+            detail::throw_tls_setup_error(
+                "cannot load client_private_key_file '" + o.client_private_key_file + "'", ec);
     }
-    ctx.set_verify_mode(opts.insecure_skip_verification ? asio::ssl::verify_none
-                                                        : asio::ssl::verify_peer);
+    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? asio::ssl::verify_none
+                                                                       : asio::ssl::verify_peer);
     return ctx;
 }
 
-/// Per connection: SNI (host names only; RFC 6066 forbids IP literals there)
-/// and verification of the certificate against `host`.
-template <class NextLayer>
-std::error_code configure_tls_client_stream(asio::ssl::stream<NextLayer>& stream,
-                                            const std::string& host, const tls_options& opts) {
+/// Why one TLS handshake failed, in words fit for a log (never a secret).
+struct tls_handshake_report {
+    std::string verify_failure; ///< certificate or host name problem; empty when none
+    std::string alert;          ///< first fatal TLS alert sent or received
+    std::string library_reason; ///< OpenSSL's reason when the handshake stopped
+
+    bool verification_failed() const noexcept { return !verify_failure.empty(); }
+
+    std::string describe() const {
+        if (!verify_failure.empty()) return verify_failure;
+        std::string out;
+        if (!library_reason.empty()) out = library_reason;
+        if (!alert.empty()) out += (out.empty() ? "" : "; ") + alert;
+        return out;
+    }
+};
+
+namespace detail {
+
+/// The verify callback installed on every client stream: OpenSSL's chain
+/// verification, then asio's host-name check, recording the first failure.
+class recording_verifier {
+public:
+    recording_verifier(std::string host, std::shared_ptr<tls_handshake_report> report)
+        : check_(host), host_(std::move(host)), report_(std::move(report)) {}
+
+    bool operator()(bool preverified, asio::ssl::verify_context& vc) const {
+        X509_STORE_CTX* store = vc.native_handle();
+        if (!preverified) {
+            const int err = X509_STORE_CTX_get_error(store);
+            record("certificate verification failed at depth " +
+                   std::to_string(X509_STORE_CTX_get_error_depth(store)) + ": " +
+                   X509_verify_cert_error_string(err) + subject_of(store));
+            return false;
+        }
+        if (!check_(preverified, vc)) {
+            record("certificate does not match host '" + host_ + "'" + subject_of(store));
+            return false;
+        }
+        return true;
+    }
+
+private:
+    static std::string subject_of(X509_STORE_CTX* store) {
+        X509* cert = X509_STORE_CTX_get_current_cert(store);
+        if (!cert) return {};
+        char buf[256];
+        if (!X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf)) return {};
+        return std::string(" (subject ") + buf + ")";
+    }
+    void record(std::string text) const {
+        if (report_ && report_->verify_failure.empty()) report_->verify_failure = std::move(text);
+    }
+
+    asio::ssl::host_name_verification check_;
+    std::string host_;
+    std::shared_ptr<tls_handshake_report> report_;
+};
+
+/// Alerts and the failing reason come from OpenSSL's info callback, which has
+/// no user pointer: the report rides in the SSL object's ex_data and is
+/// released with it.
+inline int tls_report_index() {
+    static const int index = SSL_get_ex_new_index(
+        0, nullptr, nullptr, nullptr,
+        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+            delete static_cast<std::shared_ptr<tls_handshake_report>*>(ptr);
+        });
+    return index;
+}
+
+inline void tls_info_callback(const SSL* ssl, int where, int ret) {
+    auto* holder = static_cast<std::shared_ptr<tls_handshake_report>*>(
+        SSL_get_ex_data(ssl, tls_report_index()));
+    if (!holder || !*holder) return;
+    tls_handshake_report& report = **holder;
+    if ((where & SSL_CB_ALERT) && report.alert.empty() &&
+        std::string_view(SSL_alert_type_string(ret)) == "F") {
+        report.alert = std::string((where & SSL_CB_READ) ? "received" : "sent") + " fatal alert '" +
+                       SSL_alert_desc_string_long(ret) + "'";
+    }
+    if ((where & SSL_CB_EXIT) && ret <= 0 && report.library_reason.empty()) {
+        // ERR_peek keeps the queue intact for asio, which reads it next
+        if (const unsigned long e = ERR_peek_last_error())
+            if (const char* reason = ERR_reason_error_string(e)) report.library_reason = reason;
+    }
+}
+
+} // namespace detail
+
+/// Prepares one client stream for a handshake with `host` (the name from the
+/// URL): SNI for host names (never for IP literals, RFC 6066), peer and
+/// host-name verification unless switched off, and failure recording into
+/// `report`. Returns false when OpenSSL refuses the SNI name.
+template <class SslStream>
+bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const tls_options& o,
+                               std::shared_ptr<tls_handshake_report> report) {
+    SSL* ssl = stream.native_handle();
     std::error_code ec;
     asio::ip::make_address(host, ec);
     const bool is_ip_literal = !ec;
-    ec.clear();
-    if (!is_ip_literal && !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()))
-        return std::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-    if (opts.insecure_skip_verification) {
-        stream.set_verify_mode(asio::ssl::verify_none, ec);
-        return ec;
+    if (!is_ip_literal && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+    if (report) {
+        const int index = detail::tls_report_index();
+        delete static_cast<std::shared_ptr<tls_handshake_report>*>(SSL_get_ex_data(ssl, index));
+        SSL_set_ex_data(ssl, index, new std::shared_ptr<tls_handshake_report>(report));
+        SSL_set_info_callback(ssl, &detail::tls_info_callback);
     }
-    // OpenSSL's own check names the failure ("hostname mismatch"); Asio's
-    // callback is the same rule, kept as a second line of defence.
-    const int set = is_ip_literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(stream.native_handle()),
-                                                                  host.c_str())
-                                  : SSL_set1_host(stream.native_handle(), host.c_str());
-    if (set != 1)
-        return std::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-    stream.set_verify_mode(asio::ssl::verify_peer, ec);
-    if (!ec) stream.set_verify_callback(asio::ssl::host_name_verification(host), ec);
-    return ec;
+    if (o.insecure_skip_verify_i_know_what_i_am_doing) {
+        stream.set_verify_mode(asio::ssl::verify_none);
+        return true;
+    }
+    stream.set_verify_mode(asio::ssl::verify_peer);
+    stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
+    return true;
 }
 
 TETHER_NAMESPACE_END

@@ -14,6 +14,11 @@ TETHER_NAMESPACE_BEGIN
 
 /// A credential for one handshake.
 struct token {
+    token() = default;
+    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt, bool is_fresh = false,
+                   std::string where = {})
+        : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
+
     secret value;
     /// Lifetime as announced by the issuer when it was obtained (OAuth `expires_in`).
     std::optional<std::chrono::seconds> lifetime;
@@ -21,6 +26,9 @@ struct token {
     /// after the request), false when it came from a cache. The auth-failure
     /// breaker counts only rejections of fresh tokens.
     bool fresh = false;
+    /// Where this credential is valid, when it decides that (a Genesys
+    /// channel's connectUri, a pre-signed URL). Empty: client_options::url.
+    std::string endpoint;
 };
 
 /// The completion of TokenPolicy::async_get_token.

@@ -27,7 +27,7 @@ public:
         const auto& l = ladders_[c];
         auto& prev = previous_[static_cast<std::size_t>(c)];
         const long long lo = l.initial.count();
-        const long long hi = std::max(lo, prev.count() * 3);
+        const long long hi = std::max<long long>(lo, static_cast<long long>(prev.count()) * 3);
         prev = std::min(l.max, std::chrono::milliseconds(detail::uniform_between(rng_, lo, hi)));
         return prev;
     }

@@ -392,9 +392,8 @@ private:
             write_request();
             return;
         }
-        ec = configure_tls_client_stream(*tls_, url_.host, opts_.tls);
-        if (ec) {
-            finish(ec, "TLS setup failed: " + ec.message());
+        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, nullptr)) {
+            finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
         tls_->async_handshake(asio::ssl::stream_base::client,

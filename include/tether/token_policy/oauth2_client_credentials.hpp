@@ -159,7 +159,7 @@ private:
             std::string why;
             url = *detail::parse_http_url(options.token_url, why);
             if (url.tls)
-                tls_context = std::make_shared<asio::ssl::context>(make_tls_client_context(options.tls));
+                tls_context = make_tls_client_context(options.tls);
             rules.default_lifetime = options.default_lifetime;
             rules.redact.push_back(options.client_secret.reveal());
         }

@@ -1,0 +1,899 @@
+// tether: the production Transport, websocketpp 0.8.2 over standalone Asio.
+//
+// One type for ws:// and wss:// (the endpoint is chosen per URL). TLS peers
+// and host names are verified by default (see tls_options.hpp). The token goes
+// where the server wants it: `Authorization: Bearer` (default), a query
+// parameter, or a Sec-WebSocket-Protocol entry; it is never sent over plain
+// ws:// to a host that is not loopback unless `allow_insecure_token_transport`
+// is set. Liveness: a ping every `ping_interval`, the connection is presumed
+// dead when nothing arrives within `pong_timeout` of a ping, or when no frame
+// at all arrives for `idle_timeout`.
+//
+// Threading: run the io_context on ONE thread and call the transport from
+// that thread (the client does: it lives on the transport's executor). Destroy
+// the transport before the io_context, and not from inside one of its sink
+// calls.
+//
+//     asio::io_context io;
+//     tether::websocketpp_transport_options o;
+//     o.tls.ca_file = "/etc/ssl/my-ca.pem";
+//     tether::websocketpp_transport t(io, o);
+#ifndef TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
+#define TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
+
+#include <tether/close_event.hpp>
+#include <tether/connect_request.hpp>
+#include <tether/detail/retry_after.hpp>
+#include <tether/detail/url.hpp>
+#include <tether/error.hpp>
+#include <tether/message.hpp>
+#include <tether/tls_options.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <websocketpp/client.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_client.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+/// Where the bearer token goes on the upgrade request.
+enum class token_placement : unsigned char {
+    authorization_header, ///< `Authorization: Bearer <token>`
+    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
+    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
+};
+
+struct websocketpp_transport_options {
+    token_placement token_in = token_placement::authorization_header;
+    /// Query parameter name for token_placement::query_parameter. Note that
+    /// URLs end up in proxy and server access logs; prefer the header.
+    std::string token_query_parameter = "access_token";
+    /// Prepended to the token for token_placement::subprotocol (for example
+    /// "base64url.bearer.authorization.k8s.io."); the token must then consist
+    /// of HTTP token characters. If the server selects that entry, open_info
+    /// reports it as "[token]".
+    std::string token_subprotocol_prefix;
+
+    std::vector<http_header> headers;      ///< sent on every upgrade, before the request's own
+    std::vector<std::string> subprotocols; ///< offered on every upgrade, before the request's own
+    std::string user_agent = "tether/0.1";
+
+    tls_options tls;
+
+    /// Allow a token over plain ws:// to a host that is not loopback. Anyone
+    /// on the path can read and replay it.
+    bool allow_insecure_token_transport = false;
+
+    /// DNS + TCP + TLS + upgrade must finish within this.
+    std::chrono::milliseconds handshake_timeout{10000};
+    /// After close(), the peer has this long to finish the closing handshake.
+    std::chrono::milliseconds close_timeout{5000};
+    /// A ping every ping_interval (0: never); nothing received within
+    /// pong_timeout of a ping means the connection is dead.
+    std::chrono::milliseconds ping_interval{20000};
+    std::chrono::milliseconds pong_timeout{10000};
+    /// No frame of any kind for this long means the connection is dead (0: off).
+    std::chrono::milliseconds idle_timeout{0};
+
+    /// Larger incoming messages close the connection with 1009.
+    std::size_t max_message_size = 16u * 1024u * 1024u;
+    /// Bytes of a refused handshake's body kept in close_event::body_excerpt.
+    std::size_t max_body_excerpt = 512;
+
+    /// Throws std::invalid_argument naming the bad option.
+    void validate() const {
+        const auto fail = [](const std::string& what) {
+            throw std::invalid_argument("tether: websocketpp_transport_options: " + what);
+        };
+        if (handshake_timeout.count() <= 0) fail("handshake_timeout must be positive");
+        if (close_timeout.count() <= 0) fail("close_timeout must be positive");
+        if (ping_interval.count() < 0) fail("ping_interval must not be negative");
+        if (ping_interval.count() > 0 && pong_timeout.count() <= 0)
+            fail("pong_timeout must be positive when pings are enabled");
+        if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
+        if (max_message_size == 0) fail("max_message_size must be at least 1");
+        if (token_in == token_placement::query_parameter && token_query_parameter.empty())
+            fail("token_query_parameter must not be empty");
+        if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
+            fail("token_subprotocol_prefix must consist of HTTP token characters");
+        if (!detail::is_safe_header_value(user_agent)) fail("user_agent contains a control character");
+        for (const auto& h : headers)
+            if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second))
+                fail("header '" + h.first + "' is not a valid HTTP header");
+        for (const auto& p : subprotocols)
+            if (!detail::is_http_token(p)) fail("subprotocol '" + p + "' is not a valid token");
+    }
+};
+
+namespace detail {
+
+/// websocketpp configurations: single-threaded (the transport lives on one
+/// thread), silent (the library logs to stdout by default), and with
+/// websocketpp's per-phase connect timeouts pushed out of the way because the
+/// transport enforces one overall handshake deadline itself.
+template <class Base, class SocketType>
+struct wspp_client_config : Base {
+    typedef wspp_client_config type;
+    typedef Base base;
+
+    typedef websocketpp::concurrency::none concurrency_type;
+    typedef typename base::request_type request_type;
+    typedef typename base::response_type response_type;
+    typedef typename base::message_type message_type;
+    typedef typename base::con_msg_manager_type con_msg_manager_type;
+    typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type> rng_type;
+
+    struct transport_config : base::transport_config {
+        typedef typename type::concurrency_type concurrency_type;
+        typedef typename type::alog_type alog_type;
+        typedef typename type::elog_type elog_type;
+        typedef typename type::request_type request_type;
+        typedef typename type::response_type response_type;
+        typedef SocketType socket_type;
+
+        static bool const enable_multithreading = false;
+        static const long timeout_socket_pre_init = 24L * 3600 * 1000;
+        static const long timeout_proxy = 24L * 3600 * 1000;
+        static const long timeout_socket_post_init = 24L * 3600 * 1000;
+        static const long timeout_dns_resolve = 24L * 3600 * 1000;
+        static const long timeout_connect = 24L * 3600 * 1000;
+        /// bounds how long a dead peer's socket lingers after we gave up on it
+        static const long timeout_socket_shutdown = 2000;
+    };
+    /// A peer that breaks the protocol or sends an oversized message is
+    /// dropped at once, so the reason reaches close_event::error intact.
+    static const bool drop_on_protocol_error = true;
+    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+
+    static bool const enable_multithreading = false;
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+};
+
+using wspp_plain_config = wspp_client_config<websocketpp::config::asio_client,
+                                             websocketpp::transport::asio::basic_socket::endpoint>;
+using wspp_tls_config = wspp_client_config<websocketpp::config::asio_tls_client,
+                                           websocketpp::transport::asio::tls_socket::endpoint>;
+using wspp_plain_client = websocketpp::client<wspp_plain_config>;
+using wspp_tls_client = websocketpp::client<wspp_tls_config>;
+using wspp_tls_stream = websocketpp::transport::asio::tls_socket::connection::socket_type;
+
+/// A sink, type-erased without allocation: the object and three thunks.
+struct transport_sink_ref {
+    void* self = nullptr;
+    void (*open)(void*, connection_id, const open_info&) = nullptr;
+    void (*message)(void*, connection_id, const message_view&) = nullptr;
+    void (*close)(void*, connection_id, close_event&&) = nullptr;
+
+    template <class Sink>
+    static transport_sink_ref to(Sink& s) {
+        transport_sink_ref r;
+        r.self = &s;
+        r.open = [](void* p, connection_id id, const open_info& i) {
+            static_cast<Sink*>(p)->on_transport_open(id, i);
+        };
+        r.message = [](void* p, connection_id id, const message_view& m) {
+            static_cast<Sink*>(p)->on_transport_message(id, m);
+        };
+        r.close = [](void* p, connection_id id, close_event&& e) {
+            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
+        };
+        return r;
+    }
+};
+
+/// Printable, bounded copy of a refusal body for logs (no control characters,
+/// never cut inside a UTF-8 sequence).
+inline std::string body_excerpt(std::string_view body, std::size_t max) {
+    bool cut = false;
+    if (body.size() > max) {
+        std::size_t n = max;
+        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
+        body = body.substr(0, n);
+        cut = true;
+    }
+    std::string out;
+    out.reserve(body.size() + 3);
+    for (const char c : body) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    }
+    if (cut) out += "...";
+    return out;
+}
+
+/// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
+inline std::string bounded_close_reason(std::string_view reason) {
+    if (reason.size() <= 123) return std::string(reason);
+    std::size_t n = 123;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    return std::string(reason.substr(0, n));
+}
+
+/// Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
+inline bool is_sendable_close_code(std::uint16_t code) noexcept {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+} // namespace detail
+
+/// The production Transport (see transport/concept.hpp for the contract).
+class websocketpp_transport {
+public:
+    using executor_type = asio::io_context::executor_type;
+    using clock_type = std::chrono::steady_clock;
+    using timer_type = asio::steady_timer;
+    using options = websocketpp_transport_options;
+
+    /// Runs on the caller's io_context, which must outlive the transport.
+    /// (No owned io_context: a client keeps itself alive through handlers it
+    /// posts, and an io_context owned by its own handlers would never be freed.)
+    /// Throws std::invalid_argument for invalid options or TLS settings.
+    explicit websocketpp_transport(asio::io_context& io, options o = {})
+        : core_(std::make_unique<core>(io, std::move(o))) {}
+
+    websocketpp_transport(websocketpp_transport&&) noexcept = default;
+    websocketpp_transport& operator=(websocketpp_transport&&) noexcept = default;
+    websocketpp_transport(const websocketpp_transport&) = delete;
+    websocketpp_transport& operator=(const websocketpp_transport&) = delete;
+    ~websocketpp_transport() = default;
+
+    executor_type get_executor() const noexcept { return core_->io->get_executor(); }
+    clock_type::time_point now() const noexcept { return clock_type::now(); }
+    timer_type make_timer() const { return timer_type(core_->io->get_executor()); }
+    asio::io_context& context() const noexcept { return *core_->io; }
+    const options& get_options() const noexcept { return core_->opts; }
+    /// Connections started and not yet reported closed.
+    std::size_t active_connections() const noexcept { return core_->conns.size(); }
+
+    /// Starts one attempt; every outcome reaches `sink` later, on the executor.
+    template <class Sink>
+    connection_id connect(const connect_request& req, Sink& sink) {
+        return core_->connect(req, detail::transport_sink_ref::to(sink));
+    }
+
+    /// Queues one message on an open connection.
+    std::error_code send(connection_id id, std::string_view data, message_kind kind) {
+        return core_->send(id, data, kind);
+    }
+
+    /// Starts a graceful close (an abort while still connecting). Idempotent;
+    /// unknown ids are ignored. Invalid codes become 1000; long reasons are cut.
+    void close(connection_id id, std::uint16_t code, std::string_view reason) {
+        core_->close(id, code, reason);
+    }
+
+private:
+    struct core;
+
+    enum class phase : unsigned char { connecting, open, closing, finished };
+
+    /// Everything about one connection. The websocketpp connection's handlers
+    /// hold it (so it outlives queued handlers); it holds the websocketpp
+    /// connection until the outcome is known. `owner` and `sink` are cleared
+    /// when the transport goes away, so no handler reaches a dead sink.
+    struct conn_state : std::enable_shared_from_this<conn_state> {
+        conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
+            : owner(o), id(i), sink(s), deadline(io), ping_timer(io), idle_timer(io) {}
+
+        core* owner;
+        connection_id id;
+        detail::transport_sink_ref sink;
+        std::shared_ptr<void> endpoints_keepalive;
+        detail::wspp_plain_client::connection_ptr plain;
+        detail::wspp_tls_client::connection_ptr tls;
+        phase state = phase::connecting;
+
+        std::string host;
+        std::uint16_t port = 0;
+        bool tcp_connected = false;
+        bool tls_done = false;
+        std::shared_ptr<tls_handshake_report> tls_report;
+        std::vector<std::string> offered_subprotocols;
+        std::string token_subprotocol;
+
+        bool close_requested = false;
+        std::uint16_t requested_code = close_code::normal;
+        std::string requested_reason;
+
+        asio::steady_timer deadline; // handshake, then close
+        asio::steady_timer ping_timer;
+        asio::steady_timer idle_timer;
+        std::uint64_t frames_received = 0;
+        std::uint64_t frames_at_ping = 0;
+        std::uint64_t frames_at_idle_check = 0;
+        clock_type::time_point ping_sent_at{};
+        clock_type::time_point last_activity{};
+
+        std::string where() const { return host + ":" + std::to_string(port); }
+
+        template <class F>
+        void with_connection(F&& f) {
+            if (plain)
+                f(*plain);
+            else if (tls)
+                f(*tls);
+        }
+    };
+
+    struct endpoints {
+        detail::wspp_plain_client plain;
+        detail::wspp_tls_client tls;
+        std::shared_ptr<asio::ssl::context> tls_context;
+        tls_options tls_opts;
+        conn_state* constructing = nullptr; // the connection get_connection() is building
+
+        endpoints(asio::io_context& io, const tls_options& o)
+            : tls_context(make_tls_client_context(o)), tls_opts(o) {
+            plain.init_asio(&io);
+            tls.init_asio(&io);
+            tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
+            tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                // called inside get_connection(), for the connection being built
+                if (!constructing) return;
+                constructing->tls_report = std::make_shared<tls_handshake_report>();
+                prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
+            });
+        }
+    };
+
+    struct core {
+        core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
+            opts.validate();
+            eps = std::make_shared<endpoints>(*io, opts.tls);
+        }
+
+        ~core() {
+            // Detach every connection: no sink call from now on. Queued
+            // websocketpp handlers keep the endpoints alive through their
+            // connection's state, so they stay valid until the io_context
+            // drops those handlers.
+            auto all = std::move(conns);
+            for (auto& entry : all) detach(*entry.second);
+        }
+
+        asio::io_context* io;
+        options opts;
+        std::shared_ptr<endpoints> eps;
+        std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+        connection_id last_id = 0;
+
+        // ---- connect ---------------------------------------------------
+
+        connection_id connect(const connect_request& req, detail::transport_sink_ref sink) {
+            const connection_id id = ++last_id;
+            auto st = std::make_shared<conn_state>(this, id, sink, *io);
+            st->endpoints_keepalive = eps;
+            conns.emplace(id, st);
+
+            std::string why;
+            auto url = detail::parse_ws_url(req.url, why);
+            if (!url) {
+                fail_early(*st, error::invalid_url, why);
+                return id;
+            }
+            st->host = url->host;
+            st->port = url->port;
+            const bool has_token = !req.token.empty();
+            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+                fail_early(*st, error::insecure_transport,
+                           "refusing to send the token over ws:// to '" + url->host +
+                               "': use wss:// or set allow_insecure_token_transport");
+                return id;
+            }
+
+            std::string target = url->target;
+            const std::string_view token = req.token.reveal();
+            if (has_token) {
+                bool ok = false;
+                switch (opts.token_in) {
+                case token_placement::authorization_header:
+                    ok = detail::is_safe_header_value(token);
+                    break;
+                case token_placement::query_parameter:
+                    detail::append_query_parameter(target, opts.token_query_parameter, token);
+                    ok = true;
+                    break;
+                case token_placement::subprotocol:
+                    st->token_subprotocol = opts.token_subprotocol_prefix + std::string(token);
+                    ok = detail::is_http_token(st->token_subprotocol);
+                    break;
+                }
+                if (!ok) {
+                    fail_early(*st, error::invalid_upgrade_request,
+                               "the token contains characters that cannot be placed in the upgrade "
+                               "request as configured");
+                    return id;
+                }
+            }
+            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols, &req.subprotocols};
+            for (const auto* list : subprotocol_lists)
+                for (const auto& p : *list) {
+                    if (!detail::is_http_token(p)) {
+                        fail_early(*st, error::invalid_upgrade_request,
+                                   "subprotocol '" + detail::body_excerpt(p, 64) + "' is not a valid token");
+                        return id;
+                    }
+                    st->offered_subprotocols.push_back(p);
+                }
+            if (!st->token_subprotocol.empty()) st->offered_subprotocols.push_back(st->token_subprotocol);
+            const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+            for (const auto* list : header_lists)
+                for (const auto& h : *list)
+                    if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
+                        fail_early(*st, error::invalid_upgrade_request,
+                                   "header '" + detail::body_excerpt(h.first, 64) +
+                                       "' is not a valid HTTP header");
+                        return id;
+                    }
+
+            auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            std::error_code ec;
+            eps->constructing = st.get();
+            if (url->secure)
+                st->tls = eps->tls.get_connection(location, ec);
+            else
+                st->plain = eps->plain.get_connection(location, ec);
+            eps->constructing = nullptr;
+            if (ec) {
+                st->plain.reset();
+                st->tls.reset();
+                fail_early(*st, error::connection_failed, "cannot create the connection: " + ec.message());
+                return id;
+            }
+
+            st->with_connection([&](auto& con) {
+                prepare(st, con, req, has_token ? token : std::string_view{});
+            });
+            arm_handshake_deadline(st);
+            if (st->tls)
+                eps->tls.connect(st->tls);
+            else
+                eps->plain.connect(st->plain);
+            return id;
+        }
+
+        template <class Con>
+        void prepare(const std::shared_ptr<conn_state>& st, Con& con, const connect_request& req,
+                     std::string_view token) {
+            const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+            for (const auto* list : header_lists)
+                for (const auto& h : *list) con.append_header(h.first, h.second);
+            if (!token.empty() && opts.token_in == token_placement::authorization_header)
+                con.replace_header("Authorization", "Bearer " + std::string(token));
+            if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
+                con.replace_header("User-Agent", opts.user_agent);
+            for (const auto& p : st->offered_subprotocols) con.add_subprotocol(p);
+
+            con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
+            con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
+            con.set_pong_timeout(0);
+            con.set_max_message_size(opts.max_message_size);
+
+            con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
+            con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+            con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
+            con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
+            con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
+            con.set_message_handler([s = st.get()](websocketpp::connection_hdl, const auto& msg) {
+                // s is alive: the connection holding this handler holds `st` too (open handler)
+                ++s->frames_received;
+                if (!s->sink.self || s->state == phase::finished) return;
+                const auto kind = msg->get_opcode() == websocketpp::frame::opcode::binary
+                                      ? message_kind::binary
+                                      : message_kind::text;
+                s->sink.message(s->sink.self, s->id, message_view{msg->get_payload(), kind});
+            });
+            con.set_ping_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
+                ++s->frames_received;
+                return true; // answer with a pong
+            });
+            con.set_pong_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
+                ++s->frames_received;
+            });
+        }
+
+        /// Reports a failure found before any network activity (later, never inline).
+        void fail_early(conn_state& st, error e, std::string detail) {
+            close_event ev;
+            ev.error = e;
+            ev.detail = std::move(detail);
+            finish(st, std::move(ev), false);
+        }
+
+        static void on_tcp_connected(conn_state& st) {
+            st.tcp_connected = true;
+            std::error_code ec;
+            st.with_connection([&](auto& con) {
+                if (st.state == phase::finished) {
+                    // abandoned while resolving or connecting: send nothing on this socket
+                    con.get_raw_socket().close(ec);
+                    return;
+                }
+                con.get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+            });
+            if (st.tls && st.state != phase::finished) {
+                // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                asio::ip::make_address(st.host, ec);
+                if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+            }
+        }
+
+        void arm_handshake_deadline(const std::shared_ptr<conn_state>& st) {
+            st->deadline.expires_after(opts.handshake_timeout);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                auto s = w.lock();
+                if (ec || !s || !s->owner || s->state != phase::connecting) return;
+                const char* stage = !s->tcp_connected                 ? "resolving and connecting"
+                                    : (s->tls && !s->tls_done)        ? "in the TLS handshake"
+                                                                      : "waiting for the upgrade response";
+                close_event ev;
+                ev.error = error::handshake_timeout;
+                ev.detail = "no WebSocket handshake with " + s->where() + " within " +
+                            std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " + stage + ")";
+                s->owner->finish(*s, std::move(ev), true);
+            });
+        }
+
+        // ---- websocketpp events ----------------------------------------
+
+        static void on_open(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::connecting) return;
+            core& self = *st->owner;
+            std::string selected;
+            st->with_connection([&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
+            bool offered = selected.empty();
+            for (const auto& p : st->offered_subprotocols) offered = offered || p == selected;
+            if (!offered) {
+                // RFC 6455 4.1: a subprotocol we did not offer fails the connection
+                close_event ev;
+                ev.error = error::protocol_error;
+                ev.detail = "the server selected subprotocol '" + detail::body_excerpt(selected, 64) +
+                            "', which was not offered";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->state = phase::open;
+            st->deadline.cancel();
+            self.start_liveness(st);
+            open_info info;
+            info.subprotocol = (!st->token_subprotocol.empty() && selected == st->token_subprotocol)
+                                   ? std::string("[token]")
+                                   : std::move(selected);
+            if (st->sink.self) st->sink.open(st->sink.self, st->id, info);
+        }
+
+        static void on_fail(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state == phase::finished) return;
+            close_event ev;
+            st->with_connection([&](auto& con) { ev = describe_failure(*st, con); });
+            st->owner->finish(*st, std::move(ev), false);
+        }
+
+        static void on_close(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state == phase::finished) return;
+            close_event ev;
+            st->with_connection([&](auto& con) { ev = describe_close(*st, con); });
+            st->owner->finish(*st, std::move(ev), false);
+        }
+
+        template <class Con>
+        static close_event describe_failure(conn_state& st, Con& con) {
+            close_event ev;
+            const std::error_code ec = con.get_ec();
+            const int status = static_cast<int>(con.get_response_code());
+            if (status != 0 && status != 101) {
+                const core& self = *st.owner;
+                ev.http_status = status;
+                ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
+                                                           std::chrono::system_clock::now());
+                ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
+                            detail::body_excerpt(con.get_response_msg(), 64);
+                return ev;
+            }
+            if (status == 101) {
+                ev.error = error::protocol_error;
+                ev.detail = "invalid upgrade response from " + st.where() + ": " + ec.message();
+                return ev;
+            }
+            namespace wt = websocketpp::transport;
+            namespace sock = wt::asio::socket;
+            const bool tls_failure = ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
+                                     ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
+                                     ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
+                                     ec.category() == asio::error::get_ssl_category();
+            if (tls_failure) {
+                const bool verify = st.tls_report && st.tls_report->verification_failed();
+                ev.error = verify ? error::tls_verification_failed : error::connection_failed;
+                const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
+                ev.detail = "TLS handshake with " + st.where() + " failed: " +
+                            (why.empty() ? ec.message() : why);
+            } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
+                ev.error = error::handshake_timeout;
+                ev.detail = "handshake with " + st.where() + " timed out";
+            } else if (ec.category() == asio::error::get_netdb_category() ||
+                       ec.category() == asio::error::get_addrinfo_category()) {
+                ev.error = error::connection_failed;
+                ev.detail = "cannot resolve '" + st.host + "': " + ec.message();
+            } else if (!st.tcp_connected) {
+                ev.error = error::connection_failed;
+                ev.detail = "cannot connect to " + st.where() + ": " + ec.message();
+            } else {
+                ev.error = error::connection_failed;
+                ev.detail = "connection to " + st.where() + " lost during the handshake: " + ec.message();
+            }
+            return ev;
+        }
+
+        /// The peer broke RFC 6455 (bad frame, bad close frame, bad UTF-8) or
+        /// sent a message over the limit; websocketpp dropped the connection.
+        static bool is_peer_violation(const std::error_code& ec) {
+            namespace we = websocketpp::error;
+            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            return ec == we::make_error_code(we::bad_close_code) ||
+                   ec == we::make_error_code(we::invalid_close_code) ||
+                   ec == we::make_error_code(we::reserved_close_code) ||
+                   ec == we::make_error_code(we::invalid_utf8);
+        }
+
+        template <class Con>
+        static close_event describe_close(conn_state& st, Con& con) {
+            namespace cs = websocketpp::close::status;
+            close_event ev;
+            ev.was_open = true;
+            const std::uint16_t remote = con.get_remote_close_code();
+            const std::error_code ec = con.get_ec();
+            if (st.close_requested) {
+                ev.initiated_locally = true;
+                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                ev.code = echoed ? remote : st.requested_code;
+                ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
+                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
+                    ev.error = error::close_timeout;
+                    ev.detail = "the peer did not finish the closing handshake in time";
+                }
+            } else if (is_peer_violation(ec)) {
+                ev.initiated_locally = true;
+                namespace pe = websocketpp::processor::error;
+                if (ec == pe::make_error_code(pe::message_too_big)) {
+                    ev.code = close_code::message_too_big;
+                    ev.error = error::message_too_large;
+                    ev.detail = "a message from " + st.where() + " exceeds max_message_size (" +
+                                std::to_string(st.owner->opts.max_message_size) + " bytes)";
+                } else {
+                    ev.code = ec.category() == pe::get_processor_category()
+                                  ? static_cast<std::uint16_t>(pe::to_ws(ec))
+                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                         ? close_code::invalid_payload
+                                         : close_code::protocol_error);
+                    ev.error = error::protocol_error;
+                    ev.detail = st.where() + " violated the WebSocket protocol: " + ec.message();
+                    if (remote != cs::abnormal_close)
+                        ev.detail += " (close code " + std::to_string(remote) + ")";
+                }
+            } else if (remote != cs::abnormal_close) {
+                ev.code = remote;
+                ev.reason = con.get_remote_close_reason();
+            } else {
+                // no close frame: the connection dropped (RFC 6455 7.1.5 calls this 1006)
+                ev.code = close_code::abnormal;
+                ev.error = error::connection_failed;
+                ev.detail = "connection to " + st.where() + " dropped without a close frame" +
+                            (ec ? ": " + ec.message() : std::string());
+            }
+            return ev;
+        }
+
+        // ---- liveness ----------------------------------------------------
+
+        void start_liveness(const std::shared_ptr<conn_state>& st) {
+            const auto now = clock_type::now();
+            st->last_activity = now;
+            st->frames_at_idle_check = st->frames_received;
+            if (opts.ping_interval.count() > 0) {
+                st->ping_timer.expires_at(now + opts.ping_interval);
+                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                });
+            }
+            if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+        }
+
+        static void on_ping_due(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::open) return;
+            const options& o = st->owner->opts;
+            st->frames_at_ping = st->frames_received;
+            st->ping_sent_at = clock_type::now();
+            std::error_code ec;
+            st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
+            // a failed ping write shows up as a close; the pong deadline still applies
+            st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
+            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+            });
+        }
+
+        static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
+            if (!st->owner || st->state != phase::open) return;
+            core& self = *st->owner;
+            if (st->frames_received == st->frames_at_ping) {
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = close_code::abnormal;
+                ev.error = error::pong_timeout;
+                ev.detail = "nothing received from " + st->where() + " within " +
+                            std::to_string(self.opts.pong_timeout.count()) + " ms of a ping";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            auto next = st->ping_sent_at + self.opts.ping_interval;
+            st->ping_timer.expires_at(next);
+            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                if (auto s = w.lock(); s && !ec) on_ping_due(s);
+            });
+        }
+
+        void arm_idle_check(const std::shared_ptr<conn_state>& st) {
+            // a few checks per period keep detection within idle_timeout * 1.25
+            auto period = opts.idle_timeout / 4;
+            if (period.count() < 1) period = std::chrono::milliseconds(1);
+            st->idle_timer.expires_after(period);
+            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                auto s = w.lock();
+                if (ec || !s || !s->owner || s->state != phase::open) return;
+                core& self = *s->owner;
+                const auto now = clock_type::now();
+                if (s->frames_received != s->frames_at_idle_check) {
+                    s->frames_at_idle_check = s->frames_received;
+                    s->last_activity = now;
+                } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                    close_event ev;
+                    ev.was_open = true;
+                    ev.initiated_locally = true;
+                    ev.code = close_code::abnormal;
+                    ev.error = error::idle_timeout;
+                    ev.detail = "no frame from " + s->where() + " for " +
+                                std::to_string(self.opts.idle_timeout.count()) + " ms";
+                    self.finish(*s, std::move(ev), true);
+                    return;
+                }
+                self.arm_idle_check(s);
+            });
+        }
+
+        // ---- send / close ------------------------------------------------
+
+        std::error_code send(connection_id id, std::string_view data, message_kind kind) {
+            const auto it = conns.find(id);
+            if (it == conns.end() || it->second->state != phase::open) return error::not_connected;
+            conn_state& st = *it->second;
+            std::error_code ec;
+            const auto op = kind == message_kind::binary ? websocketpp::frame::opcode::binary
+                                                         : websocketpp::frame::opcode::text;
+            st.with_connection([&](auto& con) { ec = con.send(data.data(), data.size(), op); });
+            if (!ec) return {};
+            if (ec == websocketpp::processor::error::invalid_payload) return error::invalid_text_message;
+            return error::not_connected;
+        }
+
+        void close(connection_id id, std::uint16_t code, std::string_view reason) {
+            const auto it = conns.find(id);
+            if (it == conns.end()) return;
+            const std::shared_ptr<conn_state> st = it->second;
+            if (st->state == phase::connecting) {
+                close_event ev;
+                ev.initiated_locally = true;
+                ev.error = error::operation_cancelled;
+                ev.detail = "closed before the handshake with " + st->where() + " completed";
+                finish(*st, std::move(ev), true);
+                return;
+            }
+            if (st->state != phase::open) return;
+            st->state = phase::closing;
+            st->close_requested = true;
+            st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
+            st->requested_reason = detail::bounded_close_reason(reason);
+            st->ping_timer.cancel();
+            st->idle_timer.cancel();
+            std::error_code ec;
+            st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
+            if (ec) {
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = st->requested_code;
+                ev.reason = st->requested_reason;
+                finish(*st, std::move(ev), true);
+                return;
+            }
+            st->deadline.expires_after(opts.close_timeout);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                auto s = w.lock();
+                if (e || !s || !s->owner || s->state != phase::closing) return;
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = s->requested_code;
+                ev.reason = s->requested_reason;
+                ev.error = error::close_timeout;
+                ev.detail = "the peer did not finish the closing handshake within " +
+                            std::to_string(s->owner->opts.close_timeout.count()) + " ms";
+                s->owner->finish(*s, std::move(ev), true);
+            });
+        }
+
+        // ---- the end of a connection ---------------------------------------
+
+        /// Records the outcome once, stops timers, lets go of the websocketpp
+        /// connection (terminating it if it is still running) and reports to
+        /// the sink from a fresh handler, never from inside the caller.
+        void finish(conn_state& st, close_event ev, bool terminate) {
+            if (st.state == phase::finished) return;
+            st.state = phase::finished;
+            stop_connection(st, terminate);
+            asio::post(*io, [s = st.shared_from_this(), ev = std::move(ev)]() mutable {
+                core* self = s->owner;
+                if (!self) return; // the transport is gone
+                s->owner = nullptr;
+                const auto sink = s->sink;
+                self->conns.erase(s->id);
+                if (sink.self) sink.close(sink.self, s->id, std::move(ev));
+            });
+        }
+
+        static void stop_connection(conn_state& st, bool terminate) {
+            st.deadline.cancel();
+            st.ping_timer.cancel();
+            st.idle_timer.cancel();
+            if (terminate && st.owner) {
+                // Posted, because we may be inside one of this connection's own callbacks.
+                // `finished` is set, so websocketpp's fail/close callbacks that follow are ignored.
+                auto io = st.owner->io;
+                const auto terminate_later = [io](auto con) {
+                    asio::post(*io, [con] {
+                        con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+                    });
+                };
+                if (st.plain) terminate_later(st.plain);
+                if (st.tls) terminate_later(st.tls);
+            }
+            st.plain.reset();
+            st.tls.reset();
+        }
+
+        static void detach(conn_state& st) {
+            st.sink = detail::transport_sink_ref{};
+            if (st.state != phase::finished) {
+                st.state = phase::finished;
+                stop_connection(st, true);
+            }
+            st.owner = nullptr;
+        }
+    };
+
+    std::unique_ptr<core> core_;
+};
+
+TETHER_NAMESPACE_END
+
+#endif
