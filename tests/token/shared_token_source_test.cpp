@@ -8,6 +8,8 @@
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
 #include <tether/testing/simulation.hpp>
+#include <tether/core.hpp>
+#include <tether/testing/simulated_transport.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -426,6 +428,84 @@ TEST_CASE("shared source: bad options fail at construction") {
     o.soft_margin = 10s;
     o.hard_margin = 20s;
     CHECK_THROWS_WITH(source_type(manual_fetcher{}, &sim, o), Catch::Contains("hard_margin"));
+}
+
+// --------------------------------------------------------------------------
+// With the client, on virtual time: a server that closes with 4001 when the
+// token of a connection expires (the seed's service), and an application that
+// hands over to a new connection every 250 s.
+
+namespace {
+struct expiry_run {
+    int fetches = 0;
+    int expiry_closes = 0;
+    std::vector<std::string> handshake_tokens;
+    std::size_t rejected = 0;
+};
+
+expiry_run run_with_client(const tether::shared_token_options& margins) {
+    namespace tt = tether::testing;
+    sim_type sim;
+    tt::simulated_server server;
+    expiry_run out;
+    std::map<std::string, sim_type::time_point> expires; // the issuer's view
+
+    // The issuer: 200 ms latency, 300 s tokens.
+    auto issue = [&](tether::token_completion done) {
+        const int n = ++out.fetches;
+        sim.schedule(200ms, [&, n, done] {
+            const std::string t = "tok-" + std::to_string(n);
+            expires[t] = sim.now() + 300s;
+            done(t, 300s);
+        });
+    };
+    using fetcher = tether::callback_token<decltype(issue)>;
+    tether::shared_token_source<fetcher, sim_type*> source(fetcher(issue), &sim, margins);
+
+    server.on_handshake = [&](const tt::server_handshake& h) {
+        const std::string t(h.token.reveal());
+        out.handshake_tokens.push_back(t);
+        const auto it = expires.find(t);
+        if (it == expires.end() || h.at >= it->second) return tt::server_response::reject(401);
+        return tt::server_response::accept().then_close(it->second - h.at, 4001, "Token expired");
+    };
+
+    tether::client_options opts;
+    opts.url = "wss://streaming.example.com/channels/1";
+    tether::basic_reconnecting_client<tt::simulated_transport, tether::shared_token<fetcher, sim_type*>,
+                                      tether::close_code_table<>>
+        client(opts, tt::simulated_transport(sim, server), source.handle(),
+               tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+    client.on_close([&](const tether::close_event& e, const tether::reconnect_decision&) {
+        if (e.code == 4001) ++out.expiry_closes;
+    });
+    client.start();
+    for (auto at : {250s, 500s, 750s}) sim.schedule(at, [&client] { client.handover(); });
+    sim.run_for(900s);
+    out.rejected = server.rejected;
+    client.stop();
+    sim.run_for(1s);
+    return out;
+}
+} // namespace
+
+TEST_CASE("shared source with the client: after the soft margin the next handshake uses the new token") {
+    SECTION("proactive refresh: no expiry close at all") {
+        const auto run = run_with_client(margins()); // soft 60 s, hard 10 s
+        CHECK(run.expiry_closes == 0);
+        CHECK(run.rejected == 0);
+        CHECK(run.fetches == 4); // at 0, 240, 480 and 720 s
+        CHECK(run.handshake_tokens == std::vector<std::string>{"tok-1", "tok-2", "tok-3", "tok-4"});
+    }
+    SECTION("control: without margins the old token is reused and the server closes with 4001") {
+        tether::shared_token_options none;
+        none.soft_margin = 0s;
+        none.hard_margin = 0s;
+        const auto run = run_with_client(none);
+        CHECK(run.expiry_closes > 0);
+        REQUIRE(run.handshake_tokens.size() >= 2);
+        CHECK(run.handshake_tokens[1] == "tok-1"); // the handover at 250 s got the old token
+    }
 }
 
 // --------------------------------------------------------------------------
