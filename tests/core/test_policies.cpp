@@ -216,6 +216,7 @@ TEST_CASE("default_close_policy: handshake statuses and transport errors") {
     }
     CHECK(p.decide(failed(tether::error::tls_verification_failed)).action == close_action::stop);
     CHECK(p.decide(failed(tether::error::insecure_transport)).action == close_action::stop);
+    CHECK(p.decide(failed(tether::error::invalid_upgrade_request)).action == close_action::stop);
     CHECK(p.decide(failed(make_error_code(std::errc::connection_refused))).action == close_action::reconnect);
     CHECK(p.decide(failed(tether::error::pong_timeout)).cls == failure_class::network);
 }

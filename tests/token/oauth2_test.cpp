@@ -13,6 +13,7 @@
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -730,6 +731,7 @@ TEST_CASE("oauth2 over HTTPS: verification") {
         o.tls.ca_file = pki.ca_file();
         const auto out = fetch_once(o);
         expect_error(out, error::tls_verification_failed);
+        CHECK_THAT(out.result.detail, Catch::Contains("does not match host '127.0.0.1'"));
         CHECK(ep.requests() == 0);
     }
     SECTION("the loudly named opt-out skips verification") {
@@ -896,6 +898,82 @@ TEST_CASE("http client: an oversized body is not read to the end") {
         CHECK(out->bytes_received < 10485760 / 100);
     }
 }
+
+#ifdef TETHER_TEST_PYTHON
+namespace {
+// Runs python_token_endpoint.py; the port is the first line it prints. The
+// script exits after its request budget (or 30 s), which pclose() waits for.
+class python_endpoint {
+public:
+    explicit python_endpoint(int requests, const std::string& cert = {}, const std::string& key = {}) {
+        std::string cmd = std::string(TETHER_TEST_PYTHON) + " '" + TETHER_TEST_PYTHON_ENDPOINT + "' '" +
+                          client_id_value + "' '" + client_secret_value + "' " + std::to_string(requests);
+        if (!cert.empty()) cmd += " '" + cert + "' '" + key + "'";
+        pipe_ = popen(cmd.c_str(), "r");
+        REQUIRE(pipe_ != nullptr);
+        char line[32] = {};
+        REQUIRE(std::fgets(line, sizeof line, pipe_) != nullptr);
+        port_ = std::stoi(line);
+        REQUIRE(port_ > 0);
+    }
+    ~python_endpoint() { pclose(pipe_); }
+    std::string url(bool tls, const std::string& path) const {
+        return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
+    }
+
+private:
+    FILE* pipe_ = nullptr;
+    int port_ = 0;
+};
+
+tether::oauth2_options python_options(const std::string& url) {
+    tether::oauth2_options o;
+    o.token_url = url;
+    o.client_id = client_id_value;
+    o.client_secret = tether::secret(client_secret_value); // spaces, '&', '=', '+', '/', '@'
+    o.scope = "read write";
+    o.timeout = 10s;
+    return o;
+}
+} // namespace
+
+TEST_CASE("independent peer: Python http.server decodes our requests") {
+    SECTION("HTTP: Basic, form body, chunked answer, wrong secret") {
+        python_endpoint py(4);
+        auto basic = fetch_once(python_options(py.url(false, "/basic")));
+        REQUIRE_FALSE(basic.result.error);
+        CHECK(std::string(basic.result.value.value.reveal()) == "py-token-1");
+        CHECK(basic.result.value.lifetime == 600s);
+
+        auto o = python_options(py.url(false, "/body"));
+        o.auth = tether::client_auth::request_body;
+        auto body = fetch_once(o);
+        REQUIRE_FALSE(body.result.error);
+        CHECK(std::string(body.result.value.value.reveal()) == "py-token-2");
+
+        auto chunked = fetch_once(python_options(py.url(false, "/chunked")));
+        REQUIRE_FALSE(chunked.result.error);
+        CHECK(std::string(chunked.result.value.value.reveal()) == "py-token-3");
+
+        o = python_options(py.url(false, "/basic"));
+        o.client_secret = tether::secret("wrong");
+        auto wrong = fetch_once(o);
+        CHECK(wrong.result.error == error::invalid_credentials);
+        CHECK_THAT(wrong.result.detail, Catch::Contains("invalid_client"));
+    }
+    SECTION("HTTPS with Python's ssl module and the test CA") {
+        tether_test::test_pki pki;
+        const auto files = pki.write(pki.issue("IP:127.0.0.1"));
+        python_endpoint py(1, files.first, files.second);
+        auto o = python_options(py.url(true, "/basic"));
+        o.tls.ca_file = pki.ca_file();
+        auto out = fetch_once(o);
+        INFO(out.result.detail);
+        REQUIRE_FALSE(out.result.error);
+        CHECK(std::string(out.result.value.value.reveal()) == "py-token-1");
+    }
+}
+#endif
 
 TEST_CASE("log capture: no secret or token in any trace, detail, message or printout") {
     capture log;

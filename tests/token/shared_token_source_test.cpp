@@ -7,6 +7,9 @@
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
+#include <tether/testing/simulation.hpp>
+#include <tether/core.hpp>
+#include <tether/testing/simulated_transport.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -31,80 +34,6 @@ using tether::error;
 using tether::token_result;
 
 namespace {
-
-// A virtual clock with the Timing interface: time moves only in advance().
-class manual_clock {
-public:
-    struct clock_type {
-        using duration = std::chrono::nanoseconds;
-        using rep = duration::rep;
-        using period = duration::period;
-        using time_point = std::chrono::time_point<clock_type>;
-    };
-    using time_point = clock_type::time_point;
-    using handler = std::function<void(std::error_code)>;
-
-    class timer {
-    public:
-        explicit timer(manual_clock& c) : clock_(&c) {}
-        timer(timer&& o) noexcept : clock_(o.clock_), at_(o.at_) { o.cancel(); }
-        timer& operator=(timer&&) = delete;
-        ~timer() { cancel(); }
-        void expires_at(time_point t) {
-            cancel();
-            at_ = t;
-        }
-        void async_wait(handler h) { clock_->armed_.emplace(at_, entry{this, std::move(h)}); }
-        void cancel() {
-            for (auto it = clock_->armed_.begin(); it != clock_->armed_.end();) {
-                if (it->second.owner == this) {
-                    // like Asio: the wait completes with operation_aborted, later
-                    clock_->aborted_.push_back(std::move(it->second.h));
-                    it = clock_->armed_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-        }
-
-    private:
-        manual_clock* clock_;
-        time_point at_{};
-    };
-
-    time_point now() const { return now_; }
-    timer make_timer() { return timer(*this); }
-
-    void advance(std::chrono::nanoseconds d) {
-        const time_point until = now_ + d;
-        run_aborted();
-        while (!armed_.empty() && armed_.begin()->first <= until) {
-            now_ = std::max(now_, armed_.begin()->first);
-            handler h = std::move(armed_.begin()->second.h);
-            armed_.erase(armed_.begin());
-            h({});
-            run_aborted();
-        }
-        now_ = until;
-    }
-    std::size_t armed() const { return armed_.size(); }
-
-private:
-    struct entry {
-        timer* owner;
-        handler h;
-    };
-    void run_aborted() {
-        while (!aborted_.empty()) {
-            handler h = std::move(aborted_.front());
-            aborted_.erase(aborted_.begin());
-            h(std::make_error_code(std::errc::operation_canceled));
-        }
-    }
-    time_point now_{std::chrono::hours(1)};
-    std::multimap<time_point, entry> armed_;
-    std::vector<handler> aborted_;
-};
 
 // A fetcher the test completes by hand.
 struct fetch_log {
@@ -140,7 +69,9 @@ struct manual_fetcher {
     void cancel() { ++log->cancels; }
 };
 
-using source_type = tether::shared_token_source<manual_fetcher, manual_clock*>;
+// Virtual time: the library's own test simulation drives the refresh timer.
+using sim_type = tether::testing::simulation;
+using source_type = tether::shared_token_source<manual_fetcher, sim_type*>;
 using handle_type = source_type::handle_type;
 
 // What one handle's requests produced.
@@ -167,10 +98,10 @@ TEST_CASE("shared_token is a TokenPolicy") {
 }
 
 TEST_CASE("shared source: concurrent requests cause one fetch; all waiters get its result") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     std::vector<handle_type> handles;
     std::vector<results> res(10);
     for (int i = 0; i < 10; ++i) handles.push_back(src.handle());
@@ -201,10 +132,10 @@ TEST_CASE("shared source: concurrent requests cause one fetch; all waiters get i
 }
 
 TEST_CASE("shared source: 1000 clients reporting the same rejected token cause one refresh") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     std::vector<handle_type> handles;
     std::vector<results> res(1000);
     for (int i = 0; i < 1000; ++i) handles.push_back(src.handle());
@@ -250,10 +181,10 @@ TEST_CASE("shared source: 1000 clients reporting the same rejected token cause o
 }
 
 TEST_CASE("shared source: a rejected token is never handed out again") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     auto h = src.handle();
     results r;
     h.async_get_token(r.sink());
@@ -267,22 +198,22 @@ TEST_CASE("shared source: a rejected token is never handed out again") {
 }
 
 TEST_CASE("shared source: proactive refresh at the soft margin, on a virtual clock") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins()); // lifetime 300 s: soft at 240 s, hard at 290 s
+    source_type src(f, &sim, margins()); // lifetime 300 s: soft at 240 s, hard at 290 s
     auto client = src.handle();
     results r;
     client.async_get_token(r.sink());
     log->succeed("A");
     REQUIRE(r.last() == "A");
 
-    clock.advance(239s);
+    sim.run_for(239s);
     CHECK(log->calls == 1);
     client.async_get_token(r.sink());
     CHECK(r.last() == "A");
 
-    clock.advance(1s); // t = 240 s: the timer starts a background refresh
+    sim.run_for(1s); // t = 240 s: the timer starts a background refresh
     CHECK(log->calls == 2);
     CHECK(src.stats().proactive_refreshes == 1);
     client.async_get_token(r.sink()); // still served the current token meanwhile
@@ -290,20 +221,20 @@ TEST_CASE("shared source: proactive refresh at the soft margin, on a virtual clo
     CHECK(r.last() == "A");
 
     SECTION("the next handshake after the refresh uses the new token") {
-        clock.advance(2s);
+        sim.run_for(2s);
         log->succeed("B");
         client.async_get_token(r.sink());
         CHECK(r.got.size() == 4);
         CHECK(r.last() == "B");
         CHECK(log->calls == 2);
         // And the new token's own refresh is scheduled: 240 s after its fetch began.
-        clock.advance(237s);
+        sim.run_for(237s);
         CHECK(log->calls == 2);
-        clock.advance(1s);
+        sim.run_for(1s);
         CHECK(log->calls == 3);
     }
     SECTION("past the hard margin the old token is not handed out; requests wait") {
-        clock.advance(50s); // t = 290 s
+        sim.run_for(50s); // t = 290 s
         client.async_get_token(r.sink());
         CHECK(r.got.size() == 3);
         CHECK(log->calls == 2); // joined the refresh in flight, no second fetch
@@ -316,9 +247,9 @@ TEST_CASE("shared source: proactive refresh at the soft margin, on a virtual clo
         log->fail(error::token_request_failed);
         client.async_get_token(r.sink());
         CHECK(r.last() == "A"); // the failure does not reach clients with a usable token
-        clock.advance(4s);
+        sim.run_for(4s);
         CHECK(log->calls == 2);
-        clock.advance(1s); // background_retry = 5 s
+        sim.run_for(1s); // background_retry = 5 s
         CHECK(log->calls == 3);
         log->succeed("B");
         client.async_get_token(r.sink());
@@ -327,37 +258,37 @@ TEST_CASE("shared source: proactive refresh at the soft margin, on a virtual clo
 }
 
 TEST_CASE("shared source: expiry counts from the start of the fetch") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     auto client = src.handle();
     results r;
     client.async_get_token(r.sink());
-    clock.advance(50s); // a slow issuer
+    sim.run_for(50s); // a slow issuer
     log->succeed("A");
-    clock.advance(189s); // t = 239 s after the fetch began
+    sim.run_for(189s); // t = 239 s after the fetch began
     CHECK(log->calls == 1);
-    clock.advance(1s);
+    sim.run_for(1s);
     CHECK(log->calls == 2);
 }
 
 TEST_CASE("shared source: margins shrink for short-lived tokens") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, tether::shared_token_options{}); // soft 300 s, hard 30 s
+    source_type src(f, &sim, tether::shared_token_options{}); // soft 300 s, hard 30 s
     auto client = src.handle();
     results r;
     client.async_get_token(r.sink());
     log->succeed("A", 20s); // soft becomes 10 s, hard 5 s
-    clock.advance(9s);
+    sim.run_for(9s);
     CHECK(log->calls == 1);
-    clock.advance(1s);
+    sim.run_for(1s);
     CHECK(log->calls == 2);
     client.async_get_token(r.sink());
     CHECK(r.last() == "A");
-    clock.advance(5s); // t = 15 s: inside the hard margin
+    sim.run_for(5s); // t = 15 s: inside the hard margin
     client.async_get_token(r.sink());
     CHECK(r.got.size() == 2);
     log->succeed("B", 20s);
@@ -365,26 +296,26 @@ TEST_CASE("shared source: margins shrink for short-lived tokens") {
 }
 
 TEST_CASE("shared source: a token without a lifetime is kept until rejected") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     auto client = src.handle();
     results r;
     client.async_get_token(r.sink());
     log->succeed("A", std::nullopt);
-    CHECK(clock.armed() == 0);
-    clock.advance(24h * 10);
+    CHECK(sim.armed_timers() == 0);
+    sim.run_for(24h * 10);
     client.async_get_token(r.sink());
     CHECK(r.last() == "A");
     CHECK(log->calls == 1);
 }
 
 TEST_CASE("shared source: failures are held so retries cannot storm the issuer") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins()); // failure_hold 1 s, permanent 60 s
+    source_type src(f, &sim, margins()); // failure_hold 1 s, permanent 60 s
     auto client = src.handle();
     results r;
 
@@ -398,20 +329,20 @@ TEST_CASE("shared source: failures are held so retries cannot storm the issuer")
         CHECK(r.got[1].error == error::token_request_failed);
         CHECK_THAT(r.got[1].detail, Catch::Contains("held"));
         CHECK(log->calls == 1);
-        clock.advance(1s);
+        sim.run_for(1s);
         client.async_get_token(r.sink());
         CHECK(log->calls == 2);
     }
     SECTION("rate limited: held for Retry-After, which is passed on shrinking") {
         client.async_get_token(r.sink());
         log->fail(error::rate_limited, 30000ms);
-        clock.advance(10s);
+        sim.run_for(10s);
         client.async_get_token(r.sink());
         REQUIRE(r.got.size() == 2);
         CHECK(r.got[1].error == error::rate_limited);
         CHECK(r.got[1].retry_after == 20000ms);
         CHECK(log->calls == 1);
-        clock.advance(20s);
+        sim.run_for(20s);
         client.async_get_token(r.sink());
         CHECK(log->calls == 2);
     }
@@ -421,7 +352,7 @@ TEST_CASE("shared source: failures are held so retries cannot storm the issuer")
         log->fail(error::invalid_credentials);
         for (int i = 0; i < 100; ++i) {
             others.push_back(src.handle());
-            clock.advance(500ms);
+            sim.run_for(500ms);
             results x;
             others.back().async_get_token(x.sink());
             REQUIRE(x.got.size() == 1);
@@ -432,10 +363,10 @@ TEST_CASE("shared source: failures are held so retries cannot storm the issuer")
 }
 
 TEST_CASE("shared source: cancel() and destruction remove only their own waiter") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &clock, margins());
+    source_type src(f, &sim, margins());
     auto h1 = src.handle();
     auto h2 = src.handle();
     std::optional<handle_type> h3(src.handle());
@@ -459,11 +390,11 @@ TEST_CASE("shared source: cancel() and destruction remove only their own waiter"
 }
 
 TEST_CASE("shared source: destroying everything while a fetch is in flight is safe") {
-    manual_clock clock;
+    sim_type sim;
     manual_fetcher f;
     auto log = f.log;
     {
-        source_type src(f, &clock, margins());
+        source_type src(f, &sim, margins());
         auto h = src.handle();
         results r;
         h.async_get_token(r.sink());
@@ -471,15 +402,15 @@ TEST_CASE("shared source: destroying everything while a fetch is in flight is sa
     }
     CHECK(log->cancels == 1);
     log->succeed("A"); // completes into nothing
-    clock.advance(1h);
+    sim.run_for(1h);
 }
 
 TEST_CASE("shared source: a fetcher that completes inline (callback_token)") {
     int calls = 0;
     auto fetch = [&calls] { return "token-" + std::to_string(++calls); };
-    manual_clock clock;
-    tether::shared_token_source<tether::callback_token<decltype(fetch)>, manual_clock*> src(
-        tether::callback_token<decltype(fetch)>(fetch), &clock, margins());
+    sim_type sim;
+    tether::shared_token_source<tether::callback_token<decltype(fetch)>, sim_type*> src(
+        tether::callback_token<decltype(fetch)>(fetch), &sim, margins());
     auto h = src.handle();
     std::vector<std::string> got;
     h.async_get_token([&](token_result r) { got.emplace_back(r.value.value.reveal()); });
@@ -492,11 +423,89 @@ TEST_CASE("shared source: a fetcher that completes inline (callback_token)") {
 }
 
 TEST_CASE("shared source: bad options fail at construction") {
-    manual_clock clock;
+    sim_type sim;
     tether::shared_token_options o;
     o.soft_margin = 10s;
     o.hard_margin = 20s;
-    CHECK_THROWS_WITH(source_type(manual_fetcher{}, &clock, o), Catch::Contains("hard_margin"));
+    CHECK_THROWS_WITH(source_type(manual_fetcher{}, &sim, o), Catch::Contains("hard_margin"));
+}
+
+// --------------------------------------------------------------------------
+// With the client, on virtual time: a server that closes with 4001 when the
+// token of a connection expires (the seed's service), and an application that
+// hands over to a new connection every 250 s.
+
+namespace {
+struct expiry_run {
+    int fetches = 0;
+    int expiry_closes = 0;
+    std::vector<std::string> handshake_tokens;
+    std::size_t rejected = 0;
+};
+
+expiry_run run_with_client(const tether::shared_token_options& margins) {
+    namespace tt = tether::testing;
+    sim_type sim;
+    tt::simulated_server server;
+    expiry_run out;
+    std::map<std::string, sim_type::time_point> expires; // the issuer's view
+
+    // The issuer: 200 ms latency, 300 s tokens.
+    auto issue = [&](tether::token_completion done) {
+        const int n = ++out.fetches;
+        sim.schedule(200ms, [&, n, done] {
+            const std::string t = "tok-" + std::to_string(n);
+            expires[t] = sim.now() + 300s;
+            done(t, 300s);
+        });
+    };
+    using fetcher = tether::callback_token<decltype(issue)>;
+    tether::shared_token_source<fetcher, sim_type*> source(fetcher(issue), &sim, margins);
+
+    server.on_handshake = [&](const tt::server_handshake& h) {
+        const std::string t(h.token.reveal());
+        out.handshake_tokens.push_back(t);
+        const auto it = expires.find(t);
+        if (it == expires.end() || h.at >= it->second) return tt::server_response::reject(401);
+        return tt::server_response::accept().then_close(it->second - h.at, 4001, "Token expired");
+    };
+
+    tether::client_options opts;
+    opts.url = "wss://streaming.example.com/channels/1";
+    tether::basic_reconnecting_client<tt::simulated_transport, tether::shared_token<fetcher, sim_type*>,
+                                      tether::close_code_table<>>
+        client(opts, tt::simulated_transport(sim, server), source.handle(),
+               tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+    client.on_close([&](const tether::close_event& e, const tether::reconnect_decision&) {
+        if (e.code == 4001) ++out.expiry_closes;
+    });
+    client.start();
+    for (auto at : {250s, 500s, 750s}) sim.schedule(at, [&client] { client.handover(); });
+    sim.run_for(900s);
+    out.rejected = server.rejected;
+    client.stop();
+    sim.run_for(1s);
+    return out;
+}
+} // namespace
+
+TEST_CASE("shared source with the client: after the soft margin the next handshake uses the new token") {
+    SECTION("proactive refresh: no expiry close at all") {
+        const auto run = run_with_client(margins()); // soft 60 s, hard 10 s
+        CHECK(run.expiry_closes == 0);
+        CHECK(run.rejected == 0);
+        CHECK(run.fetches == 4); // at 0, 240, 480 and 720 s
+        CHECK(run.handshake_tokens == std::vector<std::string>{"tok-1", "tok-2", "tok-3", "tok-4"});
+    }
+    SECTION("control: without margins the old token is reused and the server closes with 4001") {
+        tether::shared_token_options none;
+        none.soft_margin = 0s;
+        none.hard_margin = 0s;
+        const auto run = run_with_client(none);
+        CHECK(run.expiry_closes > 0);
+        REQUIRE(run.handshake_tokens.size() >= 2);
+        CHECK(run.handshake_tokens[1] == "tok-1"); // the handover at 250 s got the old token
+    }
 }
 
 // --------------------------------------------------------------------------

@@ -15,6 +15,8 @@
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
+#include <utility>
+#include <vector>
 
 namespace tether_test {
 
@@ -103,6 +105,7 @@ public:
         std::ofstream(ca_file_) << pki_detail::to_pem(ca_.get());
     }
     ~test_pki() {
+        for (const auto& f : files_) std::remove(f.c_str());
         std::remove(ca_file_.c_str());
         rmdir(dir_.c_str());
     }
@@ -110,6 +113,16 @@ public:
     test_pki& operator=(const test_pki&) = delete;
 
     const std::string& ca_file() const { return ca_file_; }
+
+    /// Writes a leaf to PEM files (for peers that load files); returns {cert, key}.
+    std::pair<std::string, std::string> write(const key_and_cert& leaf) {
+        const std::string stem = dir_ + "/leaf" + std::to_string(files_.size() / 2);
+        files_.push_back(stem + ".crt");
+        files_.push_back(stem + ".key");
+        std::ofstream(files_[files_.size() - 2]) << leaf.cert_pem;
+        std::ofstream(files_.back()) << leaf.key_pem;
+        return {files_[files_.size() - 2], files_.back()};
+    }
 
     /// A server certificate for `subject_alt_names` (e.g. "DNS:localhost,IP:127.0.0.1").
     key_and_cert issue(const char* subject_alt_names) {
@@ -132,6 +145,7 @@ private:
     pki_detail::x509_ptr ca_;
     std::string dir_;
     std::string ca_file_;
+    std::vector<std::string> files_;
     long serial_ = 1;
 };
 

@@ -22,6 +22,8 @@
 
 static_assert(tether::is_transport_v<tether::websocketpp_transport>,
               "websocketpp_transport must meet the Transport requirements");
+static_assert(tether::is_transport_v<tether::websocketpp_wss_transport>);
+static_assert(tether::is_transport_v<tether::websocketpp_ws_transport>);
 
 using namespace std::chrono_literals;
 using tether::close_event;
@@ -55,6 +57,7 @@ struct recording_sink {
         close_event closed;
         steady::time_point opened_at{};
         steady::time_point closed_at{};
+        steady::time_point last_message_at{};
     };
     std::map<connection_id, record> records;
     bool inside_transport_call = false;
@@ -71,6 +74,7 @@ struct recording_sink {
     void on_transport_message(connection_id id, const tether::message_view& m) {
         note(id);
         records[id].messages.emplace_back(std::string(m.data), m.kind);
+        records[id].last_message_at = steady::now();
     }
     void on_transport_close(connection_id id, close_event&& ev) {
         note(id);
@@ -497,6 +501,23 @@ TEST_CASE("ws: malformed URLs and unsafe headers fail clearly, later, without a 
     check_contract(sink);
 }
 
+TEST_CASE("schemes: a ws-only transport works and refuses wss:// clearly", "[transport][options]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    recording_sink sink;
+    tether::websocketpp_ws_transport t(io, quick_options());
+    tether::connect_request req;
+    req.url = server.url();
+    const auto ok = t.connect(req, sink);
+    req.url = "wss://127.0.0.1:" + std::to_string(server.port()) + "/";
+    const auto refused = t.connect(req, sink);
+    REQUIRE(run_until(io, [&] { return sink.opened(ok) && sink.closed(refused); }));
+    CHECK(sink.close_of(refused).error == tether::error::invalid_url);
+    CHECK_THAT(sink.close_of(refused).detail, Contains("ws:// only"));
+    CHECK(server.handshakes == 1);
+    check_contract(sink);
+}
+
 TEST_CASE("options: invalid settings throw at construction", "[transport][options]") {
     asio::io_context io;
     websocketpp_transport_options o;
@@ -565,9 +586,9 @@ TEST_CASE("liveness: idle timeout when no frame arrives", "[transport][liveness]
     }
     CHECK_FALSE(sink.closed(id));
     d.send(id, "silent");
-    const auto quiet_from = steady::now();
     REQUIRE(run_until(io, [&] { return sink.closed(id); }, 3s));
-    const auto took = sink.records[id].closed_at - quiet_from;
+    // measured from the last frame received (echoes of "ping-me" may still arrive after "silent" went out)
+    const auto took = sink.records[id].closed_at - sink.records[id].last_message_at;
     CHECK(sink.close_of(id).error == tether::error::idle_timeout);
     CHECK(sink.close_of(id).code == tether::close_code::abnormal);
     INFO("detected after " << ms(took) << " ms");

@@ -18,7 +18,7 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL, refusal to send a credential in clear | stop |    |
+/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear | stop | |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
@@ -83,7 +83,7 @@ private:
 
     static reconnect_decision decide_error(const std::error_code& ec) {
         if (ec == error::tls_verification_failed || ec == error::invalid_url ||
-            ec == error::insecure_transport)
+            ec == error::insecure_transport || ec == error::invalid_upgrade_request)
             return reconnect_decision::stop(ec);
         return reconnect_decision::reconnect(failure_class::network);
     }

@@ -23,8 +23,6 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
-#include <openssl/err.h>
-#include <openssl/x509.h>
 
 #include <array>
 #include <chrono>
@@ -392,7 +390,8 @@ private:
             write_request();
             return;
         }
-        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, nullptr)) {
+        tls_report_ = std::make_shared<tls_handshake_report>();
+        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, tls_report_)) {
             finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
@@ -403,14 +402,17 @@ private:
     }
 
     void on_handshake(std::error_code ec) {
-        if (ec && !timed_out_ && !cancelled_ && ec.category() == asio::error::get_ssl_category() &&
-            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-            const long result = SSL_get_verify_result(tls_->native_handle());
-            std::string why = result == X509_V_OK ? "host name does not match the certificate"
-                                                  : X509_verify_cert_error_string(result);
-            finish(make_error_code(error::tls_verification_failed),
-                   "TLS certificate of " + url_.host_field() + " rejected: " + why);
-            return;
+        if (ec && !timed_out_ && !cancelled_) {
+            if (tls_report_->verification_failed()) {
+                finish(make_error_code(error::tls_verification_failed),
+                       "TLS certificate of " + url_.host_field() + " rejected: " + tls_report_->describe());
+                return;
+            }
+            const std::string why = tls_report_->describe();
+            if (!why.empty()) {
+                finish(ec, "TLS handshake with " + url_.host_field() + " failed: " + why);
+                return;
+            }
         }
         if (failed(ec, "TLS handshake with " + url_.host_field())) return;
         trace("TLS handshake with " + url_.host_field() + " verified");
@@ -506,6 +508,7 @@ private:
     asio::steady_timer timer_;
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
+    std::shared_ptr<tls_handshake_report> tls_report_;
     http_response_parser parser_;
     std::array<char, 16 * 1024> buffer_{};
     std::size_t bytes_received_ = 0;

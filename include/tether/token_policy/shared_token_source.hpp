@@ -483,6 +483,9 @@ private:
 /// TokenPolicy whose invalidate() and async_get_token() may be called from
 /// different threads (oauth2_client_credentials, callback_token). Handles
 /// keep the shared state alive; the source object itself may go first.
+/// While a token with a lifetime is cached, its refresh timer is armed on the
+/// Timing's executor: io_context::run() returns only after the source and
+/// all its handles are gone.
 template <class Fetcher, class Timing = steady_timing>
 class shared_token_source {
     static_assert(is_token_policy_v<Fetcher>,
