@@ -850,7 +850,7 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL, refusal to send a credential in clear | stop |    |
+/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear | stop | |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
@@ -915,7 +915,7 @@ private:
 
     static reconnect_decision decide_error(const std::error_code& ec) {
         if (ec == error::tls_verification_failed || ec == error::invalid_url ||
-            ec == error::insecure_transport)
+            ec == error::insecure_transport || ec == error::invalid_upgrade_request)
             return reconnect_decision::stop(ec);
         return reconnect_decision::reconnect(failure_class::network);
     }
@@ -3767,6 +3767,9 @@ private:
 /// TokenPolicy whose invalidate() and async_get_token() may be called from
 /// different threads (oauth2_client_credentials, callback_token). Handles
 /// keep the shared state alive; the source object itself may go first.
+/// While a token with a lifetime is cached, its refresh timer is armed on the
+/// Timing's executor: io_context::run() returns only after the source and
+/// all its handles are gone.
 template <class Fetcher, class Timing = steady_timing>
 class shared_token_source {
     static_assert(is_token_policy_v<Fetcher>,
@@ -4123,8 +4126,6 @@ TETHER_NAMESPACE_END
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
-#include <openssl/err.h>
-#include <openssl/x509.h>
 
 #include <array>
 #include <chrono>
@@ -4492,7 +4493,8 @@ private:
             write_request();
             return;
         }
-        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, nullptr)) {
+        tls_report_ = std::make_shared<tls_handshake_report>();
+        if (!prepare_tls_client_stream(*tls_, url_.host, opts_.tls, tls_report_)) {
             finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
@@ -4503,14 +4505,17 @@ private:
     }
 
     void on_handshake(std::error_code ec) {
-        if (ec && !timed_out_ && !cancelled_ && ec.category() == asio::error::get_ssl_category() &&
-            ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-            const long result = SSL_get_verify_result(tls_->native_handle());
-            std::string why = result == X509_V_OK ? "host name does not match the certificate"
-                                                  : X509_verify_cert_error_string(result);
-            finish(make_error_code(error::tls_verification_failed),
-                   "TLS certificate of " + url_.host_field() + " rejected: " + why);
-            return;
+        if (ec && !timed_out_ && !cancelled_) {
+            if (tls_report_->verification_failed()) {
+                finish(make_error_code(error::tls_verification_failed),
+                       "TLS certificate of " + url_.host_field() + " rejected: " + tls_report_->describe());
+                return;
+            }
+            const std::string why = tls_report_->describe();
+            if (!why.empty()) {
+                finish(ec, "TLS handshake with " + url_.host_field() + " failed: " + why);
+                return;
+            }
         }
         if (failed(ec, "TLS handshake with " + url_.host_field())) return;
         trace("TLS handshake with " + url_.host_field() + " verified");
@@ -4606,6 +4611,7 @@ private:
     asio::steady_timer timer_;
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
+    std::shared_ptr<tls_handshake_report> tls_report_;
     http_response_parser parser_;
     std::array<char, 16 * 1024> buffer_{};
     std::size_t bytes_received_ = 0;
@@ -5217,6 +5223,7 @@ TETHER_NAMESPACE_END
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -5408,8 +5415,17 @@ inline bool is_sendable_close_code(std::uint16_t code) noexcept {
 
 } // namespace detail
 
+/// Which URL schemes a transport instance serves. Each scheme instantiates a
+/// websocketpp endpoint, which is most of the compile cost: a transport that
+/// only ever talks wss:// compiles faster as `websocketpp_wss_transport`.
+enum class websocket_schemes : unsigned char { ws_and_wss, wss_only, ws_only };
+
 /// The production Transport (see transport/concept.hpp for the contract).
-class websocketpp_transport {
+template <websocket_schemes Schemes>
+class basic_websocketpp_transport {
+    static constexpr bool with_plain = Schemes != websocket_schemes::wss_only;
+    static constexpr bool with_tls = Schemes != websocket_schemes::ws_only;
+
 public:
     using executor_type = asio::io_context::executor_type;
     using clock_type = std::chrono::steady_clock;
@@ -5420,14 +5436,14 @@ public:
     /// (No owned io_context: a client keeps itself alive through handlers it
     /// posts, and an io_context owned by its own handlers would never be freed.)
     /// Throws std::invalid_argument for invalid options or TLS settings.
-    explicit websocketpp_transport(asio::io_context& io, options o = {})
+    explicit basic_websocketpp_transport(asio::io_context& io, options o = {})
         : core_(std::make_unique<core>(io, std::move(o))) {}
 
-    websocketpp_transport(websocketpp_transport&&) noexcept = default;
-    websocketpp_transport& operator=(websocketpp_transport&&) noexcept = default;
-    websocketpp_transport(const websocketpp_transport&) = delete;
-    websocketpp_transport& operator=(const websocketpp_transport&) = delete;
-    ~websocketpp_transport() = default;
+    basic_websocketpp_transport(basic_websocketpp_transport&&) noexcept = default;
+    basic_websocketpp_transport& operator=(basic_websocketpp_transport&&) noexcept = default;
+    basic_websocketpp_transport(const basic_websocketpp_transport&) = delete;
+    basic_websocketpp_transport& operator=(const basic_websocketpp_transport&) = delete;
+    ~basic_websocketpp_transport() = default;
 
     executor_type get_executor() const noexcept { return core_->io->get_executor(); }
     clock_type::time_point now() const noexcept { return clock_type::now(); }
@@ -5471,8 +5487,8 @@ private:
         connection_id id;
         detail::transport_sink_ref sink;
         std::shared_ptr<void> endpoints_keepalive;
-        detail::wspp_plain_client::connection_ptr plain;
-        detail::wspp_tls_client::connection_ptr tls;
+        std::shared_ptr<websocketpp::connection<detail::wspp_plain_config>> plain;
+        std::shared_ptr<websocketpp::connection<detail::wspp_tls_config>> tls;
         phase state = phase::connecting;
 
         std::string host;
@@ -5500,31 +5516,35 @@ private:
 
         template <class F>
         void with_connection(F&& f) {
-            if (plain)
-                f(*plain);
-            else if (tls)
-                f(*tls);
+            if constexpr (with_plain)
+                if (plain) f(*plain);
+            if constexpr (with_tls)
+                if (tls) f(*tls);
         }
     };
 
+    struct no_endpoint {};
+
     struct endpoints {
-        detail::wspp_plain_client plain;
-        detail::wspp_tls_client tls;
+        std::conditional_t<with_plain, detail::wspp_plain_client, no_endpoint> plain;
+        std::conditional_t<with_tls, detail::wspp_tls_client, no_endpoint> tls;
         std::shared_ptr<asio::ssl::context> tls_context;
         tls_options tls_opts;
         conn_state* constructing = nullptr; // the connection get_connection() is building
 
-        endpoints(asio::io_context& io, const tls_options& o)
-            : tls_context(make_tls_client_context(o)), tls_opts(o) {
-            plain.init_asio(&io);
-            tls.init_asio(&io);
-            tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
-            tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
-                // called inside get_connection(), for the connection being built
-                if (!constructing) return;
-                constructing->tls_report = std::make_shared<tls_handshake_report>();
-                prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
-            });
+        endpoints(asio::io_context& io, const tls_options& o) : tls_opts(o) {
+            if constexpr (with_plain) plain.init_asio(&io);
+            if constexpr (with_tls) {
+                tls_context = make_tls_client_context(o);
+                tls.init_asio(&io);
+                tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
+                tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                    // called inside get_connection(), for the connection being built
+                    if (!constructing) return;
+                    constructing->tls_report = std::make_shared<tls_handshake_report>();
+                    prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
+                });
+            }
         }
     };
 
@@ -5618,13 +5638,19 @@ private:
                         return id;
                     }
 
+            if (url->secure ? !with_tls : !with_plain) {
+                fail_early(*st, error::invalid_url,
+                           url->secure ? "this transport was built for ws:// only (websocket_schemes)"
+                                       : "this transport was built for wss:// only (websocket_schemes)");
+                return id;
+            }
             auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
             std::error_code ec;
             eps->constructing = st.get();
-            if (url->secure)
-                st->tls = eps->tls.get_connection(location, ec);
-            else
-                st->plain = eps->plain.get_connection(location, ec);
+            if constexpr (with_tls)
+                if (url->secure) st->tls = eps->tls.get_connection(location, ec);
+            if constexpr (with_plain)
+                if (!url->secure) st->plain = eps->plain.get_connection(location, ec);
             eps->constructing = nullptr;
             if (ec) {
                 st->plain.reset();
@@ -5637,10 +5663,10 @@ private:
                 prepare(st, con, req, has_token ? token : std::string_view{});
             });
             arm_handshake_deadline(st);
-            if (st->tls)
-                eps->tls.connect(st->tls);
-            else
-                eps->plain.connect(st->plain);
+            if constexpr (with_tls)
+                if (st->tls) eps->tls.connect(st->tls);
+            if constexpr (with_plain)
+                if (st->plain) eps->plain.connect(st->plain);
             return id;
         }
 
@@ -5703,10 +5729,12 @@ private:
                 }
                 con.get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
             });
-            if (st.tls && st.state != phase::finished) {
-                // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
-                asio::ip::make_address(st.host, ec);
-                if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+            if constexpr (with_tls) {
+                if (st.tls && st.state != phase::finished) {
+                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                    asio::ip::make_address(st.host, ec);
+                    if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+                }
             }
         }
 
@@ -5781,6 +5809,9 @@ private:
                 ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
                 ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
                             detail::body_excerpt(con.get_response_msg(), 64);
+                const std::string& location = con.get_response_header("Location");
+                if (status >= 300 && status < 400 && !location.empty())
+                    ev.detail += " (redirects are not followed; Location: " + detail::body_excerpt(location, 200) + ")";
                 return ev;
             }
             if (status == 101) {
@@ -5989,16 +6020,9 @@ private:
             st->ping_timer.cancel();
             st->idle_timer.cancel();
             std::error_code ec;
+            // fails only when websocketpp is already closing (the peer started it): then
+            // its close callback reports, and the deadline below still bounds the wait
             st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
-            if (ec) {
-                close_event ev;
-                ev.was_open = true;
-                ev.initiated_locally = true;
-                ev.code = st->requested_code;
-                ev.reason = st->requested_reason;
-                finish(*st, std::move(ev), true);
-                return;
-            }
             st->deadline.expires_after(opts.close_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
                 auto s = w.lock();
@@ -6047,8 +6071,10 @@ private:
                         con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
                     });
                 };
-                if (st.plain) terminate_later(st.plain);
-                if (st.tls) terminate_later(st.tls);
+                if constexpr (with_plain)
+                    if (st.plain) terminate_later(st.plain);
+                if constexpr (with_tls)
+                    if (st.tls) terminate_later(st.tls);
             }
             st.plain.reset();
             st.tls.reset();
@@ -6066,6 +6092,13 @@ private:
 
     std::unique_ptr<core> core_;
 };
+
+/// ws:// and wss://.
+using websocketpp_transport = basic_websocketpp_transport<websocket_schemes::ws_and_wss>;
+/// wss:// only (compiles faster: one websocketpp endpoint).
+using websocketpp_wss_transport = basic_websocketpp_transport<websocket_schemes::wss_only>;
+/// ws:// only (loopback services, tests; loads no trust store).
+using websocketpp_ws_transport = basic_websocketpp_transport<websocket_schemes::ws_only>;
 
 TETHER_NAMESPACE_END
 
