@@ -40,6 +40,7 @@ struct settings {
     double pong_timeout = 10;
     unsigned max_channels = 5;
     double resubscribe_margin = 3600;
+    double renew_before_expiry = 0; // seed mode: hand over to a new token this long before expiry
     bool quiet_events = false;
 };
 
@@ -48,7 +49,7 @@ struct settings {
                  "error: %s\n"
                  "usage: tether_genesys_notifications [--local URL] [--seed-mode] [--duration S]\n"
                  "         [--client-id ID] [--client-secret S] [--heartbeat-timeout S] [--ping-interval S]\n"
-                 "         [--pong-timeout S] [--max-channels N] [--resubscribe-margin S] [--quiet-events] [topic...]\n"
+                 "         [--pong-timeout S] [--max-channels N] [--resubscribe-margin S] [--renew-before-expiry S]\n         [--quiet-events] [topic...]\n"
                  "Without --local: GENESYS_REGION, GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and topics are required.\n",
                  why);
     std::exit(2);
@@ -79,6 +80,7 @@ settings parse(int argc, char** argv) {
         else if (a == "--pong-timeout") s.pong_timeout = number(value(), "--pong-timeout");
         else if (a == "--max-channels") s.max_channels = static_cast<unsigned>(number(value(), "--max-channels"));
         else if (a == "--resubscribe-margin") s.resubscribe_margin = number(value(), "--resubscribe-margin");
+        else if (a == "--renew-before-expiry") s.renew_before_expiry = number(value(), "--renew-before-expiry");
         else if (a == "--quiet-events") s.quiet_events = true;
         else if (a.rfind("--", 0) == 0) usage(("unknown option " + a).c_str());
         else s.topics.push_back(a);
@@ -245,14 +247,17 @@ int main(int argc, char** argv) {
             o.channel.max_channel_creations = s.max_channels;
             o.channel.resubscribe_margin = std::chrono::seconds(static_cast<long long>(s.resubscribe_margin));
             o.stream = so;
+            // Background refreshes too: the REST token renews before expiry.
+            o.token_trace = [&t](std::string_view note) {
+                if (note.rfind("token obtained", 0) == 0) t.line("token", "REST " + std::string(note));
+                else if (note.rfind("token request failed", 0) == 0) t.line("token", std::string(note));
+            };
             gen::notification_client c(io, std::move(o));
             report_stream(c.stream(), t, s.quiet_events);
             report_client(c.client(), t);
             c.stream().on_stopped(finished);
             c.rest().on_token([&t](const tether::token_event& e) {
-                if (e.fresh)
-                    t.line("token", std::string(e.after_rejection ? "REST token refreshed after a 401" : "REST token fetched") +
-                                        (e.lifetime ? ", lifetime " + std::to_string(e.lifetime->count()) + " s" : ""));
+                if (e.after_rejection) t.line("token", "REST call got 401: retried once with a new token");
             });
             c.channel().on_channel([&t](const gen::channel_event& e) {
                 t.line("channel", std::string(gen::to_string(e.kind)) + " " + shorten(e.channel_id) +
@@ -289,6 +294,7 @@ int main(int argc, char** argv) {
             const std::string path = s.topics.empty() ? "/v2/analytics/events" : s.topics.front();
             tether::client_options co;
             co.url = url + path;
+            co.renew_before_expiry = ms(s.renew_before_expiry);
             seed_client c(co, tether::websocketpp_transport(io), source.handle(),
                           tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
             gen::notification_stream<seed_client> stream(c, so, [path] { return "seed:" + path; });

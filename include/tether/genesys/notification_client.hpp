@@ -15,6 +15,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <functional>
 #include <utility>
 
 TETHER_NAMESPACE_BEGIN
@@ -31,6 +33,9 @@ struct notification_options {
     websocketpp_transport_options transport;
     client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;               ///< for login, api and streaming hosts
+    /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
+    /// including background refreshes; never a secret. Called on I/O threads.
+    std::function<void(std::string_view)> token_trace;
 };
 
 /// Channel lifecycle + socket + typed notifications, on one io_context:
@@ -78,6 +83,7 @@ private:
         oo.client_id = o.client_id;
         oo.client_secret = o.client_secret;
         oo.tls = o.tls;
+        oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
     static std::shared_ptr<rest_client> make_rest(asio::io_context& io, const notification_options& o,
@@ -90,6 +96,10 @@ private:
     static client_options client_opts(client_options c) {
         // The URL is a placeholder: every token (channel) carries its connectUri.
         if (c.url.empty()) c.url = "wss://streaming.invalid/channels";
+        // A channel that opened was a valid credential: losing it later (expired,
+        // deleted) is not an auth failure, so only refused handshakes feed the
+        // auth-failure breaker. The channel creation limit bounds the loop.
+        c.auth_failure_uptime = std::chrono::milliseconds(0);
         return c;
     }
     static websocketpp_transport_options transport_opts(const notification_options& o) {

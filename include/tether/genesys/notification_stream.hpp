@@ -144,7 +144,8 @@ private:
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        if (e.was_open && !in_gap_) {
+        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
             gap_reason_ = describe(e);
