@@ -160,8 +160,10 @@ void report_stream(Stream& stream, tally& t, bool quiet_events) {
     stream.on_socket_closing([&t](const std::string& m) { t.line("closing", "v2.system.socket_closing: " + m); });
     stream.on_handover([&t](const gen::handover_event& h) {
         ++t.handovers;
-        t.line("handover", "new socket open on " + shorten(h.channel_id) + " after " + std::to_string(h.took.count()) +
-                               " ms; the old one retires (make-before-break)");
+        t.line("handover", "new socket open on " + shorten(h.channel_id) +
+                               (h.after_socket_closing ? " " + std::to_string(h.took.count()) + " ms after socket_closing"
+                                                       : " with a renewed token") +
+                               "; the old one retires (make-before-break)");
     });
     stream.on_gap([&t](const gen::gap_event& g) {
         ++t.gaps;

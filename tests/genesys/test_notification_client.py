@@ -167,7 +167,7 @@ def scenario_seed_token_expiry(srv_bin, cli_bin):
     stats = srv.stop()
     check(rc == 0, f"client exit status {rc}")
     check_clean(s, "seed token expiry")
-    closes = len(c.matching(r"closed 4001"))
+    closes = len(c.matching(r"\] close +closed 4001"))
     check(closes == stats["sockets_closed_token_expired"], "4001 closes: client and server disagree")
     check(s["gaps"] == closes, f"gaps {s['gaps']} != 4001 drops {closes}")
     check(stats["token_rejections"] == 0, f"{stats['token_rejections']} stale tokens presented")
@@ -208,7 +208,8 @@ def handover(srv_bin, cli_bin, seed):
     check(stats["sockets_closed_after_grace"] == 0, "a socket had to be closed after the grace period")
     check(s["gaps"] == 0 and s["reconnects"] == 0, f"gaps {s['gaps']} reconnects {s['reconnects']}")
     seqs = c.sequences()
-    check(len(seqs) >= 250, f"only {len(seqs)} events")
+    # about 20 events a second per topic: 2 topics on a channel, 1 on the seed stream
+    check(len(seqs) >= (150 if seed else 300), f"only {len(seqs)} events")
     check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), "events lost or reordered across handovers")
     if not seed:
         check(seqs[0] == 1, "the first event of the channel was lost")

@@ -83,7 +83,8 @@ struct gap_event {
 /// A make-before-break switch to a new socket completed.
 struct handover_event {
     std::string channel_id;
-    std::chrono::milliseconds took; ///< from socket_closing (or the request) to the new socket's open
+    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
 };
 
 } // namespace genesys

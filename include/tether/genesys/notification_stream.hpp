@@ -97,8 +97,11 @@ private:
         last_frame_ = client_.transport().now();
         if (e.handover) {
             ++counters_.handovers;
-            const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_);
-            if (h_handover_) h_handover_(handover_event{source(), took});
+            // Ours after socket_closing, else the client's renew_before_expiry.
+            const bool announced = std::exchange(closing_pending_, false);
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+                                        : std::chrono::milliseconds(0);
+            if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
@@ -125,6 +128,7 @@ private:
         case message_type::socket_closing: {
             ++counters_.socket_closings;
             handover_asked_ = last_frame_;
+            closing_pending_ = true;
             std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
                                    ? n.body["message"].template get<std::string>()
                                    : std::string();
@@ -149,6 +153,7 @@ private:
             in_gap_ = true;
             gap_from_ = delivered_until_;
             gap_reason_ = describe(e);
+            closing_pending_ = false;
             cancel_timers();
         }
         if (h_close_) h_close_(e, d);
@@ -226,6 +231,7 @@ private:
     std::uint64_t watchdog_gen_ = 0, ping_gen_ = 0, pong_gen_ = 0;
     time_point last_frame_{};
     time_point handover_asked_{};
+    bool closing_pending_ = false; // socket_closing seen, handover not open yet
     std::chrono::system_clock::time_point delivered_until_{};
     bool in_gap_ = false;
     std::chrono::system_clock::time_point gap_from_{};
