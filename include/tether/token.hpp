@@ -56,7 +56,8 @@ struct token_result {
 /// Token errors after which retrying cannot help: the client stops.
 inline bool is_permanent_token_error(const std::error_code& ec) noexcept {
     return ec == error::invalid_credentials || ec == error::token_rejected ||
-           ec == error::token_unavailable;
+           ec == error::token_unavailable || ec == error::channel_creation_limit ||
+           ec == error::subscription_rejected || ec == error::request_forbidden;
 }
 
 TETHER_NAMESPACE_END

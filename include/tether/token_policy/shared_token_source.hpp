@@ -157,6 +157,11 @@ public:
         if (current_ && usable(*current_, now)) {
             token_result r = token_result::success(current_->value);
             r.value.fresh = replaces_what_handle_rejected(id, *current_);
+            // A cached token has lived part of its life: announce what is left,
+            // or a client that renews before expiry (renew_before_expiry) would
+            // count the full lifetime from now and renew too late.
+            if (current_->expiry)
+                r.value.lifetime = std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
             ++stats_.served_from_cache;
             const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
             if (refresh) begin_fetch(now);
