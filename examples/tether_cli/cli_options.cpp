@@ -325,8 +325,8 @@ Output:
   Never a token or the client secret on either.
   --help, --version
 
-Exit status: 0 stopped by --max-messages, --duration, a signal or a normal close
-from the server; 2 bad usage; 3 permanent failure (credentials rejected, a stop
+Exit status: 0 stopped by --max-messages, --duration, a signal, a normal close
+from the server, or a closed stdout (`| head`); 2 bad usage; 3 permanent failure (credentials rejected, a stop
 code, TLS verification failure, attempts exhausted).
 )";
 }

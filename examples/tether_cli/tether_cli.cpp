@@ -84,9 +84,16 @@ public:
         // Server text is not always valid UTF-8; replace rather than throw.
         const std::string text =
             redact_->scrub(line.dump(-1, ' ', false, json::error_handler_t::replace)) + "\n";
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout); // one complete line at a time for `jq` and tail -f
+        const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
+        // one complete line at a time for `jq` and `tail -f`
+        if ((!written || std::fflush(stdout) != 0) && !broken_) {
+            broken_ = true; // the reader went away (`| head`): nobody wants more
+            if (on_broken) on_broken();
+        }
     }
+
+    /// Called once when stdout cannot be written any more.
+    std::function<void()> on_broken;
 
     void diag(const std::string& what) {
         if (quiet_) return;
@@ -98,6 +105,7 @@ private:
     using clock = std::chrono::steady_clock;
     std::shared_ptr<redactor> redact_;
     bool quiet_;
+    bool broken_ = false;
     clock::time_point start_ = clock::now();
 };
 
@@ -177,6 +185,8 @@ tether::client_options client_options(const cli_options& o) {
     c.subprotocols = o.subprotocols;
     c.auth_failure_limit = o.auth_failure_limit;
     c.max_attempts = o.max_attempts;
+    // Room for a file piped to stdin while the connection is not open yet.
+    c.queue_capacity = 65536;
     if (o.renew_before) c.renew_before_expiry = *o.renew_before;
     return c;
 }
@@ -293,6 +303,8 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
         local_stop = why;
         client.stop();
     };
+
+    out.on_broken = [&] { request_stop("stdout_closed"); };
 
     client.on_state_change([&](const tether::state_change_event& e) {
         if (e.to != tether::client_state::connecting) return;
@@ -413,6 +425,7 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
 
     client.start();
     io.run();
+    out.on_broken = nullptr; // it refers to this frame
     if (!stopped && exit_code != exit_interrupted) exit_code = exit_failure;
     return exit_code;
 }
