@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -192,7 +193,7 @@ def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=No
             raise TestFailure(f"stdout line is not JSON: {line!r}")
         events.append(event)
         if on_event:
-            on_event(event)
+            on_event(event, proc)
     rc = proc.wait(max(0.1, deadline - time.monotonic()))
     err.seek(0)
     run = Run(rc, events, "".join(lines), err.read())
@@ -350,7 +351,7 @@ def scenario_server_close_and_stdout_closed(a):
     server = LocalServer(a.server, "--event-interval-ms", "20")
     path = "/v2/normal/close"
 
-    def on_event(e):
+    def on_event(e, _proc):
         if e["event"] == "open":
             server.post(f"/test/close-socket/seed:{path}?code=1000&reason=done")
 
@@ -370,6 +371,25 @@ def scenario_server_close_and_stdout_closed(a):
         # the pipeline ends when the CLI does: long before its --duration
         check(time.monotonic() - t0 < 10, "the CLI kept running after its reader went away")
         check(server.stats()["sockets_open"] == 0, "the CLI left its socket open")
+    finally:
+        server.close()
+
+
+def scenario_signal(a):
+    """Ctrl-C (SIGINT) closes with 1000 and exits 0."""
+    server = LocalServer(a.server, "--event-interval-ms", "100")
+
+    def on_event(e, proc):
+        if e["event"] == "message" and e["text"].find('"sequence":3,') >= 0:
+            proc.send_signal(signal.SIGINT)
+
+    try:
+        run = run_cli(a.cli, token_args(server, "--duration", "20", server.ws()), on_event=on_event)
+        check(run.rc == 0, f"exit status {run.rc}, stderr {run.stderr}")
+        check(run.of("stopped")[0]["reason"] == "signal", f"{run.of('stopped')}")
+        check(run.of("close")[-1]["code"] == 1000, f"{run.of('close')}")
+        check(run.events[-1]["t_ms"] < 10000, "the signal must stop the CLI long before --duration")
+        check(server.stats()["sockets_open"] == 0, "the socket must be closed")
     finally:
         server.close()
 
@@ -424,7 +444,7 @@ def scenario_close_codes(a):
     path = "/v2/close/codes"
     opens = []
 
-    def on_event(e):
+    def on_event(e, _proc):
         if e["event"] == "open":
             opens.append(e)
             code = 4100 if len(opens) == 1 else 4403
