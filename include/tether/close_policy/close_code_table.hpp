@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 TETHER_NAMESPACE_BEGIN
@@ -39,7 +40,11 @@ template <class Fallback = default_close_policy>
 class close_code_table {
 public:
     close_code_table(std::initializer_list<close_code_rule> rules, Fallback fallback = Fallback())
-        : rules_(rules), fallback_(std::move(fallback)) {
+        : close_code_table(std::vector<close_code_rule>(rules), std::move(fallback)) {}
+
+    /// Rules built at run time (from a configuration file or command line).
+    explicit close_code_table(std::vector<close_code_rule> rules, Fallback fallback = Fallback())
+        : rules_(std::move(rules)), fallback_(std::move(fallback)) {
         for (const auto& r : rules_) {
             if (r.first > r.last)
                 throw std::invalid_argument("tether: close_code_table: range " +

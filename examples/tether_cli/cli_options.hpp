@@ -1,0 +1,96 @@
+// tether-cli: the command line, parsed and checked without touching the network.
+#ifndef TETHER_EXAMPLES_TETHER_CLI_CLI_OPTIONS_HPP
+#define TETHER_EXAMPLES_TETHER_CLI_CLI_OPTIONS_HPP
+
+#include <tether/close_policy/close_code_table.hpp>
+#include <tether/secret.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tether_cli {
+
+enum class token_location { header, query, subprotocol, none };
+enum class token_endpoint_auth { basic, post };
+
+struct code_range {
+    std::uint16_t first;
+    std::uint16_t last;
+    bool operator==(const code_range& o) const { return first == o.first && last == o.last; }
+};
+
+struct cli_options {
+    std::string url;
+
+    // token
+    std::string token_url; ///< empty: no token
+    std::string client_id;
+    std::string client_secret_file; ///< else TETHER_CLIENT_SECRET
+    std::string scope;
+    token_endpoint_auth token_auth = token_endpoint_auth::basic;
+    token_location auth = token_location::header;
+    std::string auth_name; ///< query parameter name, or subprotocol prefix
+
+    // close codes
+    std::vector<code_range> expiry_codes; ///< empty after parsing means the default, 4001
+    std::vector<code_range> stop_codes;
+    std::vector<code_range> reconnect_codes;
+
+    // upgrade request
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::vector<std::string> subprotocols;
+    std::vector<std::string> send_on_open;
+
+    // TLS and clear-text opt-outs
+    std::string ca_file;
+    bool insecure_skip_verify = false;
+    bool allow_insecure_token_transport = false;
+    bool allow_plain_http_token_url = false;
+
+    // liveness and retry
+    std::optional<std::chrono::milliseconds> ping_interval, pong_timeout, idle_timeout, handshake_timeout;
+    std::optional<std::chrono::milliseconds> backoff_initial, backoff_max;
+    std::optional<std::chrono::milliseconds> renew_before;
+    unsigned auth_failure_limit = 3;
+    unsigned max_attempts = 0;
+
+    // when to stop
+    std::uint64_t max_messages = 0; ///< 0: no limit
+    std::chrono::milliseconds duration{0}; ///< 0: no limit
+
+    bool quiet = false;   ///< no diagnostics on stderr
+    bool verbose = false; ///< token endpoint trace on stderr
+    bool show_help = false;
+    bool show_version = false;
+
+    /// The close-code table's rows: expiry codes first, then stop, then reconnect.
+    std::vector<tether::close_code_rule> close_rules() const;
+};
+
+/// The outcome of parsing: options, or a one-line reason for the usage error.
+struct parse_result {
+    cli_options options;
+    std::string error; ///< empty on success
+    bool ok() const { return error.empty(); }
+};
+
+/// Parses argv (without argv[0]). Checks everything that needs no I/O.
+parse_result parse_arguments(const std::vector<std::string>& args);
+
+/// Where the client secret comes from: --client-secret-file wins over the
+/// environment variable TETHER_CLIENT_SECRET (`getenv` is injectable for tests).
+/// Returns the secret, or sets `error` to a one-line reason.
+tether::secret load_client_secret(const cli_options& o, const std::function<const char*(const char*)>& getenv,
+                                  std::string& error);
+
+/// The --help text.
+const char* usage_text();
+
+} // namespace tether_cli
+
+#endif
