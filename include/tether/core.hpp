@@ -36,6 +36,11 @@
 #include <tether/close_policy/close_code_table.hpp>
 #include <tether/close_policy/default_close_policy.hpp>
 
+#include <tether/genesys/close_policy.hpp>
+#include <tether/genesys/notification.hpp>
+#include <tether/genesys/notification_stream.hpp>
+#include <tether/genesys/region.hpp>
+
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/callback_token.hpp>
 #include <tether/token_policy/no_token.hpp>

@@ -15,8 +15,13 @@
 #define TETHER_TETHER_HPP
 
 #include <tether/core.hpp>
+#include <tether/genesys.hpp>
 #include <tether/reconnecting_client.hpp>
 #include <tether/tls_options.hpp>
+
+#include <tether/genesys/channel_token_policy.hpp>
+#include <tether/genesys/notification_client.hpp>
+#include <tether/genesys/rest_client.hpp>
 
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 

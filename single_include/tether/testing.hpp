@@ -193,6 +193,11 @@ enum class error {
     invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
+    // Genesys Cloud notifications
+    channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
+    channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
+    subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
+    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
 };
 
 namespace detail {
@@ -239,6 +244,13 @@ public:
                    "contains characters HTTP does not allow there";
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
+        case error::channel_creation_limit:
+            return "notification channel creation limit reached: the client stopped instead of "
+                   "creating more channels (each one may replace another of the 20 allowed)";
+        case error::channel_request_failed: return "notifications API request failed";
+        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::request_forbidden:
+            return "the notifications API refused the request (403): the OAuth client lacks a permission";
         }
         return "unknown tether error";
     }

@@ -228,6 +228,11 @@ enum class error {
     invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
+    // Genesys Cloud notifications
+    channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
+    channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
+    subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
+    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
 };
 
 namespace detail {
@@ -274,6 +279,13 @@ public:
                    "contains characters HTTP does not allow there";
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
+        case error::channel_creation_limit:
+            return "notification channel creation limit reached: the client stopped instead of "
+                   "creating more channels (each one may replace another of the 20 allowed)";
+        case error::channel_request_failed: return "notifications API request failed";
+        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::request_forbidden:
+            return "the notifications API refused the request (403): the OAuth client lacks a permission";
         }
         return "unknown tether error";
     }
@@ -1203,7 +1215,8 @@ struct token_result {
 /// Token errors after which retrying cannot help: the client stops.
 inline bool is_permanent_token_error(const std::error_code& ec) noexcept {
     return ec == error::invalid_credentials || ec == error::token_rejected ||
-           ec == error::token_unavailable;
+           ec == error::token_unavailable || ec == error::channel_creation_limit ||
+           ec == error::subscription_rejected || ec == error::request_forbidden;
 }
 
 TETHER_NAMESPACE_END
@@ -2287,6 +2300,7 @@ TETHER_NAMESPACE_END
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 TETHER_NAMESPACE_BEGIN
@@ -2318,7 +2332,11 @@ template <class Fallback = default_close_policy>
 class close_code_table {
 public:
     close_code_table(std::initializer_list<close_code_rule> rules, Fallback fallback = Fallback())
-        : rules_(rules), fallback_(std::move(fallback)) {
+        : close_code_table(std::vector<close_code_rule>(rules), std::move(fallback)) {}
+
+    /// Rules built at run time (from a configuration file or command line).
+    explicit close_code_table(std::vector<close_code_rule> rules, Fallback fallback = Fallback())
+        : rules_(std::move(rules)), fallback_(std::move(fallback)) {
         for (const auto& r : rules_) {
             if (r.first > r.last)
                 throw std::invalid_argument("tether: close_code_table: range " +
@@ -2358,6 +2376,493 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/close_policy/close_code_table.hpp> ----
 // #include <tether/close_policy/default_close_policy.hpp> (inlined above)
+
+// ---- begin <tether/genesys/close_policy.hpp> ----
+// tether: what the ends of a Genesys notification socket mean.
+#ifndef TETHER_GENESYS_CLOSE_POLICY_HPP
+#define TETHER_GENESYS_CLOSE_POLICY_HPP
+
+// #include <tether/close_policy/default_close_policy.hpp> (inlined above)
+
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+/// ClosePolicy for sockets whose credential is a notification channel
+/// (channel_token_policy): "refresh the token" means "make a new channel".
+///
+/// | outcome                                                    | action                  |
+/// |------------------------------------------------------------|-------------------------|
+/// | handshake 404 (channel unknown or expired)                 | new channel             |
+/// | 1001 "Channel expired" / "Channel deleted" / "Channel not found" | new channel       |
+/// | 1001 "Socket closing" (forced close after socket_closing)  | reconnect, same channel |
+/// | transport failures (1006, DNS, TCP, liveness)              | reconnect, same channel |
+/// | anything else                                              | as default_close_policy |
+///
+/// The reasons are those of the local server (examples/genesys_local_server);
+/// Genesys documents none. An unrecognised 1001 reconnects to the same
+/// channel: if the channel is in fact gone, its handshake gets 404 and the
+/// next attempt makes a new one.
+class genesys_close_policy {
+public:
+    genesys_close_policy() = default;
+    explicit genesys_close_policy(default_close_policy fallback) : fallback_(fallback) {}
+
+    reconnect_decision decide(const close_event& ev) const {
+        if (ev.http_status == 404) return reconnect_decision::refresh_token();
+        if (ev.http_status == 0 && ev.code != close_code::none && channel_gone(ev.reason))
+            return reconnect_decision::refresh_token();
+        return fallback_.decide(ev);
+    }
+
+    static bool channel_gone(std::string_view reason) noexcept {
+        return starts_with_ci(reason, "channel expired") || starts_with_ci(reason, "channel deleted") ||
+               starts_with_ci(reason, "channel not found");
+    }
+
+private:
+    static bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
+        if (s.size() < prefix.size()) return false;
+        for (std::size_t i = 0; i < prefix.size(); ++i) {
+            char c = s[i];
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+            if (c != prefix[i]) return false;
+        }
+        return true;
+    }
+
+    default_close_policy fallback_;
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/close_policy.hpp> ----
+// ---- begin <tether/genesys/notification.hpp> ----
+// tether: Genesys notification messages, typed.
+#ifndef TETHER_GENESYS_NOTIFICATION_HPP
+#define TETHER_GENESYS_NOTIFICATION_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+/// One message of the notification socket:
+/// `{"topicName": ..., "eventBody": {...}, "metadata": {...}}`.
+struct notification {
+    std::string topic;       ///< topicName
+    nlohmann::json body;     ///< eventBody (null when absent)
+    nlohmann::json metadata; ///< metadata (null when absent)
+    std::string channel_id;  ///< the channel (or stream) it arrived on
+    std::chrono::system_clock::time_point received{};
+};
+
+/// What a message is, for the socket's own bookkeeping.
+enum class message_type : unsigned char {
+    event,          ///< an application notification
+    heartbeat,      ///< channel.metadata "WebSocket Heartbeat"
+    pong,           ///< channel.metadata "pong" (answer to {"message":"ping"})
+    metadata,       ///< other channel.metadata (e.g. "subscribe rejected: ...")
+    socket_closing, ///< v2.system.socket_closing: reconnect within a minute
+    malformed,      ///< not JSON, or no string topicName
+};
+
+inline const char* to_string(message_type t) noexcept {
+    switch (t) {
+    case message_type::event: return "event";
+    case message_type::heartbeat: return "heartbeat";
+    case message_type::pong: return "pong";
+    case message_type::metadata: return "metadata";
+    case message_type::socket_closing: return "socket_closing";
+    case message_type::malformed: return "malformed";
+    }
+    return "?";
+}
+
+/// Parses one text frame into `out` and says what it is.
+inline message_type parse_notification(std::string_view text, notification& out) {
+    auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return message_type::malformed;
+    auto topic = j.find("topicName");
+    if (topic == j.end() || !topic->is_string()) return message_type::malformed;
+    out.topic = topic->get<std::string>();
+    auto body = j.find("eventBody");
+    out.body = body != j.end() ? std::move(*body) : nlohmann::json();
+    auto meta = j.find("metadata");
+    out.metadata = meta != j.end() ? std::move(*meta) : nlohmann::json();
+    if (out.topic == "channel.metadata") {
+        const auto m = out.body.is_object() ? out.body.find("message") : out.body.end();
+        if (m != out.body.end() && m->is_string()) {
+            if (*m == "WebSocket Heartbeat") return message_type::heartbeat;
+            if (*m == "pong") return message_type::pong;
+        }
+        return message_type::metadata;
+    }
+    if (out.topic == "v2.system.socket_closing") return message_type::socket_closing;
+    return message_type::event;
+}
+
+/// A window in which notifications may have been lost: from the last one
+/// received before a connection dropped (or its open, if none came) to the
+/// moment the next connection opened. Backfill it over REST. Handovers are
+/// not gaps: both sockets deliver until the old one closes.
+struct gap_event {
+    std::chrono::system_clock::time_point from;
+    std::chrono::system_clock::time_point to;
+    std::string reason; ///< why the connection dropped
+    bool resumed = true; ///< false: reported at stop, the stream did not come back
+};
+
+/// A make-before-break switch to a new socket completed.
+struct handover_event {
+    std::string channel_id;
+    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/notification.hpp> ----
+// ---- begin <tether/genesys/notification_stream.hpp> ----
+// tether: typed notifications, liveness, handovers and gaps on top of any
+// basic_reconnecting_client that carries a Genesys-style notification socket.
+#ifndef TETHER_GENESYS_NOTIFICATION_STREAM_HPP
+#define TETHER_GENESYS_NOTIFICATION_STREAM_HPP
+
+// #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/genesys/notification.hpp> (inlined above)
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+struct stream_options {
+    /// No frame at all (heartbeats come every ~30 s) for this long: the
+    /// connection is dead; reconnect (error::idle_timeout). 0: off.
+    std::chrono::milliseconds heartbeat_timeout{std::chrono::seconds(60)};
+    /// Send `{"message":"ping"}` this often and expect the pong within
+    /// pong_timeout, else reconnect (error::pong_timeout). 0: no probe.
+    std::chrono::milliseconds ping_interval{0};
+    std::chrono::milliseconds pong_timeout{std::chrono::seconds(10)};
+
+    void validate() const {
+        if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
+            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+    }
+};
+
+struct stream_counters {
+    std::uint64_t notifications = 0;
+    std::uint64_t heartbeats = 0;
+    std::uint64_t pongs = 0;
+    std::uint64_t pings_sent = 0;
+    std::uint64_t other_metadata = 0;
+    std::uint64_t malformed = 0;
+    std::uint64_t socket_closings = 0;
+    std::uint64_t handovers = 0;
+    std::uint64_t gaps = 0;
+    std::uint64_t heartbeat_timeouts = 0;
+    std::uint64_t pong_timeouts = 0;
+};
+
+/// Attaches to a client (before start(); it takes the client's on_open,
+/// on_message, on_close and on_stopped — register yours here instead) and:
+/// - parses each message; notifications go to on_notification, heartbeats
+///   and pongs are consumed;
+/// - heartbeat watchdog and optional ping probe -> client.reconnect();
+/// - `v2.system.socket_closing` -> client.handover() (make-before-break on
+///   the same channel), reported on_handover when the new socket is open;
+/// - every drop -> on_gap when the next connection opens.
+/// Lives on the client's executor; must outlive the client's run.
+template <class Client>
+class notification_stream {
+public:
+    using clock_type = typename Client::clock_type;
+    using timer_type = typename Client::transport_type::timer_type;
+
+    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {})
+        : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
+          watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
+          pong_timer_(client.transport().make_timer()) {
+        client_.on_open([this](const open_event& e) { opened(e); });
+        client_.on_message([this](const message_view& m) { message(m); });
+        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_stopped([this](const stopped_event& e) { stopped(e); });
+    }
+    notification_stream(const notification_stream&) = delete;
+    notification_stream& operator=(const notification_stream&) = delete;
+    ~notification_stream() { cancel_timers(); }
+
+    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
+    void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
+    /// socket_closing arrived (the handover starts); the text is the server's message.
+    void on_socket_closing(std::function<void(const std::string&)> f) { h_closing_ = std::move(f); }
+    /// The watchdog or the ping probe declared the connection dead.
+    void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
+    void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
+
+    /// Read on the client's executor (or after it stopped).
+    const stream_counters& counters() const noexcept { return counters_; }
+
+private:
+    using time_point = typename clock_type::time_point;
+
+    std::string source() const { return source_ ? source_() : std::string(); }
+
+    void opened(const open_event& e) {
+        const auto wall = std::chrono::system_clock::now();
+        last_frame_ = client_.transport().now();
+        if (e.handover) {
+            ++counters_.handovers;
+            // Ours after socket_closing, else the client's renew_before_expiry.
+            const bool announced = std::exchange(closing_pending_, false);
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+                                        : std::chrono::milliseconds(0);
+            if (h_handover_) h_handover_(handover_event{source(), took, announced});
+        } else if (in_gap_) {
+            in_gap_ = false;
+            ++counters_.gaps;
+            if (h_gap_) h_gap_(gap_event{gap_from_, wall, gap_reason_, true});
+        }
+        delivered_until_ = wall;
+        arm_watchdog();
+        arm_ping();
+        if (h_open_) h_open_(e);
+    }
+
+    void message(const message_view& m) {
+        last_frame_ = client_.transport().now();
+        notification n;
+        switch (parse_notification(m.data, n)) {
+        case message_type::heartbeat: ++counters_.heartbeats; return;
+        case message_type::pong:
+            ++counters_.pongs;
+            ++pong_gen_; // answered: disarm the deadline
+            pong_timer_.cancel();
+            return;
+        case message_type::metadata: ++counters_.other_metadata; return;
+        case message_type::malformed: ++counters_.malformed; return;
+        case message_type::socket_closing: {
+            ++counters_.socket_closings;
+            handover_asked_ = last_frame_;
+            closing_pending_ = true;
+            std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
+                                   ? n.body["message"].template get<std::string>()
+                                   : std::string();
+            if (h_closing_) h_closing_(text);
+            client_.handover();
+            return;
+        }
+        case message_type::event: break;
+        }
+        ++counters_.notifications;
+        n.channel_id = source();
+        n.received = std::chrono::system_clock::now();
+        delivered_until_ = n.received;
+        if (h_notification_) h_notification_(n);
+    }
+
+    void closed(const close_event& e, const reconnect_decision& d) {
+        // Only the end of an open connection starts a gap: a failed attempt
+        // after it extends the same gap, a failed handover loses nothing.
+        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        if (e.was_open && !in_gap_ && !user_stop) {
+            in_gap_ = true;
+            gap_from_ = delivered_until_;
+            gap_reason_ = describe(e);
+            closing_pending_ = false;
+            cancel_timers();
+        }
+        if (h_close_) h_close_(e, d);
+    }
+
+    void stopped(const stopped_event& e) {
+        cancel_timers();
+        if (in_gap_) {
+            in_gap_ = false;
+            ++counters_.gaps;
+            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+        }
+        if (h_stopped_) h_stopped_(e);
+    }
+
+    static std::string describe(const close_event& e) {
+        if (e.error) return e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
+        if (e.code != close_code::none) return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
+        if (e.http_status) return "handshake refused " + std::to_string(e.http_status);
+        return "connection lost";
+    }
+
+    void arm_watchdog() {
+        if (opts_.heartbeat_timeout.count() == 0) return;
+        const auto gen = ++watchdog_gen_;
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto now = client_.transport().now();
+        watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
+        watchdog_.async_wait([this, gen](std::error_code ec) {
+            if (ec || gen != watchdog_gen_) return;
+            const auto silent = client_.transport().now() - last_frame_;
+            if (silent < opts_.heartbeat_timeout) return arm_watchdog(); // a frame came meanwhile
+            ++counters_.heartbeat_timeouts;
+            ++watchdog_gen_;
+            if (h_liveness_) h_liveness_(make_error_code(error::idle_timeout));
+            client_.reconnect(make_error_code(error::idle_timeout));
+        });
+    }
+
+    void arm_ping() {
+        if (opts_.ping_interval.count() == 0) return;
+        const auto gen = ++ping_gen_;
+        ping_timer_.expires_after(opts_.ping_interval);
+        ping_timer_.async_wait([this, gen](std::error_code ec) {
+            if (ec || gen != ping_gen_) return;
+            if (client_.state() != client_state::open) return;
+            client_.send(R"({"message":"ping"})");
+            ++counters_.pings_sent;
+            const auto pgen = ++pong_gen_;
+            pong_timer_.expires_after(opts_.pong_timeout);
+            pong_timer_.async_wait([this, pgen](std::error_code e2) {
+                if (e2 || pgen != pong_gen_) return;
+                ++counters_.pong_timeouts;
+                ++pong_gen_;
+                if (h_liveness_) h_liveness_(make_error_code(error::pong_timeout));
+                client_.reconnect(make_error_code(error::pong_timeout));
+            });
+            arm_ping();
+        });
+    }
+
+    void cancel_timers() {
+        ++watchdog_gen_;
+        ++ping_gen_;
+        ++pong_gen_;
+        watchdog_.cancel();
+        ping_timer_.cancel();
+        pong_timer_.cancel();
+    }
+
+    Client& client_;
+    const stream_options opts_;
+    std::function<std::string()> source_;
+    timer_type watchdog_, ping_timer_, pong_timer_;
+    std::uint64_t watchdog_gen_ = 0, ping_gen_ = 0, pong_gen_ = 0;
+    time_point last_frame_{};
+    time_point handover_asked_{};
+    bool closing_pending_ = false; // socket_closing seen, handover not open yet
+    std::chrono::system_clock::time_point delivered_until_{};
+    bool in_gap_ = false;
+    std::chrono::system_clock::time_point gap_from_{};
+    std::string gap_reason_;
+    stream_counters counters_;
+
+    std::function<void(const notification&)> h_notification_;
+    std::function<void(const gap_event&)> h_gap_;
+    std::function<void(const handover_event&)> h_handover_;
+    std::function<void(const std::string&)> h_closing_;
+    std::function<void(std::error_code)> h_liveness_;
+    std::function<void(const open_event&)> h_open_;
+    std::function<void(const close_event&, const reconnect_decision&)> h_close_;
+    std::function<void(const stopped_event&)> h_stopped_;
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/notification_stream.hpp> ----
+// ---- begin <tether/genesys/region.hpp> ----
+// tether: Genesys Cloud regions and the three hosts each one has.
+#ifndef TETHER_GENESYS_REGION_HPP
+#define TETHER_GENESYS_REGION_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+/// The region hosts Genesys publishes (docs/GENESYS.md). A region is named by
+/// its host; `login.`, `api.` and `streaming.` are prefixed to it.
+inline constexpr std::array<std::string_view, 17> known_regions = {
+    "mypurecloud.com",   "mypurecloud.ie",   "mypurecloud.com.au", "mypurecloud.jp",
+    "mypurecloud.de",    "usw2.pure.cloud",  "cac1.pure.cloud",    "apne2.pure.cloud",
+    "euw2.pure.cloud",   "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
+    "mec1.pure.cloud",   "apne3.pure.cloud", "euc2.pure.cloud",    "mxc1.pure.cloud",
+    "apse1.pure.cloud",
+};
+
+inline bool is_known_region(std::string_view region) noexcept {
+    for (auto r : known_regions)
+        if (r == region) return true;
+    return false;
+}
+
+/// Where the REST calls go. The socket URL is not here: each channel's
+/// `connectUri` says where to connect.
+struct endpoints {
+    std::string login_base; ///< `https://login.<region>`: POST /oauth/token
+    std::string api_base;   ///< `https://api.<region>`: /api/v2/notifications/...
+
+    /// The hosts of a published region. Throws std::invalid_argument for a
+    /// region not in known_regions (a typo would otherwise send the client
+    /// secret to whoever owns that name); use explicit() for anything else.
+    static endpoints for_region(std::string_view region) {
+        std::string r(region);
+        // Accept what people paste: "https://api.mypurecloud.ie/" -> "mypurecloud.ie".
+        for (std::string_view prefix : {"https://", "login.", "api.", "apps.", "streaming."})
+            if (r.compare(0, prefix.size(), prefix) == 0) r.erase(0, prefix.size());
+        while (!r.empty() && r.back() == '/') r.pop_back();
+        if (!is_known_region(r)) {
+            std::string list;
+            for (auto k : known_regions) list += (list.empty() ? "" : ", ") + std::string(k);
+            throw std::invalid_argument("tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
+                                        "'; known regions: " + list +
+                                        " (pass explicit base URLs for anything else)");
+        }
+        return {"https://login." + r, "https://api." + r};
+    }
+
+    /// Explicit base URLs (a local server: both `http://127.0.0.1:PORT`).
+    /// They are checked when the client is built (scheme, loopback for http://).
+    static endpoints explicit_urls(std::string login, std::string api) {
+        auto trim = [](std::string s) {
+            while (!s.empty() && s.back() == '/') s.pop_back();
+            return s;
+        };
+        return {trim(std::move(login)), trim(std::move(api))};
+    }
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/region.hpp> ----
 
 // #include <tether/token_policy/concept.hpp> (inlined above)
 // ---- begin <tether/token_policy/callback_token.hpp> ----
@@ -3441,6 +3946,11 @@ public:
         if (current_ && usable(*current_, now)) {
             token_result r = token_result::success(current_->value);
             r.value.fresh = replaces_what_handle_rejected(id, *current_);
+            // A cached token has lived part of its life: announce what is left,
+            // or a client that renews before expiry (renew_before_expiry) would
+            // count the full lifetime from now and renew too late.
+            if (current_->expiry)
+                r.value.lifetime = std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
             ++stats_.served_from_cache;
             const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
             if (refresh) begin_fetch(now);
@@ -3846,17 +4356,26 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/core.hpp> ----
-// ---- begin <tether/reconnecting_client.hpp> ----
-// tether: the compositions most users want, by name.
-#ifndef TETHER_RECONNECTING_CLIENT_HPP
-#define TETHER_RECONNECTING_CLIENT_HPP
+// ---- begin <tether/genesys.hpp> ----
+// tether: Genesys Cloud notifications (umbrella header).
+#ifndef TETHER_GENESYS_HPP
+#define TETHER_GENESYS_HPP
 
-// #include <tether/basic_reconnecting_client.hpp> (inlined above)
-// #include <tether/close_policy/close_code_table.hpp> (inlined above)
-// ---- begin <tether/token_policy/oauth2_client_credentials.hpp> ----
-// tether: OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
-#ifndef TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
-#define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
+// ---- begin <tether/genesys/channel_token_policy.hpp> ----
+// tether: a Genesys notification channel as the socket's credential.
+//
+// Genesys authorises the WebSocket by the channel id in its URL, not by a
+// header. So the TokenPolicy of a notification socket hands out an empty
+// secret (no Authorization header) whose endpoint is the channel's
+// connectUri; "refresh" means "create a new channel and subscribe it".
+#ifndef TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
+#define TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
+
+// #include <tether/detail/retry_after.hpp> (inlined above)
+// ---- begin <tether/genesys/rest_client.hpp> ----
+// tether: JSON calls to the Genesys Cloud REST API with a shared bearer token.
+#ifndef TETHER_GENESYS_REST_CLIENT_HPP
+#define TETHER_GENESYS_REST_CLIENT_HPP
 
 // ---- begin <tether/detail/http_client.hpp> ----
 // tether: a small asynchronous HTTP/1.1 client for token endpoints.
@@ -4625,6 +5144,14 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/http_client.hpp> ----
+// #include <tether/detail/retry_after.hpp> (inlined above)
+// #include <tether/events.hpp> (inlined above)
+// ---- begin <tether/token_policy/oauth2_client_credentials.hpp> ----
+// tether: OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
+#ifndef TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
+#define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
+
+// #include <tether/detail/http_client.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/oauth2_response.hpp> (inlined above)
 
@@ -4954,6 +5481,706 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/token_policy/oauth2_client_credentials.hpp> ----
 // #include <tether/token_policy/shared_token_source.hpp> (inlined above)
+
+#include <asio/bind_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+using rest_token_source = shared_token_source<oauth2_client_credentials>;
+using rest_token = rest_token_source::handle_type;
+
+struct rest_options {
+    std::string api_base; ///< https://api.<region>, or http://127.0.0.1:PORT (loopback only)
+    std::chrono::milliseconds timeout{10000};
+    std::size_t max_response_bytes = 1024 * 1024;
+    /// 429: wait Retry-After (1 s when absent) and try again, this many times.
+    unsigned rate_limit_retries = 3;
+    /// A Retry-After longer than this is not waited for here: the call fails
+    /// with error::rate_limited and the retry_after, for the caller to honour.
+    std::chrono::milliseconds max_retry_after{std::chrono::seconds(60)};
+    tls_options tls;
+    bool allow_plain_http_to_non_loopback_host = false;
+    std::string user_agent = "tether-genesys/0.1";
+};
+
+/// The end of one REST call.
+struct rest_outcome {
+    std::error_code error;  ///< empty for 2xx
+    int status = 0;         ///< the last HTTP status (0: none)
+    nlohmann::json body;    ///< parsed 2xx body (null when empty)
+    std::optional<std::chrono::milliseconds> retry_after;
+    std::string detail;     ///< for logs; never a token
+};
+
+/// REST calls with `Authorization: Bearer` from a shared token source. A 401
+/// invalidates the token in the shared source (one refresh for every user of
+/// it) and retries once; a 429 waits Retry-After and retries. Status mapping
+/// of failures: 401 twice -> token_rejected, 403 -> request_forbidden... see
+/// complete(). Thread-safe; handlers run on the client's strand.
+class rest_client : public std::enable_shared_from_this<rest_client> {
+public:
+    using handler_type = std::function<void(rest_outcome)>;
+
+    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token, rest_options o) {
+        return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
+    }
+
+    /// Reports each bearer token obtained (never the token itself).
+    void on_token(std::function<void(const token_event&)> f) { on_token_ = std::move(f); }
+
+    /// `target` is a path below api_base ("/api/v2/..."); `body` JSON text or empty.
+    void call(std::string method, std::string target, std::string body, handler_type handler) {
+        auto op = std::make_shared<operation>();
+        op->method = std::move(method);
+        op->target = std::move(target);
+        op->body = std::move(body);
+        op->handler = std::move(handler);
+        asio::dispatch(strand_, [self = shared_from_this(), op] { self->attempt(op); });
+    }
+
+    /// Abandons calls in flight; their handlers get operation_cancelled.
+    void cancel() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            ++self->epoch_;
+            for (auto& w : self->live_)
+                if (auto op = w.lock()) {
+                    if (op->exchange) op->exchange->cancel();
+                    if (op->timer) op->timer->cancel();
+                }
+            self->live_.clear();
+        });
+    }
+
+    const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+    std::uint64_t requests_sent() const noexcept { return requests_.load(); }
+
+private:
+    struct operation {
+        std::string method, target, body;
+        handler_type handler;
+        bool refreshed = false; // a 401 already made us refresh once
+        unsigned rate_retries = 0;
+        std::uint64_t epoch = 0;
+        std::shared_ptr<detail::http_exchange> exchange;
+        std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+    };
+
+    rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
+        : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
+        std::string why;
+        const auto url = detail::parse_http_url(opts_.api_base + "/", why);
+        if (!url) throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base + "': " + why);
+        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
+            throw std::invalid_argument("tether: genesys: plain http:// API base is allowed only to a loopback "
+                                        "host (the bearer token would travel unencrypted)");
+        base_ = *url;
+        if (base_.target == "/") base_.target.clear();
+        if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
+    }
+
+    void attempt(std::shared_ptr<operation> op) {
+        if (op->epoch == 0) {
+            op->epoch = epoch_;
+            live_.erase(std::remove_if(live_.begin(), live_.end(),
+                                       [](const std::weak_ptr<operation>& w) { return w.expired(); }),
+                        live_.end());
+            live_.push_back(op);
+        }
+        if (op->epoch != epoch_) return finish(op, cancelled());
+        std::weak_ptr<rest_client> weak = shared_from_this();
+        token_.async_get_token([weak, op](token_result r) {
+            if (auto self = weak.lock())
+                asio::post(self->strand_, [self, op, r = std::move(r)]() mutable {
+                    self->on_token(op, std::move(r));
+                });
+        });
+    }
+
+    void on_token(const std::shared_ptr<operation>& op, token_result r) {
+        if (op->epoch != epoch_) return finish(op, cancelled());
+        if (r.error) {
+            rest_outcome out;
+            out.error = r.error;
+            out.retry_after = r.retry_after;
+            out.detail = "no bearer token for " + op->method + " " + op->target + ": " + r.detail;
+            return finish(op, std::move(out));
+        }
+        if (on_token_) on_token_(token_event{r.value.fresh, op->refreshed, r.value.lifetime});
+        secret bearer = r.value.value;
+        std::string req = op->method + " " + base_.target + op->target + " HTTP/1.1\r\n";
+        req += "Host: " + base_.host_field() + "\r\n";
+        req += "User-Agent: " + opts_.user_agent + "\r\n";
+        req += "Accept: application/json\r\n";
+        if (!op->body.empty()) req += "Content-Type: application/json\r\n";
+        req += "Content-Length: " + std::to_string(op->body.size()) + "\r\n";
+        req += "Authorization: Bearer ";
+        req += bearer.reveal();
+        req += "\r\nConnection: close\r\n\r\n";
+        req += op->body;
+        detail::http_exchange_options xo;
+        xo.timeout = opts_.timeout;
+        xo.limits.max_body_bytes = opts_.max_response_bytes;
+        xo.allow_plain_http_to_non_loopback_host = opts_.allow_plain_http_to_non_loopback_host;
+        xo.tls_context = tls_context_;
+        xo.tls = opts_.tls;
+        ++requests_;
+        std::weak_ptr<rest_client> weak = shared_from_this();
+        op->exchange = detail::http_exchange::start(
+            strand_, base_, secret(std::move(req)), std::move(xo),
+            [weak, op, bearer](detail::http_result res) mutable {
+                if (auto self = weak.lock())
+                    // post, not dispatch: op owns the exchange, which is still on the stack here
+                    asio::post(self->strand_, [self, op, bearer = std::move(bearer), res = std::move(res)]() mutable {
+                        op->exchange.reset();
+                        self->on_response(op, bearer, std::move(res));
+                    });
+            });
+    }
+
+    void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
+        const std::string what = op->method + " " + op->target;
+        if (op->epoch != epoch_) return finish(op, cancelled());
+        rest_outcome out;
+        if (res.error) {
+            out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
+            out.detail = what + " failed: " + res.detail;
+            return finish(op, std::move(out));
+        }
+        const int s = res.response.status;
+        out.status = s;
+        if (s == 401 && !op->refreshed) {
+            // Expired or revoked: drop it from the shared source (one refresh
+            // however many users report it) and try once more.
+            op->refreshed = true;
+            token_.invalidate(bearer);
+            return attempt(op);
+        }
+        if (s == 429) {
+            std::optional<std::chrono::milliseconds> wait;
+            if (const std::string* h = res.response.header("Retry-After"))
+                wait = detail::parse_retry_after(*h, std::chrono::system_clock::now());
+            const auto delay = wait.value_or(std::chrono::seconds(1));
+            if (op->rate_retries < opts_.rate_limit_retries && delay <= opts_.max_retry_after) {
+                ++op->rate_retries;
+                op->timer = std::make_unique<asio::steady_timer>(strand_);
+                op->timer->expires_after(delay);
+                std::weak_ptr<rest_client> weak = shared_from_this();
+                op->timer->async_wait(asio::bind_executor(strand_, [weak, op](std::error_code ec) {
+                    auto self = weak.lock();
+                    if (!self) return;
+                    if (ec) return self->finish(op, cancelled());
+                    self->attempt(op);
+                }));
+                return;
+            }
+            out.error = make_error_code(error::rate_limited);
+            out.retry_after = delay;
+            out.detail = what + ": 429 Too Many Requests";
+            return finish(op, std::move(out));
+        }
+        if (s >= 200 && s <= 299) {
+            if (!res.response.body.empty()) {
+                out.body = nlohmann::json::parse(res.response.body, nullptr, false);
+                if (out.body.is_discarded()) {
+                    out.error = make_error_code(error::channel_request_failed);
+                    out.detail = what + ": the response body is not JSON";
+                    out.body = nullptr;
+                }
+            }
+            return finish(op, std::move(out));
+        }
+        if (s == 401) out.error = make_error_code(error::token_rejected); // a fresh token was refused too
+        else if (s == 403) out.error = make_error_code(error::request_forbidden);
+        else out.error = make_error_code(error::channel_request_failed);
+        out.detail = what + ": HTTP " + std::to_string(s) + " " + message_of(res.response.body);
+        finish(op, std::move(out));
+    }
+
+    // The Genesys error shape {"message", "code", "status"}: the message only, bounded.
+    static std::string message_of(const std::string& body) {
+        const auto j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_object() && j.contains("message") && j["message"].is_string())
+            return j["message"].get<std::string>().substr(0, 200);
+        return {};
+    }
+
+    static rest_outcome cancelled() {
+        rest_outcome o;
+        o.error = make_error_code(error::operation_cancelled);
+        o.detail = "cancelled";
+        return o;
+    }
+
+    void finish(const std::shared_ptr<operation>& op, rest_outcome out) {
+        auto h = std::move(op->handler);
+        op->handler = nullptr;
+        if (h) h(std::move(out));
+    }
+
+    asio::strand<asio::any_io_executor> strand_;
+    rest_token token_;
+    rest_options opts_;
+    detail::http_url base_;
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::vector<std::weak_ptr<operation>> live_;
+    std::function<void(const token_event&)> on_token_;
+    std::uint64_t epoch_ = 1;
+    std::atomic<std::uint64_t> requests_{0};
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/rest_client.hpp> ----
+// #include <tether/token.hpp> (inlined above)
+// #include <tether/token_policy/concept.hpp> (inlined above)
+
+#include <asio/bind_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+/// Genesys limits (docs/GENESYS.md): checked before anything is sent.
+inline constexpr std::size_t max_topics_per_channel = 1000;
+inline constexpr std::size_t max_topic_length = 200;
+
+/// Throws std::invalid_argument saying which topic is wrong.
+inline void validate_topics(const std::vector<std::string>& topics) {
+    if (topics.empty()) throw std::invalid_argument("tether: genesys: no topics to subscribe to");
+    if (topics.size() > max_topics_per_channel)
+        throw std::invalid_argument("tether: genesys: " + std::to_string(topics.size()) +
+                                    " topics; a channel takes at most 1000");
+    for (std::size_t i = 0; i < topics.size(); ++i) {
+        const auto& t = topics[i];
+        if (t.empty()) throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " is empty");
+        if (t.size() > max_topic_length)
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" + t.substr(0, 40) +
+                                        "...') has " + std::to_string(t.size()) +
+                                        " characters; at most 200 are allowed");
+        for (char c : t)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
+                                            " contains a control character");
+    }
+}
+
+/// "2024-05-01T12:00:00.000Z" (UTC, optional fraction) -> time point.
+inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(std::string_view s) noexcept {
+    auto num = [&](std::size_t pos, std::size_t n, int& out) {
+        if (pos + n > s.size()) return false;
+        out = 0;
+        for (std::size_t i = pos; i < pos + n; ++i) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            out = out * 10 + (s[i] - '0');
+        }
+        return true;
+    };
+    int y, mo, d, h, mi, se;
+    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
+        (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' || !num(14, 2, mi) || s[16] != ':' ||
+        !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return std::nullopt;
+    std::size_t i = 19;
+    long long millis = 0, scale = 100;
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) millis += (s[i] - '0') * scale;
+    }
+    if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
+    const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+    const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) +
+                                                                        std::chrono::milliseconds(millis)));
+}
+
+struct channel_options {
+    std::vector<std::string> topics; ///< validated at construction
+    /// The client's own cap: at most this many channel creations per window.
+    /// Each creation past Genesys' 20 channels silently replaces another
+    /// channel of the same user and app, so a loop must stop, not create.
+    unsigned max_channel_creations = 5;
+    std::chrono::seconds creation_window{std::chrono::hours(1)};
+    /// Resubscribe (which renews the channel's 24 h lifetime) this long before
+    /// `expires`; capped at half the channel's lifetime.
+    std::chrono::seconds resubscribe_margin{std::chrono::hours(1)};
+    /// A failed resubscription is tried again after this long (or Retry-After).
+    std::chrono::seconds resubscribe_retry{30};
+
+    void validate() const {
+        validate_topics(topics);
+        if (max_channel_creations == 0)
+            throw std::invalid_argument("tether: genesys: channel_options::max_channel_creations must be at least 1");
+        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 || resubscribe_retry.count() <= 0)
+            throw std::invalid_argument("tether: genesys: channel_options: durations must be positive");
+    }
+};
+
+/// What happened to the channel, for logs and metrics.
+struct channel_event {
+    enum kind_type : unsigned char {
+        created,      ///< POST channels succeeded
+        subscribed,   ///< PUT subscriptions succeeded on a new or re-used channel
+        resubscribed, ///< the keep-alive PUT renewed the channel's lifetime
+        lost,         ///< the channel is gone (invalidated, 404)
+        refused,      ///< creation refused by the client's own limit
+        failed,       ///< a REST call failed (detail says which)
+    };
+    kind_type kind;
+    std::string channel_id; ///< full id; print shortened: it opens the socket
+    std::string detail;
+};
+
+inline const char* to_string(channel_event::kind_type k) noexcept {
+    switch (k) {
+    case channel_event::created: return "created";
+    case channel_event::subscribed: return "subscribed";
+    case channel_event::resubscribed: return "resubscribed";
+    case channel_event::lost: return "lost";
+    case channel_event::refused: return "refused";
+    case channel_event::failed: return "failed";
+    }
+    return "?";
+}
+
+struct channel_stats {
+    std::uint64_t channels_created = 0;
+    std::uint64_t creations_refused = 0;
+    std::uint64_t subscriptions = 0;   ///< successful PUTs, keep-alive included
+    std::uint64_t resubscriptions = 0; ///< keep-alive PUTs
+    std::uint64_t channels_lost = 0;
+};
+
+/// TokenPolicy for a Genesys notification socket.
+///
+/// async_get_token: the cached channel (fresh = false) if it is live and
+/// subscribed; otherwise creates one (POST /api/v2/notifications/channels),
+/// subscribes it (PUT .../subscriptions) and hands it out (fresh = true).
+/// The token is `token{secret{}, nullopt, fresh, connectUri}`: no
+/// Authorization header, and the client connects to connectUri.
+/// invalidate(): the channel is gone; the next get creates a new one.
+/// While a channel is held, it is resubscribed before `expires`.
+///
+/// Errors: channel_creation_limit (permanent: the client stops),
+/// subscription_rejected and request_forbidden (permanent), rate_limited
+/// (with retry_after), channel_request_failed, and any token error of the
+/// REST token (invalid_credentials...).
+class channel_token_policy {
+public:
+    using handler_type = std::function<void(token_result)>;
+
+    /// Throws std::invalid_argument for bad options (topics in particular).
+    channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
+        : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
+
+    template <class Handler>
+    void async_get_token(Handler&& handler) {
+        auto h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+        state_->get(handler_type([h](token_result r) { (*h)(std::move(r)); }));
+    }
+    void invalidate(const secret&) { state_->invalidate(); }
+    void cancel() { state_->cancel(); }
+
+    /// Called on the REST strand.
+    void on_channel(std::function<void(const channel_event&)> f) { state_->on_event = std::move(f); }
+    /// A snapshot; synchronised with the policy's strand only loosely (for metrics).
+    channel_stats stats() const { return state_->stats_snapshot(); }
+    /// The channel currently held (empty when none); for reports and tests.
+    std::string channel_id() const { return state_->current_id(); }
+
+private:
+    struct channel {
+        std::string id;
+        std::string connect_uri;
+        std::chrono::steady_clock::time_point expires{};
+        std::chrono::steady_clock::duration lifetime{};
+        bool subscribed = false;
+    };
+
+    struct state : std::enable_shared_from_this<state> {
+        state(std::shared_ptr<rest_client> r, channel_options o)
+            : rest(std::move(r)), opts(std::move(o)), timer(rest->strand()) {
+            opts.validate();
+            nlohmann::json list = nlohmann::json::array();
+            for (const auto& t : opts.topics) list.push_back({{"id", t}});
+            subscription_body = list.dump();
+        }
+
+        void get(handler_type h) {
+            asio::dispatch(rest->strand(), [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                self->pending = std::move(h);
+                if (!self->busy) self->advance();
+            });
+        }
+
+        void cancel() {
+            // The REST call in flight goes on: a channel it creates is kept
+            // for the next request instead of being wasted.
+            asio::dispatch(rest->strand(), [self = this->shared_from_this()] { self->pending = nullptr; });
+        }
+
+        void invalidate() {
+            asio::dispatch(rest->strand(), [self = this->shared_from_this()] {
+                if (self->current) self->drop("the connection reported the channel gone");
+            });
+        }
+
+        void advance() {
+            if (!pending) return;
+            if (current && current->subscribed) {
+                token t(secret{}, std::nullopt, std::exchange(fresh, false), current->connect_uri);
+                return deliver(token_result::success(std::move(t)));
+            }
+            if (current) return subscribe(false);
+            create();
+        }
+
+        void deliver(token_result r) {
+            auto h = std::move(pending);
+            pending = nullptr;
+            if (h) h(std::move(r));
+        }
+
+        void fail(channel_event::kind_type kind, rest_outcome out) {
+            emit(kind, current ? current->id : std::string(), out.detail);
+            token_result r = token_result::failure(out.error, std::move(out.detail));
+            r.retry_after = out.retry_after;
+            deliver(std::move(r));
+        }
+
+        void create() {
+            const auto now = std::chrono::steady_clock::now();
+            while (!creations.empty() && now - creations.front() >= opts.creation_window) creations.pop_front();
+            if (creations.size() >= opts.max_channel_creations) {
+                ++stats.creations_refused;
+                rest_outcome out;
+                out.error = make_error_code(error::channel_creation_limit);
+                out.detail = std::to_string(creations.size()) + " channels created in the last " +
+                             std::to_string(opts.creation_window.count()) +
+                             " s (channel_options::max_channel_creations); not creating another";
+                return fail(channel_event::refused, std::move(out));
+            }
+            // Counted when sent: a request that times out may still have made one.
+            creations.push_back(now);
+            busy = true;
+            std::weak_ptr<state> weak = this->shared_from_this();
+            rest->call("POST", "/api/v2/notifications/channels", "", [weak](rest_outcome out) {
+                if (auto self = weak.lock()) self->on_created(std::move(out));
+            });
+        }
+
+        void on_created(rest_outcome out) {
+            busy = false;
+            if (!out.error) {
+                const auto& b = out.body;
+                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("connectUri") ||
+                    !b["connectUri"].is_string()) {
+                    out.error = make_error_code(error::channel_request_failed);
+                    out.detail = "POST channels: the answer lacks id or connectUri";
+                } else {
+                    channel c;
+                    c.id = b["id"].get<std::string>();
+                    c.connect_uri = b["connectUri"].get<std::string>();
+                    if (c.connect_uri.rfind("ws://", 0) != 0 && c.connect_uri.rfind("wss://", 0) != 0) {
+                        out.error = make_error_code(error::channel_request_failed);
+                        out.detail = "POST channels: connectUri is not a ws:// or wss:// URL";
+                    } else {
+                        set_expiry(c, b);
+                        current = std::move(c);
+                        fresh = true;
+                        ++stats.channels_created;
+                        emit(channel_event::created, current->id, "");
+                        return subscribe(false);
+                    }
+                }
+            }
+            fail(channel_event::failed, std::move(out));
+            advance_if_waiting_again();
+        }
+
+        void advance_if_waiting_again() {
+            if (pending && !busy) advance();
+        }
+
+        static void set_expiry(channel& c, const nlohmann::json& b) {
+            // Measured as a duration against our clock: only the difference
+            // between the server's `expires` and its (our) now matters.
+            auto lifetime = std::chrono::steady_clock::duration(std::chrono::hours(24));
+            if (b.contains("expires") && b["expires"].is_string())
+                if (const auto at = parse_utc_timestamp(b["expires"].get<std::string>())) {
+                    const auto left = *at - std::chrono::system_clock::now();
+                    if (left > std::chrono::seconds(0))
+                        lifetime = std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+                }
+            c.lifetime = lifetime;
+            c.expires = std::chrono::steady_clock::now() + lifetime;
+        }
+
+        void subscribe(bool keepalive) {
+            busy = true;
+            const std::string id = current->id;
+            std::weak_ptr<state> weak = this->shared_from_this();
+            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions", subscription_body,
+                       [weak, id, keepalive](rest_outcome out) {
+                           if (auto self = weak.lock()) self->on_subscribed(id, keepalive, std::move(out));
+                       });
+        }
+
+        void on_subscribed(const std::string& id, bool keepalive, rest_outcome out) {
+            busy = false;
+            if (!current || current->id != id) return advance_if_waiting_again(); // dropped meanwhile
+            if (!out.error) {
+                current->subscribed = true;
+                // A successful subscription renews the channel's lifetime.
+                current->expires = std::chrono::steady_clock::now() + current->lifetime;
+                ++stats.subscriptions;
+                if (keepalive) ++stats.resubscriptions;
+                emit(keepalive ? channel_event::resubscribed : channel_event::subscribed, id,
+                     std::to_string(opts.topics.size()) + " topics");
+                arm_keepalive(std::nullopt);
+                return advance();
+            }
+            if (out.status == 404) {
+                drop("subscription answered 404: " + out.detail);
+                if (pending) return create();
+                return;
+            }
+            if (out.status == 400) {
+                out.error = make_error_code(error::subscription_rejected);
+                if (!keepalive) current.reset(); // its topics are refused: do not hand it out
+            }
+            if (keepalive && current) {
+                emit(channel_event::failed, id, out.detail);
+                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(*out.retry_after)
+                                              : opts.resubscribe_retry);
+                return advance_if_waiting_again();
+            }
+            fail(channel_event::failed, std::move(out));
+        }
+
+        void arm_keepalive(std::optional<std::chrono::seconds> retry_in) {
+            if (!current) return;
+            const auto margin = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             opts.resubscribe_margin),
+                                         current->lifetime / 2);
+            auto at = current->expires - margin;
+            if (retry_in) at = std::min(at, std::chrono::steady_clock::now() + *retry_in);
+            timer.expires_at(at);
+            const auto gen = ++timer_gen;
+            std::weak_ptr<state> weak = this->shared_from_this();
+            timer.async_wait(asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || gen != self->timer_gen || !self->current) return;
+                if (self->busy) return self->arm_keepalive(std::chrono::seconds(1));
+                self->subscribe(true);
+            }));
+        }
+
+        void drop(const std::string& why) {
+            ++stats.channels_lost;
+            emit(channel_event::lost, current->id, why);
+            current.reset();
+            ++timer_gen;
+            timer.cancel();
+        }
+
+        void emit(channel_event::kind_type k, std::string id, std::string detail) {
+            {
+                std::lock_guard<std::mutex> lock(stats_mutex);
+                published = stats;
+                id_published = current ? current->id : std::string();
+            }
+            if (on_event) on_event(channel_event{k, std::move(id), std::move(detail)});
+        }
+
+        channel_stats stats_snapshot() const {
+            std::lock_guard<std::mutex> lock(stats_mutex);
+            return published;
+        }
+        std::string current_id() const {
+            std::lock_guard<std::mutex> lock(stats_mutex);
+            return id_published;
+        }
+
+        std::shared_ptr<rest_client> rest;
+        channel_options opts;
+        std::string subscription_body;
+        asio::steady_timer timer;
+        std::uint64_t timer_gen = 0;
+        std::optional<channel> current;
+        bool fresh = false; // the current channel was created and not handed out yet
+        bool busy = false;  // a POST or PUT is in flight
+        handler_type pending;
+        std::deque<std::chrono::steady_clock::time_point> creations;
+        channel_stats stats;
+        std::function<void(const channel_event&)> on_event;
+        mutable std::mutex stats_mutex;
+        channel_stats published;
+        std::string id_published;
+    };
+
+    std::shared_ptr<state> state_;
+};
+
+static_assert(is_token_policy_v<channel_token_policy>, "channel_token_policy must be a TokenPolicy");
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/channel_token_policy.hpp> ----
+// #include <tether/genesys/close_policy.hpp> (inlined above)
+// #include <tether/genesys/notification.hpp> (inlined above)
+// ---- begin <tether/genesys/notification_client.hpp> ----
+// tether: a Genesys Cloud notification client, ready to use.
+#ifndef TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
+#define TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
+
+// #include <tether/backoff/exponential_backoff.hpp> (inlined above)
+// #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/genesys/channel_token_policy.hpp> (inlined above)
+// #include <tether/genesys/close_policy.hpp> (inlined above)
+// #include <tether/genesys/notification_stream.hpp> (inlined above)
+// #include <tether/genesys/region.hpp> (inlined above)
+// #include <tether/genesys/rest_client.hpp> (inlined above)
 // ---- begin <tether/transport/websocketpp_transport.hpp> ----
 // tether: the production Transport, websocketpp 0.8.2 over standalone Asio.
 //
@@ -6105,6 +7332,132 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/transport/websocketpp_transport.hpp> ----
 
+#include <asio/io_context.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <functional>
+#include <utility>
+
+TETHER_NAMESPACE_BEGIN
+namespace genesys {
+
+struct notification_options {
+    genesys::endpoints endpoints;  ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
+    std::string client_id;
+    secret client_secret;
+    channel_options channel;       ///< topics, creation limit, resubscription
+    stream_options stream;         ///< heartbeat watchdog, ping probe
+    shared_token_options token;    ///< REST token refresh margins
+    rest_options rest;             ///< api_base is taken from `endpoints`
+    websocketpp_transport_options transport;
+    client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
+    tls_options tls;               ///< for login, api and streaming hosts
+    /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
+    /// including background refreshes; never a secret. Called on I/O threads.
+    std::function<void(std::string_view)> token_trace;
+};
+
+/// Channel lifecycle + socket + typed notifications, on one io_context:
+///
+///     tether::genesys::notification_options o;
+///     o.endpoints = tether::genesys::endpoints::for_region("mypurecloud.ie");
+///     o.client_id = ...; o.client_secret = tether::secret(...);
+///     o.channel.topics = {"v2.users.<id>.presence"};
+///     tether::genesys::notification_client c(io, std::move(o));
+///     c.stream().on_notification([](const tether::genesys::notification& n) { ... });
+///     c.stream().on_gap([](const tether::genesys::gap_event& g) { /* backfill over REST */ });
+///     c.start(); io.run();
+///
+/// Run the io_context on one thread. Throws std::invalid_argument for bad options.
+class notification_client {
+public:
+    using client_type =
+        basic_reconnecting_client<websocketpp_transport, channel_token_policy, genesys_close_policy, exponential_backoff>;
+    using stream_type = notification_stream<client_type>;
+
+    notification_client(asio::io_context& io, notification_options o)
+        : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
+          rest_(make_rest(io, o, source_)),
+          policy_(rest_, o.channel),
+          client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
+                  genesys_close_policy(), exponential_backoff()),
+          stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }) {}
+
+    void start() { client_.start(); }
+    void stop() { client_.stop(); }
+
+    stream_type& stream() noexcept { return stream_; }
+    /// For on_retry, on_token, on_state_change, counters(); on_open, on_close
+    /// and on_stopped belong to stream().
+    client_type& client() noexcept { return client_; }
+    rest_token_source& rest_token() noexcept { return source_; }
+    rest_client& rest() noexcept { return *rest_; }
+    /// A handle on the channel policy (shares its state with the client's).
+    channel_token_policy& channel() noexcept { return policy_; }
+
+private:
+    static oauth2_client_credentials make_fetcher(asio::io_context& io, const notification_options& o) {
+        oauth2_options oo;
+        oo.token_url = o.endpoints.login_base + "/oauth/token";
+        oo.client_id = o.client_id;
+        oo.client_secret = o.client_secret;
+        oo.tls = o.tls;
+        oo.trace = o.token_trace;
+        return oauth2_client_credentials(io.get_executor(), std::move(oo));
+    }
+    static std::shared_ptr<rest_client> make_rest(asio::io_context& io, const notification_options& o,
+                                                  rest_token_source& source) {
+        rest_options ro = o.rest;
+        ro.api_base = o.endpoints.api_base;
+        ro.tls = o.tls;
+        return rest_client::create(io.get_executor(), source.handle(), std::move(ro));
+    }
+    static client_options client_opts(client_options c) {
+        // The URL is a placeholder: every token (channel) carries its connectUri.
+        if (c.url.empty()) c.url = "wss://streaming.invalid/channels";
+        // A channel that opened was a valid credential: losing it later (expired,
+        // deleted) is not an auth failure, so only refused handshakes feed the
+        // auth-failure breaker. The channel creation limit bounds the loop.
+        c.auth_failure_uptime = std::chrono::milliseconds(0);
+        return c;
+    }
+    static websocketpp_transport_options transport_opts(const notification_options& o) {
+        websocketpp_transport_options t = o.transport;
+        t.tls = o.tls;
+        return t;
+    }
+
+    rest_token_source source_;
+    std::shared_ptr<rest_client> rest_;
+    channel_token_policy policy_;
+    client_type client_;
+    stream_type stream_;
+};
+
+} // namespace genesys
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/genesys/notification_client.hpp> ----
+// #include <tether/genesys/notification_stream.hpp> (inlined above)
+// #include <tether/genesys/region.hpp> (inlined above)
+// #include <tether/genesys/rest_client.hpp> (inlined above)
+
+#endif
+// ---- end <tether/genesys.hpp> ----
+// ---- begin <tether/reconnecting_client.hpp> ----
+// tether: the compositions most users want, by name.
+#ifndef TETHER_RECONNECTING_CLIENT_HPP
+#define TETHER_RECONNECTING_CLIENT_HPP
+
+// #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/close_policy/close_code_table.hpp> (inlined above)
+// #include <tether/token_policy/oauth2_client_credentials.hpp> (inlined above)
+// #include <tether/token_policy/shared_token_source.hpp> (inlined above)
+// #include <tether/transport/websocketpp_transport.hpp> (inlined above)
+
 TETHER_NAMESPACE_BEGIN
 
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
@@ -6124,6 +7477,10 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/reconnecting_client.hpp> ----
 // #include <tether/tls_options.hpp> (inlined above)
+
+// #include <tether/genesys/channel_token_policy.hpp> (inlined above)
+// #include <tether/genesys/notification_client.hpp> (inlined above)
+// #include <tether/genesys/rest_client.hpp> (inlined above)
 
 // #include <tether/token_policy/oauth2_client_credentials.hpp> (inlined above)
 
