@@ -43,6 +43,14 @@ struct client_options {
     /// server that closes on expiry never has to (0: off; wait for the close).
     std::chrono::milliseconds renew_before_expiry{0};
 
+    /// After a handover, the old connection keeps delivering until the server
+    /// closes it or this long has passed; then we close it (1000). Messages
+    /// the server sent on it before it saw the new connection are not lost
+    /// (a WebSocket stack drops data that arrives after its own close frame).
+    /// A server that streams the same data on both connections may deliver
+    /// some twice within this window. 0: close at once.
+    std::chrono::milliseconds handover_drain{2000};
+
     /// Give up after this many failed attempts in a row (0: never).
     unsigned max_attempts = 0;
     /// Give up when failures have lasted this long without a stable connection (0: never).
@@ -62,6 +70,7 @@ struct client_options {
         if (auth_failure_uptime.count() < 0) fail("auth_failure_uptime must not be negative");
         if (max_elapsed.count() < 0) fail("max_elapsed must not be negative");
         if (renew_before_expiry.count() < 0) fail("renew_before_expiry must not be negative");
+        if (handover_drain.count() < 0) fail("handover_drain must not be negative");
         for (const auto& h : headers) {
             if (h.first.empty() || h.first.find_first_of(" \t\r\n:") != std::string::npos)
                 fail("header name '" + h.first + "' is not a valid HTTP token");

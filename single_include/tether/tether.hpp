@@ -765,6 +765,14 @@ struct client_options {
     /// server that closes on expiry never has to (0: off; wait for the close).
     std::chrono::milliseconds renew_before_expiry{0};
 
+    /// After a handover, the old connection keeps delivering until the server
+    /// closes it or this long has passed; then we close it (1000). Messages
+    /// the server sent on it before it saw the new connection are not lost
+    /// (a WebSocket stack drops data that arrives after its own close frame).
+    /// A server that streams the same data on both connections may deliver
+    /// some twice within this window. 0: close at once.
+    std::chrono::milliseconds handover_drain{2000};
+
     /// Give up after this many failed attempts in a row (0: never).
     unsigned max_attempts = 0;
     /// Give up when failures have lasted this long without a stable connection (0: never).
@@ -784,6 +792,7 @@ struct client_options {
         if (auth_failure_uptime.count() < 0) fail("auth_failure_uptime must not be negative");
         if (max_elapsed.count() < 0) fail("max_elapsed must not be negative");
         if (renew_before_expiry.count() < 0) fail("renew_before_expiry must not be negative");
+        if (handover_drain.count() < 0) fail("handover_drain must not be negative");
         for (const auto& h : headers) {
             if (h.first.empty() || h.first.find_first_of(" \t\r\n:") != std::string::npos)
                 fail("header name '" + h.first + "' is not a valid HTTP token");
@@ -1493,10 +1502,11 @@ public:
 
     /// Make-before-break: while open, gets a token and opens a second
     /// connection; when it opens, it becomes the current one (on_open with
-    /// `handover == true`) and the old one is closed with 1000. Messages that
-    /// still arrive on the old connection are delivered, so the client itself
-    /// loses none. If the new connection fails, the old one stays. Does
-    /// nothing unless open and no handover is under way.
+    /// `handover == true`) and the old one retires: its messages are still
+    /// delivered until the server closes it, or until
+    /// `client_options::handover_drain` has passed and we close it with 1000.
+    /// If the new connection fails, the old one stays. Does nothing unless
+    /// open and no handover is under way.
     void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
 
     /// Drops the current connection as dead (a liveness check of your own
@@ -1557,7 +1567,7 @@ private:
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
               policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()),
-              renew_timer_(transport_.make_timer()) {}
+              renew_timer_(transport_.make_timer()), drain_timer_(transport_.make_timer()) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -1616,6 +1626,7 @@ private:
             stopping_ = true;
             stop_reason_ = why;
             abandon_handover();
+            close_retiring(true);
             switch (state_.load(std::memory_order_relaxed)) {
             case client_state::connecting:
             case client_state::open:
@@ -1642,6 +1653,7 @@ private:
 
         void do_handover() {
             if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
+            close_retiring(true); // never more than two connections at once
             handover_ = handover_phase::acquiring_token;
             request_token();
         }
@@ -1902,6 +1914,7 @@ private:
             ++renew_gen_;
             renew_timer_.cancel();
             abandon_handover();
+            close_retiring(true);
             if (token_pending_) cancel_token_request();
             set_state(client_state::stopped);
             std::deque<outgoing> left;
@@ -1953,9 +1966,8 @@ private:
             token_ = std::move(next_token_);
             token_obtained_at_ = next_token_obtained_at_;
             next_token_ = token{};
-            retiring_.push_back(old);
             schedule_renewal();
-            transport_.close(old, close_code::normal, "handover");
+            retire(old);
             opened_at_ = transport_.now();
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
             counters_.handovers.fetch_add(1, std::memory_order_relaxed);
@@ -2031,18 +2043,70 @@ private:
         void abandon_handover() {
             if (handover_ == handover_phase::acquiring_token) cancel_token_request();
             if (handover_ == handover_phase::connecting) {
-                retiring_.push_back(next_conn_);
+                retiring_.push_back({next_conn_, transport_.now(), true});
                 transport_.close(next_conn_, close_code::normal, "");
             }
             handover_ = handover_phase::none;
             next_token_ = token{};
         }
 
+        // The connection a handover replaced. websocketpp (like many
+        // WebSocket stacks) drops data frames that arrive after it has sent
+        // its close frame, so closing at once would lose what the server sent
+        // just before it saw the new connection. The old connection drains
+        // instead: it delivers until the server closes it (Genesys does, on
+        // takeover) or until handover_drain has passed.
+        void retire(connection_id old) {
+            const time_point now = transport_.now();
+            if (opts_.handover_drain.count() == 0) {
+                retiring_.push_back({old, now, true});
+                transport_.close(old, close_code::normal, "handover");
+                return;
+            }
+            retiring_.push_back(
+                {old, now + std::chrono::duration_cast<typename clock_type::duration>(opts_.handover_drain), false});
+            arm_drain_timer();
+        }
+        void arm_drain_timer() {
+            ++drain_gen_;
+            drain_timer_.cancel();
+            std::optional<time_point> next;
+            for (const auto& r : retiring_)
+                if (!r.close_sent && (!next || r.close_at < *next)) next = r.close_at;
+            if (!next) return;
+            const time_point now = transport_.now();
+            drain_timer_.expires_after(*next > now ? *next - now : typename clock_type::duration(0));
+            const std::uint64_t gen = drain_gen_;
+            std::weak_ptr<impl> weak = this->shared_from_this();
+            drain_timer_.async_wait([weak, gen](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || gen != self->drain_gen_) return;
+                self->close_retiring(false);
+            });
+        }
+        // Closes the retiring connections whose drain is over (all of them
+        // when `all`), then waits for the next one.
+        void close_retiring(bool all) {
+            const time_point now = transport_.now();
+            std::vector<connection_id> due;
+            for (auto& r : retiring_)
+                if (!r.close_sent && (all || r.close_at <= now)) {
+                    r.close_sent = true;
+                    due.push_back(r.id);
+                }
+            for (auto id : due) transport_.close(id, close_code::normal, "handover");
+            if (all) {
+                ++drain_gen_;
+                drain_timer_.cancel();
+            } else {
+                arm_drain_timer();
+            }
+        }
         bool is_retiring(connection_id id) const {
-            return std::find(retiring_.begin(), retiring_.end(), id) != retiring_.end();
+            return std::any_of(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
         }
         bool forget_retiring(connection_id id) {
-            auto it = std::find(retiring_.begin(), retiring_.end(), id);
+            auto it = std::find_if(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
             if (it == retiring_.end()) return false;
             retiring_.erase(it);
             return true;
@@ -2093,6 +2157,7 @@ private:
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         timer_type timer_;
         timer_type renew_timer_; // renew_before_expiry
+        timer_type drain_timer_; // closes retired connections after handover_drain
         handlers h_;
         std::vector<outgoing> on_open_messages_;
 
@@ -2133,7 +2198,13 @@ private:
         handover_phase handover_ = handover_phase::none;
         connection_id next_conn_ = 0;
         token next_token_;
-        std::vector<connection_id> retiring_; // closing after a handover; still delivering
+        struct retiring {
+            connection_id id;
+            time_point close_at;
+            bool close_sent;
+        };
+        std::vector<retiring> retiring_; // replaced by a handover; still delivering
+        std::uint64_t drain_gen_ = 0;
     };
 
     std::shared_ptr<impl> impl_;

@@ -538,7 +538,12 @@ TEST_CASE("handover: the new connection opens before the old one is closed; noth
     REQUIRE(w.log.opens.size() == 2);
     CHECK(w.log.opens[1].handover);
     CHECK(w.log.messages == std::vector<std::string>{"before", "during"});
-    // the old connection was closed by us, gracefully; the new one is the only one
+    // the old connection drains: still open, still delivering, until handover_drain
+    REQUIRE(w.svc.server.open_connections().size() == 2);
+    w.svc.server.send(old_id, "late");
+    w.sim.run_for(1500ms);
+    CHECK(w.log.messages == std::vector<std::string>{"before", "during", "late"});
+    // then it was closed by us, gracefully; the new one is the only one
     REQUIRE(w.svc.server.open_connections().size() == 1);
     CHECK(*w.svc.server.newest() != old_id);
     CHECK(w.client.transport().client_closes() == 1);
@@ -552,6 +557,61 @@ TEST_CASE("handover: the new connection opens before the old one is closed; noth
     w.client.send("after");
     w.sim.run_for(1s);
     CHECK(w.svc.server.received.back().id == *w.svc.server.newest());
+}
+
+TEST_CASE("handover: a message the server sends just before it sees the new connection is not lost") {
+    // The server keeps writing to the old socket until the new handshake
+    // reaches it; such a message is still in flight when the client learns
+    // the new connection is open. A transport that drops data after its own
+    // close frame (websocketpp) loses it if the client closes the old socket
+    // at once (handover_drain 0); a drain delivers it.
+    for (auto drain : {0ms, 2000ms}) {
+        INFO("handover_drain " << drain.count() << " ms");
+        auto o = options();
+        o.handover_drain = drain;
+        seed_world w(o);
+        w.client.start();
+        w.sim.run_for(1min);
+        auto& server = w.svc.server;
+        const auto old_id = *server.newest();
+        server.on_handshake = [&server, &w, old_id](const server_handshake&) {
+            // the server's last word on the old socket leaves as the new one opens
+            w.sim.schedule(1ms, [&server, old_id] { server.send(old_id, "last on the old socket"); });
+            w.sim.schedule(3ms, [&server, old_id] { server.close(old_id, 1000, "replaced"); });
+            return server_response::accept();
+        };
+        w.client.handover();
+        w.sim.run_for(5s);
+        CHECK(w.client.state() == client_state::open);
+        CHECK(w.client.counters().handovers == 1);
+        CHECK(w.log.closes.empty());
+        if (drain == 0ms)
+            CHECK(w.log.messages.empty()); // what websocketpp does to the message
+        else
+            CHECK(w.log.messages == std::vector<std::string>{"last on the old socket"});
+        // when the server closed the old socket itself, we never had to
+        CHECK(w.client.transport().client_closes() == (drain == 0ms ? 1u : 0u));
+        CHECK(server.open_connections().size() == 1);
+    }
+}
+
+TEST_CASE("handover_drain: stop() closes a draining connection at once; negative values are refused") {
+    seed_world w;
+    w.client.start();
+    w.sim.run_for(1min);
+    w.client.handover();
+    w.sim.run_for(200ms);
+    REQUIRE(w.client.counters().handovers == 1);
+    REQUIRE(w.svc.server.open_connections().size() == 2);
+    w.client.stop();
+    w.sim.run_for(100ms); // far less than the drain
+    CHECK(w.log.stops.size() == 1);
+    CHECK(w.svc.server.open_connections().empty());
+    CHECK(w.client.transport().live_connections() == 0);
+
+    auto o = options();
+    o.handover_drain = -1ms;
+    CHECK_THROWS_WITH(o.validate(), Catch::Contains("handover_drain"));
 }
 
 TEST_CASE("handover against a server whose second socket takes over (Genesys)") {

@@ -167,6 +167,10 @@ public:
         std::chrono::nanoseconds latency = std::chrono::milliseconds(1); ///< one way
         std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);
         std::chrono::nanoseconds close_timeout = std::chrono::seconds(5);
+        /// RFC 6455 lets an endpoint that sent a close frame go on receiving
+        /// data until the peer's close arrives; websocketpp drops such frames.
+        /// true models websocketpp (the transport tether ships).
+        bool drops_data_after_close = true;
     };
 
     simulated_transport(simulation& sim, simulated_server& server) : simulated_transport(sim, server, options{}) {}
@@ -353,9 +357,8 @@ private:
     void server_send(connection_id id, std::string data, message_kind kind) {
         later(opts_.latency, [this, id, data = std::move(data), kind] {
             auto it = conns_.find(id);
-            // RFC 6455 5.5.1: after sending a close frame we still receive
-            // data until the peer's close arrives.
             if (it == conns_.end() || it->second.state == phase::handshaking) return;
+            if (it->second.state == phase::closing && opts_.drops_data_after_close) return;
             it->second.on_message(message_view{data, kind});
         });
     }
