@@ -9,6 +9,7 @@
 #ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 #define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 
+#include <tether/detail/ascii.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/error.hpp>
 
@@ -30,17 +31,6 @@ struct http_limits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_header_fields = 100;
 };
-
-inline char ascii_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
 
 inline std::string_view trim_ows(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -2,6 +2,7 @@
 #ifndef TETHER_DETAIL_URL_HPP
 #define TETHER_DETAIL_URL_HPP
 
+#include <tether/detail/ascii.hpp>
 #include <tether/version.hpp>
 
 #include <cstdint>
@@ -20,17 +21,6 @@ struct ws_url {
     std::string target;       ///< path and query, always starting with '/'
     bool ipv6_literal = false;
 };
-
-inline char ascii_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
 
 /// Parses `url`; on failure returns nothing and says why in `why`.
 /// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what

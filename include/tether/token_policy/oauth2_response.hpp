@@ -14,6 +14,7 @@
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
 #include <tether/detail/http_response_parser.hpp>
+#include <tether/detail/retry_after.hpp>
 #include <tether/token.hpp>
 
 #include <nlohmann/json.hpp>
@@ -41,53 +42,6 @@ struct oauth2_response_rules {
 };
 
 namespace detail {
-
-/// Retry-After as delta-seconds or an IMF-fixdate ("Sun, 06 Nov 1994
-/// 08:49:37 GMT"), relative to `now`. Anything else: nullopt.
-inline std::optional<std::chrono::seconds> parse_retry_after(std::string_view v,
-                                                             std::chrono::system_clock::time_point now) {
-    v = trim_ows(v);
-    if (v.empty()) return std::nullopt;
-    auto digits = [](std::string_view s, std::int64_t& out) {
-        if (s.empty() || s.size() > 12) return false;
-        std::int64_t x = 0;
-        for (char c : s) {
-            if (c < '0' || c > '9') return false;
-            x = x * 10 + (c - '0');
-        }
-        out = x;
-        return true;
-    };
-    std::int64_t delta = 0;
-    if (digits(v, delta)) return std::chrono::seconds(delta);
-
-    // IMF-fixdate: day-name "," SP 2DIGIT SP month SP 4DIGIT SP 2DIGIT ":" 2DIGIT ":" 2DIGIT SP "GMT"
-    if (v.size() != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
-        v[19] != ':' || v[22] != ':' || v[25] != ' ' || v.substr(26) != "GMT")
-        return std::nullopt;
-    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    int month = 0;
-    for (int m = 0; m < 12; ++m)
-        if (v.substr(8, 3) == months[m]) month = m + 1;
-    std::int64_t day = 0, year = 0, hh = 0, mm = 0, ss = 0;
-    if (month == 0 || !digits(v.substr(5, 2), day) || !digits(v.substr(12, 4), year) ||
-        !digits(v.substr(17, 2), hh) || !digits(v.substr(20, 2), mm) || !digits(v.substr(23, 2), ss) ||
-        day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
-        return std::nullopt;
-    // Days since 1970-01-01 in the proleptic Gregorian calendar.
-    const std::int64_t y = year - (month <= 2 ? 1 : 0);
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const std::int64_t yoe = y - era * 400;
-    const std::int64_t mp = (month + 9) % 12;
-    const std::int64_t doy = (153 * mp + 2) / 5 + day - 1;
-    const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    const std::int64_t days = era * 146097 + doe - 719468;
-    const std::int64_t at = days * 86400 + hh * 3600 + mm * 60 + ss;
-    const std::int64_t now_s =
-        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-    return std::chrono::seconds(at > now_s ? at - now_s : 0);
-}
 
 /// Text from the server made safe for a log line: redacted strings removed
 /// first, then non-printable bytes replaced and the length capped.
@@ -193,8 +147,7 @@ inline token_result parse_token_response(const detail::http_response& response,
 
     std::optional<std::chrono::milliseconds> retry_after;
     if (const std::string* h = response.header("Retry-After")) {
-        if (auto s = detail::parse_retry_after(*h, now))
-            retry_after = std::chrono::milliseconds(*s > rules.max_retry_after ? rules.max_retry_after : *s);
+        retry_after = detail::parse_retry_after(*h, now, rules.max_retry_after);
     }
 
     error code = error::token_request_failed;
