@@ -264,7 +264,7 @@ json summary(const std::vector<double>& v) {
 /// Reconnects that need a token fetch: the client's policy is oauth2 itself.
 void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
     asio::io_context io;
-    std::vector<double> cycle_ms, sum_ms;
+    std::vector<double> cycle_ms, sum_ms, close_event_ms;
     run_scoped(io, [&] {
         baselines base(io, srv);
         tether::client_options o;
@@ -274,18 +274,21 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         client_t c(o, tether::websocketpp_transport(io), tether::oauth2_client_credentials(io.get_executor(), token_options(srv)),
                    seed_close_policy());
         std::size_t opens = 0;
-        std::int64_t closed_at = 0;
+        std::int64_t closed_at = 0, close_seen_at = 0;
         std::uint64_t fetches_at_close = 0;
         bool stopping = false;
         c.on_close([&](const tether::close_event& ev, const tether::reconnect_decision& d) {
             if (stopping) return;
             closed_at = close_stamp(ev);
+            close_seen_at = mono_ns();
             fetches_at_close = c.token_policy().requests_started();
             if (d.action != tether::close_action::refresh_token_then_reconnect) die("4001 did not mean refresh");
         });
         c.on_open([&](const tether::open_event&) {
             if (++opens > 1) {
-                cycle_ms.push_back((mono_ns() - closed_at) / 1e6);
+                const std::int64_t now = mono_ns();
+                cycle_ms.push_back((now - closed_at) / 1e6);
+                close_event_ms.push_back((close_seen_at - closed_at) / 1e6);
                 if (c.token_policy().requests_started() != fetches_at_close + 1)
                     die("the reconnect did not fetch exactly one token");
             }
@@ -304,7 +307,7 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         io.run();
         if (cycle_ms.size() != cycles) die("only " + std::to_string(cycle_ms.size()) + " reconnects");
         for (std::size_t i = 0; i < cycles; ++i) sum_ms.push_back(base.fetch_ms.at(i) + base.connect_ms.at(i));
-        json j{{"kind", "reconnect"}, {"variant", "fetch"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)},
+        json j{{"kind", "reconnect"}, {"variant", "fetch"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)}, {"close_frame_to_on_close", summary(close_event_ms)},
                {"baseline_fetch", summary(base.fetch_ms)}, {"baseline_connect", summary(base.connect_ms)},
                {"baseline", summary(sum_ms)}};
         bench::emit(j);
@@ -315,7 +318,7 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
 /// the background (here: forced through a second handle) before the close.
 void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
     asio::io_context io;
-    std::vector<double> cycle_ms;
+    std::vector<double> cycle_ms, close_event_ms;
     run_scoped(io, [&] {
         baselines base(io, srv);
         using source_t = tether::shared_token_source<tether::oauth2_client_credentials>;
@@ -328,7 +331,7 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
         using client_t = tether::basic_reconnecting_client<tether::websocketpp_transport, source_t::handle_type>;
         client_t c(o, tether::websocketpp_transport(io), source.handle(), seed_close_policy());
         std::size_t opens = 0;
-        std::int64_t closed_at = 0;
+        std::int64_t closed_at = 0, close_seen_at = 0;
         std::uint64_t fetches_at_close = 0;
         bool stopping = false;
         const auto refresh_then_close = [&] {
@@ -347,11 +350,14 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
         c.on_close([&](const tether::close_event& ev, const tether::reconnect_decision&) {
             if (stopping) return;
             closed_at = close_stamp(ev);
+            close_seen_at = mono_ns();
             fetches_at_close = source.stats().fetches;
         });
         c.on_open([&](const tether::open_event&) {
             if (++opens > 1) {
-                cycle_ms.push_back((mono_ns() - closed_at) / 1e6);
+                const std::int64_t now = mono_ns();
+                cycle_ms.push_back((now - closed_at) / 1e6);
+                close_event_ms.push_back((close_seen_at - closed_at) / 1e6);
                 if (source.stats().fetches != fetches_at_close) die("the reconnect fetched a token: it was not fresh");
             }
             if (opens > cycles) {
@@ -363,11 +369,12 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
         });
         c.on_stopped([&](const tether::stopped_event& e) {
             if (!stopping) die("client stopped: " + e.reason.message());
+            io.stop(); // the source's refresh timer (an hour away) would keep run() busy
         });
         base.fetch([&] { c.start(); }, false); // a token for the baseline connects
         io.run();
         if (cycle_ms.size() != cycles) die("only " + std::to_string(cycle_ms.size()) + " reconnects");
-        json j{{"kind", "reconnect"}, {"variant", "fresh"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)},
+        json j{{"kind", "reconnect"}, {"variant", "fresh"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)}, {"close_frame_to_on_close", summary(close_event_ms)},
                {"baseline", summary(base.connect_ms)}};
         bench::emit(j);
     });
@@ -376,9 +383,9 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
 int cmd_reconnect(const args& a) {
     const std::size_t cycles = a.num("cycles", 200);
     bench::server_process srv({bench::server_config::mode::seed, 0, 0});
-    bench::watchdog(300, "reconnect (token fetch)");
+    bench::watchdog(120, "reconnect (token fetch)");
     reconnect_fetching(srv, cycles);
-    bench::watchdog(300, "reconnect (token already fresh)");
+    bench::watchdog(120, "reconnect (token already fresh)");
     reconnect_fresh(srv, cycles);
     alarm(0);
     return 0;

@@ -342,7 +342,7 @@ private:
         conn_state* constructing = nullptr; // the connection get_connection() is building
 
         endpoints(asio::io_context& io, const tls_options& o)
-            : tls_context(make_tls_client_context(o)), tls_opts(o) {
+            : tls_context(shared_tls_client_context(o)), tls_opts(o) {
             plain.init_asio(&io);
             tls.init_asio(&io);
             tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });

@@ -2,6 +2,7 @@
 // single header will contain; single_include/tether/tether.hpp does not exist
 // yet) and one wss:// client, as an application would build it.
 #include <tether/core.hpp>
+#include <tether/reconnecting_client.hpp>
 #include <tether/backoff/ladder.hpp>
 #include <tether/tls_options.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
