@@ -277,6 +277,9 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         std::int64_t closed_at = 0, close_seen_at = 0;
         std::uint64_t fetches_at_close = 0;
         bool stopping = false;
+        std::vector<double> token_ms;
+        std::int64_t token_at = 0;
+        c.on_token([&](const tether::token_event&) { token_at = mono_ns(); });
         c.on_close([&](const tether::close_event& ev, const tether::reconnect_decision& d) {
             if (stopping) return;
             closed_at = close_stamp(ev);
@@ -289,6 +292,7 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
                 const std::int64_t now = mono_ns();
                 cycle_ms.push_back((now - closed_at) / 1e6);
                 close_event_ms.push_back((close_seen_at - closed_at) / 1e6);
+                token_ms.push_back((token_at - close_seen_at) / 1e6);
                 if (c.token_policy().requests_started() != fetches_at_close + 1)
                     die("the reconnect did not fetch exactly one token");
             }
@@ -308,7 +312,7 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         if (cycle_ms.size() != cycles) die("only " + std::to_string(cycle_ms.size()) + " reconnects");
         for (std::size_t i = 0; i < cycles; ++i) sum_ms.push_back(base.fetch_ms.at(i) + base.connect_ms.at(i));
         json j{{"kind", "reconnect"}, {"variant", "fetch"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)}, {"close_frame_to_on_close", summary(close_event_ms)},
-               {"baseline_fetch", summary(base.fetch_ms)}, {"baseline_connect", summary(base.connect_ms)},
+               {"on_close_to_on_token", summary(token_ms)}, {"baseline_fetch", summary(base.fetch_ms)}, {"baseline_connect", summary(base.connect_ms)},
                {"baseline", summary(sum_ms)}};
         bench::emit(j);
     });

@@ -85,6 +85,7 @@ class Table:
     def add(self, item, figure, tether, baseline, r, goal, ok=None):
         verdict = "" if ok is None else (" (met)" if ok else " (NOT met)")
         self.rows.append([item, figure, tether, baseline, r, goal + verdict])
+        log("  %s | %s | %s | %s | %s" % tuple(self.rows[-1][1:]))  # a long run keeps what it measured
 
     def markdown(self):
         head = ["#", "figure", "tether", "baseline (same run)", "ratio", "goal"]
