@@ -4492,9 +4492,11 @@ TETHER_NAMESPACE_END
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 TETHER_NAMESPACE_BEGIN
 
@@ -4581,6 +4583,41 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     }
     ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? asio::ssl::verify_none
                                                                        : asio::ssl::verify_peer);
+    return ctx;
+}
+
+namespace detail {
+inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
+    return a.ca_file == b.ca_file && a.ca_dir == b.ca_dir && a.ca_pem == b.ca_pem &&
+           a.also_use_system_trust_store == b.also_use_system_trust_store &&
+           a.client_certificate_chain_file == b.client_certificate_chain_file &&
+           a.client_private_key_file == b.client_private_key_file && a.min_version == b.min_version &&
+           a.insecure_skip_verify_i_know_what_i_am_doing == b.insecure_skip_verify_i_know_what_i_am_doing;
+}
+} // namespace detail
+
+/// make_tls_client_context, shared: while one context made with equal
+/// settings is alive, it is returned again. Loading the system trust store
+/// costs about 0.9 MB and tens of milliseconds per context, and a client
+/// owns its transport, so a thousand clients would load it a thousand times.
+/// Sharing is safe because verification (mode, host name, report) is set on
+/// each connection, never on the context. Files are read when the first
+/// context for these settings is made.
+inline std::shared_ptr<asio::ssl::context> shared_tls_client_context(const tls_options& o) {
+    static std::mutex mutex;
+    static std::vector<std::pair<tls_options, std::weak_ptr<asio::ssl::context>>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto ctx = it->second.lock();
+        if (!ctx) {
+            it = made.erase(it);
+            continue;
+        }
+        if (detail::same_tls_settings(it->first, o)) return ctx;
+        ++it;
+    }
+    auto ctx = make_tls_client_context(o);
+    made.emplace_back(o, ctx);
     return ctx;
 }
 
@@ -6833,7 +6870,7 @@ private:
         endpoints(asio::io_context& io, const tls_options& o) : tls_opts(o) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
-                tls_context = make_tls_client_context(o);
+                tls_context = shared_tls_client_context(o);
                 tls.init_asio(&io);
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
                 tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {

@@ -172,3 +172,32 @@ TEST_CASE("tls_options: defaults verify peers and refuse TLS before 1.2", "[tls]
     CHECK(SSL_CTX_get_verify_mode(tether::make_tls_client_context(insecure)->native_handle()) ==
           SSL_VERIFY_NONE);
 }
+
+TEST_CASE("tls_options: equal settings share one client context while it lives", "[tls]") {
+    tether::tls_options a;
+    auto first = tether::shared_tls_client_context(a);
+    auto again = tether::shared_tls_client_context(a);
+    CHECK(first.get() == again.get());
+
+    tether::tls_options b;
+    b.min_version = tether::tls_version::tls1_3;
+    auto other = tether::shared_tls_client_context(b);
+    CHECK(other.get() != first.get());
+    CHECK(SSL_CTX_get_min_proto_version(other->native_handle()) == TLS1_3_VERSION);
+    CHECK(SSL_CTX_get_min_proto_version(first->native_handle()) == TLS1_2_VERSION);
+
+    // bad settings still fail, and are never cached
+    tether::tls_options bad;
+    bad.ca_file = "/nonexistent/ca.pem";
+    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::invalid_argument);
+    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::invalid_argument);
+
+    // once every holder is gone, the next call loads a new context
+    const void* old = first.get();
+    first.reset();
+    again.reset();
+    auto fresh = tether::shared_tls_client_context(a);
+    CHECK(fresh != nullptr);
+    CHECK(fresh.use_count() == 1);
+    (void)old;
+}

@@ -356,7 +356,7 @@ private:
         endpoints(asio::io_context& io, const tls_options& o) : tls_opts(o) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
-                tls_context = make_tls_client_context(o);
+                tls_context = shared_tls_client_context(o);
                 tls.init_asio(&io);
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
                 tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
