@@ -1,6 +1,6 @@
 // tether: versioning and the ABI-tagged inline namespace.
 
-// BEGIN version check (scripts/amalgamate.py rewrites this block from the numbers below)
+// BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
 #if defined(TETHER_VERSION_MAJOR) && !defined(TETHER_DETAIL_MIXED_VERSIONS_WARNED) && \
@@ -18,7 +18,7 @@
 #define TETHER_VERSION_HPP
 
 // The one place the version is written: CMake reads it from here, and
-// scripts/amalgamate.py copies it into meson.build and the checks.
+// tests/tools/amalgamate.py copies it into meson.build and the checks.
 #define TETHER_VERSION_MAJOR 0
 #define TETHER_VERSION_MINOR 1
 #define TETHER_VERSION_PATCH 0

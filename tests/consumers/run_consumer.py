@@ -235,7 +235,7 @@ def make_other_version(args, root):
         text = re.sub(rf"^#define TETHER_VERSION_{part} \d+$", f"#define TETHER_VERSION_{part} {value}",
                       text, flags=re.M)
     version_hpp.write_text(text)
-    sys.path.insert(0, str(args.repo / "scripts"))
+    sys.path.insert(0, str(args.repo / "tests" / "tools"))
     import amalgamate  # noqa: E402 (the repository's own generator)
     for rel, content in amalgamate.generate(root).items():
         path = root / rel
