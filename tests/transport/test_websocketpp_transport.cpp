@@ -873,6 +873,50 @@ TEST_CASE("wss: wrong host name, expired, self-signed and unknown CA are refused
     CHECK(policy.decide(ev).action == tether::close_action::stop);
 }
 
+TEST_CASE("wss: transports on one io_context keep their own TLS settings, also interleaved",
+          "[transport][tls]") {
+    // The websocketpp endpoints are shared per io_context; the trust settings
+    // must still be the transport's own: one trusts the test CA, the other
+    // only the system store, and their connections are built alternately.
+    asio::io_context io;
+    test_support::tls_test_server server(
+        io, test_support::server_tls_context(pki().pki.good.cert_pem, pki().pki.good.key_pem, false));
+    auto trusting_opts = quick_options();
+    trusting_opts.tls.ca_file = pki().pki.ca_file;
+    recording_sink trusting_sink, default_sink;
+    websocketpp_transport trusting(io, trusting_opts);
+    websocketpp_transport system_only(io, quick_options());
+    driver trusting_d{trusting, trusting_sink};
+    driver default_d{system_only, default_sink};
+    const std::string url = "wss://127.0.0.1:" + std::to_string(server.port()) + "/";
+    std::vector<connection_id> good, refused;
+    for (int i = 0; i < 3; ++i) {
+        good.push_back(trusting_d.connect(url, "tls-token"));
+        refused.push_back(default_d.connect(url, "tls-token"));
+    }
+    REQUIRE(run_until(io, [&] {
+        for (auto id : good)
+            if (!trusting_sink.opened(id) && !trusting_sink.closed(id)) return false;
+        for (auto id : refused)
+            if (!default_sink.closed(id)) return false;
+        return true;
+    }));
+    for (auto id : good) CHECK(trusting_sink.opened(id));
+    for (auto id : refused) {
+        CHECK_FALSE(default_sink.opened(id));
+        CHECK(default_sink.close_of(id).error == tether::error::tls_verification_failed);
+    }
+    CHECK(server.handshakes == 3); // tokens reached the server only over the verified connections
+    for (auto id : good) trusting_d.close(id);
+    REQUIRE(run_until(io, [&] {
+        for (auto id : good)
+            if (!trusting_sink.closed(id)) return false;
+        return true;
+    }));
+    check_contract(trusting_sink);
+    check_contract(default_sink);
+}
+
 TEST_CASE("wss: the loudly named opt-out accepts any certificate", "[transport][tls]") {
     auto o = quick_options();
     o.tls.insecure_skip_verify_i_know_what_i_am_doing = true;
