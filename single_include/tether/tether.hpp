@@ -489,10 +489,36 @@ TETHER_NAMESPACE_END
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 TETHER_NAMESPACE_BEGIN
+
+/// The backoffs' default random generator: SplitMix64 (Steele, Lea and
+/// Flood, "Fast splittable pseudorandom number generators", 2014). Eight bytes
+/// of state where std::mt19937_64 keeps 2.5 kB, which was over half of an idle
+/// client's own memory; jitter needs spread, not more. Any
+/// UniformRandomBitGenerator of at least 32 bits may be given instead
+/// (`basic_exponential_backoff<std::mt19937_64>`).
+class jitter_rng {
+public:
+    using result_type = std::uint64_t;
+
+    explicit jitter_rng(result_type seed = 0) noexcept : state_(seed) {}
+
+    static constexpr result_type min() noexcept { return 0; }
+    static constexpr result_type max() noexcept { return ~result_type(0); }
+    result_type operator()() noexcept {
+        result_type z = (state_ += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+
+private:
+    result_type state_;
+};
 
 /// Bounds of one ladder: the first step's cap, the largest delay and the growth per step.
 struct backoff_ladder {
@@ -584,7 +610,7 @@ TETHER_NAMESPACE_BEGIN
 /// connection backoff (1 s initial, 120 s cap); auth and overload start at 5 s
 /// and cap at 5 min, because hammering a server that refused our credential or
 /// asked us to slow down is what turns an incident into an outage.
-template <class Random = std::mt19937_64>
+template <class Random = jitter_rng>
 class basic_exponential_backoff {
 public:
     using random_type = Random;
@@ -2274,7 +2300,7 @@ TETHER_NAMESPACE_BEGIN
 /// "decorrelated jitter"): never below `initial`, grows about as fast as
 /// exponential backoff, and consecutive delays are not correlated. The
 /// ladder's multiplier is not used.
-template <class Random = std::mt19937_64>
+template <class Random = jitter_rng>
 class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
@@ -6554,6 +6580,7 @@ TETHER_NAMESPACE_END
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -6860,33 +6887,62 @@ private:
 
     struct no_endpoint {};
 
+    /// The websocketpp endpoints, one set per io_context, shared by every
+    /// transport on it: an endpoint (random_device, loggers, handler table,
+    /// resolver) costs kilobytes, and one per client made an idle tether
+    /// connection cost 2.7 times a plain websocketpp one. Nothing in an
+    /// endpoint is per transport: handlers and timeouts are set on each
+    /// connection, and the TLS context and options come from the transport
+    /// whose connection get_connection() is building (`constructing`). Shared
+    /// only within one io_context, whose handlers run on one thread at a time
+    /// under the transport's threading contract.
     struct endpoints {
         std::conditional_t<with_plain, detail::wspp_plain_client, no_endpoint> plain;
         std::conditional_t<with_tls, detail::wspp_tls_client, no_endpoint> tls;
-        std::shared_ptr<asio::ssl::context> tls_context;
-        tls_options tls_opts;
         conn_state* constructing = nullptr; // the connection get_connection() is building
 
-        endpoints(asio::io_context& io, const tls_options& o) : tls_opts(o) {
+        explicit endpoints(asio::io_context& io) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
-                tls_context = shared_tls_client_context(o);
                 tls.init_asio(&io);
-                tls.set_tls_init_handler([this](websocketpp::connection_hdl) { return tls_context; });
+                tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
+                    return constructing ? constructing->owner->tls_context : nullptr;
+                });
                 tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
-                    // called inside get_connection(), for the connection being built
                     if (!constructing) return;
                     constructing->tls_report = std::make_shared<tls_handshake_report>();
-                    prepare_tls_client_stream(s, constructing->host, tls_opts, constructing->tls_report);
+                    prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
+                                              constructing->tls_report);
                 });
             }
+        }
+
+        static std::shared_ptr<endpoints> for_context(asio::io_context& io) {
+            static std::mutex mutex;
+            static std::vector<std::pair<asio::io_context*, std::weak_ptr<endpoints>>> made;
+            std::lock_guard<std::mutex> lock(mutex);
+            std::shared_ptr<endpoints> found;
+            for (auto it = made.begin(); it != made.end();) {
+                auto eps = it->second.lock();
+                if (!eps) {
+                    it = made.erase(it);
+                    continue;
+                }
+                if (it->first == &io) found = std::move(eps);
+                ++it;
+            }
+            if (found) return found;
+            auto eps = std::make_shared<endpoints>(io);
+            made.emplace_back(&io, eps);
+            return eps;
         }
     };
 
     struct core {
         core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
             opts.validate();
-            eps = std::make_shared<endpoints>(*io, opts.tls);
+            if constexpr (with_tls) tls_context = shared_tls_client_context(opts.tls);
+            eps = endpoints::for_context(*io);
         }
 
         ~core() {
@@ -6900,6 +6956,7 @@ private:
 
         asio::io_context* io;
         options opts;
+        std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
         std::shared_ptr<endpoints> eps;
         std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;

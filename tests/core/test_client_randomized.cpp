@@ -63,7 +63,7 @@ struct invariant_run {
         if (pick(3) == 0) opts.max_attempts = 3 + static_cast<unsigned>(pick(10));
 
         client_t client(opts, simulated_transport(sim, svc.server, topts), recording_token_policy(sim),
-                        seed_close_policy(), tether::exponential_backoff(ladders, std::mt19937_64(seed)));
+                        seed_close_policy(), tether::exponential_backoff(ladders, tether::jitter_rng(seed)));
         auto& tok = client.token_policy().st();
         tok.latency = ms(0, 300);
         tok.served_cache = pick(2) == 0;

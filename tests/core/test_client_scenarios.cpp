@@ -25,7 +25,7 @@ struct seed_world {
 
     explicit seed_world(tether::client_options o = options())
         : client(std::move(o), simulated_transport(sim, svc.server), recording_token_policy(sim),
-                 seed_close_policy(), tether::exponential_backoff({}, std::mt19937_64(42))),
+                 seed_close_policy(), tether::exponential_backoff({}, tether::jitter_rng(42))),
           tokens(client.token_policy().st()) {
         log.attach(client);
     }

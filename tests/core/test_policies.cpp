@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cstdlib>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -81,7 +84,7 @@ TEST_CASE("user-written sample policies compose into a working client") {
 TEST_CASE("exponential_backoff: full jitter within the ladder, growing caps, reset") {
     tether::backoff_ladders l;
     l.network = {1000ms, 8000ms, 2.0};
-    tether::exponential_backoff b(l, std::mt19937_64(7));
+    tether::exponential_backoff b(l, tether::jitter_rng(7));
     // the cap doubles each step up to max; each delay is within [0, cap]
     const long long caps[] = {1000, 2000, 4000, 8000, 8000, 8000};
     for (int round = 0; round < 200; ++round) {
@@ -97,21 +100,43 @@ TEST_CASE("exponential_backoff: full jitter within the ladder, growing caps, res
     for (int i = 0; i < 10; ++i) b.next_delay(failure_class::network);
     long long max_auth = 0;
     for (int round = 0; round < 100; ++round) {
-        tether::exponential_backoff c(l, std::mt19937_64(round));
+        tether::exponential_backoff c(l, tether::jitter_rng(round));
         for (int i = 0; i < 10; ++i) c.next_delay(failure_class::network);
         max_auth = std::max<long long>(max_auth, c.next_delay(failure_class::auth).count());
     }
     CHECK(max_auth <= l.auth.initial.count());
     // the same seed gives the same delays
-    tether::exponential_backoff x(l, std::mt19937_64(99)), y(l, std::mt19937_64(99));
+    tether::exponential_backoff x(l, tether::jitter_rng(99)), y(l, tether::jitter_rng(99));
     for (int i = 0; i < 20; ++i) CHECK(x.next_delay(failure_class::overload) == y.next_delay(failure_class::overload));
+}
+
+TEST_CASE("jitter_rng: small, deterministic per seed, uniform enough for jitter; other engines still fit") {
+    STATIC_REQUIRE(sizeof(tether::jitter_rng) == 8);
+    STATIC_REQUIRE(sizeof(tether::exponential_backoff) < 128); // was over 2.5 kB with std::mt19937_64
+    tether::jitter_rng a(5), b(5), c(6);
+    for (int i = 0; i < 10; ++i) CHECK(a() == b());
+    CHECK(a() != c());
+    // 100,000 delays in [0, 1000]: every decile holds 10% +- 1%
+    tether::exponential_backoff e({}, tether::jitter_rng(11));
+    std::array<int, 10> deciles{};
+    for (int i = 0; i < 100000; ++i) {
+        e.reset();
+        const auto d = e.next_delay(failure_class::network).count();
+        REQUIRE(d >= 0);
+        REQUIRE(d <= 1000);
+        ++deciles[static_cast<std::size_t>(std::min<long long>(d / 100, 9))];
+    }
+    for (int n : deciles) CHECK(std::abs(n - 10000) < 1000);
+    // a user's engine of choice
+    tether::basic_exponential_backoff<std::mt19937_64> m({}, std::mt19937_64(1));
+    CHECK(m.next_delay(failure_class::network).count() <= 1000);
 }
 
 TEST_CASE("exponential_backoff: jitter spreads a crowd") {
     tether::backoff_ladders l;
     std::set<long long> seen;
     for (int i = 0; i < 100; ++i) {
-        tether::exponential_backoff b(l, std::mt19937_64(i));
+        tether::exponential_backoff b(l, tether::jitter_rng(i));
         seen.insert(b.next_delay(failure_class::network).count());
     }
     CHECK(seen.size() > 90);
@@ -120,7 +145,7 @@ TEST_CASE("exponential_backoff: jitter spreads a crowd") {
 TEST_CASE("decorrelated_jitter stays within [initial, max]") {
     tether::backoff_ladders l;
     l.network = {500ms, 10000ms, 1.0};
-    tether::decorrelated_jitter b(l, std::mt19937_64(3));
+    tether::decorrelated_jitter b(l, tether::jitter_rng(3));
     long long last = 0;
     for (int i = 0; i < 1000; ++i) {
         auto d = b.next_delay(failure_class::network).count();

@@ -6,10 +6,36 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 TETHER_NAMESPACE_BEGIN
+
+/// The backoffs' default random generator: SplitMix64 (Steele, Lea and
+/// Flood, "Fast splittable pseudorandom number generators", 2014). Eight bytes
+/// of state where std::mt19937_64 keeps 2.5 kB, which was over half of an idle
+/// client's own memory; jitter needs spread, not more. Any
+/// UniformRandomBitGenerator of at least 32 bits may be given instead
+/// (`basic_exponential_backoff<std::mt19937_64>`).
+class jitter_rng {
+public:
+    using result_type = std::uint64_t;
+
+    explicit jitter_rng(result_type seed = 0) noexcept : state_(seed) {}
+
+    static constexpr result_type min() noexcept { return 0; }
+    static constexpr result_type max() noexcept { return ~result_type(0); }
+    result_type operator()() noexcept {
+        result_type z = (state_ += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+
+private:
+    result_type state_;
+};
 
 /// Bounds of one ladder: the first step's cap, the largest delay and the growth per step.
 struct backoff_ladder {
