@@ -219,8 +219,8 @@ def step_idle(bench, table, quick, notes):
                   "%.2f" % ratio(secs["tether"], secs["plain"]), "(reported)")
 
 
-def compile_once(cxx, src, obj):
-    cmd = [cxx, "-std=c++17", "-O2", "-DASIO_STANDALONE", "-I", os.path.join(ROOT, "include"),
+def compile_once(cxx, src, obj, include_dir):
+    cmd = [cxx, "-std=c++17", "-O2", "-DASIO_STANDALONE", "-I", os.path.join(ROOT, include_dir),
            "-Wall", "-Wextra", "-Wpedantic", "-c", src, "-o", obj]
     t = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -235,14 +235,18 @@ def compile_once(cxx, src, obj):
 
 def step_compile(cxx, table, quick, notes):
     reps = 1 if quick else 3
-    srcs = {"tether": os.path.join(HERE, "compile", "tether_tls_client.cpp"),
-            "wspp": os.path.join(HERE, "compile", "wspp_tls_client.cpp")}
-    res = {"tether": [], "wspp": []}
+    # tether: the single header, as the issue asks; wss_only: the split headers
+    # and the wss-only transport, what a compile-conscious user would write.
+    srcs = {"tether": ("tether_tls_client.cpp", "single_include"),
+            "wss_only": ("tether_wss_only_client.cpp", "include"),
+            "wspp": ("wspp_tls_client.cpp", "include")}
+    res = {v: [] for v in srcs}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(reps):
-            for v in ("wspp", "tether"):
+            for v in ("wspp", "tether", "wss_only"):
                 log("compile %s (%d/%d)" % (v, i + 1, reps))
-                res[v].append(compile_once(cxx, srcs[v], os.path.join(tmp, v + ".o")))
+                src, inc = srcs[v]
+                res[v].append(compile_once(cxx, os.path.join(HERE, "compile", src), os.path.join(tmp, v + ".o"), inc))
     cpu = {v: statistics.median(r[1] for r in res[v]) for v in res}
     mem = {v: statistics.median(r[2] for r in res[v]) for v in res}
     rt = ratio(cpu["tether"], cpu["wspp"])
@@ -252,11 +256,16 @@ def step_compile(cxx, table, quick, notes):
     rm = ratio(mem["tether"], mem["wspp"])
     table.add("6", "compile: peak memory", "%.0f MiB" % mem["tether"], "%.0f MiB" % mem["wspp"], "%.2f" % rm,
               "<= 1.15", rm <= 1.15)
-    notes.append("Compile: single_include/tether/tether.hpp does not exist yet, so the tether TU includes every "
-                 "public header (core.hpp, transport, tls_options, token policies, backoff ladder) and builds a "
-                 "wss:// basic_reconnecting_client; the baseline includes websocketpp's TLS client config and "
-                 "builds the same connection. CPU time (user+sys) and peak RSS of the compiler from wait4(), "
-                 "median of %d, alternating." % reps)
+    rw = ratio(cpu["wss_only"], cpu["wspp"])
+    table.add("6", "compile with the split headers and websocketpp_wss_transport: CPU seconds; peak memory",
+              "%.1f s; %.0f MiB" % (cpu["wss_only"], mem["wss_only"]),
+              "websocketpp TLS client %.1f s; %.0f MiB" % (cpu["wspp"], mem["wspp"]), "%.2f" % rw, "(reported)")
+    notes.append("Compile: the tether TU includes single_include/tether/tether.hpp (the whole library: both "
+                 "websocketpp endpoints, OAuth2 with nlohmann/json, Genesys) and builds a wss:// "
+                 "basic_reconnecting_client; the wss-only row includes core.hpp and the transport header and uses "
+                 "websocketpp_wss_transport; the baseline includes websocketpp's TLS client config and builds the "
+                 "same connection. CPU time (user+sys) and peak RSS of the compiler from wait4(), median of %d, "
+                 "alternating." % reps)
 
 
 def callgrind_ir(bench, variant, n, tmp):

@@ -1,13 +1,6 @@
-// Compile-cost benchmark (item 6), tether side: every public header (what the
-// single header will contain; single_include/tether/tether.hpp does not exist
-// yet) and one wss:// client, as an application would build it.
-#include <tether/core.hpp>
-#include <tether/reconnecting_client.hpp>
-#include <tether/backoff/ladder.hpp>
-#include <tether/tls_options.hpp>
-#include <tether/token_policy/oauth2_client_credentials.hpp>
-#include <tether/token_policy/shared_token_source.hpp>
-#include <tether/transport/websocketpp_transport.hpp>
+// Compile-cost benchmark (item 6), tether side: the single header (the whole
+// library) and one wss:// client, as an application would build it.
+#include <tether/tether.hpp>
 
 #include <cstdio>
 
