@@ -118,6 +118,12 @@ std::vector<tether::close_code_rule> cli_options::close_rules() const {
     return rules;
 }
 
+tether::close_code_table<> cli_options::close_policy() const {
+    tether::default_close_policy::options fallback;
+    fallback.reconnect_on_normal_close = false;
+    return tether::close_code_table<>(close_rules(), tether::default_close_policy(fallback));
+}
+
 parse_result parse_arguments(const std::vector<std::string>& args) {
     parse_result out;
     cli_options& o = out.options;

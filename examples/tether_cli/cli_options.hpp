@@ -70,6 +70,10 @@ struct cli_options {
 
     /// The close-code table's rows: expiry codes first, then stop, then reconnect.
     std::vector<tether::close_code_rule> close_rules() const;
+    /// The CLI's close policy: close_rules(), then default_close_policy except
+    /// that a server's 1000 stops (a command-line tool ends when the server
+    /// says it is done; the library's default reconnects).
+    tether::close_code_table<> close_policy() const;
 };
 
 /// The outcome of parsing: options, or a one-line reason for the usage error.

@@ -285,7 +285,7 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
     using client_type = tether::basic_reconnecting_client<tether::websocketpp_transport, TokenPolicy,
                                                           tether::close_code_table<>, tether::exponential_backoff>;
     tether::client_options copts = client_options(o);
-    tether::close_code_table<> close_policy(o.close_rules());
+    tether::close_code_table<> close_policy = o.close_policy();
     client_type client(copts, tether::websocketpp_transport(io, transport_options(o)), std::move(token_policy),
                        std::move(close_policy), backoff(o));
 

@@ -1,5 +1,10 @@
 // tether: a WebSocket client that reconnects, refreshes its token exactly when
 // needed, backs off per failure class and knows when to stop.
+//
+// The client is an explicit state machine. Its transition table is written
+// in docs/design.md ("The state machine"); every event handler below is a
+// switch over client_state that mirrors one column of that table, and every
+// close decision is carried out in one place, apply().
 #ifndef TETHER_BASIC_RECONNECTING_CLIENT_HPP
 #define TETHER_BASIC_RECONNECTING_CLIENT_HPP
 
@@ -97,11 +102,11 @@ public:
     // --- control (any thread) ---------------------------------------------
 
     /// Starts connecting. A second call, or a call after stop(), does nothing.
-    void start() { impl_->post([](impl& i) { i.do_start(); }); }
+    void start() { impl_->post([](impl& i) { i.on_start(); }); }
 
     /// Closes gracefully (1000), cancels timers and token requests, then
     /// reports on_stopped exactly once. Idempotent.
-    void stop() { impl_->post([](impl& i) { i.do_stop(make_error_code(error::stopped_by_user)); }); }
+    void stop() { impl_->post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); }); }
 
     /// Make-before-break: while open, gets a token and opens a second
     /// connection; when it opens, it becomes the current one (on_open with
@@ -110,17 +115,20 @@ public:
     /// `client_options::handover_drain` has passed and we close it with 1000.
     /// If the new connection fails, the old one stays. Does nothing unless
     /// open and no handover is under way.
-    void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
+    void handover() { impl_->post([](impl& i) { i.on_handover(); }); }
 
     /// Drops the current connection as dead (a liveness check of your own
-    /// failed) and reconnects on the network ladder; `why` is reported in the
-    /// close_event. Does nothing unless connecting or open.
+    /// failed) and reconnects on the network ladder at once, without waiting
+    /// for the old socket's close; `why` is reported in the close_event. Does
+    /// nothing unless connecting or open.
     void reconnect(std::error_code why = make_error_code(error::idle_timeout)) {
-        impl_->post([why](impl& i) { i.do_reconnect(why); });
+        impl_->post([why](impl& i) { i.on_reconnect(why); });
     }
 
     /// Sends now when open, otherwise queues (bounded; see client_options).
-    /// Returns error::queue_full (reject policy) or error::not_running.
+    /// Returns error::queue_full (reject policy) or error::not_running. A
+    /// message accepted here is either written to an open connection or
+    /// reported through on_dropped.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
         return impl_->send(std::move(data), kind);
     }
@@ -165,12 +173,13 @@ private:
     class impl : public std::enable_shared_from_this<impl> {
     public:
         using time_point = typename clock_type::time_point;
+        using duration = typename clock_type::duration;
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()),
-              renew_timer_(transport_.make_timer()), drain_timer_(transport_.make_timer()) {}
+              policies_(std::move(tp), std::move(cp), std::move(b)), retry_timer_{transport_.make_timer()},
+              renew_timer_{transport_.make_timer()}, drain_timer_{transport_.make_timer()} {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -183,103 +192,138 @@ private:
                        [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
         }
 
-        // ---- user-facing entry points ------------------------------------
+        // ---- any thread --------------------------------------------------
 
         void detach() {
             detached_.store(true, std::memory_order_release);
-            post([](impl& i) { i.do_stop(make_error_code(error::stopped_by_user)); });
+            post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
         }
 
         std::error_code send(std::string data, message_kind kind) {
-            if (state_.load(std::memory_order_acquire) == client_state::stopped)
-                return make_error_code(error::not_running);
-            const bool here = detail::running_in_this_thread(transport_.get_executor());
-            if (here && state_.load(std::memory_order_relaxed) == client_state::open && queue_empty()) {
-                const std::error_code ec = transport_.send(conn_, data, kind);
-                if (!ec) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-                return ec;
+            if (detail::running_in_this_thread(transport_.get_executor()) && state() == client_state::open) {
+                std::unique_lock<std::mutex> lock(queue_mutex_);
+                if (queue_.empty()) {
+                    lock.unlock();
+                    const std::error_code ec = transport_.send(current_->id, data, kind);
+                    if (!ec) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    return ec; // not accepted: the caller still has the message
+                }
             }
-            std::vector<dropped_message> dropped;
+            std::optional<dropped_message> dropped;
             {
+                // `closed_` and the queue change together under the lock, so a
+                // message is either queued before finish() takes the queue (and
+                // reported dropped there) or refused here: never lost.
                 std::lock_guard<std::mutex> lock(queue_mutex_);
+                if (closed_) return make_error_code(error::not_running);
                 if (queue_.size() >= opts_.queue_capacity) {
                     if (opts_.overflow == overflow_policy::reject) return make_error_code(error::queue_full);
-                    dropped.push_back({std::move(queue_.front().data), queue_.front().kind,
-                                       make_error_code(error::queue_full)});
+                    dropped = dropped_message{std::move(queue_.front().data), queue_.front().kind,
+                                              make_error_code(error::queue_full)};
                     queue_.pop_front();
                 }
                 queue_.push_back({std::move(data), kind});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
-                for (auto& d : dropped) i.report_dropped(std::move(d));
-                if (i.state_ == client_state::open) i.flush();
+                if (dropped) i.report_dropped(std::move(*dropped));
+                if (i.state() == client_state::open) i.flush();
             });
             return {};
         }
 
-        // ---- the state machine (executor only) ---------------------------
+        // ---- events from the API (executor only) ---------------------------
 
-        void do_start() {
-            if (state_ != client_state::idle) return;
-            begin_attempt();
-        }
-
-        void do_stop(std::error_code why) {
-            if (stopping_ || state_ == client_state::stopped) return;
-            stopping_ = true;
-            stop_reason_ = why;
-            abandon_handover();
-            close_retiring(true);
-            switch (state_.load(std::memory_order_relaxed)) {
+        void on_start() {
+            switch (state()) {
+            case client_state::idle: return begin_attempt();
+            case client_state::acquiring_token:
             case client_state::connecting:
             case client_state::open:
-                set_state(client_state::closing);
-                transport_.close(conn_, close_code::normal, "");
-                return; // on_transport_close finishes
-            case client_state::closing: return;
-            case client_state::acquiring_token:
+            case client_state::closing:
             case client_state::waiting_to_retry:
-            case client_state::idle:
-            case client_state::stopped: break;
+            case client_state::stopped: return; // started already, or over
             }
-            finish(why);
         }
 
-        // ---- Transport sink ----------------------------------------------
-
-        void do_reconnect(std::error_code why) {
-            if (stopping_ || (state_ != client_state::open && state_ != client_state::connecting)) return;
-            abandon_handover();
-            forced_reason_ = why;
-            transport_.close(conn_, close_code::going_away, "");
+        void on_stop(std::error_code why) {
+            switch (state()) {
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry: return finish(why);
+            case client_state::connecting:
+            case client_state::open:
+                // Graceful: the current connection's close completes the stop.
+                stop_reason_ = why;
+                abandon_handover();
+                close_retiring(true);
+                disarm(renew_timer_);
+                set_state(client_state::closing);
+                close_slot(*current_, close_code::normal, "");
+                return;
+            case client_state::closing:
+            case client_state::stopped: return;
+            }
         }
 
-        void do_handover() {
-            if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
+        void on_reconnect(std::error_code why) {
+            switch (state()) {
+            case client_state::connecting:
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return;
+            }
+            // Our own liveness verdict: the connection is dead now. It is
+            // retired at once (its close, when the transport reports it, is
+            // only counted) and the decision is applied without waiting.
+            slot old = take_current();
+            close_event ev;
+            ev.error = why;
+            ev.initiated_locally = true;
+            ev.was_open = old.open;
+            retire_now(old, close_code::going_away, "");
+            lost_current(reconnect_decision::reconnect(failure_class::network), std::move(ev), old);
+        }
+
+        void on_handover() {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return;
+            }
+            if (handover_under_way()) return;
             close_retiring(true); // never more than two connections at once
-            handover_ = handover_phase::acquiring_token;
-            request_token();
+            request_token(token_purpose::handover);
         }
+
+        // ---- events from the Transport (executor only) --------------------
 
         void on_transport_open(connection_id id, const open_info& info) {
-            if (handover_ == handover_phase::connecting && id == next_conn_) return complete_handover(info);
-            if (!has_conn_ || id != conn_) return;
-            if (stopping_) return; // do_stop already asked for the close
-            opened_at_ = transport_.now();
-            const auto downtime = had_open_ ? opened_at_ - closed_at_ : typename clock_type::duration(0);
-            had_open_ = true;
-            counters_.opens.fetch_add(1, std::memory_order_relaxed);
-            set_state(client_state::open);
-            schedule_renewal();
-            for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
-            flush();
-            emit(h_.open, open_event{attempt_, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime),
-                                     info.subprotocol, false});
+            if (next_ && next_->id == id) return next_opened(info);
+            if (!current_ || current_->id != id) return; // retiring: nothing to do
+            switch (state()) {
+            case client_state::connecting: return current_opened(info);
+            case client_state::closing: return; // stop() already closes it
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::open:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // cannot happen: no current slot, or opened once
+            }
         }
 
         void on_transport_message(connection_id id, const message_view& m) {
-            const bool current = has_conn_ && id == conn_ && state_ == client_state::open;
-            if (!current && (stopping_ || !is_retiring(id))) return;
+            const bool deliver = state() == client_state::open
+                                     ? (current_ && current_->id == id) || is_retiring(id)
+                                     : state() != client_state::closing && state() != client_state::stopped &&
+                                           is_retiring(id);
+            if (!deliver) return;
             counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
             counters_.bytes_received.fetch_add(m.data.size(), std::memory_order_relaxed);
             emit(h_.message, m);
@@ -290,50 +334,30 @@ private:
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
                 return;
             }
-            if (handover_ == handover_phase::connecting && id == next_conn_) return handover_failed(std::move(ev));
-            if (!has_conn_ || id != conn_) return;
-            has_conn_ = false;
-            ++renew_gen_;
-            renew_timer_.cancel();
+            if (next_ && next_->id == id) {
+                counters_.closes.fetch_add(1, std::memory_order_relaxed);
+                return next_failed(std::move(ev));
+            }
+            if (!current_ || current_->id != id) return;
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
-            const time_point now = transport_.now();
-            if (ev.was_open) {
-                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
-                closed_at_ = now;
+            slot s = take_current();
+            if (s.open) ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() - s.opened_at);
+            switch (state()) {
+            case client_state::connecting:
+            case client_state::open: {
+                if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+                const reconnect_decision d = close_policy().decide(ev);
+                return lost_current(d, std::move(ev), s);
             }
-            if (forced_reason_) {
-                // reconnect(): our own liveness verdict, not the server's doing
-                ev.error = std::exchange(forced_reason_, std::error_code());
-                ev.initiated_locally = true;
-                if (!stopping_) {
-                    const auto d = reconnect_decision::reconnect(failure_class::network);
-                    emit(h_.close, ev, d);
-                    last_close_ = ev;
-                    return retry_after_failure(d);
-                }
-            }
-            if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
-            // A handover's token request simply serves the reconnect instead.
-            if (handover_ == handover_phase::acquiring_token) handover_ = handover_phase::none;
-            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
-            if (stopping_) {
+            case client_state::closing:
+                if (s.open) closed_at_ = transport_.now();
                 emit(h_.close, ev, reconnect_decision::stop(stop_reason_));
-                finish(stop_reason_, std::move(ev));
-                return;
+                return finish(stop_reason_, std::move(ev));
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // cannot happen: no current slot
             }
-            reconnect_decision d = close_policy().decide(ev);
-            if (ev.was_open && ev.uptime >= opts_.min_uptime) {
-                backoff().reset(); // a stable connection: start the ladders over
-                failed_attempts_ = 0;
-                failing_since_.reset();
-            }
-            if (ev.was_open && ev.uptime >= opts_.auth_failure_uptime) {
-                auth_strikes_ = 0; // the credential works
-                stale_retry_used_ = false;
-            }
-            emit(h_.close, ev, d);
-            last_close_ = ev;
-            after_close(d, ev);
         }
 
     private:
@@ -354,24 +378,78 @@ private:
             std::function<void(const dropped_message&)> dropped;
             std::function<void(const stopped_event&)> stopped;
         };
+        /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
-            std::atomic<std::uint64_t> connects{0}, opens{0}, closes{0}, rejected_handshakes{0},
-                messages_received{0}, bytes_received{0}, messages_sent{0}, retries{0}, token_requests{0},
-                tokens_acquired{0}, token_failures{0}, tokens_rejected{0}, dropped_messages{0},
-                state_changes{0}, stops{0}, handovers{0};
+#define TETHER_DETAIL_ATOMIC(name) std::atomic<std::uint64_t> name{0};
+            TETHER_CLIENT_COUNTERS(TETHER_DETAIL_ATOMIC)
+#undef TETHER_DETAIL_ATOMIC
             client_counters snapshot() const noexcept {
-                const auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-                return {r(connects),      r(opens),         r(closes),         r(rejected_handshakes),
-                        r(messages_received), r(bytes_received), r(messages_sent), r(retries),
-                        r(token_requests), r(tokens_acquired), r(token_failures), r(tokens_rejected),
-                        r(dropped_messages), r(state_changes), r(stops), r(handovers)};
+                client_counters c;
+#define TETHER_DETAIL_LOAD(name) c.name = name.load(std::memory_order_relaxed);
+                TETHER_CLIENT_COUNTERS(TETHER_DETAIL_LOAD)
+#undef TETHER_DETAIL_LOAD
+                return c;
             }
+        };
+
+        /// One connection and the credential it carries. `current` is the
+        /// connection the client stands on (connecting, open, or closing for
+        /// stop); `next` is a handover's new connection; `retiring` ones were
+        /// replaced and drain until the server closes them or their time is up.
+        struct slot {
+            connection_id id = 0;
+            token tok;               ///< the credential this connection carries
+            time_point obtained_at{};///< when the client received `tok`
+            bool open = false;
+            time_point opened_at{};
+            time_point close_at{};   ///< retiring: when the drain ends
+            bool close_sent = false; ///< we asked the transport to close it
+        };
+
+        enum class token_purpose : unsigned char { attempt, handover };
+        /// The one token request a client may have in flight.
+        struct token_request {
+            bool pending = false;
+            token_purpose purpose = token_purpose::attempt;
+            std::uint64_t gen = 0; ///< completions of earlier requests are ignored
+        };
+
+        /// The auth-failure breaker and the rejected-token guard.
+        struct auth_guard {
+            unsigned strikes = 0;
+            bool stale_retry_used = false;   ///< a rejected cached token got its free refresh
+            bool after_rejection = false;    ///< the next token replaces a rejected one
+            bool request_predates_rejection = false;
+            bool short_token_retry = false;  ///< a nearly expired cached token was sent back once
+            std::vector<secret> rejected;    ///< the last few tokens the server refused
+
+            bool is_rejected(const secret& s) const {
+                return !s.empty() && std::find(rejected.begin(), rejected.end(), s) != rejected.end();
+            }
+            void remember(const secret& s, bool request_pending) {
+                if (request_pending) request_predates_rejection = true;
+                if (s.empty() || is_rejected(s)) return;
+                if (rejected.size() == 8) rejected.erase(rejected.begin());
+                rejected.push_back(s);
+            }
+            void credential_works() {
+                strikes = 0;
+                stale_retry_used = false;
+            }
+        };
+
+        /// A timer whose stale completions are told apart by generation.
+        struct guarded_timer {
+            timer_type timer;
+            std::uint64_t gen = 0;
         };
 
         template <class F, class... Args>
         void emit(const F& f, Args&&... args) {
             if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
         }
+
+        client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
 
         void set_state(client_state s) {
             const client_state from = state_.exchange(s, std::memory_order_acq_rel);
@@ -380,18 +458,44 @@ private:
             emit(h_.state, state_change_event{from, s});
         }
 
-        // 1. ask the TokenPolicy
+        // The one way this client arms a timer: `fn` runs when it fires,
+        // unless it was disarmed or re-armed since.
+        void arm(guarded_timer impl::*which, duration d, void (impl::*fn)()) {
+            guarded_timer& t = this->*which;
+            const std::uint64_t gen = ++t.gen;
+            t.timer.expires_after(d.count() < 0 ? duration(0) : d);
+            std::weak_ptr<impl> weak = this->shared_from_this();
+            t.timer.async_wait([weak, which, gen, fn](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || ((*self).*which).gen != gen) return;
+                ((*self).*fn)();
+            });
+        }
+        void disarm(guarded_timer& t) {
+            ++t.gen;
+            t.timer.cancel();
+        }
+
+        // ---- 1. the token -------------------------------------------------
+
         void begin_attempt() {
             set_state(client_state::acquiring_token);
-            request_token();
+            auth_.short_token_retry = false;
+            if (parked_) {
+                token_result r = std::move(*parked_);
+                parked_.reset();
+                return attempt_token(std::move(r));
+            }
+            request_token(token_purpose::attempt);
         }
 
         // At most one request in flight: if one is under way, its result
         // serves whoever waits when it arrives.
-        void request_token() {
-            if (token_pending_) return;
-            const std::uint64_t gen = ++token_gen_;
-            token_pending_ = true;
+        void request_token(token_purpose purpose) {
+            token_req_.purpose = purpose;
+            if (token_req_.pending) return;
+            const std::uint64_t gen = ++token_req_.gen;
+            token_req_.pending = true;
             counters_.token_requests.fetch_add(1, std::memory_order_relaxed);
             std::weak_ptr<impl> weak = this->shared_from_this();
             // The policy may complete inline or on any thread: always come back
@@ -403,85 +507,219 @@ private:
         }
 
         void cancel_token_request() {
-            ++token_gen_;
-            token_pending_ = false;
+            if (!token_req_.pending) return;
+            ++token_req_.gen;
+            token_req_.pending = false;
+            auth_.request_predates_rejection = false;
             token_policy().cancel();
         }
 
         void on_token(std::uint64_t gen, token_result r) {
-            if (gen != token_gen_ || stopping_) return;
-            token_pending_ = false;
-            const bool predates_rejection = std::exchange(request_predates_rejection_, false);
-            if (handover_ == handover_phase::acquiring_token) return on_handover_token(std::move(r));
-            if (state_ != client_state::acquiring_token) return; // nobody waits for it now
-            if (!r.error && is_known_rejected(r.value.value) && predates_rejection)
-                return request_token(); // asked before the rejection: ask again
-            if (!r.error && is_known_rejected(r.value.value))
+            if (!token_req_.pending || gen != token_req_.gen) return;
+            token_req_.pending = false;
+            const bool predates_rejection = std::exchange(auth_.request_predates_rejection, false);
+            if (!r.error && auth_.is_rejected(r.value.value)) {
+                if (predates_rejection) return request_token(token_req_.purpose); // asked before: ask again
                 r = token_result::failure(make_error_code(error::token_rejected),
                                           "the token policy offered a token the server rejected");
-            if (r.error) {
-                counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
-                const bool permanent = is_permanent_token_error(r.error);
-                emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
-                if (permanent) return finish(r.error);
-                reconnect_decision d = reconnect_decision::reconnect(
-                    r.error == error::rate_limited ? failure_class::overload : failure_class::auth);
-                d.min_delay = r.retry_after;
-                return retry_after_failure(d);
             }
-            counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
-            emit(h_.token, token_event{r.value.fresh, after_rejection_, r.value.lifetime});
-            after_rejection_ = false;
-            token_ = std::move(r.value);
-            token_obtained_at_ = transport_.now();
-            connect();
+            switch (token_req_.purpose) {
+            case token_purpose::handover: return handover_token(std::move(r));
+            case token_purpose::attempt: break;
+            }
+            switch (state()) {
+            case client_state::acquiring_token: return attempt_token(std::move(r));
+            case client_state::waiting_to_retry:
+                // A request that was in flight when the wait began: its result
+                // serves the attempt after the wait, with no second request.
+                parked_ = std::move(r);
+                return;
+            case client_state::idle:
+            case client_state::connecting:
+            case client_state::open:
+            case client_state::closing:
+            case client_state::stopped: return; // cannot happen: cancelled when the client left these
+            }
         }
 
-        // 2. handshake
-        void connect() {
-            set_state(client_state::connecting);
+        void attempt_token(token_result r) {
+            if (r.error) return token_failed(std::move(r));
+            // A cached token with less life left than a connection needs to
+            // prove itself would only be closed for expiry right away: send it
+            // back once and ask for a new one (a shared source refreshes once
+            // for all its clients).
+            if (!r.value.fresh && r.value.lifetime && *r.value.lifetime < opts_.auth_failure_uptime &&
+                !auth_.short_token_retry) {
+                auth_.short_token_retry = true;
+                token_policy().invalidate(r.value.value);
+                return request_token(token_purpose::attempt);
+            }
+            counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
+            emit(h_.token, token_event{r.value.fresh, std::exchange(auth_.after_rejection, false), r.value.lifetime});
+            connect(std::move(r.value));
+        }
+
+        void token_failed(token_result&& r) {
+            counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
+            const bool permanent = is_permanent_token_error(r.error);
+            emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
+            if (permanent) return finish(r.error);
+            reconnect_decision d =
+                reconnect_decision::reconnect(r.error == error::rate_limited ? failure_class::overload
+                                                                             : failure_class::auth);
+            d.min_delay = r.retry_after;
+            retry_after_failure(d);
+        }
+
+        // ---- 2. the handshake ---------------------------------------------
+
+        connection_id start_connection(const token& t) {
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = token_.endpoint.empty() ? opts_.url : token_.endpoint;
-            req.token = token_.value;
+            req.url = t.endpoint.empty() ? opts_.url : t.endpoint;
+            req.token = t.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
             req.attempt = attempt_;
-            has_conn_ = true; // before connect(): a transport never calls the sink inline
-            conn_ = transport_.connect(req, *this);
+            return transport_.connect(req, *this); // never calls us inline
         }
 
-        // 5. act on the ClosePolicy's decision
-        void after_close(const reconnect_decision& d, const close_event& ev) {
+        void connect(token t) {
+            set_state(client_state::connecting);
+            slot s;
+            s.obtained_at = transport_.now();
+            s.id = start_connection(t);
+            s.tok = std::move(t);
+            current_ = std::move(s);
+        }
+
+        // ---- 3. open --------------------------------------------------------
+
+        void current_opened(const open_info& info) {
+            const time_point now = transport_.now();
+            current_->open = true;
+            current_->opened_at = now;
+            const auto downtime = had_open_ ? now - closed_at_ : duration(0);
+            had_open_ = true;
+            counters_.opens.fetch_add(1, std::memory_order_relaxed);
+            set_state(client_state::open);
+            opened(info, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime), false);
+        }
+
+        void opened(const open_info& info, std::chrono::nanoseconds downtime, bool handover) {
+            schedule_renewal();
+            for (const auto& m : on_open_messages_)
+                if (!transport_.send(current_->id, m.data, m.kind))
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+            flush();
+            emit(h_.open, open_event{attempt_, downtime, info.subprotocol, handover});
+        }
+
+        // ---- 4./5. a close, and the one place a decision is carried out -----
+
+        // The current connection ended (or reconnect() declared it dead).
+        void lost_current(const reconnect_decision& d, close_event&& ev, const slot& s) {
+            disarm(renew_timer_);
+            if (ev.was_open) {
+                closed_at_ = transport_.now();
+                if (ev.uptime >= opts_.min_uptime) {
+                    backoff().reset(); // a stable connection: start the ladders over
+                    failed_attempts_ = 0;
+                    failing_since_.reset();
+                }
+                if (ev.uptime >= opts_.auth_failure_uptime) auth_.credential_works();
+            }
+            emit(h_.close, ev, d);
+            last_close_ = ev;
+            apply(d, ev, origin::current, s);
+        }
+
+        // A handover's new connection failed before it opened.
+        void next_failed(close_event&& ev) {
+            slot s = std::move(*next_);
+            next_.reset();
+            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+            const reconnect_decision d = close_policy().decide(ev);
+            emit(h_.close, ev, d);
+            apply(d, ev, origin::next, s);
+        }
+
+        enum class origin : unsigned char { current, next };
+
+        // Every close decision lands here. `s` is the connection that ended;
+        // for origin::next the current connection is still open.
+        void apply(const reconnect_decision& d, const close_event& ev, origin from, const slot& s) {
             switch (d.action) {
-            case close_action::stop:
-                return finish(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code), ev);
-            case close_action::reconnect: return retry_after_failure(d);
-            case close_action::refresh_token_then_reconnect: break;
+            case close_action::stop: {
+                const std::error_code why = d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code);
+                if (from == origin::next) return on_stop(why); // closes the current one gracefully
+                return finish(why, ev);
             }
-            // The token is spent: report it so it is never offered again.
-            remember_rejected(token_.value);
-            token_policy().invalidate(token_.value);
+            case close_action::reconnect:
+                if (from == origin::next) return; // the current connection carries on
+                return carry_on(&d);
+            case close_action::refresh_token_then_reconnect:
+                spend(s.tok);
+                if (from == origin::next) return;
+                return after_rejection(d, ev, s);
+            }
+        }
+
+        // The token is spent: report it so it is never offered again.
+        void spend(const token& t) {
+            auth_.remember(t.value, token_req_.pending);
+            token_policy().invalidate(t.value);
             counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
-            after_rejection_ = true;
-            const bool rejected_quickly = !ev.was_open || ev.uptime < opts_.auth_failure_uptime;
-            if (!rejected_quickly) {
-                // A token that worked for a while expired: refresh and go, no delay.
-                token_ = token{};
-                return begin_attempt();
+            auth_.after_rejection = true;
+        }
+
+        // A connection was closed for its token: a normal expiry, or the
+        // credential itself is bad (the breaker).
+        void after_rejection(const reconnect_decision& d, const close_event& ev, const slot& s) {
+            if (next_ && next_->tok.value == s.tok.value) abandon_handover(); // carries the same token
+            if (is_normal_expiry(ev, s)) {
+                auth_.credential_works();
+                return carry_on(nullptr); // refresh and go: no delay, no strike
             }
-            // Auth-failure breaker: only tokens fetched for this attempt count;
-            // a stale cached token gets one immediate refresh.
-            const bool was_fresh = token_.fresh;
-            token_ = token{};
-            if (was_fresh && ++auth_strikes_ >= opts_.auth_failure_limit)
+            // Only tokens fetched for this attempt count; a stale cached token
+            // gets one immediate refresh (the close and the new token crossed).
+            if (s.tok.fresh && ++auth_.strikes >= opts_.auth_failure_limit)
                 return finish(make_error_code(error::unauthorized), ev);
-            if (!was_fresh && !stale_retry_used_) {
-                stale_retry_used_ = true;
-                return begin_attempt();
+            if (!s.tok.fresh && !auth_.stale_retry_used) {
+                auth_.stale_retry_used = true;
+                return carry_on(nullptr);
             }
+            if (next_) return promote_next(); // a handshake with another token is already under way
+            // A token request in flight (a handover's) keeps going: its result
+            // waits for the end of the backoff (parked_).
+            token_req_.purpose = token_purpose::attempt;
             retry_after_failure(d);
+        }
+
+        // An expiry close is normal when the connection lived long enough to
+        // prove the credential, or when it came at (or after) the expiry the
+        // issuer announced for the token it carried.
+        bool is_normal_expiry(const close_event& ev, const slot& s) const {
+            if (!ev.was_open) return false;
+            if (ev.uptime >= opts_.auth_failure_uptime) return true;
+            if (!s.tok.lifetime || *s.tok.lifetime < std::chrono::seconds(1)) return false;
+            const auto life = std::chrono::duration_cast<duration>(*s.tok.lifetime);
+            return transport_.now() >= s.obtained_at + life - life / 10; // 10%: issuer clock and fetch time
+        }
+
+        // Go on after losing the current connection: a handover's connection
+        // in progress takes over, a token request in flight serves the next
+        // attempt; otherwise wait on the ladder (d) or start at once (no d).
+        void carry_on(const reconnect_decision* d) {
+            if (next_) return promote_next();
+            if (token_req_.pending) {
+                token_req_.purpose = token_purpose::attempt;
+                auth_.short_token_retry = false;
+                return set_state(client_state::acquiring_token);
+            }
+            if (d) return retry_after_failure(*d);
+            begin_attempt();
         }
 
         void retry_after_failure(const reconnect_decision& d) {
@@ -497,160 +735,155 @@ private:
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             emit(h_.retry, retry_event{delay, d.cls, attempt_ + 1});
-            const std::uint64_t gen = ++timer_gen_;
-            timer_.expires_after(delay);
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->timer_gen_ || self->stopping_ ||
-                    self->state_ != client_state::waiting_to_retry)
-                    return;
-                self->begin_attempt();
-            });
+            arm(&impl::retry_timer_, std::chrono::duration_cast<duration>(delay), &impl::retry_due);
+        }
+
+        void retry_due() {
+            switch (state()) {
+            case client_state::waiting_to_retry: return begin_attempt();
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::open:
+            case client_state::closing:
+            case client_state::stopped: return; // disarmed when it left waiting_to_retry
+            }
         }
 
         void finish(std::error_code why, std::optional<close_event> last = std::nullopt) {
-            if (state_ == client_state::stopped) return;
-            stopping_ = true;
-            ++timer_gen_;
-            timer_.cancel();
-            ++renew_gen_;
-            renew_timer_.cancel();
+            if (state() == client_state::stopped) return;
+            disarm(retry_timer_);
+            disarm(renew_timer_);
             abandon_handover();
             close_retiring(true);
-            if (token_pending_) cancel_token_request();
+            if (current_) {
+                slot s = take_current();
+                retire_now(s, close_code::normal, "");
+            }
+            cancel_token_request();
+            parked_.reset();
             set_state(client_state::stopped);
             std::deque<outgoing> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
+                closed_ = true;
                 left.swap(queue_);
             }
-            for (auto& m : left)
-                report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
+            for (auto& m : left) report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
         }
 
-        // ---- make-before-break -------------------------------------------
+        // ---- make-before-break ------------------------------------------------
 
-        void on_handover_token(token_result r) {
-            if (!r.error && is_known_rejected(r.value.value))
-                r = token_result::failure(make_error_code(error::token_rejected),
-                                          "the token policy offered a token the server rejected");
+        bool handover_under_way() const {
+            return next_.has_value() || (token_req_.pending && token_req_.purpose == token_purpose::handover);
+        }
+
+        void handover_token(token_result r) {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // cannot happen: the request changes purpose or is cancelled
+            }
             if (r.error) {
-                handover_ = handover_phase::none;
                 counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
                 const bool permanent = is_permanent_token_error(r.error);
                 emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
-                if (permanent) do_stop(r.error);
+                if (permanent) on_stop(r.error);
                 return; // the current connection stays
             }
             counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
             emit(h_.token, token_event{r.value.fresh, false, r.value.lifetime});
-            next_token_ = std::move(r.value);
-            next_token_obtained_at_ = transport_.now();
-            handover_ = handover_phase::connecting;
-            ++attempt_;
-            counters_.connects.fetch_add(1, std::memory_order_relaxed);
-            connect_request req;
-            req.url = next_token_.endpoint.empty() ? opts_.url : next_token_.endpoint;
-            req.token = next_token_.value;
-            req.headers = opts_.headers;
-            req.subprotocols = opts_.subprotocols;
-            req.attempt = attempt_;
-            next_conn_ = transport_.connect(req, *this);
+            slot s;
+            s.obtained_at = transport_.now();
+            s.id = start_connection(r.value);
+            s.tok = std::move(r.value);
+            next_ = std::move(s);
         }
 
-        void complete_handover(const open_info& info) {
-            const connection_id old = conn_;
-            conn_ = next_conn_;
-            handover_ = handover_phase::none;
-            token_ = std::move(next_token_);
-            token_obtained_at_ = next_token_obtained_at_;
-            next_token_ = token{};
-            schedule_renewal();
-            retire(old);
-            opened_at_ = transport_.now();
+        void next_opened(const open_info& info) {
+            slot old = take_current();
+            current_ = std::move(next_);
+            next_.reset();
+            current_->open = true;
+            current_->opened_at = transport_.now();
+            retire(std::move(old));
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
             counters_.handovers.fetch_add(1, std::memory_order_relaxed);
-            for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
-            flush();
-            emit(h_.open, open_event{attempt_, std::chrono::nanoseconds(0), info.subprotocol, true});
+            opened(info, std::chrono::nanoseconds(0), true);
         }
 
-        // The new connection failed; the old one carries on.
-        void handover_failed(close_event&& ev) {
-            handover_ = handover_phase::none;
-            counters_.closes.fetch_add(1, std::memory_order_relaxed);
-            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
-            const reconnect_decision d = close_policy().decide(ev);
-            emit(h_.close, ev, d);
-            if (d.action == close_action::refresh_token_then_reconnect) {
-                remember_rejected(next_token_.value);
-                token_policy().invalidate(next_token_.value);
-                counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
-            }
-            next_token_ = token{};
-            if (d.action == close_action::stop)
-                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
-        }
-
-        // The old connection ended before the new one opened: the new one
-        // simply becomes the attempt in progress.
-        void old_closed_during_handover(close_event&& ev) {
-            conn_ = next_conn_;
-            has_conn_ = true;
-            handover_ = handover_phase::none;
-            token_ = std::move(next_token_);
-            token_obtained_at_ = next_token_obtained_at_;
-            next_token_ = token{};
-            const reconnect_decision d = close_policy().decide(ev);
-            emit(h_.close, ev, d);
-            last_close_ = ev;
+        // The current connection is gone; the handover's connection becomes
+        // the attempt in progress.
+        void promote_next() {
+            current_ = std::move(next_);
+            next_.reset();
             set_state(client_state::connecting);
-            if (d.action == close_action::stop)
-                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        void abandon_handover() {
+            if (token_req_.pending && token_req_.purpose == token_purpose::handover) cancel_token_request();
+            if (next_) {
+                slot s = std::move(*next_);
+                next_.reset();
+                retire_now(s, close_code::normal, "");
+            }
         }
 
         // renew_before_expiry: hand over to a connection with a new token
         // before the current one expires, so the server never has to close
         // us for expiry.
         void schedule_renewal() {
-            ++renew_gen_;
-            renew_timer_.cancel();
-            if (opts_.renew_before_expiry.count() <= 0 || !token_.lifetime) return;
-            const auto lifetime = std::chrono::duration_cast<typename clock_type::duration>(*token_.lifetime);
-            const auto margin = std::chrono::duration_cast<typename clock_type::duration>(opts_.renew_before_expiry);
+            disarm(renew_timer_);
+            if (opts_.renew_before_expiry.count() <= 0 || !current_->tok.lifetime) return;
+            const auto lifetime = std::chrono::duration_cast<duration>(*current_->tok.lifetime);
+            const auto margin = std::chrono::duration_cast<duration>(opts_.renew_before_expiry);
             if (lifetime <= margin) return; // nothing sensible to do: the close will come first
-            const time_point due = token_obtained_at_ + (lifetime - margin);
-            const time_point now = transport_.now();
-            renew_timer_.expires_after(due > now ? due - now : typename clock_type::duration(0));
-            const std::uint64_t gen = renew_gen_;
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            renew_timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->renew_gen_ || self->stopping_) return;
-                self->renew_now();
-            });
+            const time_point due = current_->obtained_at + (lifetime - margin);
+            arm(&impl::renew_timer_, due - transport_.now(), &impl::renew_due);
         }
 
-        void renew_now() {
-            if (state_ != client_state::open || handover_ != handover_phase::none) return;
+        void renew_due() {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // disarmed when the connection was lost
+            }
+            if (handover_under_way()) return;
             // The token is spent for new handshakes: make the policy fetch a
             // new one (a shared source refreshes once for all its clients).
-            token_policy().invalidate(token_.value);
-            do_handover();
+            token_policy().invalidate(current_->tok.value);
+            on_handover();
         }
 
-        void abandon_handover() {
-            if (handover_ == handover_phase::acquiring_token) cancel_token_request();
-            if (handover_ == handover_phase::connecting) {
-                retiring_.push_back({next_conn_, transport_.now(), true});
-                transport_.close(next_conn_, close_code::normal, "");
-            }
-            handover_ = handover_phase::none;
-            next_token_ = token{};
+        // ---- retiring connections ---------------------------------------------
+
+        slot take_current() {
+            slot s = std::move(*current_);
+            current_.reset();
+            return s;
+        }
+
+        void close_slot(slot& s, std::uint16_t code, std::string_view reason) {
+            if (s.close_sent) return;
+            s.close_sent = true;
+            transport_.close(s.id, code, reason);
+        }
+
+        // Closed now; its close, when the transport reports it, is only counted.
+        void retire_now(slot s, std::uint16_t code, std::string_view reason) {
+            close_slot(s, code, reason);
+            retiring_.push_back(std::move(s));
         }
 
         // The connection a handover replaced. websocketpp (like many
@@ -659,74 +892,44 @@ private:
         // just before it saw the new connection. The old connection drains
         // instead: it delivers until the server closes it (Genesys does, on
         // takeover) or until handover_drain has passed.
-        void retire(connection_id old) {
-            const time_point now = transport_.now();
-            if (opts_.handover_drain.count() == 0) {
-                retiring_.push_back({old, now, true});
-                transport_.close(old, close_code::normal, "handover");
-                return;
-            }
-            retiring_.push_back(
-                {old, now + std::chrono::duration_cast<typename clock_type::duration>(opts_.handover_drain), false});
+        void retire(slot old) {
+            if (opts_.handover_drain.count() == 0) return retire_now(std::move(old), close_code::normal, "handover");
+            old.close_at = transport_.now() + std::chrono::duration_cast<duration>(opts_.handover_drain);
+            retiring_.push_back(std::move(old));
             arm_drain_timer();
         }
         void arm_drain_timer() {
-            ++drain_gen_;
-            drain_timer_.cancel();
+            disarm(drain_timer_);
             std::optional<time_point> next;
             for (const auto& r : retiring_)
                 if (!r.close_sent && (!next || r.close_at < *next)) next = r.close_at;
-            if (!next) return;
-            const time_point now = transport_.now();
-            drain_timer_.expires_after(*next > now ? *next - now : typename clock_type::duration(0));
-            const std::uint64_t gen = drain_gen_;
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            drain_timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->drain_gen_) return;
-                self->close_retiring(false);
-            });
+            if (next) arm(&impl::drain_timer_, *next - transport_.now(), &impl::drain_due);
         }
+        void drain_due() { close_retiring(false); }
         // Closes the retiring connections whose drain is over (all of them
         // when `all`), then waits for the next one.
         void close_retiring(bool all) {
             const time_point now = transport_.now();
-            std::vector<connection_id> due;
-            for (auto& r : retiring_)
-                if (!r.close_sent && (all || r.close_at <= now)) {
-                    r.close_sent = true;
-                    due.push_back(r.id);
-                }
-            for (auto id : due) transport_.close(id, close_code::normal, "handover");
-            if (all) {
-                ++drain_gen_;
-                drain_timer_.cancel();
-            } else {
-                arm_drain_timer();
-            }
+            for (std::size_t i = 0; i < retiring_.size(); ++i)
+                if (all || retiring_[i].close_at <= now) close_slot(retiring_[i], close_code::normal, "handover");
+            if (all) return disarm(drain_timer_);
+            arm_drain_timer();
         }
         bool is_retiring(connection_id id) const {
-            return std::any_of(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
+            return std::any_of(retiring_.begin(), retiring_.end(), [id](const slot& r) { return r.id == id; });
         }
         bool forget_retiring(connection_id id) {
-            auto it = std::find_if(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
+            auto it = std::find_if(retiring_.begin(), retiring_.end(), [id](const slot& r) { return r.id == id; });
             if (it == retiring_.end()) return false;
             retiring_.erase(it);
             return true;
         }
 
+        // ---- the send queue -----------------------------------------------------
+
         void report_dropped(dropped_message&& d) {
             counters_.dropped_messages.fetch_add(1, std::memory_order_relaxed);
             emit(h_.dropped, d);
-        }
-
-        bool queue_empty() {
-            std::lock_guard<std::mutex> lock(queue_mutex_);
-            return queue_.empty();
-        }
-
-        void send_now(const std::string& data, message_kind kind) {
-            if (!transport_.send(conn_, data, kind)) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
         }
 
         void flush() {
@@ -734,33 +937,23 @@ private:
                 outgoing m;
                 {
                     std::lock_guard<std::mutex> lock(queue_mutex_);
-                    if (queue_.empty() || state_ != client_state::open) return;
+                    if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
                 }
-                send_now(m.data, m.kind);
+                if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
+                    report_dropped({std::move(m.data), m.kind, ec}); // accepted earlier: never lost silently
+                else
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
             }
-        }
-
-        // The client's own guard against a policy that offers a rejected token
-        // again: the last few rejected tokens, compared in full.
-        bool is_known_rejected(const secret& s) const {
-            if (s.empty()) return false;
-            return std::find(rejected_.begin(), rejected_.end(), s) != rejected_.end();
-        }
-        void remember_rejected(const secret& s) {
-            if (token_pending_) request_predates_rejection_ = true;
-            if (s.empty() || is_known_rejected(s)) return;
-            if (rejected_.size() == 8) rejected_.erase(rejected_.begin());
-            rejected_.push_back(s);
         }
 
         const client_options opts_;
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
-        timer_type timer_;
-        timer_type renew_timer_; // renew_before_expiry
-        timer_type drain_timer_; // closes retired connections after handover_drain
+        guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
+        guarded_timer renew_timer_; // renew_before_expiry
+        guarded_timer drain_timer_; // closes retired connections after handover_drain
         handlers h_;
         std::vector<outgoing> on_open_messages_;
 
@@ -770,44 +963,22 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
+        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
 
         // executor-only state
-        bool stopping_ = false;
-        std::error_code stop_reason_;
-        bool has_conn_ = false;
-        connection_id conn_ = 0;
+        std::optional<slot> current_;
+        std::optional<slot> next_;
+        std::vector<slot> retiring_;
+        token_request token_req_;
+        std::optional<token_result> parked_; // arrived while waiting_to_retry
+        auth_guard auth_;
+        std::error_code stop_reason_; // closing: why
         std::uint64_t attempt_ = 0;
-        std::uint64_t token_gen_ = 0;
-        bool token_pending_ = false;
-        std::error_code forced_reason_; // set by reconnect() until the close arrives
-        std::uint64_t renew_gen_ = 0;
-        time_point token_obtained_at_{};
-        time_point next_token_obtained_at_{};
-        bool request_predates_rejection_ = false;
-        std::uint64_t timer_gen_ = 0;
-        token token_;
-        bool after_rejection_ = false;
-        bool stale_retry_used_ = false;
-        std::vector<secret> rejected_;
-        unsigned auth_strikes_ = 0;
         unsigned failed_attempts_ = 0;
         std::optional<time_point> failing_since_;
         bool had_open_ = false;
-        time_point opened_at_{};
         time_point closed_at_{};
         std::optional<close_event> last_close_;
-
-        enum class handover_phase : unsigned char { none, acquiring_token, connecting };
-        handover_phase handover_ = handover_phase::none;
-        connection_id next_conn_ = 0;
-        token next_token_;
-        struct retiring {
-            connection_id id;
-            time_point close_at;
-            bool close_sent;
-        };
-        std::vector<retiring> retiring_; // replaced by a handover; still delivering
-        std::uint64_t drain_gen_ = 0;
     };
 
     std::shared_ptr<impl> impl_;

@@ -77,27 +77,54 @@ struct stopped_event {
 struct dropped_message {
     std::string data;
     message_kind kind;
-    std::error_code reason; ///< queue_full (drop_oldest) or not_running (stopped)
+    std::error_code reason; ///< queue_full (drop_oldest), not_running (stopped), or the transport's write error
 };
 
-/// Everything counted since construction. Readable from any thread.
+/// The client's counters, written once: `client_counters` and the client's
+/// atomic twin are both generated from this list, so they cannot disagree.
+///
+/// | counter             | counts                                          |
+/// |---------------------|-------------------------------------------------|
+/// | connects            | handshakes started                              |
+/// | opens               | handshakes that succeeded                       |
+/// | closes              | connection attempts that ended                  |
+/// | rejected_handshakes | handshakes refused with an HTTP status          |
+/// | messages_received   | messages delivered to on_message                |
+/// | bytes_received      | their bytes                                     |
+/// | messages_sent       | messages written to an open connection          |
+/// | retries             | backoff waits scheduled                         |
+/// | token_requests      | calls to the TokenPolicy                        |
+/// | tokens_acquired     | successful token results used                   |
+/// | token_failures      | failed token results                            |
+/// | tokens_rejected     | tokens reported back as spent                   |
+/// | dropped_messages    | messages reported to on_dropped                 |
+/// | state_changes       | state_change events                             |
+/// | stops               | 0 or 1                                          |
+/// | handovers           | make-before-break switches                      |
+#define TETHER_CLIENT_COUNTERS(X)                                                                                      \
+    X(connects)                                                                                                        \
+    X(opens)                                                                                                           \
+    X(closes)                                                                                                          \
+    X(rejected_handshakes)                                                                                             \
+    X(messages_received)                                                                                               \
+    X(bytes_received)                                                                                                  \
+    X(messages_sent)                                                                                                   \
+    X(retries)                                                                                                         \
+    X(token_requests)                                                                                                  \
+    X(tokens_acquired)                                                                                                 \
+    X(token_failures)                                                                                                  \
+    X(tokens_rejected)                                                                                                 \
+    X(dropped_messages)                                                                                                \
+    X(state_changes)                                                                                                   \
+    X(stops)                                                                                                           \
+    X(handovers)
+
+/// Everything counted since construction (see TETHER_CLIENT_COUNTERS for
+/// what each counts). Readable from any thread.
 struct client_counters {
-    std::uint64_t connects = 0;           ///< handshakes started
-    std::uint64_t opens = 0;              ///< handshakes that succeeded
-    std::uint64_t closes = 0;             ///< connection attempts that ended
-    std::uint64_t rejected_handshakes = 0;///< refused with an HTTP status
-    std::uint64_t messages_received = 0;
-    std::uint64_t bytes_received = 0;
-    std::uint64_t messages_sent = 0;
-    std::uint64_t retries = 0;            ///< backoff waits scheduled
-    std::uint64_t token_requests = 0;     ///< calls to the TokenPolicy
-    std::uint64_t tokens_acquired = 0;    ///< successful token results
-    std::uint64_t token_failures = 0;
-    std::uint64_t tokens_rejected = 0;    ///< tokens reported back as spent
-    std::uint64_t dropped_messages = 0;
-    std::uint64_t state_changes = 0;
-    std::uint64_t stops = 0;              ///< 0 or 1
-    std::uint64_t handovers = 0;          ///< make-before-break switches
+#define TETHER_DETAIL_COUNTER_FIELD(name) std::uint64_t name = 0;
+    TETHER_CLIENT_COUNTERS(TETHER_DETAIL_COUNTER_FIELD)
+#undef TETHER_DETAIL_COUNTER_FIELD
 };
 
 TETHER_NAMESPACE_END

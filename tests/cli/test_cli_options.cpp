@@ -22,7 +22,7 @@ std::string error_of(std::vector<std::string> args) {
 }
 
 tether::reconnect_decision decide(const cli_options& o, std::uint16_t code) {
-    tether::close_code_table<> table(o.close_rules());
+    tether::close_code_table<> table = o.close_policy();
     tether::close_event ev;
     ev.code = code;
     ev.was_open = true;
@@ -75,7 +75,7 @@ TEST_CASE("the close-code table: expiry codes first, then stop, then reconnect, 
     CHECK(decide(r.options, 4100).action == tether::close_action::stop); // the stop range is listed first
     CHECK(decide(r.options, 4500).action == tether::close_action::stop);
     CHECK(decide(r.options, 1001).action == tether::close_action::reconnect); // default_close_policy
-    CHECK(decide(r.options, 1000).action == tether::close_action::stop);
+    CHECK(decide(r.options, 1000).action == tether::close_action::stop); // the CLI's own default (README)
 
     const auto custom = parse({"--expiry-code", "4401", "--reconnect-code", "1000", "ws://127.0.0.1/"});
     REQUIRE(custom.ok());

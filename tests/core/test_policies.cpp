@@ -204,7 +204,9 @@ close_event failed(std::error_code ec) {
 
 TEST_CASE("default_close_policy: RFC 6455 codes") {
     tether::default_close_policy p;
-    CHECK(p.decide(code(1000)).action == close_action::stop);
+    // a server's 1000 reconnects by default (a stream that must stay up)
+    CHECK(p.decide(code(1000)).action == close_action::reconnect);
+    CHECK(p.decide(code(1000)).cls == failure_class::network);
     for (std::uint16_t c : {1001, 1005, 1006, 1011, 1012, 1014}) {
         INFO(c);
         CHECK(p.decide(code(c)).action == close_action::reconnect);
@@ -218,8 +220,9 @@ TEST_CASE("default_close_policy: RFC 6455 codes") {
         CHECK(p.decide(code(c)).stop_reason == tether::error::stop_close_code);
     }
     CHECK(p.decide(code(4321)).action == close_action::reconnect);
-    tether::default_close_policy q({true, close_action::stop});
-    CHECK(q.decide(code(1000)).action == close_action::reconnect);
+    tether::default_close_policy q({false, close_action::stop});
+    CHECK(q.decide(code(1000)).action == close_action::stop); // the option: a server's 1000 ends the stream
+    CHECK(q.decide(code(1000)).stop_reason == tether::error::stop_close_code);
     CHECK(q.decide(code(4321)).action == close_action::stop);
 }
 

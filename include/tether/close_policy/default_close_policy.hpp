@@ -6,11 +6,12 @@
 
 TETHER_NAMESPACE_BEGIN
 
-/// The default ClosePolicy.
+/// The default ClosePolicy. It sees only closes the application did not ask
+/// for: stop(), handover and reconnect() are the client's own business.
 ///
 /// | outcome                                   | action                               | ladder   |
 /// |-------------------------------------------|--------------------------------------|----------|
-/// | 1000 normal                               | stop (configurable)                  |          |
+/// | 1000 normal, sent by the server           | reconnect (configurable: stop)       | network  |
 /// | 1001, 1005, 1006, 1011, 1012, 1014        | reconnect                            | network  |
 /// | 1013 try again later                      | reconnect                            | overload |
 /// | 1002, 1003, 1007, 1008, 1009, 1010, 1015  | stop                                 |          |
@@ -23,7 +24,10 @@ TETHER_NAMESPACE_BEGIN
 class default_close_policy {
 public:
     struct options {
-        bool reconnect_on_normal_close = false; ///< treat 1000 from the server like 1001
+        /// A server's 1000 (maintenance, rebalancing, a takeover by a newer
+        /// socket) reconnects under the anti-flap rules, like 1001; false makes
+        /// it a stop. A stop the application asked for is always a stop.
+        bool reconnect_on_normal_close = true;
         close_action application_codes = close_action::reconnect; ///< 3000-4999 not otherwise mapped
     };
 
