@@ -141,6 +141,99 @@ class PythonPeer:
         self.thread.join(10)
 
 
+class ShortTokenPeer:
+    """An independent issuer and service, both in Python: an OAuth token
+    endpoint (http.server) whose tokens live `lifetime` seconds, and a
+    websockets 10.4 server that accepts only live tokens (401 otherwise),
+    streams a numbered message every 50 ms and closes each socket with 4001
+    when its token expires, as the seed's service does."""
+
+    def __init__(self, lifetime):
+        import http.server
+        self.lifetime = lifetime
+        self.expires = {}  # token -> monotonic expiry
+        self.token_requests = 0
+        self.handshakes = 0
+        self.rejected = 0
+        self.expiry_closes = 0
+        peer = self
+
+        class TokenHandler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                peer.token_requests += 1
+                token = secrets.token_urlsafe(36)  # 48 characters: the leak check knows the shape
+                peer.expires[token] = time.monotonic() + peer.lifetime
+                KNOWN_TOKENS.append(token)
+                body = json.dumps({"access_token": token, "token_type": "bearer",
+                                   "expires_in": peer.lifetime}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TokenHandler)
+        self.http_thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self.http_thread.start()
+
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def process_request(path, headers):
+            self.handshakes += 1
+            token = headers.get("Authorization", "").split(" ", 1)[-1]
+            if time.monotonic() >= self.expires.get(token, 0):
+                self.rejected += 1
+                return http.HTTPStatus.UNAUTHORIZED, [], b"expired or unknown token\n"
+            return None
+
+        async def handler(ws, path=None):
+            token = ws.request_headers.get("Authorization", "").split(" ", 1)[-1]
+            deadline = self.expires[token]
+            n = 0
+            try:
+                while time.monotonic() < deadline:
+                    n += 1
+                    await ws.send(json.dumps({"n": n}))
+                    await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                self.expiry_closes += 1
+                await ws.close(4001, "Token expired")
+            except websockets.ConnectionClosed:
+                pass
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(
+                websockets.serve(handler, "127.0.0.1", 0, process_request=process_request))
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        check(ready.wait(10), "python peer did not start")
+
+    def token_url(self):
+        return f"http://127.0.0.1:{self.http.server_address[1]}/oauth/token"
+
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+    def close(self):
+        async def shutdown():
+            self.server.close()
+            await self.server.wait_closed()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.http.shutdown()
+        self.http.server_close()
+
+
 # ----------------------------------------------------------------- the CLI
 
 
@@ -319,6 +412,39 @@ def scenario_expiry(a):
         check(run.of("stopped")[0]["reason"] == "duration", f"bad stop {run.of('stopped')}")
     finally:
         server.close()
+
+
+def scenario_short_tokens(a):
+    """Tokens that live 1 s, from an independent Python issuer, and a Python
+    service that closes with 4001 when they expire: one reconnect per expiry,
+    with a new token, no auth strike and no backoff."""
+    peer = ShortTokenPeer(lifetime=1)
+    try:
+        run = run_cli(a.cli, ["--token-url", peer.token_url(), "--client-id", CLIENT_ID, "--duration", "6.5",
+                              peer.url()], timeout=30)
+        check(run.rc == 0, f"exit status {run.rc}, stderr {run.stderr}")
+        closes = run.of("close")
+        expiries = [c for c in closes if c["code"] == 4001]
+        check(len(expiries) >= 4, f"expected an expiry close about every second: {closes}")
+        check(all(c["action"] == "refresh_token" for c in expiries), f"{expiries}")
+        check(len(closes) == len(expiries) + 1, f"only expiry closes, and the CLI's own at the end: {closes}")
+        check(not run.of("retry"), f"a token closed at its expiry is no failure: {run.of('retry')}")
+        check(run.of("stopped")[0]["reason"] == "duration", f"bad stop {run.of('stopped')}")
+        names = run.names()
+        for i, e in enumerate(run.events):
+            if e["event"] == "close" and e["code"] == 4001:
+                check(names[i + 1:i + 4] == ["token", "connecting", "open"], f"after a 4001: {names[i + 1:i + 5]}")
+        check(run.events[-1]["opens"] == len(expiries) + 1, f"one open per expiry: {run.events[-1]}")
+        check(peer.rejected == 0, f"no handshake may carry an expired token: {peer.rejected} rejected")
+        check(peer.handshakes == len(expiries) + 1, f"one handshake per expiry: {peer.handshakes}")
+        # Per connection, at most: the token it carries, the shared source's
+        # proactive refresh at half the lifetime (handed out with half its
+        # life left, too little to be worth a connection, so the client sends
+        # it back), and that token's own proactive refresh, due at about the
+        # same moment. Bounded: no storm.
+        check(peer.token_requests <= 3 * (len(expiries) + 1), f"{peer.token_requests} token requests")
+    finally:
+        peer.close()
 
 
 def scenario_renew_before(a):
