@@ -38,10 +38,10 @@ TETHER_NAMESPACE_BEGIN
 
 namespace detail {
 template <class Executor>
-using running_in_this_thread_expr = decltype(std::declval<const Executor&>().running_in_this_thread());
+using running_in_this_thread_expr =
+    decltype(std::declval<const Executor&>().running_in_this_thread());
 
-template <class Executor>
-bool running_in_this_thread(const Executor& ex) {
+template <class Executor> bool running_in_this_thread(const Executor& ex) {
     if constexpr (is_detected_v<running_in_this_thread_expr, Executor>)
         return ex.running_in_this_thread();
     else
@@ -62,10 +62,12 @@ template <class Transport, class TokenPolicy = no_token, class ClosePolicy = def
 class basic_reconnecting_client {
     static_assert(is_transport_v<Transport>,
                   "tether: Transport type requirements not met (see tether/transport/concept.hpp)");
-    static_assert(is_token_policy_v<TokenPolicy>,
-                  "tether: TokenPolicy type requirements not met (see tether/token_policy/concept.hpp)");
-    static_assert(is_close_policy_v<ClosePolicy>,
-                  "tether: ClosePolicy type requirements not met (see tether/close_policy/concept.hpp)");
+    static_assert(
+        is_token_policy_v<TokenPolicy>,
+        "tether: TokenPolicy type requirements not met (see tether/token_policy/concept.hpp)");
+    static_assert(
+        is_close_policy_v<ClosePolicy>,
+        "tether: ClosePolicy type requirements not met (see tether/close_policy/concept.hpp)");
     static_assert(is_backoff_v<Backoff>,
                   "tether: Backoff type requirements not met (see tether/backoff/concept.hpp)");
 
@@ -82,9 +84,11 @@ public:
     /// Throws std::invalid_argument when an option is invalid.
     explicit basic_reconnecting_client(client_options options, Transport transport = Transport(),
                                        TokenPolicy token_policy = TokenPolicy(),
-                                       ClosePolicy close_policy = ClosePolicy(), Backoff backoff = Backoff())
-        : impl_(std::make_shared<impl>(std::move(options), std::move(transport), std::move(token_policy),
-                                       std::move(close_policy), std::move(backoff))) {}
+                                       ClosePolicy close_policy = ClosePolicy(),
+                                       Backoff backoff = Backoff())
+        : impl_(std::make_shared<impl>(std::move(options), std::move(transport),
+                                       std::move(token_policy), std::move(close_policy),
+                                       std::move(backoff))) {}
 
     basic_reconnecting_client(const basic_reconnecting_client&) = delete;
     basic_reconnecting_client& operator=(const basic_reconnecting_client&) = delete;
@@ -102,11 +106,15 @@ public:
     // --- control (any thread) ---------------------------------------------
 
     /// Starts connecting. A second call, or a call after stop(), does nothing.
-    void start() { impl_->post([](impl& i) { i.on_start(); }); }
+    void start() {
+        impl_->post([](impl& i) { i.on_start(); });
+    }
 
     /// Closes gracefully (1000), cancels timers and token requests, then
     /// reports on_stopped exactly once. Idempotent.
-    void stop() { impl_->post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); }); }
+    void stop() {
+        impl_->post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
+    }
 
     /// Make-before-break: while open, gets a token and opens a second
     /// connection; when it opens, it becomes the current one (on_open with
@@ -115,7 +123,9 @@ public:
     /// `client_options::handover_drain` has passed and we close it with 1000.
     /// If the new connection fails, the old one stays. Does nothing unless
     /// open and no handover is under way.
-    void handover() { impl_->post([](impl& i) { i.on_handover(); }); }
+    void handover() {
+        impl_->post([](impl& i) { i.on_handover(); });
+    }
 
     /// Drops the current connection as dead (a liveness check of your own
     /// failed) and reconnects on the network ladder at once, without waiting
@@ -141,9 +151,13 @@ public:
 
     // --- handlers (register before start()) --------------------------------
 
-    void on_state_change(std::function<void(const state_change_event&)> f) { impl_->h_.state = std::move(f); }
+    void on_state_change(std::function<void(const state_change_event&)> f) {
+        impl_->h_.state = std::move(f);
+    }
     void on_open(std::function<void(const open_event&)> f) { impl_->h_.open = std::move(f); }
-    void on_message(std::function<void(const message_view&)> f) { impl_->h_.message = std::move(f); }
+    void on_message(std::function<void(const message_view&)> f) {
+        impl_->h_.message = std::move(f);
+    }
     void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
         impl_->h_.close = std::move(f);
     }
@@ -152,8 +166,12 @@ public:
     void on_token_failure(std::function<void(const token_failure_event&)> f) {
         impl_->h_.token_failure = std::move(f);
     }
-    void on_dropped(std::function<void(const dropped_message&)> f) { impl_->h_.dropped = std::move(f); }
-    void on_stopped(std::function<void(const stopped_event&)> f) { impl_->h_.stopped = std::move(f); }
+    void on_dropped(std::function<void(const dropped_message&)> f) {
+        impl_->h_.dropped = std::move(f);
+    }
+    void on_stopped(std::function<void(const stopped_event&)> f) {
+        impl_->h_.stopped = std::move(f);
+    }
 
     // --- observation (any thread) ----------------------------------------
 
@@ -178,16 +196,16 @@ private:
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)), retry_timer_{transport_.make_timer()},
-              renew_timer_{transport_.make_timer()}, drain_timer_{transport_.make_timer()} {}
+              policies_(std::move(tp), std::move(cp), std::move(b)),
+              retry_timer_{transport_.make_timer()}, renew_timer_{transport_.make_timer()},
+              drain_timer_{transport_.make_timer()} {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
         ClosePolicy& close_policy() noexcept { return policies_.template get<1>(); }
         Backoff& backoff() noexcept { return policies_.template get<2>(); }
 
-        template <class F>
-        void post(F f) {
+        template <class F> void post(F f) {
             asio::post(transport_.get_executor(),
                        [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
         }
@@ -200,7 +218,8 @@ private:
         }
 
         std::error_code send(std::string data, message_kind kind) {
-            if (detail::running_in_this_thread(transport_.get_executor()) && state() == client_state::open) {
+            if (detail::running_in_this_thread(transport_.get_executor()) &&
+                state() == client_state::open) {
                 std::unique_lock<std::mutex> lock(queue_mutex_);
                 if (queue_.empty()) {
                     lock.unlock();
@@ -217,7 +236,8 @@ private:
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 if (closed_) return make_error_code(error::not_running);
                 if (queue_.size() >= opts_.queue_capacity) {
-                    if (opts_.overflow == overflow_policy::reject) return make_error_code(error::queue_full);
+                    if (opts_.overflow == overflow_policy::reject)
+                        return make_error_code(error::queue_full);
                     dropped = dropped_message{std::move(queue_.front().data), queue_.front().kind,
                                               make_error_code(error::queue_full)};
                     queue_.pop_front();
@@ -321,8 +341,8 @@ private:
         void on_transport_message(connection_id id, const message_view& m) {
             const bool deliver = state() == client_state::open
                                      ? (current_ && current_->id == id) || is_retiring(id)
-                                     : state() != client_state::closing && state() != client_state::stopped &&
-                                           is_retiring(id);
+                                     : state() != client_state::closing &&
+                                           state() != client_state::stopped && is_retiring(id);
             if (!deliver) return;
             counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
             counters_.bytes_received.fetch_add(m.data.size(), std::memory_order_relaxed);
@@ -341,11 +361,14 @@ private:
             if (!current_ || current_->id != id) return;
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
             slot s = take_current();
-            if (s.open) ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() - s.opened_at);
+            if (s.open)
+                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() -
+                                                                                 s.opened_at);
             switch (state()) {
             case client_state::connecting:
             case client_state::open: {
-                if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+                if (ev.http_status != 0)
+                    counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
                 const reconnect_decision d = close_policy().decide(ev);
                 return lost_current(d, std::move(ev), s);
             }
@@ -380,12 +403,12 @@ private:
         };
         /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
-#define TETHER_DETAIL_ATOMIC(name) std::atomic<std::uint64_t> name{0};
+#define TETHER_DETAIL_ATOMIC(name, what) std::atomic<std::uint64_t> name{0};
             TETHER_CLIENT_COUNTERS(TETHER_DETAIL_ATOMIC)
 #undef TETHER_DETAIL_ATOMIC
             client_counters snapshot() const noexcept {
                 client_counters c;
-#define TETHER_DETAIL_LOAD(name) c.name = name.load(std::memory_order_relaxed);
+#define TETHER_DETAIL_LOAD(name, what) c.name = name.load(std::memory_order_relaxed);
                 TETHER_CLIENT_COUNTERS(TETHER_DETAIL_LOAD)
 #undef TETHER_DETAIL_LOAD
                 return c;
@@ -398,8 +421,8 @@ private:
         /// replaced and drain until the server closes them or their time is up.
         struct slot {
             connection_id id = 0;
-            token tok;               ///< the credential this connection carries
-            time_point obtained_at{};///< when the client received `tok`
+            token tok;                ///< the credential this connection carries
+            time_point obtained_at{}; ///< when the client received `tok`
             bool open = false;
             time_point opened_at{};
             time_point close_at{};   ///< retiring: when the drain ends
@@ -417,14 +440,15 @@ private:
         /// The auth-failure breaker and the rejected-token guard.
         struct auth_guard {
             unsigned strikes = 0;
-            bool stale_retry_used = false;   ///< a rejected cached token got its free refresh
-            bool after_rejection = false;    ///< the next token replaces a rejected one
+            bool stale_retry_used = false; ///< a rejected cached token got its free refresh
+            bool after_rejection = false;  ///< the next token replaces a rejected one
             bool request_predates_rejection = false;
-            bool short_token_retry = false;  ///< a nearly expired cached token was sent back once
-            std::vector<secret> rejected;    ///< the last few tokens the server refused
+            bool short_token_retry = false; ///< a nearly expired cached token was sent back once
+            std::vector<secret> rejected;   ///< the last few tokens the server refused
 
             bool is_rejected(const secret& s) const {
-                return !s.empty() && std::find(rejected.begin(), rejected.end(), s) != rejected.end();
+                return !s.empty() &&
+                       std::find(rejected.begin(), rejected.end(), s) != rejected.end();
             }
             void remember(const secret& s, bool request_pending) {
                 if (request_pending) request_predates_rejection = true;
@@ -444,8 +468,7 @@ private:
             std::uint64_t gen = 0;
         };
 
-        template <class F, class... Args>
-        void emit(const F& f, Args&&... args) {
+        template <class F, class... Args> void emit(const F& f, Args&&... args) {
             if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
         }
 
@@ -502,7 +525,9 @@ private:
             // through the executor, and ignore a completion we no longer wait for.
             token_policy().async_get_token([weak, gen](token_result r) {
                 if (auto self = weak.lock())
-                    self->post([gen, r = std::move(r)](impl& i) mutable { i.on_token(gen, std::move(r)); });
+                    self->post([gen, r = std::move(r)](impl& i) mutable {
+                        i.on_token(gen, std::move(r));
+                    });
             });
         }
 
@@ -519,7 +544,8 @@ private:
             token_req_.pending = false;
             const bool predates_rejection = std::exchange(auth_.request_predates_rejection, false);
             if (!r.error && auth_.is_rejected(r.value.value)) {
-                if (predates_rejection) return request_token(token_req_.purpose); // asked before: ask again
+                if (predates_rejection)
+                    return request_token(token_req_.purpose); // asked before: ask again
                 r = token_result::failure(make_error_code(error::token_rejected),
                                           "the token policy offered a token the server rejected");
             }
@@ -538,7 +564,8 @@ private:
             case client_state::connecting:
             case client_state::open:
             case client_state::closing:
-            case client_state::stopped: return; // cannot happen: cancelled when the client left these
+            case client_state::stopped:
+                return; // cannot happen: cancelled when the client left these
             }
         }
 
@@ -548,14 +575,15 @@ private:
             // prove itself would only be closed for expiry right away: send it
             // back once and ask for a new one (a shared source refreshes once
             // for all its clients).
-            if (!r.value.fresh && r.value.lifetime && *r.value.lifetime < opts_.auth_failure_uptime &&
-                !auth_.short_token_retry) {
+            if (!r.value.fresh && r.value.lifetime &&
+                *r.value.lifetime < opts_.auth_failure_uptime && !auth_.short_token_retry) {
                 auth_.short_token_retry = true;
                 token_policy().invalidate(r.value.value);
                 return request_token(token_purpose::attempt);
             }
             counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
-            emit(h_.token, token_event{r.value.fresh, std::exchange(auth_.after_rejection, false), r.value.lifetime});
+            emit(h_.token, token_event{r.value.fresh, std::exchange(auth_.after_rejection, false),
+                                       r.value.lifetime});
             connect(std::move(r.value));
         }
 
@@ -564,9 +592,8 @@ private:
             const bool permanent = is_permanent_token_error(r.error);
             emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
             if (permanent) return finish(r.error);
-            reconnect_decision d =
-                reconnect_decision::reconnect(r.error == error::rate_limited ? failure_class::overload
-                                                                             : failure_class::auth);
+            reconnect_decision d = reconnect_decision::reconnect(
+                r.error == error::rate_limited ? failure_class::overload : failure_class::auth);
             d.min_delay = r.retry_after;
             retry_after_failure(d);
         }
@@ -639,7 +666,8 @@ private:
         void next_failed(close_event&& ev) {
             slot s = std::move(*next_);
             next_.reset();
-            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+            if (ev.http_status != 0)
+                counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
             const reconnect_decision d = close_policy().decide(ev);
             emit(h_.close, ev, d);
             apply(d, ev, origin::next, s);
@@ -652,7 +680,8 @@ private:
         void apply(const reconnect_decision& d, const close_event& ev, origin from, const slot& s) {
             switch (d.action) {
             case close_action::stop: {
-                const std::error_code why = d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code);
+                const std::error_code why =
+                    d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code);
                 if (from == origin::next) return on_stop(why); // closes the current one gracefully
                 return finish(why, ev);
             }
@@ -677,7 +706,8 @@ private:
         // A connection was closed for its token: a normal expiry, or the
         // credential itself is bad (the breaker).
         void after_rejection(const reconnect_decision& d, const close_event& ev, const slot& s) {
-            if (next_ && next_->tok.value == s.tok.value) abandon_handover(); // carries the same token
+            if (next_ && next_->tok.value == s.tok.value)
+                abandon_handover(); // carries the same token
             if (is_normal_expiry(ev, s)) {
                 auth_.credential_works();
                 return carry_on(nullptr); // refresh and go: no delay, no strike
@@ -705,7 +735,8 @@ private:
             if (ev.uptime >= opts_.auth_failure_uptime) return true;
             if (!s.tok.lifetime || *s.tok.lifetime < std::chrono::seconds(1)) return false;
             const auto life = std::chrono::duration_cast<duration>(*s.tok.lifetime);
-            return transport_.now() >= s.obtained_at + life - life / 10; // 10%: issuer clock and fetch time
+            return transport_.now() >=
+                   s.obtained_at + life - life / 10; // 10%: issuer clock and fetch time
         }
 
         // Go on after losing the current connection: a handover's connection
@@ -730,7 +761,8 @@ private:
                 return finish(make_error_code(error::retries_exhausted), last_close_);
             std::chrono::milliseconds delay = backoff().next_delay(d.cls);
             if (d.min_delay && *d.min_delay > delay) delay = *d.min_delay;
-            if (opts_.max_elapsed.count() != 0 && (now - *failing_since_) + delay > opts_.max_elapsed)
+            if (opts_.max_elapsed.count() != 0 &&
+                (now - *failing_since_) + delay > opts_.max_elapsed)
                 return finish(make_error_code(error::retries_exhausted), last_close_);
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
@@ -769,7 +801,8 @@ private:
                 closed_ = true;
                 left.swap(queue_);
             }
-            for (auto& m : left) report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
+            for (auto& m : left)
+                report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
@@ -778,7 +811,8 @@ private:
         // ---- make-before-break ------------------------------------------------
 
         bool handover_under_way() const {
-            return next_.has_value() || (token_req_.pending && token_req_.purpose == token_purpose::handover);
+            return next_.has_value() ||
+                   (token_req_.pending && token_req_.purpose == token_purpose::handover);
         }
 
         void handover_token(token_result r) {
@@ -789,7 +823,8 @@ private:
             case client_state::connecting:
             case client_state::closing:
             case client_state::waiting_to_retry:
-            case client_state::stopped: return; // cannot happen: the request changes purpose or is cancelled
+            case client_state::stopped:
+                return; // cannot happen: the request changes purpose or is cancelled
             }
             if (r.error) {
                 counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
@@ -828,7 +863,8 @@ private:
         }
 
         void abandon_handover() {
-            if (token_req_.pending && token_req_.purpose == token_purpose::handover) cancel_token_request();
+            if (token_req_.pending && token_req_.purpose == token_purpose::handover)
+                cancel_token_request();
             if (next_) {
                 slot s = std::move(*next_);
                 next_.reset();
@@ -893,8 +929,10 @@ private:
         // instead: it delivers until the server closes it (Genesys does, on
         // takeover) or until handover_drain has passed.
         void retire(slot old) {
-            if (opts_.handover_drain.count() == 0) return retire_now(std::move(old), close_code::normal, "handover");
-            old.close_at = transport_.now() + std::chrono::duration_cast<duration>(opts_.handover_drain);
+            if (opts_.handover_drain.count() == 0)
+                return retire_now(std::move(old), close_code::normal, "handover");
+            old.close_at =
+                transport_.now() + std::chrono::duration_cast<duration>(opts_.handover_drain);
             retiring_.push_back(std::move(old));
             arm_drain_timer();
         }
@@ -911,15 +949,18 @@ private:
         void close_retiring(bool all) {
             const time_point now = transport_.now();
             for (std::size_t i = 0; i < retiring_.size(); ++i)
-                if (all || retiring_[i].close_at <= now) close_slot(retiring_[i], close_code::normal, "handover");
+                if (all || retiring_[i].close_at <= now)
+                    close_slot(retiring_[i], close_code::normal, "handover");
             if (all) return disarm(drain_timer_);
             arm_drain_timer();
         }
         bool is_retiring(connection_id id) const {
-            return std::any_of(retiring_.begin(), retiring_.end(), [id](const slot& r) { return r.id == id; });
+            return std::any_of(retiring_.begin(), retiring_.end(),
+                               [id](const slot& r) { return r.id == id; });
         }
         bool forget_retiring(connection_id id) {
-            auto it = std::find_if(retiring_.begin(), retiring_.end(), [id](const slot& r) { return r.id == id; });
+            auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                                   [id](const slot& r) { return r.id == id; });
             if (it == retiring_.end()) return false;
             retiring_.erase(it);
             return true;
@@ -942,7 +983,8 @@ private:
                     queue_.pop_front();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
-                    report_dropped({std::move(m.data), m.kind, ec}); // accepted earlier: never lost silently
+                    report_dropped(
+                        {std::move(m.data), m.kind, ec}); // accepted earlier: never lost silently
                 else
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
             }

@@ -42,10 +42,10 @@ struct state_change_event {
 };
 
 struct open_event {
-    std::uint64_t attempt;              ///< connection attempts so far, this one included
-    std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
-    std::string subprotocol;            ///< as selected by the server
-    bool handover = false;              ///< replaced a live connection (make-before-break)
+    std::uint64_t attempt;             ///< connection attempts so far, this one included
+    std::chrono::nanoseconds downtime; ///< since the previous connection closed (0 on the first)
+    std::string subprotocol;           ///< as selected by the server
+    bool handover = false;             ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -77,52 +77,35 @@ struct stopped_event {
 struct dropped_message {
     std::string data;
     message_kind kind;
-    std::error_code reason; ///< queue_full (drop_oldest), not_running (stopped), or the transport's write error
+    std::error_code
+        reason; ///< queue_full (drop_oldest), not_running (stopped), or the transport's write error
 };
 
 /// The client's counters, written once: `client_counters` and the client's
-/// atomic twin are both generated from this list, so they cannot disagree.
-///
-/// | counter             | counts                                          |
-/// |---------------------|-------------------------------------------------|
-/// | connects            | handshakes started                              |
-/// | opens               | handshakes that succeeded                       |
-/// | closes              | connection attempts that ended                  |
-/// | rejected_handshakes | handshakes refused with an HTTP status          |
-/// | messages_received   | messages delivered to on_message                |
-/// | bytes_received      | their bytes                                     |
-/// | messages_sent       | messages written to an open connection          |
-/// | retries             | backoff waits scheduled                         |
-/// | token_requests      | calls to the TokenPolicy                        |
-/// | tokens_acquired     | successful token results used                   |
-/// | token_failures      | failed token results                            |
-/// | tokens_rejected     | tokens reported back as spent                   |
-/// | dropped_messages    | messages reported to on_dropped                 |
-/// | state_changes       | state_change events                             |
-/// | stops               | 0 or 1                                          |
-/// | handovers           | make-before-break switches                      |
-#define TETHER_CLIENT_COUNTERS(X)                                                                                      \
-    X(connects)                                                                                                        \
-    X(opens)                                                                                                           \
-    X(closes)                                                                                                          \
-    X(rejected_handshakes)                                                                                             \
-    X(messages_received)                                                                                               \
-    X(bytes_received)                                                                                                  \
-    X(messages_sent)                                                                                                   \
-    X(retries)                                                                                                         \
-    X(token_requests)                                                                                                  \
-    X(tokens_acquired)                                                                                                 \
-    X(token_failures)                                                                                                  \
-    X(tokens_rejected)                                                                                                 \
-    X(dropped_messages)                                                                                                \
-    X(state_changes)                                                                                                   \
-    X(stops)                                                                                                           \
-    X(handovers)
+/// atomic twin are both generated from this list (name, what it counts), so
+/// they cannot disagree.
+#define TETHER_CLIENT_COUNTERS(X)                                                                  \
+    X(connects, "handshakes started")                                                              \
+    X(opens, "handshakes that succeeded")                                                          \
+    X(closes, "connection attempts that ended")                                                    \
+    X(rejected_handshakes, "handshakes refused with an HTTP status")                               \
+    X(messages_received, "messages delivered to on_message")                                       \
+    X(bytes_received, "their bytes")                                                               \
+    X(messages_sent, "messages written to an open connection")                                     \
+    X(retries, "backoff waits scheduled")                                                          \
+    X(token_requests, "calls to the TokenPolicy")                                                  \
+    X(tokens_acquired, "successful token results used")                                            \
+    X(token_failures, "failed token results")                                                      \
+    X(tokens_rejected, "tokens reported back as spent")                                            \
+    X(dropped_messages, "messages reported to on_dropped")                                         \
+    X(state_changes, "state_change events")                                                        \
+    X(stops, "0 or 1")                                                                             \
+    X(handovers, "make-before-break switches")
 
 /// Everything counted since construction (see TETHER_CLIENT_COUNTERS for
 /// what each counts). Readable from any thread.
 struct client_counters {
-#define TETHER_DETAIL_COUNTER_FIELD(name) std::uint64_t name = 0;
+#define TETHER_DETAIL_COUNTER_FIELD(name, what) std::uint64_t name = 0;
     TETHER_CLIENT_COUNTERS(TETHER_DETAIL_COUNTER_FIELD)
 #undef TETHER_DETAIL_COUNTER_FIELD
 };

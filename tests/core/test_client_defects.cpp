@@ -15,8 +15,9 @@ using tether::error;
 
 namespace {
 
-using plain_client = tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
-                                                       tether::default_close_policy, tether::exponential_backoff>;
+using plain_client =
+    tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
+                                      tether::default_close_policy, tether::exponential_backoff>;
 
 struct plain_world {
     simulation sim;
@@ -26,7 +27,8 @@ struct plain_world {
 
     explicit plain_world(tether::client_options o = options())
         : client(std::move(o), simulated_transport(sim, server), recording_token_policy(sim),
-                 tether::default_close_policy(), tether::exponential_backoff({}, tether::jitter_rng(7))) {
+                 tether::default_close_policy(),
+                 tether::exponential_backoff({}, tether::jitter_rng(7))) {
         log.attach(client);
     }
 
@@ -52,7 +54,8 @@ struct plain_world {
 
 } // namespace
 
-TEST_CASE("defect: reconnect() then handover() before the reconnect's close arrives leaves no deaf client") {
+TEST_CASE("defect: reconnect() then handover() before the reconnect's close arrives leaves no deaf "
+          "client") {
     plain_world w;
     w.client.start();
     w.sim.run_for(1s);
@@ -69,7 +72,8 @@ TEST_CASE("defect: reconnect() then handover() before the reconnect's close arri
     CHECK(w.client.token_policy().st().max_in_flight == 1);
 }
 
-TEST_CASE("defect: the renew_before_expiry timer firing between reconnect() and its close leaves no deaf client") {
+TEST_CASE("defect: the renew_before_expiry timer firing between reconnect() and its close leaves "
+          "no deaf client") {
     auto o = options();
     o.renew_before_expiry = 60s; // recording_token_policy issues 300 s tokens
     plain_world w(o);
@@ -83,7 +87,8 @@ TEST_CASE("defect: the renew_before_expiry timer firing between reconnect() and 
     w.client.reconnect(); // the renewal fires 0.5 ms later, long before the close is done
     w.require_alive();
     CHECK(w.log.stops.empty());
-    // after the reconnect the close of the next connection reports the server's doing, not the old verdict
+    // after the reconnect the close of the next connection reports the server's doing, not the old
+    // verdict
     w.server.close(tether::close_code::going_away);
     w.sim.run_for(1s);
     REQUIRE_FALSE(w.log.closes.empty());
@@ -127,9 +132,11 @@ short_token_run run_short_tokens(std::chrono::seconds lifetime, std::chrono::sec
         if (it == expires.end() || h.at >= it->second) return tt::server_response::reject(401);
         return tt::server_response::accept().then_close(it->second - h.at, 4001, "Token expired");
     };
-    tether::basic_reconnecting_client<tt::simulated_transport, tether::shared_token<fetcher, simulation*>,
+    tether::basic_reconnecting_client<tt::simulated_transport,
+                                      tether::shared_token<fetcher, simulation*>,
                                       tether::close_code_table<>>
-        client(options(), tt::simulated_transport(sim, server), source.handle(), seed_close_policy());
+        client(options(), tt::simulated_transport(sim, server), source.handle(),
+               seed_close_policy());
     client.on_close([&](const tether::close_event& e, const tether::reconnect_decision&) {
         if (e.code == 4001) ++out.expiry_closes;
     });
@@ -147,7 +154,8 @@ short_token_run run_short_tokens(std::chrono::seconds lifetime, std::chrono::sec
 
 } // namespace
 
-TEST_CASE("defect: short-lived tokens closed at their expiry are normal expiries, not auth strikes") {
+TEST_CASE(
+    "defect: short-lived tokens closed at their expiry are normal expiries, not auth strikes") {
     for (const auto lifetime : {1s, 3s}) {
         INFO("token lifetime " << lifetime.count() << " s");
         const auto run = run_short_tokens(lifetime, 10 * lifetime);
@@ -163,8 +171,8 @@ TEST_CASE("defect: short-lived tokens closed at their expiry are normal expiries
 }
 
 TEST_CASE("defect: a server's 1000 reconnects by default; stopping on it is an option") {
-    using client_type =
-        tether::basic_reconnecting_client<simulated_transport, tether::no_token, tether::default_close_policy>;
+    using client_type = tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                                          tether::default_close_policy>;
     SECTION("default: reconnect on the network ladder") {
         simulation sim;
         simulated_server server;
@@ -216,11 +224,12 @@ TEST_CASE("defect: a server's 1000 reconnects by default; stopping on it is an o
     }
 }
 
-TEST_CASE("defect: a takeover's 1000 on the old socket before the new socket's open does not stop the client") {
+TEST_CASE("defect: a takeover's 1000 on the old socket before the new socket's open does not stop "
+          "the client") {
     simulation sim;
     simulated_server server;
-    using client_type =
-        tether::basic_reconnecting_client<simulated_transport, tether::no_token, tether::default_close_policy>;
+    using client_type = tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                                          tether::default_close_policy>;
     client_type c(options(), simulated_transport(sim, server));
     event_log log;
     log.attach(c);
