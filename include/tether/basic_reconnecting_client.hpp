@@ -303,6 +303,9 @@ private:
             ev.error = why;
             ev.initiated_locally = true;
             ev.was_open = old.open;
+            if (old.open)
+                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() -
+                                                                                 old.opened_at);
             retire_now(old, close_code::going_away, "");
             lost_current(reconnect_decision::reconnect(failure_class::network), std::move(ev), old);
         }
@@ -339,10 +342,16 @@ private:
         }
 
         void on_transport_message(connection_id id, const message_view& m) {
-            const bool deliver = state() == client_state::open
-                                     ? (current_ && current_->id == id) || is_retiring(id)
-                                     : state() != client_state::closing &&
-                                           state() != client_state::stopped && is_retiring(id);
+            bool deliver = false;
+            switch (state()) {
+            case client_state::open: deliver = current_->id == id || is_retiring(id); break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::waiting_to_retry: deliver = is_retiring(id); break; // it drains
+            case client_state::closing:
+            case client_state::stopped: break;
+            }
             if (!deliver) return;
             counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
             counters_.bytes_received.fetch_add(m.data.size(), std::memory_order_relaxed);
