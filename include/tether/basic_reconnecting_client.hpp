@@ -19,6 +19,8 @@
 #include <tether/token_policy/no_token.hpp>
 #include <tether/transport/concept.hpp>
 
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/post.hpp>
 
 #include <algorithm>
@@ -72,6 +74,7 @@ class basic_reconnecting_client {
                   "tether: Backoff type requirements not met (see tether/backoff/concept.hpp)");
 
     class impl;
+    using completion = std::function<void(std::error_code)>;
 
 public:
     using transport_type = Transport;
@@ -105,7 +108,11 @@ public:
 
     // --- control (any thread) ---------------------------------------------
 
-    /// Starts connecting. A second call, or a call after stop(), does nothing.
+    /// Starts connecting. While running it does nothing. After a stop (yours,
+    /// or the client's own decision) it starts a new run with the same
+    /// policies, handlers and queue settings: the ladders, the breaker and
+    /// the retry limits start over; counters keep counting. stop() then
+    /// start() restarts once the stop has completed (on_stopped comes first).
     void start() {
         impl_->post([](impl& i) { i.on_start(); });
     }
@@ -140,7 +147,31 @@ public:
     /// message accepted here is either written to an open connection or
     /// reported through on_dropped.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
-        return impl_->send(std::move(data), kind);
+        return impl_->send(std::move(data), kind, {});
+    }
+
+    /// Like send(), with an Asio completion token (a callback
+    /// `void(std::error_code)`, `asio::use_future`, `asio::use_awaitable`,
+    /// ...). Completes with no error once the message was written to an open
+    /// connection, or with the reason it never will be: error::queue_full,
+    /// error::not_running, or the transport's write error. The completion runs
+    /// on the handler's associated executor (default: the client's).
+    template <class CompletionToken>
+    auto async_send(std::string data, message_kind kind, CompletionToken&& token) {
+        return asio::async_initiate<CompletionToken, void(std::error_code)>(
+            [](auto handler, impl* i, std::string d, message_kind k) {
+                auto ex = asio::get_associated_executor(handler, i->transport().get_executor());
+                auto h = std::make_shared<decltype(handler)>(std::move(handler));
+                completion done = [ex, h](std::error_code ec) {
+                    asio::post(ex, [h, ec]() { (*h)(ec); });
+                };
+                if (const std::error_code ec = i->send(std::move(d), k, done)) done(ec);
+            },
+            token, impl_.get(), std::move(data), kind);
+    }
+    template <class CompletionToken> auto async_send(std::string data, CompletionToken&& token) {
+        return async_send(std::move(data), message_kind::text,
+                          std::forward<CompletionToken>(token));
     }
 
     /// Registers a message sent first thing on every open, before the queue
@@ -217,18 +248,22 @@ private:
             post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
         }
 
-        std::error_code send(std::string data, message_kind kind) {
+        // `done`, when set, learns the message's fate (async_send); the return
+        // value is for the caller of send() and means "not accepted".
+        std::error_code send(std::string data, message_kind kind, completion done) {
             if (detail::running_in_this_thread(transport_.get_executor()) &&
                 state() == client_state::open) {
                 std::unique_lock<std::mutex> lock(queue_mutex_);
                 if (queue_.empty()) {
                     lock.unlock();
                     const std::error_code ec = transport_.send(current_->id, data, kind);
-                    if (!ec) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-                    return ec; // not accepted: the caller still has the message
+                    if (ec) return ec; // not accepted: the caller still has the message
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    if (done) done({});
+                    return {};
                 }
             }
-            std::optional<dropped_message> dropped;
+            std::optional<outgoing> dropped;
             {
                 // `closed_` and the queue change together under the lock, so a
                 // message is either queued before finish() takes the queue (and
@@ -238,14 +273,14 @@ private:
                 if (queue_.size() >= opts_.queue_capacity) {
                     if (opts_.overflow == overflow_policy::reject)
                         return make_error_code(error::queue_full);
-                    dropped = dropped_message{std::move(queue_.front().data), queue_.front().kind,
-                                              make_error_code(error::queue_full)};
+                    dropped = std::move(queue_.front());
                     queue_.pop_front();
                 }
-                queue_.push_back({std::move(data), kind});
+                queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
-                if (dropped) i.report_dropped(std::move(*dropped));
+                if (dropped)
+                    i.report_dropped(std::move(*dropped), make_error_code(error::queue_full));
                 if (i.state() == client_state::open) i.flush();
             });
             return {};
@@ -256,13 +291,30 @@ private:
         void on_start() {
             switch (state()) {
             case client_state::idle: return begin_attempt();
+            case client_state::stopped: return restart();
+            case client_state::closing: restart_after_stop_ = true; return;
             case client_state::acquiring_token:
             case client_state::connecting:
             case client_state::open:
-            case client_state::closing:
-            case client_state::waiting_to_retry:
-            case client_state::stopped: return; // started already, or over
+            case client_state::waiting_to_retry: return; // running
             }
+        }
+
+        // A new run after a stop: what judged the last run starts over.
+        void restart() {
+            if (detached_.load(std::memory_order_acquire)) return;
+            auth_ = auth_guard{};
+            failed_attempts_ = 0;
+            failing_since_.reset();
+            backoff().reset();
+            had_open_ = false;
+            last_close_.reset();
+            stop_reason_ = {};
+            {
+                std::lock_guard<std::mutex> lock(queue_mutex_);
+                closed_ = false;
+            }
+            begin_attempt();
         }
 
         void on_stop(std::error_code why) {
@@ -280,7 +332,7 @@ private:
                 set_state(client_state::closing);
                 close_slot(*current_, close_code::normal, "");
                 return;
-            case client_state::closing:
+            case client_state::closing: restart_after_stop_ = false; return;
             case client_state::stopped: return;
             }
         }
@@ -398,6 +450,7 @@ private:
         struct outgoing {
             std::string data;
             message_kind kind;
+            completion done; // async_send's, or empty
         };
         struct handlers {
             std::function<void(const state_change_event&)> state;
@@ -811,10 +864,11 @@ private:
                 left.swap(queue_);
             }
             for (auto& m : left)
-                report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
+                report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
+            if (std::exchange(restart_after_stop_, false)) restart(); // start() during closing
         }
 
         // ---- make-before-break ------------------------------------------------
@@ -977,9 +1031,10 @@ private:
 
         // ---- the send queue -----------------------------------------------------
 
-        void report_dropped(dropped_message&& d) {
+        void report_dropped(outgoing&& m, std::error_code why) {
             counters_.dropped_messages.fetch_add(1, std::memory_order_relaxed);
-            emit(h_.dropped, d);
+            if (m.done) m.done(why);
+            emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
         void flush() {
@@ -992,10 +1047,11 @@ private:
                     queue_.pop_front();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
-                    report_dropped(
-                        {std::move(m.data), m.kind, ec}); // accepted earlier: never lost silently
-                else
+                    report_dropped(std::move(m), ec); // accepted earlier: never lost silently
+                else {
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    if (m.done) m.done({});
+                }
             }
         }
 
@@ -1023,7 +1079,8 @@ private:
         token_request token_req_;
         std::optional<token_result> parked_; // arrived while waiting_to_retry
         auth_guard auth_;
-        std::error_code stop_reason_; // closing: why
+        std::error_code stop_reason_;     // closing: why
+        bool restart_after_stop_ = false; // start() while closing
         std::uint64_t attempt_ = 0;
         unsigned failed_attempts_ = 0;
         std::optional<time_point> failing_since_;

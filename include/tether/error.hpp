@@ -56,6 +56,24 @@ namespace detail {
 class error_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "tether"; }
+    // So that portable checks work: `ec == std::errc::timed_out` holds for
+    // every tether timeout, `ec == std::errc::operation_canceled` for a
+    // cancellation (the condition asio::error::operation_aborted maps to).
+    std::error_condition default_error_condition(int ev) const noexcept override {
+        switch (static_cast<error>(ev)) {
+        case error::handshake_timeout:
+        case error::pong_timeout:
+        case error::idle_timeout:
+        case error::close_timeout:
+        case error::token_request_timeout: return std::errc::timed_out;
+        case error::operation_cancelled: return std::errc::operation_canceled;
+        case error::not_connected: return std::errc::not_connected;
+        case error::message_too_large: return std::errc::message_size;
+        case error::invalid_url: return std::errc::invalid_argument;
+        case error::queue_full: return std::errc::no_buffer_space;
+        default: return {ev, *this};
+        }
+    }
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
         case error::stopped_by_user: return "stopped by the application";

@@ -99,7 +99,7 @@ struct dropped_message {
     X(tokens_rejected, "tokens reported back as spent")                                            \
     X(dropped_messages, "messages reported to on_dropped")                                         \
     X(state_changes, "state_change events")                                                        \
-    X(stops, "0 or 1")                                                                             \
+    X(stops, "runs that ended (one per start)")                                                    \
     X(handovers, "make-before-break switches")
 
 /// Everything counted since construction (see TETHER_CLIENT_COUNTERS for

@@ -1,0 +1,236 @@
+// The client's Asio-style surface on virtual time: async_send with completion
+// tokens, restart after a stop, portable error conditions.
+#include "sim_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <asio/error.hpp>
+#include <asio/use_future.hpp>
+
+#include <future>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace fixture;
+using tether::client_state;
+using tether::error;
+
+namespace {
+
+using api_client = tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                                     tether::default_close_policy>;
+
+struct api_world {
+    simulation sim;
+    simulated_server server;
+    event_log log;
+    api_client client;
+
+    explicit api_world(tether::client_options o = options())
+        : client(std::move(o), simulated_transport(sim, server)) {
+        log.attach(client);
+    }
+};
+
+struct outcome {
+    std::vector<std::error_code> results;
+    std::function<void(std::error_code)> handler() {
+        return [this](std::error_code ec) { results.push_back(ec); };
+    }
+};
+
+} // namespace
+
+TEST_CASE("async_send: completes once the message is written, or with why it never will be") {
+    SECTION("queued before start: completes after the open, in order") {
+        api_world w;
+        outcome a, b;
+        w.client.async_send("one", a.handler());
+        w.client.async_send("two", tether::message_kind::binary, b.handler());
+        w.sim.poll();
+        CHECK(a.results.empty()); // not written yet: nothing is open
+        w.client.start();
+        w.sim.run_for(1s);
+        REQUIRE(a.results.size() == 1);
+        REQUIRE(b.results.size() == 1);
+        CHECK_FALSE(a.results[0]);
+        CHECK_FALSE(b.results[0]);
+        REQUIRE(w.server.received.size() == 2);
+        CHECK(w.server.received[0].data == "one");
+        CHECK(w.server.received[1].kind == tether::message_kind::binary);
+    }
+    SECTION("queued, then stopped: not_running, and on_dropped sees it too") {
+        api_world w;
+        outcome a;
+        w.client.async_send("never", a.handler());
+        w.client.stop();
+        w.sim.run_for(1s);
+        REQUIRE(a.results.size() == 1);
+        CHECK(a.results[0] == error::not_running);
+        REQUIRE(w.log.dropped.size() == 1);
+        CHECK(w.log.dropped[0].data == "never");
+    }
+    SECTION("after the stop: not_running at once") {
+        api_world w;
+        w.client.stop();
+        w.sim.run_for(1s);
+        outcome a;
+        w.client.async_send("late", a.handler());
+        w.sim.poll();
+        REQUIRE(a.results.size() == 1);
+        CHECK(a.results[0] == error::not_running);
+        CHECK(w.log.dropped.empty()); // refused, not accepted then dropped
+    }
+    SECTION("drop_oldest: the dropped message completes with queue_full") {
+        auto o = options();
+        o.queue_capacity = 1;
+        o.overflow = tether::overflow_policy::drop_oldest;
+        api_world w(o);
+        outcome first, second;
+        w.client.async_send("first", first.handler());
+        w.client.async_send("second", second.handler());
+        w.sim.poll();
+        REQUIRE(first.results.size() == 1);
+        CHECK(first.results[0] == error::queue_full);
+        CHECK(second.results.empty());
+        w.client.start();
+        w.sim.run_for(1s);
+        REQUIRE(second.results.size() == 1);
+        CHECK_FALSE(second.results[0]);
+    }
+    SECTION("reject: queue_full, nothing queued") {
+        auto o = options();
+        o.queue_capacity = 1;
+        api_world w(o);
+        outcome first, second;
+        w.client.async_send("first", first.handler());
+        w.client.async_send("second", second.handler());
+        w.sim.poll();
+        REQUIRE(second.results.size() == 1);
+        CHECK(second.results[0] == error::queue_full);
+        CHECK(first.results.empty());
+    }
+}
+
+TEST_CASE("async_send with asio::use_future") {
+    api_world w;
+    w.client.start();
+    w.sim.run_for(1s);
+    REQUIRE(w.client.state() == client_state::open);
+    std::future<void> ok = w.client.async_send("hello", asio::use_future);
+    w.sim.run_for(1s);
+    REQUIRE(ok.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    CHECK_NOTHROW(ok.get());
+    CHECK(w.server.received.back().data == "hello");
+
+    w.client.stop();
+    w.sim.run_for(1s);
+    std::future<void> refused = w.client.async_send("too late", asio::use_future);
+    w.sim.run_for(1s);
+    REQUIRE(refused.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    try {
+        refused.get();
+        FAIL("expected a system_error");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == error::not_running);
+    }
+}
+
+TEST_CASE("restart: start() after a stop begins a new run with the same policies and handlers") {
+    SECTION("after stop()") {
+        api_world w;
+        w.client.start();
+        w.sim.run_for(1s);
+        w.client.stop();
+        w.sim.run_for(1s);
+        REQUIRE(w.client.state() == client_state::stopped);
+        w.client.start();
+        w.sim.run_for(1s);
+        CHECK(w.client.state() == client_state::open);
+        CHECK(w.server.handshakes.size() == 2);
+        CHECK(w.log.opens.size() == 2);
+        REQUIRE(w.log.stops.size() == 1);
+        REQUIRE_FALSE(w.client.send("again")); // the queue takes messages again
+        w.sim.run_for(1s);
+        CHECK(w.server.received.back().data == "again");
+        w.client.stop();
+        w.sim.run_for(1s);
+        CHECK(w.log.stops.size() == 2); // exactly one on_stopped per run
+        CHECK(w.client.counters().stops == 2);
+    }
+    SECTION("stop() then start() back to back while open: the stop completes first") {
+        api_world w;
+        w.client.start();
+        w.sim.run_for(1s);
+        w.client.stop();
+        w.client.start();
+        w.sim.run_for(1s);
+        CHECK(w.client.state() == client_state::open);
+        REQUIRE(w.log.stops.size() == 1);
+        CHECK(w.log.stops[0].reason == error::stopped_by_user);
+        CHECK(w.server.open_connections().size() == 1);
+        CHECK(w.server.handshakes.size() == 2);
+    }
+    SECTION(
+        "start(), stop(), stop(): the second stop cancels nothing else and the restart is off") {
+        api_world w;
+        w.client.start();
+        w.sim.run_for(1s);
+        w.client.stop();
+        w.client.start();
+        w.client.stop();
+        w.sim.run_for(1s);
+        CHECK(w.client.state() == client_state::stopped);
+        CHECK(w.log.stops.size() == 1);
+        CHECK(w.server.handshakes.size() == 1);
+    }
+    SECTION("after the client's own stop decision, the breaker starts over") {
+        api_world w;
+        w.server.on_handshake = [](const server_handshake&) {
+            return server_response::reject(403);
+        };
+        w.client.start();
+        w.sim.run_for(1s);
+        REQUIRE(w.client.state() == client_state::stopped);
+        REQUIRE(w.log.stops.size() == 1);
+        CHECK(w.log.stops[0].reason == error::handshake_refused);
+        w.server.on_handshake = nullptr; // fixed on the server's side
+        w.client.start();
+        w.sim.run_for(1s);
+        CHECK(w.client.state() == client_state::open);
+        CHECK(w.server.handshakes.size() == 2);
+    }
+    SECTION("a destroyed client cannot be restarted: nothing runs after destruction") {
+        simulation sim;
+        simulated_server server;
+        int stops = 0;
+        {
+            api_client c(options(), simulated_transport(sim, server));
+            c.on_stopped([&](const tether::stopped_event&) { ++stops; });
+            c.start();
+            sim.run_for(1s);
+        }
+        sim.run_for(1s);
+        CHECK(stops == 0);
+        CHECK(server.open_connections().empty());
+    }
+}
+
+TEST_CASE("errors compare equal to the portable conditions they mean") {
+    using tether::make_error_code;
+    for (auto e : {error::handshake_timeout, error::pong_timeout, error::idle_timeout,
+                   error::close_timeout, error::token_request_timeout}) {
+        INFO(make_error_code(e).message());
+        CHECK(make_error_code(e) == std::errc::timed_out);
+    }
+    CHECK(make_error_code(error::operation_cancelled) == std::errc::operation_canceled);
+    // the condition Asio's own cancellation maps to, so one check covers both
+    CHECK(std::error_code(asio::error::operation_aborted) == std::errc::operation_canceled);
+    CHECK(make_error_code(error::not_connected) == std::errc::not_connected);
+    CHECK(make_error_code(error::message_too_large) == std::errc::message_size);
+    CHECK(make_error_code(error::queue_full) == std::errc::no_buffer_space);
+    CHECK(make_error_code(error::invalid_url) == std::errc::invalid_argument);
+    CHECK_FALSE(make_error_code(error::unauthorized) == std::errc::timed_out);
+    CHECK_FALSE(make_error_code(error::stopped_by_user) == std::errc::operation_canceled);
+}
