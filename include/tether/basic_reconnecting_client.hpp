@@ -177,7 +177,7 @@ public:
     /// Registers a message sent first thing on every open, before the queue
     /// (subscriptions). Call before start().
     void send_on_open(std::string data, message_kind kind = message_kind::text) {
-        impl_->on_open_messages_.push_back({std::move(data), kind});
+        impl_->on_open_messages_.push_back({std::move(data), kind, {}});
     }
 
     // --- handlers (register before start()) --------------------------------
