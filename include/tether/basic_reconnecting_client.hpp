@@ -411,9 +411,12 @@ private:
         }
 
         void on_transport_close(connection_id id, close_event&& ev) {
-            if (forget_retiring(id)) {
+            if (std::optional<slot> r = take_retiring(id)) {
+                // No decision to take, but what the server said still counts:
+                // an expiry close of a draining connection spends its token.
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
-                return;
+                if (state() == client_state::stopped) return;
+                return apply(close_policy().decide(ev), ev, origin::retiring, *r);
             }
             if (next_ && next_->id == id) {
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
@@ -735,7 +738,7 @@ private:
             apply(d, ev, origin::next, s);
         }
 
-        enum class origin : unsigned char { current, next };
+        enum class origin : unsigned char { current, next, retiring };
 
         // Every close decision lands here. `s` is the connection that ended;
         // for origin::next the current connection is still open.
@@ -744,16 +747,28 @@ private:
             case close_action::stop: {
                 const std::error_code why =
                     d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code);
-                if (from == origin::next) return on_stop(why); // closes the current one gracefully
-                return finish(why, ev);
+                switch (from) {
+                case origin::current: return finish(why, ev);
+                case origin::next: return on_stop(why); // closes the current one gracefully
+                case origin::retiring: return;          // it was on its way out
+                }
+                return;
             }
             case close_action::reconnect:
-                if (from == origin::next) return; // the current connection carries on
-                return carry_on(&d);
+                switch (from) {
+                case origin::current: return carry_on(&d);
+                case origin::next:             // the current connection carries on
+                case origin::retiring: return; // it was on its way out
+                }
+                return;
             case close_action::refresh_token_then_reconnect:
                 spend(s.tok);
-                if (from == origin::next) return;
-                return after_rejection(d, ev, s);
+                switch (from) {
+                case origin::current: return after_rejection(d, ev, s);
+                case origin::next:
+                case origin::retiring: return; // the token is spent; the current one carries on
+                }
+                return;
             }
         }
 
@@ -1021,12 +1036,13 @@ private:
             return std::any_of(retiring_.begin(), retiring_.end(),
                                [id](const slot& r) { return r.id == id; });
         }
-        bool forget_retiring(connection_id id) {
+        std::optional<slot> take_retiring(connection_id id) {
             auto it = std::find_if(retiring_.begin(), retiring_.end(),
                                    [id](const slot& r) { return r.id == id; });
-            if (it == retiring_.end()) return false;
+            if (it == retiring_.end()) return std::nullopt;
+            slot r = std::move(*it);
             retiring_.erase(it);
-            return true;
+            return r;
         }
 
         // ---- the send queue -----------------------------------------------------
