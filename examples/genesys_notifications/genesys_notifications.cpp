@@ -103,7 +103,7 @@ std::chrono::milliseconds ms(double seconds) {
     return std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0 + 0.5));
 }
 
-std::string shorten(const std::string& id) { return id.size() > 20 ? id.substr(0, 20) + "..." : id; }
+std::string shorten(const std::string& id) { return gen::shorten_id(id); }
 
 // What the run saw, for the summary.
 struct tally {
@@ -157,7 +157,24 @@ void report_stream(Stream& stream, tally& t, bool quiet_events) {
         if (n.body.is_object() && n.body.contains("sequence")) text = "#" + n.body["sequence"].dump() + " " + text;
         t.line(fresh ? "event" : "DUPLICATE", text);
     });
-    stream.on_socket_closing([&t](const std::string& m) { t.line("closing", "v2.system.socket_closing: " + m); });
+    stream.on_socket_closing([&t](const gen::system_message& m) {
+        t.line("closing", "v2.system.socket_closing: " + gen::printable(m.message) +
+                              (m.reason.empty() ? "" : " (reason " + gen::printable(m.reason, 40) + ")"));
+    });
+    stream.on_system([&t](const gen::system_event& e) {
+        if (e.type == gen::message_type::token_revoked)
+            t.line("system", gen::printable(e.topic, 80) + ": new REST token, new channel, resubscribe");
+        else if (e.type == gen::message_type::no_longer_subscribed)
+            t.line("system", gen::printable(e.topic, 80) + ": resubscribing");
+    });
+    stream.on_reply([&t](int status, const nlohmann::json& body) {
+        const auto m = body.find("message");
+        t.line("reply", "result " + std::to_string(status) +
+                            (m != body.end() && m->is_string() ? " " + gen::printable(m->get<std::string>(), 100) : ""));
+    });
+    stream.on_rejected_frame([&t](const gen::rejected_frame& f) {
+        t.line("skipped", std::string(gen::to_string(f.why)) + " frame of " + std::to_string(f.bytes) + " bytes");
+    });
     stream.on_handover([&t](const gen::handover_event& h) {
         ++t.handovers;
         t.line("handover", "new socket open on " + shorten(h.channel_id) +
@@ -183,7 +200,7 @@ void report_stream(Stream& stream, tally& t, bool quiet_events) {
     });
     stream.on_close([&t](const tether::close_event& e, const tether::reconnect_decision& d) {
         std::string what = e.http_status ? "handshake refused: HTTP " + std::to_string(e.http_status)
-                           : e.code      ? "closed " + std::to_string(e.code) + " '" + e.reason + "'"
+                           : e.code      ? "closed " + std::to_string(e.code) + " '" + gen::printable(e.reason, 123) + "'"
                                          : "dropped: " + (e.error ? e.error.message() : std::string("no close frame"));
         t.line("close", what + " -> " + tether::to_string(d.action));
     });

@@ -13,6 +13,8 @@
 
 #include <asio/io_context.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,9 +29,13 @@ struct notification_options {
     std::string client_id;
     secret client_secret;
     channel_options channel;       ///< topics, creation limit, resubscription
-    stream_options stream;         ///< heartbeat watchdog, ping probe
+    stream_options stream;         ///< heartbeat watchdog, ping probe, frame limits
+    genesys_close_policy::options close; ///< what counts as an immediate close
     shared_token_options token;    ///< REST token refresh margins
     rest_options rest;             ///< api_base is taken from `endpoints`
+    /// max_message_size is capped at 4 x stream.limits.max_bytes: frames
+    /// between the two are skipped and reported, larger ones close the
+    /// socket (1009) and the client reconnects to the same channel.
     websocketpp_transport_options transport;
     client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;               ///< for login, api and streaming hosts
@@ -61,8 +67,8 @@ public:
           rest_(make_rest(io, o, source_)),
           policy_(rest_, o.channel),
           client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
-                  genesys_close_policy(), exponential_backoff()),
-          stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }) {}
+                  genesys_close_policy(o.close), exponential_backoff()),
+          stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }, actions(policy_, rest_)) {}
 
     void start() { client_.start(); }
     void stop() { client_.stop(); }
@@ -105,7 +111,18 @@ private:
     static websocketpp_transport_options transport_opts(const notification_options& o) {
         websocketpp_transport_options t = o.transport;
         t.tls = o.tls;
+        // The socket's own limit: Genesys events are small (notification.hpp,
+        // parse_limits); the transport's 16 MiB default is for anything.
+        const std::size_t cap = o.stream.limits.max_bytes > (SIZE_MAX / 4) ? SIZE_MAX : 4 * o.stream.limits.max_bytes;
+        t.max_message_size = std::min(t.max_message_size, cap);
         return t;
+    }
+    static channel_actions actions(const channel_token_policy& policy, const std::shared_ptr<rest_client>& rest) {
+        channel_actions a;
+        a.drop_channel = [p = policy](const std::string& why) mutable { p.drop(why); };
+        a.drop_rest_token = [r = rest] { r->drop_token(); };
+        a.resubscribe = [p = policy](std::function<void(bool)> done) mutable { p.resubscribe(std::move(done)); };
+        return a;
     }
 
     rest_token_source source_;

@@ -12,14 +12,14 @@
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
-/// The region hosts Genesys publishes (docs/GENESYS.md). A region is named by
+/// The region hosts Genesys publishes (docs/genesys.md). A region is named by
 /// its host; `login.`, `api.` and `streaming.` are prefixed to it.
-inline constexpr std::array<std::string_view, 17> known_regions = {
+inline constexpr std::array<std::string_view, 18> known_regions = {
     "mypurecloud.com",   "mypurecloud.ie",   "mypurecloud.com.au", "mypurecloud.jp",
     "mypurecloud.de",    "usw2.pure.cloud",  "cac1.pure.cloud",    "apne2.pure.cloud",
     "euw2.pure.cloud",   "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
     "mec1.pure.cloud",   "apne3.pure.cloud", "euc2.pure.cloud",    "mxc1.pure.cloud",
-    "apse1.pure.cloud",
+    "apse1.pure.cloud",  "edee1.eusc-pure.cloud",
 };
 
 inline bool is_known_region(std::string_view region) noexcept {

@@ -3,6 +3,7 @@
 #define TETHER_GENESYS_REST_CLIENT_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/events.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
@@ -53,7 +54,10 @@ struct rest_outcome {
     int status = 0;         ///< the last HTTP status (0: none)
     nlohmann::json body;    ///< parsed 2xx body (null when empty)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::string detail;     ///< for logs; never a token
+    std::string detail;     ///< for logs; never a token; ids shortened, server text printable
+    /// Which bearer token the last attempt carried: 1 for the first token
+    /// this client used, +1 for each different one after it (0: none).
+    std::uint64_t token_serial = 0;
 };
 
 /// REST calls with `Authorization: Bearer` from a shared token source. A 401
@@ -95,6 +99,14 @@ public:
         });
     }
 
+    /// The bearer token was revoked (v2.system.token_revoked): drop the one
+    /// last used from the shared source, so the next call fetches a new one.
+    void drop_token() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->token_serial_ != 0) self->token_.invalidate(self->last_bearer_);
+        });
+    }
+
     const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
     std::uint64_t requests_sent() const noexcept { return requests_.load(); }
 
@@ -107,6 +119,7 @@ private:
         std::uint64_t epoch = 0;
         std::shared_ptr<detail::http_exchange> exchange;
         std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+        std::uint64_t token_serial = 0;
     };
 
     rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
@@ -146,11 +159,16 @@ private:
             rest_outcome out;
             out.error = r.error;
             out.retry_after = r.retry_after;
-            out.detail = "no bearer token for " + op->method + " " + op->target + ": " + r.detail;
+            out.detail = "no bearer token for " + op->method + " " + loggable_target(op->target) + ": " + r.detail;
             return finish(op, std::move(out));
         }
         if (on_token_) on_token_(token_event{r.value.fresh, op->refreshed, r.value.lifetime});
         secret bearer = r.value.value;
+        if (token_serial_ == 0 || !(bearer == last_bearer_)) {
+            ++token_serial_;
+            last_bearer_ = bearer;
+        }
+        op->token_serial = token_serial_;
         std::string req = op->method + " " + base_.target + op->target + " HTTP/1.1\r\n";
         req += "Host: " + base_.host_field() + "\r\n";
         req += "User-Agent: " + opts_.user_agent + "\r\n";
@@ -182,9 +200,10 @@ private:
     }
 
     void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
-        const std::string what = op->method + " " + op->target;
+        const std::string what = op->method + " " + loggable_target(op->target);
         if (op->epoch != epoch_) return finish(op, cancelled());
         rest_outcome out;
+        out.token_serial = op->token_serial;
         if (res.error) {
             out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
@@ -240,13 +259,32 @@ private:
         finish(op, std::move(out));
     }
 
-    // The Genesys error shape {"message", "code", "status"}: the message only, bounded.
+    // The Genesys error shape {"message", "code", "status"}: the message only,
+    // bounded and printable (it is the server's text, and goes to logs).
     static std::string message_of(const std::string& body) {
         const auto j = nlohmann::json::parse(body, nullptr, false);
         if (j.is_object() && j.contains("message") && j["message"].is_string())
-            return j["message"].get<std::string>().substr(0, 200);
+            return detail::body_excerpt(j["message"].get<std::string>(), 200);
         return {};
     }
+
+public:
+    /// A request target for logs: path segments longer than 20 characters
+    /// (channel ids, the socket's credential) are shortened.
+    static std::string loggable_target(const std::string& target) {
+        std::string out;
+        std::size_t pos = 0;
+        while (pos < target.size()) {
+            std::size_t next = target.find('/', pos + 1);
+            if (next == std::string::npos) next = target.size();
+            const std::string seg = target.substr(pos, next - pos);
+            out += seg.size() > 21 ? seg.substr(0, 19) + "..." : seg;
+            pos = next;
+        }
+        return out;
+    }
+
+private:
 
     static rest_outcome cancelled() {
         rest_outcome o;
@@ -268,6 +306,8 @@ private:
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::vector<std::weak_ptr<operation>> live_;
     std::function<void(const token_event&)> on_token_;
+    secret last_bearer_;            // to number the tokens (token_serial); never printed
+    std::uint64_t token_serial_ = 0;
     std::uint64_t epoch_ = 1;
     std::atomic<std::uint64_t> requests_{0};
 };
