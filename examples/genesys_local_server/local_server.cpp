@@ -29,6 +29,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -162,11 +163,14 @@ struct server_stats {
     std::uint64_t socket_closing_sent = 0, sockets_closed_after_grace = 0, sockets_closed_token_expired = 0;
     std::uint64_t heartbeats_sent = 0, pongs_sent = 0, events_sent = 0, events_lost = 0;
     std::uint64_t rest_requests = 0, rest_401 = 0, rest_429 = 0;
+    std::uint64_t channels_evicted_connected = 0, channels_died_with_token = 0, tokens_revoked = 0;
+    std::uint64_t system_messages_sent = 0, dead_channel_answers = 0, socket_subscribes = 0;
 };
 
 struct token_record {
     std::string client_id;
     steady::time_point expires;
+    bool revoked = false;
 };
 
 struct channel_record {
@@ -179,7 +183,9 @@ struct channel_record {
     std::uint64_t sequence = 0;      // last event number, across every socket
     connection_hdl active;           // the socket events go to; empty if none
     steady::time_point next_event;
-    timer_ptr event_timer, expiry_timer;
+    std::string token;               // the bearer token that created it (never logged)
+    steady::time_point last_use;     // creation, a REST call on it, a socket opening on it
+    timer_ptr event_timer, expiry_timer, token_timer;
 };
 
 struct socket_record {
@@ -187,6 +193,7 @@ struct socket_record {
     std::string channel_id;
     bool open = false;
     bool closing = false; // we sent a close; no more traffic
+    bool dead = false;    // a handshake on a gone channel that was let through (--dead-channel-answer)
     std::optional<steady::time_point> token_expires; // seed mode
     steady::time_point next_heartbeat;
     timer_ptr heartbeat_timer, closing_timer, token_timer;
@@ -355,6 +362,8 @@ private:
         const auto it = tokens_.find(header.substr(7));
         if (it == tokens_.end()) {
             r.message = "Invalid token";
+        } else if (it->second.revoked) {
+            r.message = "Token revoked";
         } else if (it->second.expires <= steady::now()) {
             r.message = "Token expired";
         } else {
@@ -418,6 +427,7 @@ private:
         ch.owner = owner;
         ch.implicit = implicit;
         ch.creation_number = ++channel_counter_;
+        ch.last_use = steady::now();
         if (!implicit) renew_channel(ch);
         if (opts_.event_interval.count() > 0) {
             ch.next_event = steady::now() + opts_.event_interval;
@@ -437,37 +447,71 @@ private:
         });
     }
 
-    void remove_channel(const std::string& id, const char* close_reason) {
+    void remove_channel(const std::string& id, const std::string& close_reason,
+                        std::uint16_t close_code = close_going_away) {
         auto it = channels_.find(id);
         if (it == channels_.end()) return;
         channel_record& ch = it->second;
-        if (connected(ch)) close_socket(ch.active, close_going_away, close_reason);
+        if (connected(ch)) close_socket(ch.active, close_code, close_reason);
         stop_timer(ch.event_timer);
         stop_timer(ch.expiry_timer);
+        stop_timer(ch.token_timer);
         channels_.erase(it);
     }
 
-    // Creating one more than --max-channels replaces the oldest channel
-    // without an active connection, as Genesys does.
-    std::optional<http_reply> make_room_for_channel(const std::string& owner) {
+    // Creating one more than --max-channels removes the channel with the
+    // oldest last use, channels without a socket first, connected ones too
+    // (Genesys: JS SDK NotificationsApi.md). The socket of an evicted channel
+    // is closed 1000 without a reason (choice: the least a server can say).
+    void make_room_for_channel(const std::string& owner) {
         std::size_t owned = 0;
         const channel_record* oldest_idle = nullptr;
+        const channel_record* oldest_connected = nullptr;
         for (const auto& [id, ch] : channels_) {
             if (ch.implicit || ch.owner != owner) continue;
             ++owned;
-            if (!connected(ch) && (!oldest_idle || ch.creation_number < oldest_idle->creation_number))
-                oldest_idle = &ch;
+            const channel_record*& oldest = connected(ch) ? oldest_connected : oldest_idle;
+            if (!oldest || ch.last_use < oldest->last_use ||
+                (ch.last_use == oldest->last_use && ch.creation_number < oldest->creation_number))
+                oldest = &ch;
         }
-        if (owned < opts_.max_channels) return std::nullopt;
-        if (!oldest_idle)
-            return api_error(400, "bad.request",
-                             "Channel limit (" + std::to_string(opts_.max_channels) +
-                                 ") reached and every channel has an active connection");
-        const std::string victim = oldest_idle->id;
+        if (owned < opts_.max_channels) return;
+        const channel_record* victim = oldest_idle ? oldest_idle : oldest_connected;
+        if (!victim) return;
+        const std::string id = victim->id;
         ++stats_.channels_replaced;
-        log("channel limit reached: replacing idle channel " + loggable_id(victim));
-        remove_channel(victim, reason_channel_deleted);
-        return std::nullopt;
+        if (!oldest_idle) ++stats_.channels_evicted_connected;
+        log("channel limit reached: removing " + std::string(oldest_idle ? "idle" : "connected") + " channel " +
+            loggable_id(id) + " (oldest last use)");
+        remove_channel(id, "", close_normal);
+    }
+
+    // A system topic ({channelId, reason, message}) to a channel's socket.
+    void send_system(channel_record& ch, const std::string& kind, const std::string& reason, const std::string& text) {
+        if (!connected(ch)) return;
+        const std::string topic = "v2.system." + kind + (kind == "socket_closing" ? "" : "." + ch.id);
+        if (send_json(ch.active, {{"topicName", topic},
+                                  {"version", "2"},
+                                  {"eventBody", {{"channelId", ch.id}, {"reason", reason}, {"message", text}}}}))
+            ++stats_.system_messages_sent;
+        log("channel " + loggable_id(ch.id) + ": " + topic.substr(0, 40) + " sent");
+    }
+
+    // --bind-channels-to-token: the channels a token made die with it.
+    void kill_channels_of_dead_tokens() {
+        if (!opts_.bind_channels_to_token) return;
+        const auto now = steady::now();
+        std::vector<std::string> doomed;
+        for (const auto& [id, ch] : channels_) {
+            if (ch.implicit) continue;
+            const auto t = tokens_.find(ch.token);
+            if (t == tokens_.end() || t->second.revoked || t->second.expires <= now) doomed.push_back(id);
+        }
+        for (const auto& id : doomed) {
+            ++stats_.channels_died_with_token;
+            log("channel " + loggable_id(id) + " died with its token");
+            remove_channel(id, "", close_normal);
+        }
     }
 
     void schedule_events(channel_record& ch) {
@@ -564,6 +608,32 @@ private:
 
     static std::string path_of(const std::string& resource) { return resource.substr(0, resource.find('?')); }
 
+    static steady::time_point now_plus(steady::duration d) { return steady::now() + d; }
+
+    // --takeover-before-open: the old socket gets its close frame (1000),
+    // written straight to its TCP socket, before this handshake is answered,
+    // and the answer waits 200 ms: the client sees the takeover close before
+    // the new socket's open, every time.
+    void take_over_before_answer(channel_record& ch) {
+        const connection_hdl old = ch.active;
+        auto sit = sockets_.find(old);
+        if (sit == sockets_.end()) return;
+        std::error_code ec;
+        auto con = server_.get_con_from_hdl(old, ec);
+        if (!con) return;
+        ++stats_.sockets_taken_over;
+        log("socket #" + std::to_string(sit->second.number) + " taken over before the new socket is answered");
+        sit->second.closing = true;
+        detach(old, sit->second);
+        stop_timer(sit->second.heartbeat_timer);
+        stop_timer(sit->second.closing_timer);
+        stop_timer(sit->second.token_timer);
+        const unsigned char frame[] = {0x88, 0x02, 0x03, 0xE8}; // FIN + close, unmasked, code 1000
+        asio::write(con->get_raw_socket(), asio::buffer(frame), ec);
+        con->terminate(ec);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+
     bool on_validate(connection_hdl h) {
         ++stats_.handshakes;
         auto con = server_.get_con_from_hdl(h);
@@ -588,8 +658,19 @@ private:
             s.channel_id = path.substr(prefix.size());
             const auto it = channels_.find(s.channel_id);
             if (it == channels_.end() || it->second.expires <= steady::now()) {
-                reject(con, api_error(404, "not.found", "Channel not found"), "unknown channel");
-                return false;
+                const std::string& answer = opts_.dead_channel_answer;
+                if (answer == "http401") {
+                    reject(con, api_error(401, "bad.credentials", "Unauthorized"), "unknown channel");
+                    return false;
+                }
+                if (answer == "http404") {
+                    reject(con, api_error(404, "not.found", "Channel not found"), "unknown channel");
+                    return false;
+                }
+                ++stats_.dead_channel_answers; // result404 / close: let it through, answer on open
+                s.dead = true;
+            } else if (opts_.takeover_before_open && connected(it->second)) {
+                take_over_before_answer(it->second);
             }
         } else if (opts_.seed_mode) {
             // The seed's service has no channels: every path is one stream,
@@ -612,6 +693,16 @@ private:
         s.open = true;
         ++stats_.sockets_opened;
         const std::string num = "socket #" + std::to_string(s.number);
+        if (s.dead) {
+            log(num + " open on a gone channel: " + opts_.dead_channel_answer);
+            if (opts_.dead_channel_answer == "close") {
+                close_socket(h, close_normal, "");
+            } else {
+                send_json(h, {{"result", "404"}, {"message", "Channel not found"}});
+                s.closing_timer = start_timer(now_plus(std::chrono::seconds(10)), [this, h] { close_socket(h, close_normal, ""); });
+            }
+            return;
+        }
         auto cit = channels_.find(s.channel_id);
         if (shutting_down_ || cit == channels_.end()) {
             close_socket(h, close_going_away, shutting_down_ ? reason_shutdown : reason_channel_gone);
@@ -627,6 +718,7 @@ private:
             close_socket(old, close_normal, reason_takeover);
         }
         ch.active = h;
+        ch.last_use = steady::now();
         log(num + " open on channel " + loggable_id(ch.id));
 
         const auto now = steady::now();
@@ -663,8 +755,11 @@ private:
         socket_record& s = it->second;
         const long long grace = retry_after_seconds(opts_.socket_closing_grace);
         send_json(h, {{"topicName", "v2.system.socket_closing"},
+                      {"version", "2"},
                       {"eventBody",
-                       {{"message", "This socket will close in " + std::to_string(grace) +
+                       {{"channelId", s.channel_id},
+                        {"reason", "scheduled"},
+                        {"message", "This socket will close in " + std::to_string(grace) +
                                         " seconds; connect a new WebSocket to this channel"}}}});
         ++stats_.socket_closing_sent;
         log("socket #" + std::to_string(s.number) + ": socket_closing sent");
@@ -706,14 +801,19 @@ private:
                 send_json(h, {{"topicName", "channel.metadata"}, {"eventBody", {{"message", "pong"}}}}))
                 ++stats_.pongs_sent;
         } else if (what == "subscribe") {
+            // {"message":"subscribe","topics":[...],"correlationId":"..."} ->
+            // {"result":"200","status":"subscribed",...} or {"result":"400","message":...}
+            ++stats_.socket_subscribes;
             auto cit = channels_.find(it->second.channel_id);
             std::vector<std::string> topics;
             std::optional<std::string> error =
                 j.contains("topics") ? parse_topic_list(j["topics"], topics) : std::string("no topics");
-            if (!error && cit != channels_.end()) error = subscribe(cit->second, topics, false);
-            if (error)
-                send_json(h, {{"topicName", "channel.metadata"},
-                              {"eventBody", {{"message", "subscribe rejected: " + *error}}}});
+            if (!error && cit == channels_.end()) error = "no channel";
+            if (!error) error = subscribe(cit->second, topics, false);
+            json reply = error ? json{{"result", "400"}, {"message", "subscribe rejected: " + *error}}
+                               : json{{"result", "200"}, {"status", "subscribed"}};
+            if (j.contains("correlationId")) reply["correlationId"] = j["correlationId"];
+            send_json(h, reply);
         }
     }
 
@@ -746,7 +846,8 @@ private:
         }
         const std::string api = "/api/v2/notifications/channels";
         if (path == api || starts_with(path, api + "/")) return notifications_api(method, path.substr(api.size()), con);
-        if (starts_with(path, "/test/")) return test_api(method, path.substr(6), parse_form(query));
+        if (starts_with(path, "/test/"))
+            return test_api(method, path.substr(6), parse_form(query), con->get_request_body());
         return api_error(404, "not.found", "No such resource");
     }
 
@@ -793,10 +894,13 @@ private:
         if (rest.empty() || rest == "/") {
             if (method == "POST") {
                 if (auto busy = forced_429("channels")) return *busy;
-                if (auto full = make_room_for_channel(auth.client_id)) return *full;
+                make_room_for_channel(auth.client_id);
                 const std::string id =
                     "streaming-0-" + random_text(26, "abcdefghijklmnopqrstuvwxyz0123456789");
-                const channel_record& ch = add_channel(id, auth.client_id, false);
+                channel_record& ch = add_channel(id, auth.client_id, false);
+                ch.token = con->get_request_header("Authorization").substr(7);
+                if (opts_.bind_channels_to_token)
+                    ch.token_timer = start_timer(auth.expires, [this] { kill_channels_of_dead_tokens(); });
                 ++stats_.channels_created;
                 log("channel " + loggable_id(id) + " created");
                 return json_reply(200, channel_json(ch));
@@ -829,6 +933,7 @@ private:
         if (sub != "/subscriptions") return api_error(404, "not.found", "No such resource");
         if (!found) return api_error(404, "not.found", "Channel not found");
         channel_record& ch = it->second;
+        ch.last_use = steady::now();
         if (method == "GET") return json_reply(200, topics_json(ch));
         if (method == "DELETE") {
             ch.topics.clear();
@@ -850,7 +955,7 @@ private:
     // ------------------------------------------------------------ /test/ control API
 
     http_reply test_api(const std::string& method, const std::string& what,
-                        const std::map<std::string, std::string>& query) {
+                        const std::map<std::string, std::string>& query, const std::string& body) {
         auto arg = [&query](const std::string& name, const std::string& fallback) {
             const auto it = query.find(name);
             return it == query.end() ? fallback : it->second;
@@ -894,6 +999,7 @@ private:
                 close_socket(h, close_token_expired, reason_token_expired);
             }
             log("test: every token expired");
+            kill_channels_of_dead_tokens();
             return ok();
         }
         if (auto n = suffix("rate-limit-next/")) {
@@ -909,7 +1015,28 @@ private:
             if (!channels_.count(*id)) return api_error(404, "not.found", "Channel not found");
             ++stats_.channels_deleted;
             log("test: channel " + loggable_id(*id) + " deleted");
-            remove_channel(*id, reason_channel_deleted);
+            const long long code = number(arg("code", "1001"), 1001);
+            if (code < 1000 || code > 4999) return api_error(400, "bad.request", "code must be 1000..4999");
+            remove_channel(*id, arg("reason", reason_channel_deleted), static_cast<std::uint16_t>(code));
+            return ok();
+        }
+        if (what == "revoke-tokens") {
+            for (auto& [token, rec] : tokens_)
+                if (!rec.revoked) {
+                    rec.revoked = true;
+                    ++stats_.tokens_revoked;
+                }
+            for (auto& [id, ch] : channels_)
+                if (!ch.implicit) send_system(ch, "token_revoked", "token_revoked", "The access token was revoked");
+            log("test: every token revoked");
+            kill_channels_of_dead_tokens();
+            return ok();
+        }
+        if (auto id = suffix("unsubscribe/")) {
+            auto it = channels_.find(*id);
+            if (it == channels_.end()) return api_error(404, "not.found", "Channel not found");
+            it->second.topics.clear();
+            send_system(it->second, "no_longer_subscribed", "no_longer_subscribed", "Subscriptions were removed");
             return ok();
         }
         if (auto id = suffix("expire-channel/")) {
@@ -917,6 +1044,14 @@ private:
             ++stats_.channels_expired;
             log("test: channel " + loggable_id(*id) + " expired");
             remove_channel(*id, reason_channel_expired);
+            return ok();
+        }
+        if (auto id = suffix("send-frame/")) {
+            auto it = channels_.find(*id);
+            if (it == channels_.end() || !connected(it->second)) return api_error(404, "not.found", "No open socket");
+            std::error_code ec;
+            server_.send(it->second.active, body, websocketpp::frame::opcode::text, ec);
+            log("test: a frame of " + std::to_string(body.size()) + " bytes sent to channel " + loggable_id(*id));
             return ok();
         }
         if (auto id = suffix("socket-closing/")) {
@@ -996,7 +1131,13 @@ private:
                 {"events_lost", s.events_lost},
                 {"rest_requests", s.rest_requests},
                 {"rest_401", s.rest_401},
-                {"rest_429", s.rest_429}};
+                {"rest_429", s.rest_429},
+                {"channels_evicted_connected", s.channels_evicted_connected},
+                {"channels_died_with_token", s.channels_died_with_token},
+                {"tokens_revoked", s.tokens_revoked},
+                {"system_messages_sent", s.system_messages_sent},
+                {"dead_channel_answers", s.dead_channel_answers},
+                {"socket_subscribes", s.socket_subscribes}};
     }
 
     // ------------------------------------------------------------ shutdown

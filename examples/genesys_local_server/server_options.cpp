@@ -56,6 +56,12 @@ std::string usage_text() {
            "  --rate-window S              rate limit window (default 60)\n"
            "  --seed-mode                  WebSocket upgrades need Authorization: Bearer; 4001 on\n"
            "                               token expiry; 401 for a stale token\n"
+           "  --dead-channel-answer A      handshake on a gone channel: http404 (default), http401,\n"
+           "                               result404 (101, then a {\"result\":\"404\"} frame) or close\n"
+           "                               (101, then an immediate close 1000)\n"
+           "  --bind-channels-to-token     a channel dies with the token that created it\n"
+           "  --takeover-before-open       a second socket's takeover close reaches the first socket\n"
+           "                               before the second one's handshake answer\n"
            "  --duration S                 exit after S seconds, 0 = run until SIGINT/SIGTERM\n"
            "                               (default 0)\n"
            "  --quiet                      no log lines on stderr\n"
@@ -103,6 +109,11 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
         {"--rate-limit", count(o.rate_limit, 1000000000ULL)},
         {"--rate-window", seconds(o.rate_window)},
         {"--duration", seconds(o.duration)},
+        {"--dead-channel-answer",
+         [&o](const std::string& v) {
+             o.dead_channel_answer = v;
+             return v == "http404" || v == "http401" || v == "result404" || v == "close";
+         }},
     };
 
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -118,6 +129,14 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
         }
         if (a == "--quiet") {
             o.quiet = true;
+            continue;
+        }
+        if (a == "--bind-channels-to-token") {
+            o.bind_channels_to_token = true;
+            continue;
+        }
+        if (a == "--takeover-before-open") {
+            o.takeover_before_open = true;
             continue;
         }
         // Accept both "--name value" and "--name=value".

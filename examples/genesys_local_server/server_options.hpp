@@ -28,6 +28,13 @@ struct server_options {
     unsigned rate_limit = 300;                                   // per client and window; 0: off
     milliseconds rate_window = std::chrono::seconds(60);
     bool seed_mode = false;
+    // How a handshake on a channel that does not exist (any more) is answered:
+    // "http404" (HTTP 404), "http401" (HTTP 401), "result404" (the upgrade
+    // succeeds, then a {"result":"404",...} text frame) or "close" (the
+    // upgrade succeeds, then an immediate close 1000). Genesys documents none.
+    std::string dead_channel_answer = "http404";
+    bool bind_channels_to_token = false; // a channel dies when the token that created it expires or is revoked
+    bool takeover_before_open = false;   // a takeover closes the old socket before the new one's 101 is sent
     milliseconds duration = milliseconds(0); // 0: until SIGINT/SIGTERM
     bool quiet = false;
 };
