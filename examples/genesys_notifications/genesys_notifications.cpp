@@ -298,6 +298,14 @@ int main(int argc, char** argv) {
             summary["socket_closings"] = sc.socket_closings;
             summary["liveness_failures"] = sc.heartbeat_timeouts + sc.pong_timeouts;
             summary["pongs"] = sc.pongs;
+            summary["tokens_revoked"] = sc.tokens_revoked;
+            summary["unsubscribed"] = sc.unsubscribed;
+            summary["resubscribed"] = sc.resubscriptions;
+            summary["channels_gone"] = sc.channels_gone;
+            summary["frames_skipped"] = sc.frames_too_large + sc.frames_too_deep + sc.malformed;
+            summary["channels_lost"] = ch.channels_lost;
+            summary["token_replacements"] = ch.token_replacements;
+            summary["refused_channel_answers"] = ch.refused_ids;
         } else {
             // The seed's service: the bearer token on the upgrade, 4001 on expiry.
             using seed_client = tether::basic_reconnecting_client<tether::websocketpp_transport, gen::rest_token,
