@@ -36,9 +36,9 @@ public:
     };
     sim_channels() : s_(std::make_shared<state>()) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
-        h(tether::token_result::success(tether::token(tether::secret{}, std::nullopt, false, uri())));
+    template <class Handler> void async_get_token(Handler&& h) {
+        h(tether::token_result::success(
+            tether::token(tether::secret{}, std::nullopt, false, uri())));
     }
     void invalidate(const tether::secret&) { next("invalidated"); }
     void cancel() {}
@@ -56,8 +56,9 @@ private:
     std::shared_ptr<state> s_;
 };
 
-using client_type = tether::basic_reconnecting_client<simulated_transport, sim_channels, gen::genesys_close_policy,
-                                                      tether::exponential_backoff>;
+using client_type =
+    tether::basic_reconnecting_client<simulated_transport, sim_channels, gen::genesys_close_policy,
+                                      tether::exponential_backoff>;
 
 std::string channel_of(const std::string& url) { return url.substr(url.rfind('/') + 1); }
 
@@ -67,7 +68,7 @@ struct world {
     simulation sim;
     simulated_server server;
     std::map<std::string, tether::connection_id> active; // channel -> socket
-    std::map<std::string, int> dead;                      // channel -> HTTP status for its handshakes
+    std::map<std::string, int> dead; // channel -> HTTP status for its handshakes
     bool takeover_first = true;
     client_type client;
     sim_channels::state& channels;
@@ -87,16 +88,19 @@ struct world {
     }
 
     world()
-        : client(options(), simulated_transport(sim, server), sim_channels(), gen::genesys_close_policy(),
+        : client(options(), simulated_transport(sim, server), sim_channels(),
+                 gen::genesys_close_policy(),
                  tether::exponential_backoff({}, tether::jitter_rng(7))),
           channels(client.token_policy().st()),
-          stream(client, quiet(), [this] { return client.token_policy().uri(); }, actions()) {
+          stream(
+              client, quiet(), [this] { return client.token_policy().uri(); }, actions()) {
         server.on_handshake = [this](const server_handshake& h) {
             const std::string ch = channel_of(h.url);
             if (dead.count(ch)) return server_response::reject(dead[ch]);
             auto it = active.find(ch);
             if (it != active.end() && server.is_open(it->second) && takeover_first)
-                server.close(it->second, 1000, ""); // reaches the client before the new socket's open
+                server.close(it->second, 1000,
+                             ""); // reaches the client before the new socket's open
             active[ch] = h.id;
             return server_response::accept();
         };
@@ -135,7 +139,8 @@ struct world {
 
 } // namespace
 
-TEST_CASE("genesys stream: a takeover close (1000) that arrives before the new socket's open is survived") {
+TEST_CASE("genesys stream: a takeover close (1000) that arrives before the new socket's open is "
+          "survived") {
     world w;
     w.client.start();
     w.sim.run_for(1s);
@@ -157,7 +162,8 @@ TEST_CASE("genesys stream: a takeover close (1000) that arrives before the new s
     CHECK(w.gaps.size() == 1);
 }
 
-TEST_CASE("genesys stream: an open socket closed by the server goes back to its channel; a refused retry makes a new one") {
+TEST_CASE("genesys stream: an open socket closed by the server goes back to its channel; a refused "
+          "retry makes a new one") {
     world w;
     w.client.start();
     w.sim.run_for(1s);
@@ -191,7 +197,8 @@ TEST_CASE("genesys stream: an open socket closed by the server goes back to its 
 TEST_CASE("genesys stream: repeated immediate closes of a fresh socket make a new channel") {
     world w;
     w.server.on_handshake = [&w](const server_handshake& h) {
-        if (channel_of(h.url) == "ch-1") return server_response::accept().then_close(10ms, 1000, "");
+        if (channel_of(h.url) == "ch-1")
+            return server_response::accept().then_close(10ms, 1000, "");
         w.active[channel_of(h.url)] = h.id;
         return server_response::accept();
     };
@@ -201,17 +208,20 @@ TEST_CASE("genesys stream: repeated immediate closes of a fresh socket make a ne
     CHECK(w.last_channel() == "ch-2");
     // ch-1: opened and closed at once twice (first retry of the same channel, then a new one).
     std::size_t on_ch1 = 0;
-    for (const auto& h : w.server.handshakes) on_ch1 += channel_of(h.url) == "ch-1";
+    for (const auto& h : w.server.handshakes)
+        on_ch1 += channel_of(h.url) == "ch-1";
     CHECK(on_ch1 == 2);
 }
 
-TEST_CASE("genesys stream: token_revoked drops the REST token and the channel, reconnects and reports the gap") {
+TEST_CASE("genesys stream: token_revoked drops the REST token and the channel, reconnects and "
+          "reports the gap") {
     world w;
     w.client.start();
     w.sim.run_for(1s);
     w.send_to_channel(R"({"topicName":"v2.users.u.presence","eventBody":{"sequence":1}})");
     w.sim.run_for(1s);
-    w.send_to_channel(R"({"topicName":"v2.system.token_revoked.ch-1","eventBody":{"message":"revoked"}})");
+    w.send_to_channel(
+        R"({"topicName":"v2.system.token_revoked.ch-1","eventBody":{"message":"revoked"}})");
     w.sim.run_for(5s);
     CHECK(w.open());
     CHECK(w.rest_token_drops == 1);
@@ -245,7 +255,8 @@ TEST_CASE("genesys stream: no_longer_subscribed resubscribes and reports the gap
     world w;
     w.client.start();
     w.sim.run_for(1s);
-    w.send_to_channel(R"({"topicName":"v2.system.no_longer_subscribed.ch-1","eventBody":{"message":"x\r\ny"}})");
+    w.send_to_channel(
+        R"({"topicName":"v2.system.no_longer_subscribed.ch-1","eventBody":{"message":"x\r\ny"}})");
     w.sim.run_for(1s);
     CHECK(w.resubscribe_calls == 1);
     CHECK(w.gaps.empty());

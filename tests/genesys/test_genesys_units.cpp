@@ -16,11 +16,12 @@ TEST_CASE("genesys: a known region gives login and api hosts; an unknown one is 
     const auto e = gen::endpoints::for_region("mypurecloud.ie");
     CHECK(e.login_base == "https://login.mypurecloud.ie");
     CHECK(e.api_base == "https://api.mypurecloud.ie");
-    CHECK(gen::endpoints::for_region("https://api.usw2.pure.cloud/").api_base == "https://api.usw2.pure.cloud");
+    CHECK(gen::endpoints::for_region("https://api.usw2.pure.cloud/").api_base ==
+          "https://api.usw2.pure.cloud");
     CHECK_THROWS_WITH(gen::endpoints::for_region("mypurecloud.evil.example"),
                       Catch::Contains("unknown region") && Catch::Contains("mypurecloud.com.au"));
-    CHECK(gen::endpoints::explicit_urls("http://127.0.0.1:8080/", "http://127.0.0.1:8080").login_base ==
-          "http://127.0.0.1:8080");
+    CHECK(gen::endpoints::explicit_urls("http://127.0.0.1:8080/", "http://127.0.0.1:8080")
+              .login_base == "http://127.0.0.1:8080");
 }
 
 TEST_CASE("genesys: topic lists are checked before anything is sent") {
@@ -39,7 +40,8 @@ TEST_CASE("genesys: topic lists are checked before anything is sent") {
 TEST_CASE("genesys: channel expiry timestamps") {
     const auto t = gen::parse_utc_timestamp("2024-05-01T12:00:00.250Z");
     REQUIRE(t);
-    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count() == 1714564800250LL);
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count() ==
+          1714564800250LL);
     CHECK(gen::parse_utc_timestamp("1970-01-01T00:00:00Z")->time_since_epoch().count() == 0);
     CHECK_FALSE(gen::parse_utc_timestamp("2024-05-01 12:00:00Z"));
     CHECK_FALSE(gen::parse_utc_timestamp("2024-05-01T12:00:00+02:00"));
@@ -49,15 +51,19 @@ TEST_CASE("genesys: channel expiry timestamps") {
 
 TEST_CASE("genesys: socket messages are typed") {
     gen::notification n;
-    CHECK(gen::parse_notification(R"({"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}})", n) ==
-          gen::message_type::heartbeat);
-    CHECK(gen::parse_notification(R"({"topicName":"channel.metadata","eventBody":{"message":"pong"}})", n) ==
-          gen::message_type::pong);
-    CHECK(gen::parse_notification(R"({"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}})", n) ==
-          gen::message_type::socket_closing);
     CHECK(gen::parse_notification(
-              R"({"topicName":"v2.users.u.presence","eventBody":{"sequence":7},"metadata":{"CorrelationId":"c"}})", n) ==
-          gen::message_type::event);
+              R"({"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}})",
+              n) == gen::message_type::heartbeat);
+    CHECK(gen::parse_notification(
+              R"({"topicName":"channel.metadata","eventBody":{"message":"pong"}})", n) ==
+          gen::message_type::pong);
+    CHECK(gen::parse_notification(
+              R"({"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}})", n) ==
+          gen::message_type::socket_closing);
+    CHECK(
+        gen::parse_notification(
+            R"({"topicName":"v2.users.u.presence","eventBody":{"sequence":7},"metadata":{"CorrelationId":"c"}})",
+            n) == gen::message_type::event);
     CHECK(n.topic == "v2.users.u.presence");
     CHECK(n.body["sequence"] == 7);
     CHECK(n.metadata["CorrelationId"] == "c");
@@ -97,34 +103,40 @@ TEST_CASE("genesys: channel errors are permanent where retrying cannot help") {
     CHECK(tether::is_permanent_token_error(tether::error::subscription_rejected));
     CHECK(tether::is_permanent_token_error(tether::error::request_forbidden));
     CHECK_FALSE(tether::is_permanent_token_error(tether::error::channel_request_failed));
-    CHECK(tether::make_error_code(tether::error::channel_creation_limit).message().find("channel creation limit") !=
-          std::string::npos);
+    CHECK(tether::make_error_code(tether::error::channel_creation_limit)
+              .message()
+              .find("channel creation limit") != std::string::npos);
 }
 
 // ---------------------------------------------------------------- issue 13
 
-TEST_CASE("genesys: the envelope's version is kept; system topics are typed with or without their id") {
+TEST_CASE(
+    "genesys: the envelope's version is kept; system topics are typed with or without their id") {
     gen::notification n;
-    CHECK(gen::parse_notification(R"({"topicName":"v2.users.u.presence","version":"2","eventBody":{}})", n) ==
+    CHECK(gen::parse_notification(
+              R"({"topicName":"v2.users.u.presence","version":"2","eventBody":{}})", n) ==
           gen::message_type::event);
     CHECK(n.version == "2");
-    CHECK(gen::parse_notification(R"({"topicName":"v2.users.u.presence","version":3,"eventBody":{}})", n) ==
-          gen::message_type::event);
+    CHECK(
+        gen::parse_notification(R"({"topicName":"v2.users.u.presence","version":3,"eventBody":{}})",
+                                n) == gen::message_type::event);
     CHECK(n.version == "3");
     CHECK(gen::parse_notification(R"({"topicName":"v2.users.u.presence","eventBody":{}})", n) ==
           gen::message_type::event);
     CHECK(n.version.empty());
-    CHECK(gen::parse_notification(R"({"topicName":"v2.system.token_revoked.abc-1","eventBody":{}})", n) ==
-          gen::message_type::token_revoked);
+    CHECK(gen::parse_notification(R"({"topicName":"v2.system.token_revoked.abc-1","eventBody":{}})",
+                                  n) == gen::message_type::token_revoked);
     CHECK(gen::parse_notification(R"({"topicName":"v2.system.token_revoked","eventBody":{}})", n) ==
           gen::message_type::token_revoked);
-    CHECK(gen::parse_notification(R"({"topicName":"v2.system.token_revokedX","eventBody":{}})", n) ==
-          gen::message_type::event);
-    CHECK(gen::parse_notification(R"({"topicName":"v2.system.no_longer_subscribed.c-9","eventBody":{}})", n) ==
+    CHECK(gen::parse_notification(R"({"topicName":"v2.system.token_revokedX","eventBody":{}})",
+                                  n) == gen::message_type::event);
+    CHECK(gen::parse_notification(
+              R"({"topicName":"v2.system.no_longer_subscribed.c-9","eventBody":{}})", n) ==
           gen::message_type::no_longer_subscribed);
-    REQUIRE(gen::parse_notification(
-                R"({"topicName":"v2.system.socket_closing","eventBody":{"channelId":"streaming-0-x","reason":"ROLLING_UPDATE","message":"bye"}})",
-                n) == gen::message_type::socket_closing);
+    REQUIRE(
+        gen::parse_notification(
+            R"({"topicName":"v2.system.socket_closing","eventBody":{"channelId":"streaming-0-x","reason":"ROLLING_UPDATE","message":"bye"}})",
+            n) == gen::message_type::socket_closing);
     const auto sm = gen::parse_system_message(n.body);
     CHECK(sm.channel_id == "streaming-0-x");
     CHECK(sm.reason == "ROLLING_UPDATE");
@@ -134,10 +146,11 @@ TEST_CASE("genesys: the envelope's version is kept; system topics are typed with
 
 TEST_CASE("genesys: socket replies carry a result status") {
     gen::notification n;
-    REQUIRE(gen::parse_notification(R"({"result":"404","message":"Channel not found"})", n) == gen::message_type::reply);
-    CHECK(gen::reply_status(n.body) == 404);
-    REQUIRE(gen::parse_notification(R"({"result":200,"status":"subscribed","correlationId":"c1"})", n) ==
+    REQUIRE(gen::parse_notification(R"({"result":"404","message":"Channel not found"})", n) ==
             gen::message_type::reply);
+    CHECK(gen::reply_status(n.body) == 404);
+    REQUIRE(gen::parse_notification(R"({"result":200,"status":"subscribed","correlationId":"c1"})",
+                                    n) == gen::message_type::reply);
     CHECK(gen::reply_status(n.body) == 200);
     CHECK(gen::parse_notification(R"({"result":"4x4"})", n) == gen::message_type::malformed);
     CHECK(gen::parse_notification(R"({"result":"99"})", n) == gen::message_type::malformed);
@@ -162,7 +175,8 @@ TEST_CASE("genesys: frames over the size or depth limit are not parsed") {
     CHECK(gen::parse_notification(nested + "[", n) == gen::message_type::too_large);
 }
 
-TEST_CASE("genesys: channel ids from the server are checked; ids and server text are made safe for logs") {
+TEST_CASE("genesys: channel ids from the server are checked; ids and server text are made safe for "
+          "logs") {
     CHECK(gen::is_valid_channel_id("streaming-0-abcDEF0123456789"));
     CHECK_FALSE(gen::is_valid_channel_id(""));
     CHECK_FALSE(gen::is_valid_channel_id("x/subscriptions HTTP/1.1\r\nX-Injected: yes"));
@@ -171,18 +185,22 @@ TEST_CASE("genesys: channel ids from the server are checked; ids and server text
     CHECK_FALSE(gen::is_valid_channel_id(std::string(129, 'a')));
     CHECK(gen::shorten_id("streaming-0-0123456789abcdef") == "streaming-0-012345...");
     CHECK(gen::shorten_id("short") == "short");
-    CHECK(gen::printable("line\r\nforged [0.000] entry\x1b[31m") == "line  forged [0.000] entry [31m");
-    CHECK(gen::rest_client::loggable_target("/api/v2/notifications/channels/streaming-0-0123456789abcdef/subscriptions") ==
+    CHECK(gen::printable("line\r\nforged [0.000] entry\x1b[31m") ==
+          "line  forged [0.000] entry [31m");
+    CHECK(gen::rest_client::loggable_target(
+              "/api/v2/notifications/channels/streaming-0-0123456789abcdef/subscriptions") ==
           "/api/v2/notifications/channels/streaming-0-012345.../subscriptions");
 }
 
 TEST_CASE("genesys: 18 regions, edee1.eusc-pure.cloud among them") {
     CHECK(gen::known_regions.size() == 18);
-    CHECK(gen::endpoints::for_region("edee1.eusc-pure.cloud").api_base == "https://api.edee1.eusc-pure.cloud");
+    CHECK(gen::endpoints::for_region("edee1.eusc-pure.cloud").api_base ==
+          "https://api.edee1.eusc-pure.cloud");
 }
 
 namespace {
-tether::close_event closed_open(std::uint16_t code, std::chrono::milliseconds uptime, std::string reason = {}) {
+tether::close_event closed_open(std::uint16_t code, std::chrono::milliseconds uptime,
+                                std::string reason = {}) {
     tether::close_event e;
     e.code = code;
     e.reason = std::move(reason);
@@ -202,11 +220,12 @@ tether::close_event failed(tether::error err) {
 }
 } // namespace
 
-TEST_CASE("genesys: close policy: every code of an open socket reconnects to the same channel first") {
+TEST_CASE(
+    "genesys: close policy: every code of an open socket reconnects to the same channel first") {
     using tether::close_action;
     // 1000 included: the decision must not depend on default_close_policy's 1000.
-    for (std::uint16_t code : {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
-                               1014, 1015, 3000, 4000, 4001, 4999}) {
+    for (std::uint16_t code : {1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011,
+                               1012, 1013, 1014, 1015, 3000, 4000, 4001, 4999}) {
         INFO("code " << code);
         gen::genesys_close_policy p;
         const auto d = p.decide(closed_open(code, 10min));
@@ -224,11 +243,13 @@ TEST_CASE("genesys: close policy: every code of an open socket reconnects to the
     CHECK(p.decide(drop).action == close_action::reconnect);
 }
 
-TEST_CASE("genesys: close policy: a retry that the server answers by closing at once means a new channel") {
+TEST_CASE("genesys: close policy: a retry that the server answers by closing at once means a new "
+          "channel") {
     using tether::close_action;
     gen::genesys_close_policy p;
-    CHECK(p.decide(closed_open(1000, 30min)).action == close_action::reconnect);        // same channel
-    CHECK(p.decide(closed_open(1000, 50ms)).action == close_action::refresh_token_then_reconnect); // it failed
+    CHECK(p.decide(closed_open(1000, 30min)).action == close_action::reconnect); // same channel
+    CHECK(p.decide(closed_open(1000, 50ms)).action ==
+          close_action::refresh_token_then_reconnect); // it failed
     // A fresh channel closed at once: once is a hiccup, twice is a dead channel.
     CHECK(p.decide(closed_open(1011, 10ms)).action == close_action::reconnect);
     CHECK(p.decide(closed_open(1011, 10ms)).action == close_action::refresh_token_then_reconnect);

@@ -585,6 +585,31 @@ def scenario_oversize_frames(srv_bin, cli_bin):
     check(s["channels_created"] == 1 and s["reconnects"] == 1, f"channels {s['channels_created']}")
 
 
+def scenario_untrusted_channel_answers(srv_bin, cli_bin):
+    # The server answers POST channels with an id that would split the next
+    # REST request line, then with a ws:// connectUri to a host that is not
+    # loopback: both are refused (nothing is sent to either), and the third
+    # answer, a sound one, is used.
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    for answer in ({"id": "x/subscriptions HTTP/1.1\r\nX-Injected: yes", "connectUri": "ws://127.0.0.1:1/channels/x"},
+                   {"id": "streaming-0-plain", "connectUri": "ws://streaming.example.com/channels/streaming-0-plain"}):
+        req = urllib.request.Request(srv.base + "/test/next-channel-answer", data=json.dumps(answer).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+    # Each refusal fails the channel request: the client waits on its auth
+    # ladder (full jitter, at most 5 s, then 10 s) before the next creation.
+    c = Client(cli_bin, srv, 20)
+    c.wait_for(r"\] open ", 19)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["refused_channel_answers"] == 2, f"refused {s['refused_channel_answers']}")
+    check(len(c.matching(r"channel +failed .*refused the answer: the channel id")) == 1, "the id was not refused")
+    check(len(c.matching(r"channel +failed .*refused the answer: connectUri is ws://")) == 1, "ws:// not refused")
+    check(not c.matching(r"X-Injected"), "the injected text was printed")
+    check(stats["handshakes"] == 1 and stats["channels_created"] == 1, f"server {stats}")
+
+
 SCENARIOS = {
     "token_expiry": scenario_token_expiry,
     "seed_token_expiry": scenario_seed_token_expiry,
@@ -609,6 +634,7 @@ SCENARIOS = {
     "close_codes": scenario_close_codes,
     "takeover_first": scenario_takeover_first,
     "oversize_frames": scenario_oversize_frames,
+    "untrusted_channel_answers": scenario_untrusted_channel_answers,
 }
 
 

@@ -18,7 +18,8 @@ inline std::string body_excerpt(std::string_view body, std::size_t max) {
     bool cut = false;
     if (body.size() > max) {
         std::size_t n = max;
-        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
+        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80)
+            --n;
         body = body.substr(0, n);
         cut = true;
     }

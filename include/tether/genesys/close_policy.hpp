@@ -20,19 +20,19 @@ namespace genesys {
 /// changing), and the rule is: reconnect to the same channel; if the server
 /// then refuses it or closes it again at once, make a new channel.
 ///
-/// | outcome                                                        | action                         |
-/// |----------------------------------------------------------------|--------------------------------|
-/// | open socket closed, any code 1000-4999 or none (1005, 1006, drop), after `immediate_close` or more | reconnect, same channel (network ladder) |
-/// | open socket closed sooner than `immediate_close` after it opened, the first time | reconnect, same channel |
-/// | ... again on the same channel (the retry failed)               | new channel                    |
-/// | reason "Channel expired/deleted/not found" (local server)      | new channel                    |
-/// | our own 1009 (a frame over the socket's size limit)            | reconnect, same channel        |
-/// | handshake 4xx except 408 and 429 (401, 404: dead channel)      | new channel                    |
-/// | handshake 408, 429, 5xx                                        | reconnect, same channel, Retry-After (overload) |
-/// | handshake 3xx                                                  | stop (handshake_refused)       |
-/// | handshake 1xx/2xx without an upgrade                           | reconnect, same channel        |
-/// | TLS verification, invalid URL, credential in clear, bad upgrade request | stop                  |
-/// | other failures before the server answered (DNS, TCP, timeout)  | reconnect, same channel        |
+/// | outcome                                                     | action                     |
+/// |-------------------------------------------------------------|----------------------------|
+/// | open socket closed (any code, 1005, 1006, a drop)           | same channel (network)     |
+/// | ... closed within `immediate_close` of opening, first time  | same channel               |
+/// | ... again, right after going back to it (the retry failed)  | new channel                |
+/// | reason "Channel expired/deleted/not found" (local server)   | new channel                |
+/// | our own 1009 (a frame over the socket's size limit)         | same channel               |
+/// | handshake 4xx except 408, 429 (401, 404: a dead channel)    | new channel                |
+/// | handshake 408, 429, 5xx                                     | same channel, Retry-After  |
+/// | handshake 3xx                                               | stop (handshake_refused)   |
+/// | handshake 1xx/2xx without an upgrade                        | same channel               |
+/// | TLS verification, bad URL, credential in clear, bad request | stop                       |
+/// | other failures before the server answered (DNS, TCP, time)  | same channel               |
 ///
 /// A failure that never reached the server says nothing about the channel,
 /// and a new channel needs the same network: it keeps the channel. New
@@ -54,7 +54,8 @@ public:
     reconnect_decision decide(const close_event& ev) {
         if (ev.http_status != 0) return handshake_refused(ev);
         if (!ev.was_open) return not_reached(ev);
-        if (ev.error == error::message_too_large) return same_channel(); // our limit, not the channel
+        if (ev.error == error::message_too_large)
+            return same_channel(); // our limit, not the channel
         if (channel_gone(ev.reason)) return new_channel();
         if (ev.uptime < opts_.immediate_close) {
             // The first immediate close may be a hiccup; a second one on the
@@ -75,7 +76,8 @@ public:
     /// The local server's close reasons (examples/genesys_local_server):
     /// a short cut, not relied on (real Genesys documents none).
     static bool channel_gone(std::string_view reason) noexcept {
-        return starts_with_ci(reason, "channel expired") || starts_with_ci(reason, "channel deleted") ||
+        return starts_with_ci(reason, "channel expired") ||
+               starts_with_ci(reason, "channel deleted") ||
                starts_with_ci(reason, "channel not found");
     }
 
@@ -87,7 +89,8 @@ private:
             d.min_delay = ev.retry_after;
             return d;
         }
-        if (s >= 400 && s <= 499) return new_channel(); // 401/404/410...: the channel is not accepted
+        if (s >= 400 && s <= 499)
+            return new_channel(); // 401/404/410...: the channel is not accepted
         if (s >= 300 && s <= 399) return reconnect_decision::stop(error::handshake_refused);
         return same_channel(); // 1xx/2xx without an upgrade: a confused proxy
     }
@@ -103,7 +106,9 @@ private:
         retrying_same_channel_ = false;
         return reconnect_decision::refresh_token();
     }
-    static reconnect_decision same_channel() { return reconnect_decision::reconnect(failure_class::network); }
+    static reconnect_decision same_channel() {
+        return reconnect_decision::reconnect(failure_class::network);
+    }
 
     static bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
         return s.size() >= prefix.size() && detail::iequals(s.substr(0, prefix.size()), prefix);

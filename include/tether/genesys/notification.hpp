@@ -18,9 +18,9 @@ namespace genesys {
 /// One message of the notification socket:
 /// `{"topicName": ..., "version": ..., "eventBody": {...}, "metadata": {...}}`.
 struct notification {
-    std::string topic;       ///< topicName
-    std::string version;     ///< envelope `version` (a number is kept as its text; empty when absent)
-    nlohmann::json body;     ///< eventBody (null when absent)
+    std::string topic;   ///< topicName
+    std::string version; ///< envelope `version` (a number is kept as its text; empty when absent)
+    nlohmann::json body; ///< eventBody (null when absent)
     nlohmann::json metadata; ///< metadata (null when absent)
     std::string channel_id;  ///< the channel (or stream) it arrived on
     std::chrono::system_clock::time_point received{};
@@ -77,15 +77,20 @@ inline std::size_t json_depth(std::string_view text, std::size_t limit) noexcept
     bool in_string = false, escaped = false;
     for (const char c : text) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
-        if (c == '"') in_string = true;
+        if (c == '"')
+            in_string = true;
         else if (c == '[' || c == '{') {
             if (++depth > deepest && (deepest = depth) > limit) return deepest;
-        } else if ((c == ']' || c == '}') && depth > 0) --depth;
+        } else if ((c == ']' || c == '}') && depth > 0)
+            --depth;
     }
     return deepest;
 }
@@ -104,7 +109,8 @@ inline system_message parse_system_message(const nlohmann::json& body) {
     if (!body.is_object()) return m;
     auto text = [&body](const char* key) {
         const auto it = body.find(key);
-        return it != body.end() && it->is_string() ? it->template get<std::string>() : std::string();
+        return it != body.end() && it->is_string() ? it->template get<std::string>()
+                                                   : std::string();
     };
     m.channel_id = text("channelId");
     m.reason = text("reason");
@@ -135,7 +141,8 @@ inline int reply_status(const nlohmann::json& j) noexcept {
 /// Does `topic` name the system topic `base` (`v2.system.token_revoked`),
 /// with or without the `.{id}` suffix?
 inline bool is_system_topic(std::string_view topic, std::string_view base) noexcept {
-    return topic.substr(0, base.size()) == base && (topic.size() == base.size() || topic[base.size()] == '.');
+    return topic.substr(0, base.size()) == base &&
+           (topic.size() == base.size() || topic[base.size()] == '.');
 }
 
 /// Parses one text frame into `out` and says what it is. Frames over the
@@ -174,7 +181,8 @@ inline message_type parse_notification(std::string_view text, notification& out,
     }
     if (out.topic == "v2.system.socket_closing") return message_type::socket_closing;
     if (is_system_topic(out.topic, "v2.system.token_revoked")) return message_type::token_revoked;
-    if (is_system_topic(out.topic, "v2.system.no_longer_subscribed")) return message_type::no_longer_subscribed;
+    if (is_system_topic(out.topic, "v2.system.no_longer_subscribed"))
+        return message_type::no_longer_subscribed;
     return message_type::event;
 }
 
@@ -184,7 +192,9 @@ inline message_type parse_notification(std::string_view text, notification& out,
 inline bool is_valid_channel_id(std::string_view id) noexcept {
     if (id.empty() || id.size() > 128) return false;
     for (char c : id)
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
     return true;
 }
 
@@ -197,7 +207,9 @@ inline std::string shorten_id(std::string_view id) {
 
 /// Text the server chose (messages, reasons), bounded and without control
 /// characters, for logs.
-inline std::string printable(std::string_view text, std::size_t max = 200) { return detail::body_excerpt(text, max); }
+inline std::string printable(std::string_view text, std::size_t max = 200) {
+    return detail::body_excerpt(text, max);
+}
 
 /// A window in which notifications may have been lost: from the last one
 /// received before a connection dropped (or its open, if none came) to the
@@ -206,14 +218,15 @@ inline std::string printable(std::string_view text, std::size_t max = 200) { ret
 struct gap_event {
     std::chrono::system_clock::time_point from;
     std::chrono::system_clock::time_point to;
-    std::string reason; ///< why the connection dropped
+    std::string reason;  ///< why the connection dropped
     bool resumed = true; ///< false: reported at stop, the stream did not come back
 };
 
 /// A make-before-break switch to a new socket completed.
 struct handover_event {
     std::string channel_id;
-    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    std::chrono::milliseconds
+        took; ///< from socket_closing to the new socket's open (0 for a renewal)
     bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
 };
 

@@ -33,9 +33,11 @@ struct stream_options {
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: bad heartbeat or ping interval");
         if (limits.max_bytes == 0 || limits.max_depth == 0)
-            throw std::invalid_argument("tether: genesys: stream_options: parse limits must be at least 1");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: parse limits must be at least 1");
     }
 };
 
@@ -51,13 +53,13 @@ struct stream_counters {
     std::uint64_t gaps = 0;
     std::uint64_t heartbeat_timeouts = 0;
     std::uint64_t pong_timeouts = 0;
-    std::uint64_t tokens_revoked = 0;     ///< v2.system.token_revoked
-    std::uint64_t unsubscribed = 0;       ///< v2.system.no_longer_subscribed
-    std::uint64_t resubscriptions = 0;    ///< repairs after no_longer_subscribed that succeeded
-    std::uint64_t replies = 0;            ///< {"result": ...} frames
-    std::uint64_t channels_gone = 0;      ///< result 4xx frames taken as "this channel is gone"
-    std::uint64_t frames_too_large = 0;   ///< skipped: over parse_limits::max_bytes
-    std::uint64_t frames_too_deep = 0;    ///< skipped: over parse_limits::max_depth
+    std::uint64_t tokens_revoked = 0;   ///< v2.system.token_revoked
+    std::uint64_t unsubscribed = 0;     ///< v2.system.no_longer_subscribed
+    std::uint64_t resubscriptions = 0;  ///< repairs after no_longer_subscribed that succeeded
+    std::uint64_t replies = 0;          ///< {"result": ...} frames
+    std::uint64_t channels_gone = 0;    ///< result 4xx frames taken as "this channel is gone"
+    std::uint64_t frames_too_large = 0; ///< skipped: over parse_limits::max_bytes
+    std::uint64_t frames_too_deep = 0;  ///< skipped: over parse_limits::max_depth
 };
 
 /// What the stream asks of the channel's owner when the server says the
@@ -78,7 +80,7 @@ struct channel_actions {
 
 /// A system message the stream acted on.
 struct system_event {
-    message_type type;      ///< socket_closing, token_revoked or no_longer_subscribed
+    message_type type; ///< socket_closing, token_revoked or no_longer_subscribed
     std::string topic;
     system_message message; ///< as sent; print through printable()
 };
@@ -104,42 +106,50 @@ struct rejected_frame {
 ///   -> the channel is gone: drop it and reconnect;
 /// - frames over stream_options::limits -> counted, reported, skipped.
 /// Lives on the client's executor; must outlive the client's run.
-template <class Client>
-class notification_stream {
+template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
     using timer_type = typename Client::transport_type::timer_type;
 
-    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {},
-                        channel_actions actions = {})
+    notification_stream(Client& client, stream_options opts,
+                        std::function<std::string()> source_name = {}, channel_actions actions = {})
         : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
-          actions_(std::move(actions)),
-          watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
+          actions_(std::move(actions)), watchdog_(client.transport().make_timer()),
+          ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
         client_.on_open([this](const open_event& e) { opened(e); });
         client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_close(
+            [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
         client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
     ~notification_stream() { cancel_timers(); }
 
-    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_notification(std::function<void(const notification&)> f) {
+        h_notification_ = std::move(f);
+    }
     void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
     void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
     /// socket_closing arrived (the handover starts); its system message as sent.
-    void on_socket_closing(std::function<void(const system_message&)> f) { h_closing_ = std::move(f); }
+    void on_socket_closing(std::function<void(const system_message&)> f) {
+        h_closing_ = std::move(f);
+    }
     /// Every system topic (socket_closing, token_revoked, no_longer_subscribed).
     void on_system(std::function<void(const system_event&)> f) { h_system_ = std::move(f); }
     /// A socket reply `{"result": ...}`: its status and the whole object.
     void on_reply(std::function<void(int, const nlohmann::json&)> f) { h_reply_ = std::move(f); }
     /// A frame that was skipped (too large, too deep, malformed).
-    void on_rejected_frame(std::function<void(const rejected_frame&)> f) { h_rejected_ = std::move(f); }
+    void on_rejected_frame(std::function<void(const rejected_frame&)> f) {
+        h_rejected_ = std::move(f);
+    }
     /// The watchdog or the ping probe declared the connection dead.
     void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
     void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        h_close_ = std::move(f);
+    }
     void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
 
     /// Read on the client's executor (or after it stopped).
@@ -157,7 +167,8 @@ private:
             ++counters_.handovers;
             // Ours after socket_closing, else the client's renew_before_expiry.
             const bool announced = std::exchange(closing_pending_, false);
-            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              last_frame_ - handover_asked_)
                                         : std::chrono::milliseconds(0);
             if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
@@ -239,7 +250,8 @@ private:
         ++counters_.channels_gone;
         std::string why = "result " + std::to_string(status);
         const auto msg = body.find("message");
-        if (msg != body.end() && msg->is_string()) why += ": " + printable(msg->template get<std::string>(), 100);
+        if (msg != body.end() && msg->is_string())
+            why += ": " + printable(msg->template get<std::string>(), 100);
         if (actions_.drop_channel) actions_.drop_channel(why);
         client_.reconnect(make_error_code(error::channel_gone));
     }
@@ -250,7 +262,9 @@ private:
         if (!sub_gap_) {
             sub_gap_ = true;
             sub_gap_from_ = delivered_until_;
-            sub_gap_reason_ = "no_longer_subscribed" + (m.message.empty() ? std::string() : ": " + printable(m.message, 100));
+            sub_gap_reason_ =
+                "no_longer_subscribed" +
+                (m.message.empty() ? std::string() : ": " + printable(m.message, 100));
         }
         if (!actions_.resubscribe) {
             client_.reconnect(make_error_code(error::channel_gone));
@@ -273,20 +287,24 @@ private:
         if (!ok) {
             // The channel is gone: the socket's close starts the gap (and
             // absorbs this one).
-            if (client_.state() == client_state::open) client_.reconnect(make_error_code(error::channel_gone));
+            if (client_.state() == client_state::open)
+                client_.reconnect(make_error_code(error::channel_gone));
             return;
         }
         ++counters_.resubscriptions;
         if (!sub_gap_) return; // absorbed by a socket gap meanwhile
         sub_gap_ = false;
         ++counters_.gaps;
-        if (h_gap_) h_gap_(gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_, true});
+        if (h_gap_)
+            h_gap_(
+                gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_, true});
     }
 
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        const bool user_stop =
+            d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
         if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
@@ -307,12 +325,15 @@ private:
         if (sub_gap_ && !in_gap_) {
             sub_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_,
+                                 false});
         }
         if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
         }
         if (h_stopped_) h_stopped_(e);
     }
@@ -328,7 +349,8 @@ private:
     void arm_watchdog() {
         if (opts_.heartbeat_timeout.count() == 0) return;
         const auto gen = ++watchdog_gen_;
-        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(
+                                           opts_.heartbeat_timeout);
         const auto now = client_.transport().now();
         watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
         watchdog_.async_wait([this, gen](std::error_code ec) {
