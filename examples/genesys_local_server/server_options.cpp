@@ -38,13 +38,15 @@ bool parse_unsigned(const std::string& text, unsigned long long max, unsigned lo
 
 std::string usage_text() {
     return "usage: tether_genesys_local_server [options]\n"
-           "Plays Genesys Cloud notifications on 127.0.0.1 (REST, OAuth and WebSocket on one port).\n"
+           "Plays Genesys Cloud notifications on 127.0.0.1 (REST, OAuth and WebSocket on one "
+           "port).\n"
            "Durations are seconds and may have a fraction (0.5).\n"
            "  --port N                     TCP port on 127.0.0.1 (default 0: ephemeral)\n"
            "  --client-id ID               OAuth client id (default local-client)\n"
            "  --client-secret SECRET       OAuth client secret (default local-secret)\n"
            "  --token-lifetime S           access token lifetime (default 86400)\n"
-           "  --channel-lifetime S         channel lifetime; subscribing renews it (default 86400)\n"
+           "  --channel-lifetime S         channel lifetime; subscribing renews it (default "
+           "86400)\n"
            "  --max-channels N             channels per client before replacement (default 20)\n"
            "  --heartbeat-interval S       WebSocket heartbeat period, 0 = none (default 30)\n"
            "  --socket-closing-interval S  send v2.system.socket_closing S after each socket\n"
@@ -52,10 +54,20 @@ std::string usage_text() {
            "  --socket-closing-grace S     then close that socket S later (default 60)\n"
            "  --event-interval-ms N        one event per subscribed topic every N ms, 0 = none\n"
            "                               (default 1000)\n"
-           "  --rate-limit N               API requests per client and window, 0 = off (default 300)\n"
+           "  --rate-limit N               API requests per client and window, 0 = off (default "
+           "300)\n"
            "  --rate-window S              rate limit window (default 60)\n"
            "  --seed-mode                  WebSocket upgrades need Authorization: Bearer; 4001 on\n"
            "                               token expiry; 401 for a stale token\n"
+           "  --dead-channel-answer A      handshake on a gone channel: http404 (default), "
+           "http401,\n"
+           "                               result404 (101, then a {\"result\":\"404\"} frame) or "
+           "close\n"
+           "                               (101, then an immediate close 1000)\n"
+           "  --bind-channels-to-token     a channel dies with the token that created it\n"
+           "  --takeover-before-open       a second socket's takeover close reaches the first "
+           "socket\n"
+           "                               before the second one's handshake answer\n"
            "  --duration S                 exit after S seconds, 0 = run until SIGINT/SIGTERM\n"
            "                               (default 0)\n"
            "  --quiet                      no log lines on stderr\n"
@@ -103,6 +115,11 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
         {"--rate-limit", count(o.rate_limit, 1000000000ULL)},
         {"--rate-window", seconds(o.rate_window)},
         {"--duration", seconds(o.duration)},
+        {"--dead-channel-answer",
+         [&o](const std::string& v) {
+             o.dead_channel_answer = v;
+             return v == "http404" || v == "http401" || v == "result404" || v == "close";
+         }},
     };
 
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -118,6 +135,14 @@ parse_result parse_command_line(const std::vector<std::string>& args) {
         }
         if (a == "--quiet") {
             o.quiet = true;
+            continue;
+        }
+        if (a == "--bind-channels-to-token") {
+            o.bind_channels_to_token = true;
+            continue;
+        }
+        if (a == "--takeover-before-open") {
+            o.takeover_before_open = true;
             continue;
         }
         // Accept both "--name value" and "--name=value".

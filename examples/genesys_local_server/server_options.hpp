@@ -18,16 +18,25 @@ struct server_options {
     std::string client_secret = "local-secret";
     milliseconds token_lifetime = std::chrono::hours(24);
     milliseconds channel_lifetime = std::chrono::hours(24);
-    std::size_t max_channels = 20;   // per client, as Genesys
-    std::size_t max_topics = 1000;   // per channel, as Genesys
+    std::size_t max_channels = 20; // per client, as Genesys
+    std::size_t max_topics = 1000; // per channel, as Genesys
     std::size_t max_topic_length = 200;
-    milliseconds heartbeat_interval = std::chrono::seconds(30);  // 0: never
-    milliseconds socket_closing_interval = milliseconds(0);      // 0: never
+    milliseconds heartbeat_interval = std::chrono::seconds(30); // 0: never
+    milliseconds socket_closing_interval = milliseconds(0);     // 0: never
     milliseconds socket_closing_grace = std::chrono::seconds(60);
-    milliseconds event_interval = std::chrono::seconds(1);       // 0: no events
-    unsigned rate_limit = 300;                                   // per client and window; 0: off
+    milliseconds event_interval = std::chrono::seconds(1); // 0: no events
+    unsigned rate_limit = 300;                             // per client and window; 0: off
     milliseconds rate_window = std::chrono::seconds(60);
     bool seed_mode = false;
+    // How a handshake on a channel that does not exist (any more) is answered:
+    // "http404" (HTTP 404), "http401" (HTTP 401), "result404" (the upgrade
+    // succeeds, then a {"result":"404",...} text frame) or "close" (the
+    // upgrade succeeds, then an immediate close 1000). Genesys documents none.
+    std::string dead_channel_answer = "http404";
+    bool bind_channels_to_token =
+        false; // a channel dies when the token that created it expires or is revoked
+    bool takeover_before_open =
+        false; // a takeover closes the old socket before the new one's 101 is sent
     milliseconds duration = milliseconds(0); // 0: until SIGINT/SIGTERM
     bool quiet = false;
 };

@@ -198,6 +198,8 @@ enum class error {
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
     request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
+    channel_gone,                 ///< the server said the notification channel is gone (a result 4xx frame)
+    token_revoked,                ///< v2.system.token_revoked: the channel's token was revoked
 };
 
 namespace detail {
@@ -251,6 +253,8 @@ public:
         case error::subscription_rejected: return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
             return "the notifications API refused the request (403): the OAuth client lacks a permission";
+        case error::channel_gone: return "the server said the notification channel is gone";
+        case error::token_revoked: return "the token of the notification channel was revoked";
         }
         return "unknown tether error";
     }

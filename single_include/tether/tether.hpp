@@ -233,6 +233,8 @@ enum class error {
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
     request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
+    channel_gone,                 ///< the server said the notification channel is gone (a result 4xx frame)
+    token_revoked,                ///< v2.system.token_revoked: the channel's token was revoked
 };
 
 namespace detail {
@@ -286,6 +288,8 @@ public:
         case error::subscription_rejected: return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
             return "the notifications API refused the request (403): the OAuth client lacks a permission";
+        case error::channel_gone: return "the server said the notification channel is gone";
+        case error::token_revoked: return "the token of the notification channel was revoked";
         }
         return "unknown tether error";
     }
@@ -2479,8 +2483,38 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_GENESYS_CLOSE_POLICY_HPP
 #define TETHER_GENESYS_CLOSE_POLICY_HPP
 
-// #include <tether/close_policy/default_close_policy.hpp> (inlined above)
+// #include <tether/close_event.hpp> (inlined above)
+// ---- begin <tether/detail/ascii.hpp> ----
+// tether: locale-independent ASCII helpers for protocol text.
+#ifndef TETHER_DETAIL_ASCII_HPP
+#define TETHER_DETAIL_ASCII_HPP
 
+// #include <tether/version.hpp> (inlined above)
+
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+inline char ascii_lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// Case-insensitive comparison of ASCII (header names, schemes, hosts).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/ascii.hpp> ----
+
+#include <chrono>
 #include <string_view>
 
 TETHER_NAMESPACE_BEGIN
@@ -2489,47 +2523,108 @@ namespace genesys {
 /// ClosePolicy for sockets whose credential is a notification channel
 /// (channel_token_policy): "refresh the token" means "make a new channel".
 ///
-/// | outcome                                                    | action                  |
-/// |------------------------------------------------------------|-------------------------|
-/// | handshake 404 (channel unknown or expired)                 | new channel             |
-/// | 1001 "Channel expired" / "Channel deleted" / "Channel not found" | new channel       |
-/// | 1001 "Socket closing" (forced close after socket_closing)  | reconnect, same channel |
-/// | transport failures (1006, DNS, TCP, liveness)              | reconnect, same channel |
-/// | anything else                                              | as default_close_policy |
+/// Genesys documents no close code, no close reason and no answer of a dead
+/// channel to an upgrade, so every close the application did not ask for is
+/// decided here, none by default_close_policy (whose 1000 behaviour is
+/// changing), and the rule is: reconnect to the same channel; if the server
+/// then refuses it or closes it again at once, make a new channel.
 ///
-/// The reasons are those of the local server (examples/genesys_local_server);
-/// Genesys documents none. An unrecognised 1001 reconnects to the same
-/// channel: if the channel is in fact gone, its handshake gets 404 and the
-/// next attempt makes a new one.
+/// | outcome                                                     | action                     |
+/// |-------------------------------------------------------------|----------------------------|
+/// | open socket closed (any code, 1005, 1006, a drop)           | same channel (network)     |
+/// | ... closed within `immediate_close` of opening, first time  | same channel               |
+/// | ... again, right after going back to it (the retry failed)  | new channel                |
+/// | reason "Channel expired/deleted/not found" (local server)   | new channel                |
+/// | our own 1009 (a frame over the socket's size limit)         | same channel               |
+/// | handshake 4xx except 408, 429 (401, 404: a dead channel)    | new channel                |
+/// | handshake 408, 429, 5xx                                     | same channel, Retry-After  |
+/// | handshake 3xx                                               | stop (handshake_refused)   |
+/// | handshake 1xx/2xx without an upgrade                        | same channel               |
+/// | TLS verification, bad URL, credential in clear, bad request | stop                       |
+/// | other failures before the server answered (DNS, TCP, time)  | same channel               |
+///
+/// A failure that never reached the server says nothing about the channel,
+/// and a new channel needs the same network: it keeps the channel. New
+/// channels are bounded by channel_options::max_channel_creations and spaced
+/// by channel_options::creation_spacing, so none of this can loop hot.
+/// Closes the client makes itself (stop, handover, reconnect() after a
+/// liveness failure or a system message) never reach a ClosePolicy.
 class genesys_close_policy {
 public:
-    genesys_close_policy() = default;
-    explicit genesys_close_policy(default_close_policy fallback) : fallback_(fallback) {}
+    struct options {
+        /// A socket closed by the server sooner than this after it opened
+        /// was closed "at once": twice in a row means the channel is dead.
+        std::chrono::milliseconds immediate_close{std::chrono::seconds(2)};
+    };
 
-    reconnect_decision decide(const close_event& ev) const {
-        if (ev.http_status == 404) return reconnect_decision::refresh_token();
-        if (ev.http_status == 0 && ev.code != close_code::none && channel_gone(ev.reason))
-            return reconnect_decision::refresh_token();
-        return fallback_.decide(ev);
+    genesys_close_policy() = default;
+    explicit genesys_close_policy(options o) : opts_(o) {}
+
+    reconnect_decision decide(const close_event& ev) {
+        if (ev.http_status != 0) return handshake_refused(ev);
+        if (!ev.was_open) return not_reached(ev);
+        if (ev.error == error::message_too_large)
+            return same_channel(); // our limit, not the channel
+        if (channel_gone(ev.reason)) return new_channel();
+        if (ev.uptime < opts_.immediate_close) {
+            // The first immediate close may be a hiccup; a second one on the
+            // same channel (the retry failed) means the channel is dead.
+            if (retrying_same_channel_) return new_channel();
+            retrying_same_channel_ = true;
+            return same_channel();
+        }
+        // The channel worked: whatever the code, try it again first.
+        retrying_same_channel_ = true;
+        return same_channel();
     }
 
+    /// True while the last decision was "same channel again" after a close
+    /// of an open socket, and no socket has lasted since (for tests and logs).
+    bool retrying_same_channel() const noexcept { return retrying_same_channel_; }
+
+    /// The local server's close reasons (examples/genesys_local_server):
+    /// a short cut, not relied on (real Genesys documents none).
     static bool channel_gone(std::string_view reason) noexcept {
-        return starts_with_ci(reason, "channel expired") || starts_with_ci(reason, "channel deleted") ||
+        return starts_with_ci(reason, "channel expired") ||
+               starts_with_ci(reason, "channel deleted") ||
                starts_with_ci(reason, "channel not found");
     }
 
 private:
-    static bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
-        if (s.size() < prefix.size()) return false;
-        for (std::size_t i = 0; i < prefix.size(); ++i) {
-            char c = s[i];
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-            if (c != prefix[i]) return false;
+    reconnect_decision handshake_refused(const close_event& ev) {
+        const int s = ev.http_status;
+        if (s == 408 || s == 429 || (s >= 500 && s <= 599)) {
+            auto d = reconnect_decision::reconnect(failure_class::overload);
+            d.min_delay = ev.retry_after;
+            return d;
         }
-        return true;
+        if (s >= 400 && s <= 499)
+            return new_channel(); // 401/404/410...: the channel is not accepted
+        if (s >= 300 && s <= 399) return reconnect_decision::stop(error::handshake_refused);
+        return same_channel(); // 1xx/2xx without an upgrade: a confused proxy
     }
 
-    default_close_policy fallback_;
+    reconnect_decision not_reached(const close_event& ev) const {
+        if (ev.error == error::tls_verification_failed || ev.error == error::invalid_url ||
+            ev.error == error::insecure_transport || ev.error == error::invalid_upgrade_request)
+            return reconnect_decision::stop(ev.error);
+        return reconnect_decision::reconnect(failure_class::network);
+    }
+
+    reconnect_decision new_channel() {
+        retrying_same_channel_ = false;
+        return reconnect_decision::refresh_token();
+    }
+    static reconnect_decision same_channel() {
+        return reconnect_decision::reconnect(failure_class::network);
+    }
+
+    static bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
+        return s.size() >= prefix.size() && detail::iequals(s.substr(0, prefix.size()), prefix);
+    }
+
+    options opts_;
+    bool retrying_same_channel_ = false;
 };
 
 } // namespace genesys
@@ -2542,6 +2637,47 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_GENESYS_NOTIFICATION_HPP
 #define TETHER_GENESYS_NOTIFICATION_HPP
 
+// ---- begin <tether/detail/printable.hpp> ----
+// tether: text from a peer made safe to print.
+#ifndef TETHER_DETAIL_PRINTABLE_HPP
+#define TETHER_DETAIL_PRINTABLE_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// Printable, bounded copy of text a server chose (a refusal body, a close
+/// reason, a message field) for logs: control characters become spaces, so
+/// a peer cannot forge log lines or drive a terminal; never cut inside a
+/// UTF-8 sequence.
+inline std::string body_excerpt(std::string_view body, std::size_t max) {
+    bool cut = false;
+    if (body.size() > max) {
+        std::size_t n = max;
+        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80)
+            --n;
+        body = body.substr(0, n);
+        cut = true;
+    }
+    std::string out;
+    out.reserve(body.size() + 3);
+    for (const char c : body) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    }
+    if (cut) out += "...";
+    return out;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/printable.hpp> ----
 // #include <tether/version.hpp> (inlined above)
 
 #include <nlohmann/json.hpp>
@@ -2555,10 +2691,11 @@ TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
 /// One message of the notification socket:
-/// `{"topicName": ..., "eventBody": {...}, "metadata": {...}}`.
+/// `{"topicName": ..., "version": ..., "eventBody": {...}, "metadata": {...}}`.
 struct notification {
-    std::string topic;       ///< topicName
-    nlohmann::json body;     ///< eventBody (null when absent)
+    std::string topic;   ///< topicName
+    std::string version; ///< envelope `version` (a number is kept as its text; empty when absent)
+    nlohmann::json body; ///< eventBody (null when absent)
     nlohmann::json metadata; ///< metadata (null when absent)
     std::string channel_id;  ///< the channel (or stream) it arrived on
     std::chrono::system_clock::time_point received{};
@@ -2566,12 +2703,17 @@ struct notification {
 
 /// What a message is, for the socket's own bookkeeping.
 enum class message_type : unsigned char {
-    event,          ///< an application notification
-    heartbeat,      ///< channel.metadata "WebSocket Heartbeat"
-    pong,           ///< channel.metadata "pong" (answer to {"message":"ping"})
-    metadata,       ///< other channel.metadata (e.g. "subscribe rejected: ...")
-    socket_closing, ///< v2.system.socket_closing: reconnect within a minute
-    malformed,      ///< not JSON, or no string topicName
+    event,                ///< an application notification
+    heartbeat,            ///< channel.metadata "WebSocket Heartbeat"
+    pong,                 ///< channel.metadata "pong" (answer to {"message":"ping"})
+    metadata,             ///< other channel.metadata (e.g. "subscribe rejected: ...")
+    socket_closing,       ///< v2.system.socket_closing: reconnect within a minute
+    token_revoked,        ///< v2.system.token_revoked[.id]: the channel's token was revoked
+    no_longer_subscribed, ///< v2.system.no_longer_subscribed[.id]: the subscriptions are gone
+    reply,                ///< {"result": "200", ...}: the answer to a socket request (or a refusal)
+    malformed,            ///< not JSON, or neither topicName nor result
+    too_large,            ///< over the size limit: not parsed
+    too_deep,             ///< nested deeper than the depth limit: not parsed
 };
 
 inline const char* to_string(message_type t) noexcept {
@@ -2581,18 +2723,125 @@ inline const char* to_string(message_type t) noexcept {
     case message_type::pong: return "pong";
     case message_type::metadata: return "metadata";
     case message_type::socket_closing: return "socket_closing";
+    case message_type::token_revoked: return "token_revoked";
+    case message_type::no_longer_subscribed: return "no_longer_subscribed";
+    case message_type::reply: return "reply";
     case message_type::malformed: return "malformed";
+    case message_type::too_large: return "too_large";
+    case message_type::too_deep: return "too_deep";
     }
     return "?";
 }
 
-/// Parses one text frame into `out` and says what it is.
-inline message_type parse_notification(std::string_view text, notification& out) {
+/// Limits applied before a frame is parsed. Genesys documents no size; the
+/// largest shapes in its SDKs' topic models are conversation events
+/// (participants x communications x attributes), kilobytes to tens of
+/// kilobytes; 256 KiB leaves about ten times that. The depth of those models
+/// is under ten levels; 32 leaves room. A DOM costs up to ~40 times the
+/// text (16 MiB of `[` took 619 MB), so both bounds are what keeps one frame
+/// from taking the I/O thread's memory and time (docs/genesys.md).
+struct parse_limits {
+    std::size_t max_bytes = 256 * 1024;
+    std::size_t max_depth = 32;
+};
+
+/// Deepest nesting of `[`/`{` in JSON text, without building anything;
+/// stops counting once `limit` is exceeded. Strings are skipped.
+inline std::size_t json_depth(std::string_view text, std::size_t limit) noexcept {
+    std::size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > deepest && (deepest = depth) > limit) return deepest;
+        } else if ((c == ']' || c == '}') && depth > 0)
+            --depth;
+    }
+    return deepest;
+}
+
+/// The body of a system topic (Genesys' SystemMessage: channelId, reason,
+/// message; other fields are kept in `body`). Text fields are as sent: print
+/// them through printable().
+struct system_message {
+    std::string channel_id;
+    std::string reason;
+    std::string message;
+};
+
+inline system_message parse_system_message(const nlohmann::json& body) {
+    system_message m;
+    if (!body.is_object()) return m;
+    auto text = [&body](const char* key) {
+        const auto it = body.find(key);
+        return it != body.end() && it->is_string() ? it->template get<std::string>()
+                                                   : std::string();
+    };
+    m.channel_id = text("channelId");
+    m.reason = text("reason");
+    m.message = text("message");
+    return m;
+}
+
+/// The status of a socket reply (`{"result": "404", ...}`; a number is
+/// accepted too); 0 when it is not one.
+inline int reply_status(const nlohmann::json& j) noexcept {
+    const auto r = j.find("result");
+    if (r == j.end()) return 0;
+    if (r->is_number_integer()) {
+        const auto v = r->get<long long>();
+        return v >= 100 && v <= 599 ? static_cast<int>(v) : 0;
+    }
+    if (!r->is_string()) return 0;
+    const auto& s = r->get_ref<const std::string&>();
+    if (s.size() != 3) return 0;
+    int v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return 0;
+        v = v * 10 + (c - '0');
+    }
+    return v >= 100 && v <= 599 ? v : 0;
+}
+
+/// Does `topic` name the system topic `base` (`v2.system.token_revoked`),
+/// with or without the `.{id}` suffix?
+inline bool is_system_topic(std::string_view topic, std::string_view base) noexcept {
+    return topic.substr(0, base.size()) == base &&
+           (topic.size() == base.size() || topic[base.size()] == '.');
+}
+
+/// Parses one text frame into `out` and says what it is. Frames over the
+/// limits are not parsed at all. For a reply, `out.body` is the whole object.
+inline message_type parse_notification(std::string_view text, notification& out,
+                                       const parse_limits& limits = parse_limits()) {
+    if (text.size() > limits.max_bytes) return message_type::too_large;
+    if (json_depth(text, limits.max_depth) > limits.max_depth) return message_type::too_deep;
     auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return message_type::malformed;
     auto topic = j.find("topicName");
-    if (topic == j.end() || !topic->is_string()) return message_type::malformed;
+    if (topic == j.end() || !topic->is_string()) {
+        if (reply_status(j) == 0) return message_type::malformed;
+        out.topic.clear();
+        out.version.clear();
+        out.metadata = nlohmann::json();
+        out.body = std::move(j);
+        return message_type::reply;
+    }
     out.topic = topic->get<std::string>();
+    const auto version = j.find("version");
+    out.version = version == j.end() || version->is_null() ? std::string()
+                  : version->is_string()                   ? version->get<std::string>()
+                                                           : version->dump();
     auto body = j.find("eventBody");
     out.body = body != j.end() ? std::move(*body) : nlohmann::json();
     auto meta = j.find("metadata");
@@ -2606,7 +2855,35 @@ inline message_type parse_notification(std::string_view text, notification& out)
         return message_type::metadata;
     }
     if (out.topic == "v2.system.socket_closing") return message_type::socket_closing;
+    if (is_system_topic(out.topic, "v2.system.token_revoked")) return message_type::token_revoked;
+    if (is_system_topic(out.topic, "v2.system.no_longer_subscribed"))
+        return message_type::no_longer_subscribed;
     return message_type::event;
+}
+
+/// Channel ids go into REST paths and URLs: only `[A-Za-z0-9-]`, 1 to 128
+/// characters, are accepted (Genesys' are `streaming-0-` and a few dozen
+/// alphanumerics); anything else is refused, never escaped.
+inline bool is_valid_channel_id(std::string_view id) noexcept {
+    if (id.empty() || id.size() > 128) return false;
+    for (char c : id)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    return true;
+}
+
+/// A channel id for logs and error details: it is the socket's credential,
+/// so only its first characters are shown.
+inline std::string shorten_id(std::string_view id) {
+    if (id.size() <= 20) return std::string(id);
+    return std::string(id.substr(0, 18)) + "...";
+}
+
+/// Text the server chose (messages, reasons), bounded and without control
+/// characters, for logs.
+inline std::string printable(std::string_view text, std::size_t max = 200) {
+    return detail::body_excerpt(text, max);
 }
 
 /// A window in which notifications may have been lost: from the last one
@@ -2616,14 +2893,15 @@ inline message_type parse_notification(std::string_view text, notification& out)
 struct gap_event {
     std::chrono::system_clock::time_point from;
     std::chrono::system_clock::time_point to;
-    std::string reason; ///< why the connection dropped
+    std::string reason;  ///< why the connection dropped
     bool resumed = true; ///< false: reported at stop, the stream did not come back
 };
 
 /// A make-before-break switch to a new socket completed.
 struct handover_event {
     std::string channel_id;
-    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    std::chrono::milliseconds
+        took; ///< from socket_closing to the new socket's open (0 for a renewal)
     bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
 };
 
@@ -2641,6 +2919,9 @@ TETHER_NAMESPACE_END
 // #include <tether/basic_reconnecting_client.hpp> (inlined above)
 // #include <tether/genesys/notification.hpp> (inlined above)
 
+#include <asio/post.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -2659,10 +2940,17 @@ struct stream_options {
     /// pong_timeout, else reconnect (error::pong_timeout). 0: no probe.
     std::chrono::milliseconds ping_interval{0};
     std::chrono::milliseconds pong_timeout{std::chrono::seconds(10)};
+    /// Frames over these limits are counted, reported (on_rejected_frame)
+    /// and skipped without being parsed; the socket stays open.
+    parse_limits limits;
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: bad heartbeat or ping interval");
+        if (limits.max_bytes == 0 || limits.max_depth == 0)
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: parse limits must be at least 1");
     }
 };
 
@@ -2678,6 +2966,42 @@ struct stream_counters {
     std::uint64_t gaps = 0;
     std::uint64_t heartbeat_timeouts = 0;
     std::uint64_t pong_timeouts = 0;
+    std::uint64_t tokens_revoked = 0;   ///< v2.system.token_revoked
+    std::uint64_t unsubscribed = 0;     ///< v2.system.no_longer_subscribed
+    std::uint64_t resubscriptions = 0;  ///< repairs after no_longer_subscribed that succeeded
+    std::uint64_t replies = 0;          ///< {"result": ...} frames
+    std::uint64_t channels_gone = 0;    ///< result 4xx frames taken as "this channel is gone"
+    std::uint64_t frames_too_large = 0; ///< skipped: over parse_limits::max_bytes
+    std::uint64_t frames_too_deep = 0;  ///< skipped: over parse_limits::max_depth
+};
+
+/// What the stream asks of the channel's owner when the server says the
+/// channel or its token is gone (notification_client wires these to the
+/// channel policy and the REST client). Each may be empty: the stream then
+/// only reconnects. Called on the client's executor.
+struct channel_actions {
+    /// The channel is dead (token_revoked, a result 4xx frame): forget it so
+    /// that the next connection attempt creates a new one.
+    std::function<void(const std::string& why)> drop_channel;
+    /// The REST token was revoked: do not use it for the new channel.
+    std::function<void()> drop_rest_token;
+    /// Subscribe the channel again; call `done(true)` when it is, or
+    /// `done(false)` when the channel turned out to be gone. May call back on
+    /// any thread.
+    std::function<void(std::function<void(bool)> done)> resubscribe;
+};
+
+/// A system message the stream acted on.
+struct system_event {
+    message_type type; ///< socket_closing, token_revoked or no_longer_subscribed
+    std::string topic;
+    system_message message; ///< as sent; print through printable()
+};
+
+/// A frame the stream did not use: too large, too deep or malformed.
+struct rejected_frame {
+    message_type why;
+    std::size_t bytes;
 };
 
 /// Attaches to a client (before start(); it takes the client's on_open,
@@ -2687,36 +3011,58 @@ struct stream_counters {
 /// - heartbeat watchdog and optional ping probe -> client.reconnect();
 /// - `v2.system.socket_closing` -> client.handover() (make-before-break on
 ///   the same channel), reported on_handover when the new socket is open;
-/// - every drop -> on_gap when the next connection opens.
+/// - every drop -> on_gap when the next connection opens;
+/// - `v2.system.token_revoked` -> drop the REST token and the channel,
+///   reconnect (new token, new channel, subscriptions, a gap);
+/// - `v2.system.no_longer_subscribed` -> resubscribe; on_gap when done;
+/// - a `{"result": "4xx"}` frame (not 400 or 429, which answer a request)
+///   -> the channel is gone: drop it and reconnect;
+/// - frames over stream_options::limits -> counted, reported, skipped.
 /// Lives on the client's executor; must outlive the client's run.
-template <class Client>
-class notification_stream {
+template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
     using timer_type = typename Client::transport_type::timer_type;
 
-    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {})
+    notification_stream(Client& client, stream_options opts,
+                        std::function<std::string()> source_name = {}, channel_actions actions = {})
         : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
-          watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
+          actions_(std::move(actions)), watchdog_(client.transport().make_timer()),
+          ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
         client_.on_open([this](const open_event& e) { opened(e); });
         client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_close(
+            [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
         client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
     ~notification_stream() { cancel_timers(); }
 
-    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_notification(std::function<void(const notification&)> f) {
+        h_notification_ = std::move(f);
+    }
     void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
     void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
-    /// socket_closing arrived (the handover starts); the text is the server's message.
-    void on_socket_closing(std::function<void(const std::string&)> f) { h_closing_ = std::move(f); }
+    /// socket_closing arrived (the handover starts); its system message as sent.
+    void on_socket_closing(std::function<void(const system_message&)> f) {
+        h_closing_ = std::move(f);
+    }
+    /// Every system topic (socket_closing, token_revoked, no_longer_subscribed).
+    void on_system(std::function<void(const system_event&)> f) { h_system_ = std::move(f); }
+    /// A socket reply `{"result": ...}`: its status and the whole object.
+    void on_reply(std::function<void(int, const nlohmann::json&)> f) { h_reply_ = std::move(f); }
+    /// A frame that was skipped (too large, too deep, malformed).
+    void on_rejected_frame(std::function<void(const rejected_frame&)> f) {
+        h_rejected_ = std::move(f);
+    }
     /// The watchdog or the ping probe declared the connection dead.
     void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
     void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        h_close_ = std::move(f);
+    }
     void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
 
     /// Read on the client's executor (or after it stopped).
@@ -2734,7 +3080,8 @@ private:
             ++counters_.handovers;
             // Ours after socket_closing, else the client's renew_before_expiry.
             const bool announced = std::exchange(closing_pending_, false);
-            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              last_frame_ - handover_asked_)
                                         : std::chrono::milliseconds(0);
             if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
@@ -2751,7 +3098,8 @@ private:
     void message(const message_view& m) {
         last_frame_ = client_.transport().now();
         notification n;
-        switch (parse_notification(m.data, n)) {
+        const message_type type = parse_notification(m.data, n, opts_.limits);
+        switch (type) {
         case message_type::heartbeat: ++counters_.heartbeats; return;
         case message_type::pong:
             ++counters_.pongs;
@@ -2759,17 +3107,41 @@ private:
             pong_timer_.cancel();
             return;
         case message_type::metadata: ++counters_.other_metadata; return;
-        case message_type::malformed: ++counters_.malformed; return;
+        case message_type::malformed:
+        case message_type::too_large:
+        case message_type::too_deep:
+            ++(type == message_type::malformed   ? counters_.malformed
+               : type == message_type::too_large ? counters_.frames_too_large
+                                                 : counters_.frames_too_deep);
+            if (h_rejected_) h_rejected_(rejected_frame{type, m.data.size()});
+            return;
+        case message_type::reply: return reply(n.body);
         case message_type::socket_closing: {
             ++counters_.socket_closings;
             handover_asked_ = last_frame_;
             closing_pending_ = true;
-            std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
-                                   ? n.body["message"].template get<std::string>()
-                                   : std::string();
-            if (h_closing_) h_closing_(text);
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            if (h_closing_) h_closing_(ev.message);
             client_.handover();
             return;
+        }
+        case message_type::token_revoked: {
+            ++counters_.tokens_revoked;
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            // Start over: a new REST token makes a new channel, subscribed;
+            // the close of this socket is the start of the gap.
+            if (actions_.drop_rest_token) actions_.drop_rest_token();
+            if (actions_.drop_channel) actions_.drop_channel("v2.system.token_revoked");
+            client_.reconnect(make_error_code(error::token_revoked));
+            return;
+        }
+        case message_type::no_longer_subscribed: {
+            ++counters_.unsubscribed;
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            return resubscribe(ev.message);
         }
         case message_type::event: break;
         }
@@ -2780,14 +3152,81 @@ private:
         if (h_notification_) h_notification_(n);
     }
 
+    void reply(const nlohmann::json& body) {
+        ++counters_.replies;
+        const int status = reply_status(body);
+        if (h_reply_) h_reply_(status, body);
+        // 400 and 429 answer a request of ours (a bad topic, too fast); other
+        // 4xx have been seen from a channel the server no longer knows.
+        if (status < 400 || status > 499 || status == 400 || status == 429) return;
+        if (client_.state() != client_state::open) return;
+        ++counters_.channels_gone;
+        std::string why = "result " + std::to_string(status);
+        const auto msg = body.find("message");
+        if (msg != body.end() && msg->is_string())
+            why += ": " + printable(msg->template get<std::string>(), 100);
+        if (actions_.drop_channel) actions_.drop_channel(why);
+        client_.reconnect(make_error_code(error::channel_gone));
+    }
+
+    // no_longer_subscribed: the events since the last one delivered may be
+    // lost; the gap ends when the subscription is back.
+    void resubscribe(const system_message& m) {
+        if (!sub_gap_) {
+            sub_gap_ = true;
+            sub_gap_from_ = delivered_until_;
+            sub_gap_reason_ =
+                "no_longer_subscribed" +
+                (m.message.empty() ? std::string() : ": " + printable(m.message, 100));
+        }
+        if (!actions_.resubscribe) {
+            client_.reconnect(make_error_code(error::channel_gone));
+            return;
+        }
+        if (resubscribing_) return;
+        resubscribing_ = true;
+        std::weak_ptr<int> alive = alive_;
+        auto ex = client_.get_executor();
+        actions_.resubscribe([this, alive, ex](bool ok) {
+            asio::post(ex, [this, alive, ok] {
+                if (!alive.lock()) return;
+                resubscribed(ok);
+            });
+        });
+    }
+
+    void resubscribed(bool ok) {
+        resubscribing_ = false;
+        if (!ok) {
+            // The channel is gone: the socket's close starts the gap (and
+            // absorbs this one).
+            if (client_.state() == client_state::open)
+                client_.reconnect(make_error_code(error::channel_gone));
+            return;
+        }
+        ++counters_.resubscriptions;
+        if (!sub_gap_) return; // absorbed by a socket gap meanwhile
+        sub_gap_ = false;
+        ++counters_.gaps;
+        if (h_gap_)
+            h_gap_(
+                gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_, true});
+    }
+
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        const bool user_stop =
+            d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
         if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
             gap_reason_ = describe(e);
+            if (sub_gap_) { // a pending resubscription gap becomes part of this one
+                sub_gap_ = false;
+                gap_from_ = std::min(gap_from_, sub_gap_from_);
+                gap_reason_ = sub_gap_reason_ + ", then " + gap_reason_;
+            }
             closing_pending_ = false;
             cancel_timers();
         }
@@ -2796,17 +3235,26 @@ private:
 
     void stopped(const stopped_event& e) {
         cancel_timers();
+        if (sub_gap_ && !in_gap_) {
+            sub_gap_ = false;
+            ++counters_.gaps;
+            if (h_gap_)
+                h_gap_(gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_,
+                                 false});
+        }
         if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
         }
         if (h_stopped_) h_stopped_(e);
     }
 
     static std::string describe(const close_event& e) {
         if (e.error) return e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
-        if (e.code != close_code::none) return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
+        if (e.code != close_code::none)
+            return "closed " + std::to_string(e.code) + " '" + printable(e.reason, 123) + "'";
         if (e.http_status) return "handshake refused " + std::to_string(e.http_status);
         return "connection lost";
     }
@@ -2814,7 +3262,8 @@ private:
     void arm_watchdog() {
         if (opts_.heartbeat_timeout.count() == 0) return;
         const auto gen = ++watchdog_gen_;
-        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(
+                                           opts_.heartbeat_timeout);
         const auto now = client_.transport().now();
         watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
         watchdog_.async_wait([this, gen](std::error_code ec) {
@@ -2862,6 +3311,8 @@ private:
     Client& client_;
     const stream_options opts_;
     std::function<std::string()> source_;
+    channel_actions actions_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0); // for completions from other strands
     timer_type watchdog_, ping_timer_, pong_timer_;
     std::uint64_t watchdog_gen_ = 0, ping_gen_ = 0, pong_gen_ = 0;
     time_point last_frame_{};
@@ -2871,12 +3322,19 @@ private:
     bool in_gap_ = false;
     std::chrono::system_clock::time_point gap_from_{};
     std::string gap_reason_;
+    bool sub_gap_ = false; // no_longer_subscribed, resubscription not done yet
+    bool resubscribing_ = false;
+    std::chrono::system_clock::time_point sub_gap_from_{};
+    std::string sub_gap_reason_;
     stream_counters counters_;
 
     std::function<void(const notification&)> h_notification_;
     std::function<void(const gap_event&)> h_gap_;
     std::function<void(const handover_event&)> h_handover_;
-    std::function<void(const std::string&)> h_closing_;
+    std::function<void(const system_message&)> h_closing_;
+    std::function<void(const system_event&)> h_system_;
+    std::function<void(int, const nlohmann::json&)> h_reply_;
+    std::function<void(const rejected_frame&)> h_rejected_;
     std::function<void(std::error_code)> h_liveness_;
     std::function<void(const open_event&)> h_open_;
     std::function<void(const close_event&, const reconnect_decision&)> h_close_;
@@ -2903,14 +3361,14 @@ TETHER_NAMESPACE_END
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
-/// The region hosts Genesys publishes (docs/GENESYS.md). A region is named by
+/// The region hosts Genesys publishes (docs/genesys.md). A region is named by
 /// its host; `login.`, `api.` and `streaming.` are prefixed to it.
-inline constexpr std::array<std::string_view, 17> known_regions = {
-    "mypurecloud.com",   "mypurecloud.ie",   "mypurecloud.com.au", "mypurecloud.jp",
-    "mypurecloud.de",    "usw2.pure.cloud",  "cac1.pure.cloud",    "apne2.pure.cloud",
-    "euw2.pure.cloud",   "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
-    "mec1.pure.cloud",   "apne3.pure.cloud", "euc2.pure.cloud",    "mxc1.pure.cloud",
-    "apse1.pure.cloud",
+inline constexpr std::array<std::string_view, 18> known_regions = {
+    "mypurecloud.com",  "mypurecloud.ie",        "mypurecloud.com.au",     "mypurecloud.jp",
+    "mypurecloud.de",   "usw2.pure.cloud",       "cac1.pure.cloud",        "apne2.pure.cloud",
+    "euw2.pure.cloud",  "aps1.pure.cloud",       "use2.us-gov-pure.cloud", "sae1.pure.cloud",
+    "mec1.pure.cloud",  "apne3.pure.cloud",      "euc2.pure.cloud",        "mxc1.pure.cloud",
+    "apse1.pure.cloud", "edee1.eusc-pure.cloud",
 };
 
 inline bool is_known_region(std::string_view region) noexcept {
@@ -2933,13 +3391,15 @@ struct endpoints {
         // Accept what people paste: "https://api.mypurecloud.ie/" -> "mypurecloud.ie".
         for (std::string_view prefix : {"https://", "login.", "api.", "apps.", "streaming."})
             if (r.compare(0, prefix.size(), prefix) == 0) r.erase(0, prefix.size());
-        while (!r.empty() && r.back() == '/') r.pop_back();
+        while (!r.empty() && r.back() == '/')
+            r.pop_back();
         if (!is_known_region(r)) {
             std::string list;
-            for (auto k : known_regions) list += (list.empty() ? "" : ", ") + std::string(k);
-            throw std::invalid_argument("tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
-                                        "'; known regions: " + list +
-                                        " (pass explicit base URLs for anything else)");
+            for (auto k : known_regions)
+                list += (list.empty() ? "" : ", ") + std::string(k);
+            throw std::invalid_argument(
+                "tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
+                "'; known regions: " + list + " (pass explicit base URLs for anything else)");
         }
         return {"https://login." + r, "https://api." + r};
     }
@@ -2948,7 +3408,8 @@ struct endpoints {
     /// They are checked when the client is built (scheme, loopback for http://).
     static endpoints explicit_urls(std::string login, std::string api) {
         auto trim = [](std::string s) {
-            while (!s.empty() && s.back() == '/') s.pop_back();
+            while (!s.empty() && s.back() == '/')
+                s.pop_back();
             return s;
         };
         return {trim(std::move(login)), trim(std::move(api))};
@@ -3127,35 +3588,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 #define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 
-// ---- begin <tether/detail/ascii.hpp> ----
-// tether: locale-independent ASCII helpers for protocol text.
-#ifndef TETHER_DETAIL_ASCII_HPP
-#define TETHER_DETAIL_ASCII_HPP
-
-// #include <tether/version.hpp> (inlined above)
-
-#include <string_view>
-
-TETHER_NAMESPACE_BEGIN
-namespace detail {
-
-inline char ascii_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-/// Case-insensitive comparison of ASCII (header names, schemes, hosts).
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
-
-} // namespace detail
-TETHER_NAMESPACE_END
-
-#endif
-// ---- end <tether/detail/ascii.hpp> ----
+// #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 
@@ -4469,6 +4902,230 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 
 // #include <tether/detail/retry_after.hpp> (inlined above)
+// ---- begin <tether/detail/url.hpp> ----
+// tether: parsing ws:// and wss:// URLs, loopback detection, percent-encoding.
+#ifndef TETHER_DETAIL_URL_HPP
+#define TETHER_DETAIL_URL_HPP
+
+// #include <tether/detail/ascii.hpp> (inlined above)
+// #include <tether/version.hpp> (inlined above)
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The parts of a WebSocket URL a transport needs.
+struct ws_url {
+    bool secure = false;      ///< wss://
+    std::string host;         ///< without the brackets of an IPv6 literal
+    std::uint16_t port = 0;   ///< explicit or the scheme's default
+    std::string target;       ///< path and query, always starting with '/'
+    bool ipv6_literal = false;
+};
+
+/// Parses `url`; on failure returns nothing and says why in `why`.
+/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
+/// would be ambiguous on the wire (user info, white space, control characters).
+inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
+    for (const char c : url) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) {
+            why = "the URL contains white space or a control character";
+            return std::nullopt;
+        }
+    }
+    ws_url out;
+    const auto sep = url.find("://");
+    if (sep == std::string_view::npos) {
+        why = "the URL has no scheme (expected ws:// or wss://)";
+        return std::nullopt;
+    }
+    const auto scheme = url.substr(0, sep);
+    if (iequals(scheme, "wss"))
+        out.secure = true;
+    else if (!iequals(scheme, "ws")) {
+        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
+        return std::nullopt;
+    }
+    auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "WebSocket URLs must not contain a fragment ('#')";
+        return std::nullopt;
+    }
+    const auto authority_end = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, authority_end);
+    if (authority.find('@') != std::string_view::npos) {
+        why = "user information in the URL is not supported (put credentials in the token)";
+        return std::nullopt;
+    }
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 literal";
+            return std::nullopt;
+        }
+        out.host = std::string(authority.substr(1, close - 1));
+        out.ipv6_literal = true;
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "unexpected characters after the IPv6 literal";
+                return std::nullopt;
+            }
+            port_text = after.substr(1);
+            if (port_text.empty()) {
+                why = "empty port";
+                return std::nullopt;
+            }
+        }
+    } else {
+        const auto colon = authority.find(':');
+        out.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) {
+                why = "empty port";
+                return std::nullopt;
+            }
+        }
+    }
+    if (out.host.empty()) {
+        why = "the URL has no host";
+        return std::nullopt;
+    }
+    for (const char c : out.host) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
+        if (!ok) {
+            why = "the host contains a character that is not allowed";
+            return std::nullopt;
+        }
+    }
+    if (port_text.empty()) {
+        out.port = out.secure ? 443 : 80;
+    } else {
+        unsigned long value = 0;
+        for (const char c : port_text) {
+            if (c < '0' || c > '9' || value > 65535) {
+                why = "the port is not a number between 1 and 65535";
+                return std::nullopt;
+            }
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value == 0 || value > 65535) {
+            why = "the port is not a number between 1 and 65535";
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    if (authority_end == std::string_view::npos)
+        out.target = "/";
+    else if (rest[authority_end] == '?')
+        out.target = "/" + std::string(rest.substr(authority_end));
+    else
+        out.target = std::string(rest.substr(authority_end));
+    return out;
+}
+
+/// True for "localhost", 127.0.0.0/8 and ::1: names that never leave the machine.
+inline bool is_loopback_host(std::string_view host) noexcept {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    if (iequals(host, "localhost")) return true;
+    if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+    // dotted IPv4 with first octet 127
+    if (host.size() < 7 || host.substr(0, 4) != "127.") return false;
+    int dots = 0;
+    int digits = 0;
+    int value = 0;
+    for (const char c : host) {
+        if (c == '.') {
+            if (digits == 0) return false;
+            ++dots;
+            digits = 0;
+            value = 0;
+        } else if (c >= '0' && c <= '9') {
+            value = value * 10 + (c - '0');
+            if (++digits > 3 || value > 255) return false;
+        } else {
+            return false;
+        }
+    }
+    return dots == 3 && digits > 0;
+}
+
+/// A credential may travel over `url` when the channel is encrypted, when it
+/// never leaves the machine, or when the user opted in by name.
+inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+    return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters, so a
+/// value is safe as a query parameter whatever it contains.
+inline std::string percent_encode(std::string_view in) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size() * 3);
+    for (const char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
+            out += c;
+        } else {
+            out += '%';
+            out += hex[u >> 4];
+            out += hex[u & 0x0f];
+        }
+    }
+    return out;
+}
+
+/// Appends name=value (both percent-encoded) to a request target.
+inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
+    target += target.find('?') == std::string::npos ? '?' : '&';
+    target += percent_encode(name);
+    target += '=';
+    target += percent_encode(value);
+}
+
+/// RFC 7230 `tchar`: what header names and subprotocol tokens may contain.
+inline bool is_http_token_char(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    default: return false;
+    }
+}
+
+inline bool is_http_token(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s)
+        if (!is_http_token_char(c)) return false;
+    return true;
+}
+
+/// A header value may hold visible characters, spaces and tabs, but never a
+/// line break or another control character (that would inject headers).
+inline bool is_safe_header_value(std::string_view s) noexcept {
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+    }
+    return true;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/url.hpp> ----
+// #include <tether/genesys/notification.hpp> (inlined above)
 // ---- begin <tether/genesys/rest_client.hpp> ----
 // tether: JSON calls to the Genesys Cloud REST API with a shared bearer token.
 #ifndef TETHER_GENESYS_REST_CLIENT_HPP
@@ -5278,6 +5935,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/http_client.hpp> ----
+// #include <tether/detail/printable.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // #include <tether/events.hpp> (inlined above)
 // ---- begin <tether/token_policy/oauth2_client_credentials.hpp> ----
@@ -5657,11 +6315,14 @@ struct rest_options {
 
 /// The end of one REST call.
 struct rest_outcome {
-    std::error_code error;  ///< empty for 2xx
-    int status = 0;         ///< the last HTTP status (0: none)
-    nlohmann::json body;    ///< parsed 2xx body (null when empty)
+    std::error_code error; ///< empty for 2xx
+    int status = 0;        ///< the last HTTP status (0: none)
+    nlohmann::json body;   ///< parsed 2xx body (null when empty)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::string detail;     ///< for logs; never a token
+    std::string detail; ///< for logs; never a token; ids shortened, server text printable
+    /// Which bearer token the last attempt carried: 1 for the first token
+    /// this client used, +1 for each different one after it (0: none).
+    std::uint64_t token_serial = 0;
 };
 
 /// REST calls with `Authorization: Bearer` from a shared token source. A 401
@@ -5673,7 +6334,8 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token, rest_options o) {
+    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+                                               rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
 
@@ -5703,6 +6365,14 @@ public:
         });
     }
 
+    /// The bearer token was revoked (v2.system.token_revoked): drop the one
+    /// last used from the shared source, so the next call fetches a new one.
+    void drop_token() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->token_serial_ != 0) self->token_.invalidate(self->last_bearer_);
+        });
+    }
+
     const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
     std::uint64_t requests_sent() const noexcept { return requests_.load(); }
 
@@ -5715,16 +6385,21 @@ private:
         std::uint64_t epoch = 0;
         std::shared_ptr<detail::http_exchange> exchange;
         std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+        std::uint64_t token_serial = 0;
     };
 
     rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
         : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
-        if (!url) throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base + "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
-            throw std::invalid_argument("tether: genesys: plain http:// API base is allowed only to a loopback "
-                                        "host (the bearer token would travel unencrypted)");
+        if (!url)
+            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
+                                        "': " + why);
+        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
+            throw std::invalid_argument(
+                "tether: genesys: plain http:// API base is allowed only to a loopback "
+                "host (the bearer token would travel unencrypted)");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -5733,9 +6408,10 @@ private:
     void attempt(std::shared_ptr<operation> op) {
         if (op->epoch == 0) {
             op->epoch = epoch_;
-            live_.erase(std::remove_if(live_.begin(), live_.end(),
-                                       [](const std::weak_ptr<operation>& w) { return w.expired(); }),
-                        live_.end());
+            live_.erase(
+                std::remove_if(live_.begin(), live_.end(),
+                               [](const std::weak_ptr<operation>& w) { return w.expired(); }),
+                live_.end());
             live_.push_back(op);
         }
         if (op->epoch != epoch_) return finish(op, cancelled());
@@ -5754,11 +6430,17 @@ private:
             rest_outcome out;
             out.error = r.error;
             out.retry_after = r.retry_after;
-            out.detail = "no bearer token for " + op->method + " " + op->target + ": " + r.detail;
+            out.detail = "no bearer token for " + op->method + " " + loggable_target(op->target) +
+                         ": " + r.detail;
             return finish(op, std::move(out));
         }
         if (on_token_) on_token_(token_event{r.value.fresh, op->refreshed, r.value.lifetime});
         secret bearer = r.value.value;
+        if (token_serial_ == 0 || !(bearer == last_bearer_)) {
+            ++token_serial_;
+            last_bearer_ = bearer;
+        }
+        op->token_serial = token_serial_;
         std::string req = op->method + " " + base_.target + op->target + " HTTP/1.1\r\n";
         req += "Host: " + base_.host_field() + "\r\n";
         req += "User-Agent: " + opts_.user_agent + "\r\n";
@@ -5782,19 +6464,24 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer), res = std::move(res)]() mutable {
+                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                               res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
             });
     }
 
-    void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
-        const std::string what = op->method + " " + op->target;
+    void on_response(const std::shared_ptr<operation>& op, const secret& bearer,
+                     detail::http_result res) {
+        const std::string what = op->method + " " + loggable_target(op->target);
         if (op->epoch != epoch_) return finish(op, cancelled());
         rest_outcome out;
+        out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
+            out.error = res.error == error::operation_cancelled
+                            ? res.error
+                            : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -5841,21 +6528,42 @@ private:
             }
             return finish(op, std::move(out));
         }
-        if (s == 401) out.error = make_error_code(error::token_rejected); // a fresh token was refused too
-        else if (s == 403) out.error = make_error_code(error::request_forbidden);
-        else out.error = make_error_code(error::channel_request_failed);
+        if (s == 401)
+            out.error = make_error_code(error::token_rejected); // a fresh token was refused too
+        else if (s == 403)
+            out.error = make_error_code(error::request_forbidden);
+        else
+            out.error = make_error_code(error::channel_request_failed);
         out.detail = what + ": HTTP " + std::to_string(s) + " " + message_of(res.response.body);
         finish(op, std::move(out));
     }
 
-    // The Genesys error shape {"message", "code", "status"}: the message only, bounded.
+    // The Genesys error shape {"message", "code", "status"}: the message only,
+    // bounded and printable (it is the server's text, and goes to logs).
     static std::string message_of(const std::string& body) {
         const auto j = nlohmann::json::parse(body, nullptr, false);
         if (j.is_object() && j.contains("message") && j["message"].is_string())
-            return j["message"].get<std::string>().substr(0, 200);
+            return detail::body_excerpt(j["message"].get<std::string>(), 200);
         return {};
     }
 
+public:
+    /// A request target for logs: path segments longer than 20 characters
+    /// (channel ids, the socket's credential) are shortened.
+    static std::string loggable_target(const std::string& target) {
+        std::string out;
+        std::size_t pos = 0;
+        while (pos < target.size()) {
+            std::size_t next = target.find('/', pos + 1);
+            if (next == std::string::npos) next = target.size();
+            const std::string seg = target.substr(pos, next - pos);
+            out += seg.size() > 21 ? seg.substr(0, 19) + "..." : seg;
+            pos = next;
+        }
+        return out;
+    }
+
+private:
     static rest_outcome cancelled() {
         rest_outcome o;
         o.error = make_error_code(error::operation_cancelled);
@@ -5876,6 +6584,8 @@ private:
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::vector<std::weak_ptr<operation>> live_;
     std::function<void(const token_event&)> on_token_;
+    secret last_bearer_; // to number the tokens (token_serial); never printed
+    std::uint64_t token_serial_ = 0;
     std::uint64_t epoch_ = 1;
     std::atomic<std::uint64_t> requests_{0};
 };
@@ -5911,7 +6621,7 @@ TETHER_NAMESPACE_END
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
-/// Genesys limits (docs/GENESYS.md): checked before anything is sent.
+/// Genesys limits (docs/genesys.md): checked before anything is sent.
 inline constexpr std::size_t max_topics_per_channel = 1000;
 inline constexpr std::size_t max_topic_length = 200;
 
@@ -5923,10 +6633,12 @@ inline void validate_topics(const std::vector<std::string>& topics) {
                                     " topics; a channel takes at most 1000");
     for (std::size_t i = 0; i < topics.size(); ++i) {
         const auto& t = topics[i];
-        if (t.empty()) throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " is empty");
+        if (t.empty())
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
+                                        " is empty");
         if (t.size() > max_topic_length)
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" + t.substr(0, 40) +
-                                        "...') has " + std::to_string(t.size()) +
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" +
+                                        t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
                                         " characters; at most 200 are allowed");
         for (char c : t)
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -5936,7 +6648,8 @@ inline void validate_topics(const std::vector<std::string>& topics) {
 }
 
 /// "2024-05-01T12:00:00.000Z" (UTC, optional fraction) -> time point.
-inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_utc_timestamp(std::string_view s) noexcept {
     auto num = [&](std::size_t pos, std::size_t n, int& out) {
         if (pos + n > s.size()) return false;
         out = 0;
@@ -5947,23 +6660,26 @@ inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(
         return true;
     };
     int y, mo, d, h, mi, se;
-    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
-        (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' || !num(14, 2, mi) || s[16] != ':' ||
-        !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
+        !num(8, 2, d) || (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' ||
+        !num(14, 2, mi) || s[16] != ':' || !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 ||
+        d > 31 || h > 23 || mi > 59 || se > 60)
         return std::nullopt;
     std::size_t i = 19;
     long long millis = 0, scale = 100;
     if (i < s.size() && s[i] == '.') {
         ++i;
         if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
-        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) millis += (s[i] - '0') * scale;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10)
+            millis += (s[i] - '0') * scale;
     }
     if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
-    const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+    const auto days =
+        detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
     return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) +
-                                                                        std::chrono::milliseconds(millis)));
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(secs) + std::chrono::milliseconds(millis)));
 }
 
 struct channel_options {
@@ -5978,13 +6694,23 @@ struct channel_options {
     std::chrono::seconds resubscribe_margin{std::chrono::hours(1)};
     /// A failed resubscription is tried again after this long (or Retry-After).
     std::chrono::seconds resubscribe_retry{30};
+    /// Creations follow each other at least this far apart, doubling with
+    /// each creation in the window (1, 2, 4 ... s, at most 64 times this):
+    /// a server that kills every new channel cannot make a hot loop.
+    std::chrono::milliseconds creation_spacing{1000};
+    /// connectUri must be wss:// except to a loopback host; true allows
+    /// ws:// anywhere (the channel id in the URL is the socket's credential).
+    bool allow_plain_ws_to_non_loopback_host = false;
 
     void validate() const {
         validate_topics(topics);
         if (max_channel_creations == 0)
-            throw std::invalid_argument("tether: genesys: channel_options::max_channel_creations must be at least 1");
-        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 || resubscribe_retry.count() <= 0)
-            throw std::invalid_argument("tether: genesys: channel_options: durations must be positive");
+            throw std::invalid_argument(
+                "tether: genesys: channel_options::max_channel_creations must be at least 1");
+        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 ||
+            resubscribe_retry.count() <= 0 || creation_spacing.count() < 0)
+            throw std::invalid_argument(
+                "tether: genesys: channel_options: durations must be positive");
     }
 };
 
@@ -5999,8 +6725,11 @@ struct channel_event {
         failed,       ///< a REST call failed (detail says which)
     };
     kind_type kind;
-    std::string channel_id; ///< full id; print shortened: it opens the socket
-    std::string detail;
+    std::string channel_id; ///< full id; print it through shorten_id(): it opens the socket
+    std::string detail;     ///< ids in it are shortened, server text made printable
+    /// created: this channel replaces one that was lost after the REST token
+    /// that created it had been replaced (channels may die with their token).
+    bool token_changed = false;
 };
 
 inline const char* to_string(channel_event::kind_type k) noexcept {
@@ -6021,6 +6750,8 @@ struct channel_stats {
     std::uint64_t subscriptions = 0;   ///< successful PUTs, keep-alive included
     std::uint64_t resubscriptions = 0; ///< keep-alive PUTs
     std::uint64_t channels_lost = 0;
+    std::uint64_t refused_ids = 0;        ///< POST answers with an unsafe id or connectUri
+    std::uint64_t token_replacements = 0; ///< creations after a channel died with its REST token
 };
 
 /// TokenPolicy for a Genesys notification socket.
@@ -6045,16 +6776,27 @@ public:
     channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
         : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
         state_->get(handler_type([h](token_result r) { (*h)(std::move(r)); }));
     }
-    void invalidate(const secret&) { state_->invalidate(); }
+    void invalidate(const secret&) {
+        state_->invalidate("the connection reported the channel gone");
+    }
     void cancel() { state_->cancel(); }
 
+    /// The channel is gone (a system message or a result frame said so):
+    /// the next async_get_token creates a new one.
+    void drop(std::string why) { state_->invalidate(std::move(why)); }
+    /// PUT the subscriptions again (after no_longer_subscribed); `done(true)`
+    /// when they are back, `done(false)` when the channel turned out gone.
+    /// `done` runs on the REST strand.
+    void resubscribe(std::function<void(bool)> done) { state_->repair(std::move(done)); }
+
     /// Called on the REST strand.
-    void on_channel(std::function<void(const channel_event&)> f) { state_->on_event = std::move(f); }
+    void on_channel(std::function<void(const channel_event&)> f) {
+        state_->on_event = std::move(f);
+    }
     /// A snapshot; synchronised with the policy's strand only loosely (for metrics).
     channel_stats stats() const { return state_->stats_snapshot(); }
     /// The channel currently held (empty when none); for reports and tests.
@@ -6067,6 +6809,7 @@ private:
         std::chrono::steady_clock::time_point expires{};
         std::chrono::steady_clock::duration lifetime{};
         bool subscribed = false;
+        std::uint64_t token_serial = 0; // the REST token that created it
     };
 
     struct state : std::enable_shared_from_this<state> {
@@ -6074,27 +6817,47 @@ private:
             : rest(std::move(r)), opts(std::move(o)), timer(rest->strand()) {
             opts.validate();
             nlohmann::json list = nlohmann::json::array();
-            for (const auto& t : opts.topics) list.push_back({{"id", t}});
+            for (const auto& t : opts.topics)
+                list.push_back({{"id", t}});
             subscription_body = list.dump();
         }
 
         void get(handler_type h) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(), h = std::move(h)]() mutable {
-                self->pending = std::move(h);
-                if (!self->busy) self->advance();
-            });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                               self->pending = std::move(h);
+                               if (!self->busy) self->advance();
+                           });
         }
 
         void cancel() {
             // The REST call in flight goes on: a channel it creates is kept
             // for the next request instead of being wasted.
-            asio::dispatch(rest->strand(), [self = this->shared_from_this()] { self->pending = nullptr; });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this()] { self->pending = nullptr; });
         }
 
-        void invalidate() {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this()] {
-                if (self->current) self->drop("the connection reported the channel gone");
+        void invalidate(std::string why) {
+            asio::dispatch(rest->strand(), [self = this->shared_from_this(), why = std::move(why)] {
+                if (self->current) self->drop(why);
             });
+        }
+
+        void repair(std::function<void(bool)> done) {
+            asio::dispatch(rest->strand(), [self = this->shared_from_this(),
+                                            done = std::move(done)]() mutable {
+                if (!self->current) return done(false);
+                self->repairs.push_back(std::move(done));
+                self->current->subscribed = false; // not handed out again until it is
+                if (!self->busy) self->subscribe(false);
+            });
+        }
+
+        void finish_repairs(bool ok) {
+            auto list = std::move(repairs);
+            repairs.clear();
+            for (auto& f : list)
+                f(ok);
         }
 
         void advance() {
@@ -6122,7 +6885,26 @@ private:
 
         void create() {
             const auto now = std::chrono::steady_clock::now();
-            while (!creations.empty() && now - creations.front() >= opts.creation_window) creations.pop_front();
+            while (!creations.empty() && now - creations.front() >= opts.creation_window)
+                creations.pop_front();
+            if (!creations.empty() && opts.creation_spacing.count() > 0) {
+                const auto doublings = std::min<std::size_t>(creations.size() - 1, 6);
+                const auto due = creations.back() + opts.creation_spacing * (1LL << doublings);
+                if (due > now) {
+                    busy = true;
+                    timer.expires_at(due);
+                    const auto gen = ++timer_gen;
+                    std::weak_ptr<state> weak = this->shared_from_this();
+                    timer.async_wait(
+                        asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+                            auto self = weak.lock();
+                            if (!self || gen != self->timer_gen) return;
+                            self->busy = false;
+                            if (!ec && self->pending && !self->current) self->create();
+                        }));
+                    return;
+                }
+            }
             if (creations.size() >= opts.max_channel_creations) {
                 ++stats.creations_refused;
                 rest_outcome out;
@@ -6145,23 +6927,43 @@ private:
             busy = false;
             if (!out.error) {
                 const auto& b = out.body;
-                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("connectUri") ||
-                    !b["connectUri"].is_string()) {
+                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() ||
+                    !b.contains("connectUri") || !b["connectUri"].is_string()) {
                     out.error = make_error_code(error::channel_request_failed);
                     out.detail = "POST channels: the answer lacks id or connectUri";
                 } else {
                     channel c;
                     c.id = b["id"].get<std::string>();
                     c.connect_uri = b["connectUri"].get<std::string>();
-                    if (c.connect_uri.rfind("ws://", 0) != 0 && c.connect_uri.rfind("wss://", 0) != 0) {
+                    c.token_serial = out.token_serial;
+                    if (const char* why = unsafe(c)) {
+                        ++stats.refused_ids;
                         out.error = make_error_code(error::channel_request_failed);
-                        out.detail = "POST channels: connectUri is not a ws:// or wss:// URL";
+                        out.detail = std::string("POST channels: refused the answer: ") + why;
                     } else {
                         set_expiry(c, b);
+                        std::string note;
+                        bool token_changed = false;
+                        if (lost && lost->token_serial != 0 &&
+                            c.token_serial > lost->token_serial &&
+                            exempted_serial != c.token_serial) {
+                            // The lost channel died after its REST token was
+                            // replaced: it may have died with it. Once per
+                            // token, this creation does not count against
+                            // max_channel_creations.
+                            token_changed = true;
+                            exempted_serial = c.token_serial;
+                            ++stats.token_replacements;
+                            if (!creations.empty()) creations.pop_back();
+                            note = "replaces " + shorten_id(lost->id) +
+                                   ", lost after the REST token that created it was replaced "
+                                   "(channels may die with their token)";
+                        }
+                        lost.reset();
                         current = std::move(c);
                         fresh = true;
                         ++stats.channels_created;
-                        emit(channel_event::created, current->id, "");
+                        emit(channel_event::created, current->id, note, token_changed);
                         return subscribe(false);
                     }
                 }
@@ -6182,7 +6984,8 @@ private:
                 if (const auto at = parse_utc_timestamp(b["expires"].get<std::string>())) {
                     const auto left = *at - std::chrono::system_clock::now();
                     if (left > std::chrono::seconds(0))
-                        lifetime = std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+                        lifetime =
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
                 }
             c.lifetime = lifetime;
             c.expires = std::chrono::steady_clock::now() + lifetime;
@@ -6192,16 +6995,21 @@ private:
             busy = true;
             const std::string id = current->id;
             std::weak_ptr<state> weak = this->shared_from_this();
-            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions", subscription_body,
-                       [weak, id, keepalive](rest_outcome out) {
-                           if (auto self = weak.lock()) self->on_subscribed(id, keepalive, std::move(out));
+            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions",
+                       subscription_body, [weak, id, keepalive](rest_outcome out) {
+                           if (auto self = weak.lock())
+                               self->on_subscribed(id, keepalive, std::move(out));
                        });
         }
 
         void on_subscribed(const std::string& id, bool keepalive, rest_outcome out) {
             busy = false;
-            if (!current || current->id != id) return advance_if_waiting_again(); // dropped meanwhile
+            if (!current || current->id != id) {
+                finish_repairs(false);
+                return advance_if_waiting_again(); // dropped meanwhile
+            }
             if (!out.error) {
+                finish_repairs(true);
                 current->subscribed = true;
                 // A successful subscription renews the channel's lifetime.
                 current->expires = std::chrono::steady_clock::now() + current->lifetime;
@@ -6214,16 +7022,27 @@ private:
             }
             if (out.status == 404) {
                 drop("subscription answered 404: " + out.detail);
+                finish_repairs(false);
                 if (pending) return create();
                 return;
             }
             if (out.status == 400) {
                 out.error = make_error_code(error::subscription_rejected);
                 if (!keepalive) current.reset(); // its topics are refused: do not hand it out
+                finish_repairs(false);
+            }
+            if (!repairs.empty() && current) {
+                // A repair that failed for now (429, network): try again later.
+                emit(channel_event::failed, id, out.detail);
+                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(
+                                                    *out.retry_after)
+                                              : opts.resubscribe_retry);
+                return advance_if_waiting_again();
             }
             if (keepalive && current) {
                 emit(channel_event::failed, id, out.detail);
-                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(*out.retry_after)
+                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(
+                                                    *out.retry_after)
                                               : opts.resubscribe_retry);
                 return advance_if_waiting_again();
             }
@@ -6232,9 +7051,10 @@ private:
 
         void arm_keepalive(std::optional<std::chrono::seconds> retry_in) {
             if (!current) return;
-            const auto margin = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                             opts.resubscribe_margin),
-                                         current->lifetime / 2);
+            const auto margin =
+                std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             opts.resubscribe_margin),
+                         current->lifetime / 2);
             auto at = current->expires - margin;
             if (retry_in) at = std::min(at, std::chrono::steady_clock::now() + *retry_in);
             timer.expires_at(at);
@@ -6244,25 +7064,45 @@ private:
                 auto self = weak.lock();
                 if (!self || ec || gen != self->timer_gen || !self->current) return;
                 if (self->busy) return self->arm_keepalive(std::chrono::seconds(1));
-                self->subscribe(true);
+                self->subscribe(!self->current->subscribed ? false : true);
             }));
         }
 
         void drop(const std::string& why) {
             ++stats.channels_lost;
             emit(channel_event::lost, current->id, why);
+            lost = current;
             current.reset();
             ++timer_gen;
             timer.cancel();
         }
 
-        void emit(channel_event::kind_type k, std::string id, std::string detail) {
+        void emit(channel_event::kind_type k, std::string id, std::string detail,
+                  bool token_changed = false) {
             {
                 std::lock_guard<std::mutex> lock(stats_mutex);
                 published = stats;
                 id_published = current ? current->id : std::string();
             }
-            if (on_event) on_event(channel_event{k, std::move(id), std::move(detail)});
+            if (on_event)
+                on_event(channel_event{k, std::move(id), std::move(detail), token_changed});
+        }
+
+        // The id goes into REST paths, the URI is where the credential goes.
+        const char* unsafe(const channel& c) const {
+            if (!is_valid_channel_id(c.id))
+                return "the channel id is not 1-128 characters of A-Z a-z 0-9 -";
+            std::string why;
+            const auto url = detail::parse_ws_url(c.connect_uri, why);
+            if (!url) return "connectUri is not a ws:// or wss:// URL";
+            if (!url->secure && !opts.allow_plain_ws_to_non_loopback_host &&
+                !detail::is_loopback_host(url->host))
+                return "connectUri is ws:// to a host that is not loopback (the channel id would "
+                       "travel in clear)";
+            for (char ch : c.connect_uri)
+                if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f)
+                    return "connectUri contains a control character or space";
+            return nullptr;
         }
 
         channel_stats stats_snapshot() const {
@@ -6280,6 +7120,9 @@ private:
         asio::steady_timer timer;
         std::uint64_t timer_gen = 0;
         std::optional<channel> current;
+        std::optional<channel> lost;       // the last channel dropped, until a new one is made
+        std::uint64_t exempted_serial = 0; // REST token whose replacement creation was not counted
+        std::vector<std::function<void(bool)>> repairs; // resubscribe() callers waiting
         bool fresh = false; // the current channel was created and not handed out yet
         bool busy = false;  // a POST or PUT is in flight
         handler_type pending;
@@ -6294,7 +7137,8 @@ private:
     std::shared_ptr<state> state_;
 };
 
-static_assert(is_token_policy_v<channel_token_policy>, "channel_token_policy must be a TokenPolicy");
+static_assert(is_token_policy_v<channel_token_policy>,
+              "channel_token_policy must be a TokenPolicy");
 
 } // namespace genesys
 TETHER_NAMESPACE_END
@@ -6341,230 +7185,9 @@ TETHER_NAMESPACE_END
 
 // #include <tether/close_event.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
+// #include <tether/detail/printable.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
-// ---- begin <tether/detail/url.hpp> ----
-// tether: parsing ws:// and wss:// URLs, loopback detection, percent-encoding.
-#ifndef TETHER_DETAIL_URL_HPP
-#define TETHER_DETAIL_URL_HPP
-
-// #include <tether/detail/ascii.hpp> (inlined above)
-// #include <tether/version.hpp> (inlined above)
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-TETHER_NAMESPACE_BEGIN
-namespace detail {
-
-/// The parts of a WebSocket URL a transport needs.
-struct ws_url {
-    bool secure = false;      ///< wss://
-    std::string host;         ///< without the brackets of an IPv6 literal
-    std::uint16_t port = 0;   ///< explicit or the scheme's default
-    std::string target;       ///< path and query, always starting with '/'
-    bool ipv6_literal = false;
-};
-
-/// Parses `url`; on failure returns nothing and says why in `why`.
-/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
-/// would be ambiguous on the wire (user info, white space, control characters).
-inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
-    for (const char c : url) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u == 0x7f) {
-            why = "the URL contains white space or a control character";
-            return std::nullopt;
-        }
-    }
-    ws_url out;
-    const auto sep = url.find("://");
-    if (sep == std::string_view::npos) {
-        why = "the URL has no scheme (expected ws:// or wss://)";
-        return std::nullopt;
-    }
-    const auto scheme = url.substr(0, sep);
-    if (iequals(scheme, "wss"))
-        out.secure = true;
-    else if (!iequals(scheme, "ws")) {
-        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
-        return std::nullopt;
-    }
-    auto rest = url.substr(sep + 3);
-    if (rest.find('#') != std::string_view::npos) {
-        why = "WebSocket URLs must not contain a fragment ('#')";
-        return std::nullopt;
-    }
-    const auto authority_end = rest.find_first_of("/?");
-    const auto authority = rest.substr(0, authority_end);
-    if (authority.find('@') != std::string_view::npos) {
-        why = "user information in the URL is not supported (put credentials in the token)";
-        return std::nullopt;
-    }
-    std::string_view port_text;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-            why = "unterminated IPv6 literal";
-            return std::nullopt;
-        }
-        out.host = std::string(authority.substr(1, close - 1));
-        out.ipv6_literal = true;
-        const auto after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                why = "unexpected characters after the IPv6 literal";
-                return std::nullopt;
-            }
-            port_text = after.substr(1);
-            if (port_text.empty()) {
-                why = "empty port";
-                return std::nullopt;
-            }
-        }
-    } else {
-        const auto colon = authority.find(':');
-        out.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) {
-            port_text = authority.substr(colon + 1);
-            if (port_text.empty()) {
-                why = "empty port";
-                return std::nullopt;
-            }
-        }
-    }
-    if (out.host.empty()) {
-        why = "the URL has no host";
-        return std::nullopt;
-    }
-    for (const char c : out.host) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
-        if (!ok) {
-            why = "the host contains a character that is not allowed";
-            return std::nullopt;
-        }
-    }
-    if (port_text.empty()) {
-        out.port = out.secure ? 443 : 80;
-    } else {
-        unsigned long value = 0;
-        for (const char c : port_text) {
-            if (c < '0' || c > '9' || value > 65535) {
-                why = "the port is not a number between 1 and 65535";
-                return std::nullopt;
-            }
-            value = value * 10 + static_cast<unsigned long>(c - '0');
-        }
-        if (value == 0 || value > 65535) {
-            why = "the port is not a number between 1 and 65535";
-            return std::nullopt;
-        }
-        out.port = static_cast<std::uint16_t>(value);
-    }
-    if (authority_end == std::string_view::npos)
-        out.target = "/";
-    else if (rest[authority_end] == '?')
-        out.target = "/" + std::string(rest.substr(authority_end));
-    else
-        out.target = std::string(rest.substr(authority_end));
-    return out;
-}
-
-/// True for "localhost", 127.0.0.0/8 and ::1: names that never leave the machine.
-inline bool is_loopback_host(std::string_view host) noexcept {
-    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-    if (iequals(host, "localhost")) return true;
-    if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
-    // dotted IPv4 with first octet 127
-    if (host.size() < 7 || host.substr(0, 4) != "127.") return false;
-    int dots = 0;
-    int digits = 0;
-    int value = 0;
-    for (const char c : host) {
-        if (c == '.') {
-            if (digits == 0) return false;
-            ++dots;
-            digits = 0;
-            value = 0;
-        } else if (c >= '0' && c <= '9') {
-            value = value * 10 + (c - '0');
-            if (++digits > 3 || value > 255) return false;
-        } else {
-            return false;
-        }
-    }
-    return dots == 3 && digits > 0;
-}
-
-/// A credential may travel over `url` when the channel is encrypted, when it
-/// never leaves the machine, or when the user opted in by name.
-inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
-    return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
-}
-
-/// Percent-encodes everything except RFC 3986 unreserved characters, so a
-/// value is safe as a query parameter whatever it contains.
-inline std::string percent_encode(std::string_view in) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(in.size() * 3);
-    for (const char c : in) {
-        const auto u = static_cast<unsigned char>(c);
-        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-        if (unreserved) {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0x0f];
-        }
-    }
-    return out;
-}
-
-/// Appends name=value (both percent-encoded) to a request target.
-inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
-    target += target.find('?') == std::string::npos ? '?' : '&';
-    target += percent_encode(name);
-    target += '=';
-    target += percent_encode(value);
-}
-
-/// RFC 7230 `tchar`: what header names and subprotocol tokens may contain.
-inline bool is_http_token_char(char c) noexcept {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
-    default: return false;
-    }
-}
-
-inline bool is_http_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!is_http_token_char(c)) return false;
-    return true;
-}
-
-/// A header value may hold visible characters, spaces and tabs, but never a
-/// line break or another control character (that would inject headers).
-inline bool is_safe_header_value(std::string_view s) noexcept {
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
-    }
-    return true;
-}
-
-} // namespace detail
-TETHER_NAMESPACE_END
-
-#endif
-// ---- end <tether/detail/url.hpp> ----
+// #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
 // #include <tether/tls_options.hpp> (inlined above)
@@ -6740,26 +7363,6 @@ struct transport_sink_ref {
         return r;
     }
 };
-
-/// Printable, bounded copy of a refusal body for logs (no control characters,
-/// never cut inside a UTF-8 sequence).
-inline std::string body_excerpt(std::string_view body, std::size_t max) {
-    bool cut = false;
-    if (body.size() > max) {
-        std::size_t n = max;
-        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
-        body = body.substr(0, n);
-        cut = true;
-    }
-    std::string out;
-    out.reserve(body.size() + 3);
-    for (const char c : body) {
-        const auto u = static_cast<unsigned char>(c);
-        out += (u < 0x20 || u == 0x7f) ? ' ' : c;
-    }
-    if (cut) out += "...";
-    return out;
-}
 
 /// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
 inline std::string bounded_close_reason(std::string_view reason) {
@@ -7499,26 +8102,32 @@ TETHER_NAMESPACE_END
 
 #include <asio/io_context.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <functional>
 #include <utility>
 
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
 struct notification_options {
-    genesys::endpoints endpoints;  ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
+    genesys::endpoints endpoints; ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
     std::string client_id;
     secret client_secret;
-    channel_options channel;       ///< topics, creation limit, resubscription
-    stream_options stream;         ///< heartbeat watchdog, ping probe
-    shared_token_options token;    ///< REST token refresh margins
-    rest_options rest;             ///< api_base is taken from `endpoints`
+    channel_options channel;             ///< topics, creation limit, resubscription
+    stream_options stream;               ///< heartbeat watchdog, ping probe, frame limits
+    genesys_close_policy::options close; ///< what counts as an immediate close
+    shared_token_options token;          ///< REST token refresh margins
+    rest_options rest;                   ///< api_base is taken from `endpoints`
+    /// max_message_size is capped at 4 x stream.limits.max_bytes: frames
+    /// between the two are skipped and reported, larger ones close the
+    /// socket (1009) and the client reconnects to the same channel.
     websocketpp_transport_options transport;
-    client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
-    tls_options tls;               ///< for login, api and streaming hosts
+    client_options client; ///< url is unused (each channel has its own); queue, backoff limits
+    tls_options tls;       ///< for login, api and streaming hosts
     /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
     /// including background refreshes; never a secret. Called on I/O threads.
     std::function<void(std::string_view)> token_trace;
@@ -7538,17 +8147,18 @@ struct notification_options {
 /// Run the io_context on one thread. Throws std::invalid_argument for bad options.
 class notification_client {
 public:
-    using client_type =
-        basic_reconnecting_client<websocketpp_transport, channel_token_policy, genesys_close_policy, exponential_backoff>;
+    using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
+                                                  genesys_close_policy, exponential_backoff>;
     using stream_type = notification_stream<client_type>;
 
     notification_client(asio::io_context& io, notification_options o)
         : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
-          rest_(make_rest(io, o, source_)),
-          policy_(rest_, o.channel),
+          rest_(make_rest(io, o, source_)), policy_(rest_, o.channel),
           client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
-                  genesys_close_policy(), exponential_backoff()),
-          stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }) {}
+                  genesys_close_policy(o.close), exponential_backoff()),
+          stream_(
+              client_, o.stream, [p = policy_]() { return p.channel_id(); },
+              actions(policy_, rest_)) {}
 
     void start() { client_.start(); }
     void stop() { client_.stop(); }
@@ -7563,7 +8173,8 @@ public:
     channel_token_policy& channel() noexcept { return policy_; }
 
 private:
-    static oauth2_client_credentials make_fetcher(asio::io_context& io, const notification_options& o) {
+    static oauth2_client_credentials make_fetcher(asio::io_context& io,
+                                                  const notification_options& o) {
         oauth2_options oo;
         oo.token_url = o.endpoints.login_base + "/oauth/token";
         oo.client_id = o.client_id;
@@ -7572,8 +8183,8 @@ private:
         oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
-    static std::shared_ptr<rest_client> make_rest(asio::io_context& io, const notification_options& o,
-                                                  rest_token_source& source) {
+    static std::shared_ptr<rest_client>
+    make_rest(asio::io_context& io, const notification_options& o, rest_token_source& source) {
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
@@ -7591,7 +8202,22 @@ private:
     static websocketpp_transport_options transport_opts(const notification_options& o) {
         websocketpp_transport_options t = o.transport;
         t.tls = o.tls;
+        // The socket's own limit: Genesys events are small (notification.hpp,
+        // parse_limits); the transport's 16 MiB default is for anything.
+        const std::size_t cap =
+            o.stream.limits.max_bytes > (SIZE_MAX / 4) ? SIZE_MAX : 4 * o.stream.limits.max_bytes;
+        t.max_message_size = std::min(t.max_message_size, cap);
         return t;
+    }
+    static channel_actions actions(const channel_token_policy& policy,
+                                   const std::shared_ptr<rest_client>& rest) {
+        channel_actions a;
+        a.drop_channel = [p = policy](const std::string& why) mutable { p.drop(why); };
+        a.drop_rest_token = [r = rest] { r->drop_token(); };
+        a.resubscribe = [p = policy](std::function<void(bool)> done) mutable {
+            p.resubscribe(std::move(done));
+        };
+        return a;
     }
 
     rest_token_source source_;

@@ -219,7 +219,7 @@ async def until_closed(ws, seconds):
 
 
 def events(messages):
-    return [m for m in messages if EVENT_TOPICS.match(m["topicName"])]
+    return [m for m in messages if EVENT_TOPICS.match(m.get("topicName", ""))]
 
 
 def sequences(messages):
@@ -233,7 +233,7 @@ def check_contiguous(seqs, what):
 
 
 def is_metadata(msg, text):
-    return msg["topicName"] == "channel.metadata" and msg["eventBody"].get("message") == text
+    return msg.get("topicName") == "channel.metadata" and msg["eventBody"].get("message") == text
 
 
 # ------------------------------------------------------------------ scenarios
@@ -344,12 +344,18 @@ async def scenario_channel_events(binary):
 
             # Subscribing over the socket.
             await ws.send(json.dumps({"message": "subscribe", "topics": ["topic.socket"]}))
-            msgs, _ = await receive(ws, 2.0, until=lambda m: m["topicName"] == "topic.socket")
+            msgs, _ = await receive(ws, 2.0, until=lambda m: m.get("topicName") == "topic.socket")
             check(msgs[-1]["topicName"] == "topic.socket", "socket subscribe adds a topic")
-            await ws.send(json.dumps({"message": "subscribe", "topics": ["z" * 201]}))
-            msgs, _ = await receive(ws, 2.0, until=lambda m: m["topicName"] == "channel.metadata")
-            check(msgs and msgs[-1]["eventBody"]["message"].startswith("subscribe rejected"),
-                  "a bad socket subscribe is answered")
+            replies = [m for m in msgs if "result" in m]
+            check(replies == [{"result": "200", "status": "subscribed"}], f"subscribe answered: {replies}")
+            await ws.send(json.dumps({"message": "subscribe", "topics": ["topic.d"], "correlationId": "c-1"}))
+            msgs, _ = await receive(ws, 2.0, until=lambda m: "result" in m)
+            check(msgs[-1] == {"result": "200", "status": "subscribed", "correlationId": "c-1"},
+                  f"the reply echoes the correlationId: {msgs[-1]}")
+            await ws.send(json.dumps({"message": "subscribe", "topics": ["z" * 201], "correlationId": "c-2"}))
+            msgs, _ = await receive(ws, 2.0, until=lambda m: "result" in m)
+            check(msgs[-1]["result"] == "400" and msgs[-1]["message"].startswith("subscribe rejected")
+                  and msgs[-1]["correlationId"] == "c-2", f"a bad socket subscribe is answered 400: {msgs[-1]}")
             await ws.send("not json")  # ignored, socket stays up
 
             # Deleting the channel closes its socket.
@@ -419,7 +425,9 @@ async def scenario_socket_closing(binary):
             msgs, closed = await receive(ws, 3.0, until=lambda m: m["topicName"] == "v2.system.socket_closing")
             announced = time.monotonic()
             check(closed is None and msgs[-1]["topicName"] == "v2.system.socket_closing", "socket_closing arrives")
-            check(msgs[-1]["eventBody"]["message"], "socket_closing carries a message")
+            body = msgs[-1]["eventBody"]
+            check(body["message"] and body["reason"] and body["channelId"] == ch["id"],
+                  f"socket_closing is a system message (channelId, reason, message): {body}")
             check(0.4 <= announced - opened <= 1.5, f"socket_closing after {announced - opened:.2f} s, expected 0.5")
             more, closed = await until_closed(ws, 3.0)
             check(closed == (1001, "Socket closing"), f"forced close {closed}")
@@ -533,15 +541,25 @@ async def scenario_channel_limit(binary):
     finally:
         srv.kill()
 
-    # When every channel has a socket, there is nothing to replace: 400.
+    # When every channel has a socket, the one with the oldest last use goes
+    # anyway, socket and all (Genesys: connected channels are removed too).
     srv = LocalServer(binary, "--max-channels", "2", "--event-interval-ms", "0", "--heartbeat-interval", "0")
     try:
         token = srv.token()
         a, b = srv.create_channel(token), srv.create_channel(token)
-        async with connect(a["connectUri"]), connect(b["connectUri"]):
-            status, _, body = srv.http("POST", api, token=token)
-            check(status == 400 and "active connection" in body["message"], f"all active: {status} {body}")
-        srv.stop()
+        async with connect(b["connectUri"]) as wb, connect(a["connectUri"]) as wa:
+            # b was created after a, but a's socket opened last: b is the oldest use
+            check(srv.subscribe(token, a["id"], ["topic.a"])[0] == 200, "subscribe a")
+            c = srv.create_channel(token)
+            _, closed = await until_closed(wb, 2.0)
+            check(closed == (1000, ""), f"an evicted channel's socket is closed 1000 without a reason: {closed}")
+            msgs, closed = await receive(wa, 0.3)
+            check(closed is None, "the other connected channel stays")
+            check(srv.http("HEAD", f"{api}/{b['id']}", token=token)[0] == 404, "evicted channel gone")
+            check(srv.http("HEAD", f"{api}/{c['id']}", token=token)[0] == 200, "new channel there")
+        await expect_rejected(b["connectUri"], 404)
+        s = srv.stop()
+        check(s["channels_replaced"] == 1 and s["channels_evicted_connected"] == 1, f"eviction counters {s}")
     finally:
         srv.kill()
 
@@ -692,6 +710,120 @@ async def scenario_lifecycle(binary):
     check(p.returncode == 2 and "s3cr3t" not in p.stderr, "errors never echo the secret")
 
 
+async def scenario_system_topics(binary):
+    """token_revoked and no_longer_subscribed reach the channel's socket as
+    system messages; a revoked token gets 401 on REST."""
+    srv = LocalServer(binary, "--event-interval-ms", "50", "--heartbeat-interval", "0")
+    api = "/api/v2/notifications/channels"
+    try:
+        token = srv.token()
+        ch = srv.create_channel(token)
+        async with connect(ch["connectUri"]) as ws:
+            check(srv.subscribe(token, ch["id"], ["topic.a"])[0] == 200, "subscribe")
+            srv.hook("unsubscribe/" + ch["id"])
+            topic = "v2.system.no_longer_subscribed." + ch["id"]
+            msgs, closed = await receive(ws, 2.0, until=lambda m: m.get("topicName") == topic)
+            check(closed is None and msgs and msgs[-1]["topicName"] == topic, "no_longer_subscribed arrives")
+            body = msgs[-1]["eventBody"]
+            check(body["channelId"] == ch["id"] and body["message"], f"a system message: {body}")
+            _, _, subs = srv.http("GET", f"{api}/{ch['id']}/subscriptions", token=token)
+            check(subs["entities"] == [], f"the topics are gone: {subs}")
+            srv.hook("revoke-tokens")
+            topic = "v2.system.token_revoked." + ch["id"]
+            msgs, closed = await receive(ws, 2.0, until=lambda m: m.get("topicName") == topic)
+            check(closed is None and msgs and msgs[-1]["topicName"] == topic, "token_revoked arrives")
+        status, _, body = srv.http("GET", api, token=token)
+        check(status == 401 and body["message"] == "Token revoked", f"a revoked token: {status} {body}")
+        check(srv.http("GET", api, token=srv.token())[0] == 200, "a new token works")
+        s = srv.stop()
+        check(s["tokens_revoked"] == 1 and s["system_messages_sent"] == 2, f"counters {s}")
+    finally:
+        srv.kill()
+
+
+async def scenario_dead_channel_answers(binary):
+    """--dead-channel-answer: how a handshake on a gone channel is answered."""
+    for answer in ("http401", "result404", "close"):
+        srv = LocalServer(binary, "--event-interval-ms", "0", "--heartbeat-interval", "0",
+                          "--dead-channel-answer", answer)
+        try:
+            uri = f"ws://127.0.0.1:{srv.port}/channels/streaming-0-gone"
+            if answer == "http401":
+                await expect_rejected(uri, 401)
+            else:
+                async with connect(uri) as ws:
+                    msgs, closed = await receive(ws, 1.0)
+                    if answer == "result404":
+                        check(msgs == [{"result": "404", "message": "Channel not found"}] and closed is None,
+                              f"result404: {msgs} {closed}")
+                    else:
+                        check(msgs == [] and closed == (1000, ""), f"close: {msgs} {closed}")
+            s = srv.stop()
+            check(s["dead_channel_answers"] == (0 if answer == "http401" else 1), f"{answer}: {s}")
+        finally:
+            srv.kill()
+
+
+async def scenario_bound_channels(binary):
+    """--bind-channels-to-token: a channel dies when its creating token
+    expires (or is revoked); channels of newer tokens live on."""
+    srv = LocalServer(binary, "--event-interval-ms", "0", "--heartbeat-interval", "0",
+                      "--bind-channels-to-token", "--token-lifetime", "1")
+    api = "/api/v2/notifications/channels"
+    try:
+        old = srv.token()
+        ch = srv.create_channel(old)
+        async with connect(ch["connectUri"]) as ws:
+            await asyncio.sleep(0.5)
+            new = srv.token()
+            ch2 = srv.create_channel(new)
+            _, closed = await until_closed(ws, 2.0)
+            check(closed == (1000, ""), f"the channel died with its token: {closed}")
+        check(srv.http("HEAD", f"{api}/{ch2['id']}", token=new)[0] == 200, "the newer token's channel lives")
+        srv.hook("revoke-tokens")
+        check(srv.http("HEAD", f"{api}/{ch2['id']}", token=srv.token())[0] == 404, "revoked with its token")
+        s = srv.stop()
+        check(s["channels_died_with_token"] == 2, f"counters {s}")
+    finally:
+        srv.kill()
+
+
+async def scenario_takeover_before_open(binary):
+    """--takeover-before-open: the first socket's close 1000 arrives before
+    the second socket's handshake is answered."""
+    srv = LocalServer(binary, "--event-interval-ms", "0", "--heartbeat-interval", "0", "--takeover-before-open")
+    try:
+        ch = srv.create_channel(srv.token())
+        async with connect(ch["connectUri"]) as first:
+            second_task = asyncio.ensure_future(connect(ch["connectUri"]))
+            _, closed = await until_closed(first, 2.0)
+            closed_at = time.monotonic()
+            check(closed is not None and closed[0] == 1000, f"takeover close {closed}")
+            second = await second_task
+            check(time.monotonic() - closed_at >= 0.1, "the new socket opened after the old one's close")
+            await second.close()
+        s = srv.stop()
+        check(s["sockets_taken_over"] == 1, f"counters {s}")
+    finally:
+        srv.kill()
+
+
+async def scenario_send_frame(binary):
+    """/test/send-frame/{channel}: any text to the channel's socket (for
+    oversize and deeply nested frames)."""
+    srv = LocalServer(binary, "--event-interval-ms", "0", "--heartbeat-interval", "0")
+    try:
+        ch = srv.create_channel(srv.token())
+        async with connect(ch["connectUri"]) as ws:
+            status, _, _ = srv.http("POST", "/test/send-frame/" + ch["id"], body="[[[[1]]]]")
+            check(status == 200, f"send-frame {status}")
+            msg = await asyncio.wait_for(ws.recv(), 2)
+            check(msg == "[[[[1]]]]", f"frame as sent: {msg!r}")
+        srv.stop()
+    finally:
+        srv.kill()
+
+
 SCENARIOS = {
     "token": scenario_token,
     "channel_events": scenario_channel_events,
@@ -704,6 +836,11 @@ SCENARIOS = {
     "seed_mode": scenario_seed_mode,
     "test_hooks": scenario_test_hooks,
     "lifecycle": scenario_lifecycle,
+    "system_topics": scenario_system_topics,
+    "dead_channel_answers": scenario_dead_channel_answers,
+    "bound_channels": scenario_bound_channels,
+    "takeover_before_open": scenario_takeover_before_open,
+    "send_frame": scenario_send_frame,
 }
 
 

@@ -371,6 +371,245 @@ def scenario_pong_probe(srv_bin, cli_bin):
     check(stats["pongs_sent"] >= 1, "no pong was ever answered")
 
 
+# ---------------------------------------------------------------- issue 13: every way a channel or socket ends
+
+
+def rest_token(server):
+    req = urllib.request.Request(server.base + "/oauth/token", data=b"grant_type=client_credentials", method="POST",
+                                 headers={"Authorization": "Basic bG9jYWwtY2xpZW50OmxvY2FsLXNlY3JldA==",
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())["access_token"]
+
+
+def create_channel_as_other_app(server):
+    req = urllib.request.Request(server.base + "/api/v2/notifications/channels", data=b"", method="POST",
+                                 headers={"Authorization": "Bearer " + rest_token(server)})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def events_after(c, pattern):
+    """Event lines after the last line matching pattern."""
+    rx = re.compile(pattern)
+    idx = max(i for i, l in enumerate(c.lines) if rx.search(l))
+    return [l for l in c.lines[idx:] if re.search(r"\] event ", l)]
+
+
+def scenario_token_revoked(srv_bin, cli_bin):
+    # v2.system.token_revoked: the client drops the REST token and the
+    # channel, fetches a new token, makes and subscribes a new channel, and
+    # reports the gap; the revoked token is never presented (no 401).
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    c = Client(cli_bin, srv, 6)
+    c.wait_for(r"\] event ", 5)
+    srv.hook("/test/revoke-tokens")
+    c.wait_for(r"system +v2\.system\.token_revoked\.", 5)
+    c.wait_for(r"\] open ", 5, count=2)
+    c.wait_for(r"\] gap .*revoked", 5)
+    time.sleep(1)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check_clean(s, "token revoked")
+    check(s["tokens_revoked"] == 1, f"tokens_revoked {s['tokens_revoked']}")
+    check(s["channels_created"] == 2 and stats["channels_created"] == 2, f"channels {s['channels_created']}")
+    check(s["token_requests"] == 2 and stats["tokens_issued"] == 2, f"token fetches {s['token_requests']}")
+    check(stats["rest_401"] == 0, f"the revoked token was presented: {stats['rest_401']} x 401")
+    check(s["gaps"] == 1, f"gaps {s['gaps']}")
+    check(len(events_after(c, r"\] open ")) >= 3, "no events on the new channel")
+
+
+def scenario_no_longer_subscribed(srv_bin, cli_bin):
+    # v2.system.no_longer_subscribed: the client subscribes the same channel
+    # again (no new socket, no new channel) and reports the gap.
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    c = Client(cli_bin, srv, 5)
+    c.wait_for(r"\] event ", 5)
+    srv.hook("/test/unsubscribe/" + channel_id(srv))
+    c.wait_for(r"system +v2\.system\.no_longer_subscribed\.", 5)
+    c.wait_for(r"\] gap .*no_longer_subscribed", 5)
+    c.wait_for(r"channel +subscribed", 5, count=2)
+    time.sleep(1)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check_clean(s, "no_longer_subscribed")
+    check(s["unsubscribed"] == 1 and s["resubscribed"] == 1, f"unsubscribed {s['unsubscribed']} / {s['resubscribed']}")
+    check(s["channels_created"] == 1 and s["reconnects"] == 0, f"channels {s['channels_created']}, reconnects {s['reconnects']}")
+    check(s["gaps"] == 1, f"gaps {s['gaps']}")
+    check(len(events_after(c, r"\] gap ")) >= 3, "events did not resume")
+
+
+def dead_channel(srv_bin, cli_bin, answer):
+    # The channel goes away with a close that says nothing (1000, no
+    # reason); the client goes back to it, the server answers the handshake
+    # as a dead channel (answer), and the client makes a new channel.
+    srv = Server(srv_bin, "--event-interval-ms", "200", "--dead-channel-answer", answer)
+    c = Client(cli_bin, srv, 7)
+    c.wait_for(r"\] event ", 5)
+    srv.hook("/test/delete-channel/" + channel_id(srv) + "?code=1000&reason=")
+    c.wait_for(r"closed 1000 '' -> reconnect", 5)
+    c.wait_for(r"channel +created", 8, count=2)
+    c.wait_for(r"\] event ", 5, count=2)
+    time.sleep(1)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["duplicates"] == 0, "duplicates")
+    check(s["channels_created"] == 2 and stats["channels_created"] == 2, f"channels {s['channels_created']}")
+    check(len(events_after(c, r"channel +subscribed")) >= 3, "no events on the new channel")
+    return c, s, stats
+
+
+def scenario_dead_channel_http401(srv_bin, cli_bin):
+    c, s, stats = dead_channel(srv_bin, cli_bin, "http401")
+    check(c.matching(r"handshake refused: HTTP 401 -> refresh_token"), "the 401 did not renew the channel")
+    check(s["gaps"] == 1, f"gaps {s['gaps']}")
+
+
+def scenario_dead_channel_result404(srv_bin, cli_bin):
+    c, s, stats = dead_channel(srv_bin, cli_bin, "result404")
+    check(c.matching(r"reply +result 404 Channel not found"), "the result frame was not reported")
+    check(s["channels_gone"] == 1 and stats["dead_channel_answers"] == 1, f"channels_gone {s['channels_gone']}")
+    # The dead socket did open: the downtime is reported as two adjoining gaps.
+    check(s["gaps"] == 2, f"gaps {s['gaps']}")
+
+
+def scenario_dead_channel_close(srv_bin, cli_bin):
+    c, s, stats = dead_channel(srv_bin, cli_bin, "close")
+    check(c.matching(r"closed 1000 '' -> refresh_token"), "the immediate close did not renew the channel")
+    check(stats["dead_channel_answers"] == 1, f"dead channel answers {stats['dead_channel_answers']}")
+
+
+def scenario_eviction(srv_bin, cli_bin):
+    # One channel allowed (Genesys: 20): another app of the same user makes
+    # a channel, Genesys removes ours although it is connected. The client
+    # notices (its socket closes, the channel's handshake gets 404) and makes
+    # a new one, which removes the other app's idle channel, not itself.
+    srv = Server(srv_bin, "--event-interval-ms", "200", "--max-channels", "1")
+    c = Client(cli_bin, srv, 6)
+    c.wait_for(r"\] event ", 5)
+    create_channel_as_other_app(srv)
+    c.wait_for(r"handshake refused: HTTP 404 -> refresh_token", 8)
+    c.wait_for(r"\] open ", 8, count=2)
+    time.sleep(1)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["channels_created"] == 2, f"client channels {s['channels_created']}")
+    check(stats["channels_evicted_connected"] == 1 and stats["channels_replaced"] == 2,
+          f"server evictions {stats['channels_evicted_connected']} / {stats['channels_replaced']}")
+    check(s["gaps"] == 1, f"gaps {s['gaps']}")
+
+
+def scenario_bound_channels(srv_bin, cli_bin):
+    # Channels die with the REST token that made them (tokens live 4 s; the
+    # REST token renews 2 s before expiry). Each replacement says so, and is
+    # not counted against the creation limit (2 here), so the client lives on.
+    srv = Server(srv_bin, "--event-interval-ms", "200", "--bind-channels-to-token", "--token-lifetime", "4")
+    c = Client(cli_bin, srv, 11, "--max-channels", "2")
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc} (stop reason {s['stop_reason']!r})")
+    check(stats["channels_died_with_token"] >= 2, f"channels died with their token: {stats['channels_died_with_token']}")
+    check(s["channels_created"] >= 3, f"channels created {s['channels_created']}")
+    said = c.matching(r"channel +created .*channels may die with their token")
+    check(len(said) >= 2 and len(said) == s["token_replacements"], f"{len(said)} replacements said so")
+    check(s["channels_created"] == s["token_replacements"] + 1, "a replacement not explained by a token change")
+
+
+def scenario_close_codes(srv_bin, cli_bin):
+    # Any close of an open socket: back to the same channel (no new one),
+    # including 1000 and codes default_close_policy stops on, and a drop.
+    # (Each socket lives 2.5 s first: one closed sooner than 2 s after a
+    # retry counts as the retry failing, and means a new channel.)
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    c = Client(cli_bin, srv, 18)
+    c.wait_for(r"\] open ", 5)
+    closes = ["?code=1000&reason=", "?code=4999&reason=x", "?drop=1"]
+    for n, q in enumerate(closes, start=1):
+        time.sleep(2.5)
+        srv.hook("/test/close-socket/" + channel_id(srv) + q)
+        c.wait_for(r"\] open ", 12, count=n + 1)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check_clean(s, "close codes")
+    check(s["channels_created"] == 1 and stats["channels_created"] == 1, f"channels {s['channels_created']}")
+    decisions = c.matching(r"\] close ")
+    decisions = decisions[:-1]  # the last one is our own stop
+    check(len(decisions) == 3 and all(l.endswith("-> reconnect") for l in decisions), f"decisions {decisions}")
+    check(s["gaps"] == 3 and s["reconnects"] == 3, f"gaps {s['gaps']} reconnects {s['reconnects']}")
+
+
+def scenario_takeover_first(srv_bin, cli_bin):
+    # socket_closing every 2 s; the takeover close (1000) of the old socket
+    # reaches the client before the new socket's open: the new socket carries
+    # on, on the same channel, and the client never stops.
+    srv = Server(srv_bin, "--socket-closing-interval", "2", "--socket-closing-grace", "1.5",
+                 "--event-interval-ms", "100", "--takeover-before-open")
+    c = Client(cli_bin, srv, 7)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["duplicates"] == 0, "duplicates")
+    check(stats["sockets_taken_over"] >= 2, f"takeovers {stats['sockets_taken_over']}")
+    check(stats["sockets_closed_after_grace"] == 0, "a socket had to be closed after the grace period")
+    check(s["channels_created"] == 1, f"channels {s['channels_created']}")
+    firsts = c.matching(r"closed 1000 .* -> reconnect")
+    check(len(firsts) == stats["sockets_taken_over"], f"takeover closes seen first: {len(firsts)}")
+    check(s["events"] + stats["events_lost"] >= 50, "events stopped")
+
+
+def scenario_oversize_frames(srv_bin, cli_bin):
+    # A frame over the parse limit (256 KiB) and one nested 100000 deep are
+    # reported and skipped; the socket stays. One over the socket's own limit
+    # (4 x 256 KiB) closes it (1009) and the client goes back to the channel.
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    c = Client(cli_bin, srv, 6)
+    c.wait_for(r"\] event ", 5)
+    ch = channel_id(srv)
+    for body in ('{"topicName":"x","eventBody":"' + "a" * 300000 + '"}', "[" * 100000):
+        req = urllib.request.Request(srv.base + "/test/send-frame/" + ch, data=body.encode(), method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+    c.wait_for(r"skipped +too_large frame of 300032 bytes", 5)
+    c.wait_for(r"skipped +too_deep frame of 100000 bytes", 5)
+    req = urllib.request.Request(srv.base + "/test/send-frame/" + ch, data=b"[" * (1024 * 1024 + 1), method="POST")
+    urllib.request.urlopen(req, timeout=5).close()
+    c.wait_for(r"\] open ", 8, count=2)
+    rc, s = c.finish()
+    srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["frames_skipped"] == 2, f"skipped {s['frames_skipped']}")
+    check(s["channels_created"] == 1 and s["reconnects"] == 1, f"channels {s['channels_created']}")
+
+
+def scenario_untrusted_channel_answers(srv_bin, cli_bin):
+    # The server answers POST channels with an id that would split the next
+    # REST request line, then with a ws:// connectUri to a host that is not
+    # loopback: both are refused (nothing is sent to either), and the third
+    # answer, a sound one, is used.
+    srv = Server(srv_bin, "--event-interval-ms", "200")
+    for answer in ({"id": "x/subscriptions HTTP/1.1\r\nX-Injected: yes", "connectUri": "ws://127.0.0.1:1/channels/x"},
+                   {"id": "streaming-0-plain", "connectUri": "ws://streaming.example.com/channels/streaming-0-plain"}):
+        req = urllib.request.Request(srv.base + "/test/next-channel-answer", data=json.dumps(answer).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+    # Each refusal fails the channel request: the client waits on its auth
+    # ladder (full jitter, at most 5 s, then 10 s) before the next creation.
+    c = Client(cli_bin, srv, 20)
+    c.wait_for(r"\] open ", 19)
+    rc, s = c.finish()
+    stats = srv.stop()
+    check(rc == 0, f"client exit status {rc}")
+    check(s["refused_channel_answers"] == 2, f"refused {s['refused_channel_answers']}")
+    check(len(c.matching(r"channel +failed .*refused the answer: the channel id")) == 1, "the id was not refused")
+    check(len(c.matching(r"channel +failed .*refused the answer: connectUri is ws://")) == 1, "ws:// not refused")
+    check(not c.matching(r"X-Injected"), "the injected text was printed")
+    check(stats["handshakes"] == 1 and stats["channels_created"] == 1, f"server {stats}")
+
+
 SCENARIOS = {
     "token_expiry": scenario_token_expiry,
     "seed_token_expiry": scenario_seed_token_expiry,
@@ -385,6 +624,17 @@ SCENARIOS = {
     "heartbeats_stop": scenario_heartbeats_stop,
     "seed_heartbeats_stop": scenario_seed_heartbeats_stop,
     "pong_probe": scenario_pong_probe,
+    "token_revoked": scenario_token_revoked,
+    "no_longer_subscribed": scenario_no_longer_subscribed,
+    "dead_channel_http401": scenario_dead_channel_http401,
+    "dead_channel_result404": scenario_dead_channel_result404,
+    "dead_channel_close": scenario_dead_channel_close,
+    "eviction": scenario_eviction,
+    "bound_channels": scenario_bound_channels,
+    "close_codes": scenario_close_codes,
+    "takeover_first": scenario_takeover_first,
+    "oversize_frames": scenario_oversize_frames,
+    "untrusted_channel_answers": scenario_untrusted_channel_answers,
 }
 
 

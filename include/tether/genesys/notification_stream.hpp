@@ -6,6 +6,9 @@
 #include <tether/basic_reconnecting_client.hpp>
 #include <tether/genesys/notification.hpp>
 
+#include <asio/post.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -24,10 +27,17 @@ struct stream_options {
     /// pong_timeout, else reconnect (error::pong_timeout). 0: no probe.
     std::chrono::milliseconds ping_interval{0};
     std::chrono::milliseconds pong_timeout{std::chrono::seconds(10)};
+    /// Frames over these limits are counted, reported (on_rejected_frame)
+    /// and skipped without being parsed; the socket stays open.
+    parse_limits limits;
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: bad heartbeat or ping interval");
+        if (limits.max_bytes == 0 || limits.max_depth == 0)
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: parse limits must be at least 1");
     }
 };
 
@@ -43,6 +53,42 @@ struct stream_counters {
     std::uint64_t gaps = 0;
     std::uint64_t heartbeat_timeouts = 0;
     std::uint64_t pong_timeouts = 0;
+    std::uint64_t tokens_revoked = 0;   ///< v2.system.token_revoked
+    std::uint64_t unsubscribed = 0;     ///< v2.system.no_longer_subscribed
+    std::uint64_t resubscriptions = 0;  ///< repairs after no_longer_subscribed that succeeded
+    std::uint64_t replies = 0;          ///< {"result": ...} frames
+    std::uint64_t channels_gone = 0;    ///< result 4xx frames taken as "this channel is gone"
+    std::uint64_t frames_too_large = 0; ///< skipped: over parse_limits::max_bytes
+    std::uint64_t frames_too_deep = 0;  ///< skipped: over parse_limits::max_depth
+};
+
+/// What the stream asks of the channel's owner when the server says the
+/// channel or its token is gone (notification_client wires these to the
+/// channel policy and the REST client). Each may be empty: the stream then
+/// only reconnects. Called on the client's executor.
+struct channel_actions {
+    /// The channel is dead (token_revoked, a result 4xx frame): forget it so
+    /// that the next connection attempt creates a new one.
+    std::function<void(const std::string& why)> drop_channel;
+    /// The REST token was revoked: do not use it for the new channel.
+    std::function<void()> drop_rest_token;
+    /// Subscribe the channel again; call `done(true)` when it is, or
+    /// `done(false)` when the channel turned out to be gone. May call back on
+    /// any thread.
+    std::function<void(std::function<void(bool)> done)> resubscribe;
+};
+
+/// A system message the stream acted on.
+struct system_event {
+    message_type type; ///< socket_closing, token_revoked or no_longer_subscribed
+    std::string topic;
+    system_message message; ///< as sent; print through printable()
+};
+
+/// A frame the stream did not use: too large, too deep or malformed.
+struct rejected_frame {
+    message_type why;
+    std::size_t bytes;
 };
 
 /// Attaches to a client (before start(); it takes the client's on_open,
@@ -52,36 +98,58 @@ struct stream_counters {
 /// - heartbeat watchdog and optional ping probe -> client.reconnect();
 /// - `v2.system.socket_closing` -> client.handover() (make-before-break on
 ///   the same channel), reported on_handover when the new socket is open;
-/// - every drop -> on_gap when the next connection opens.
+/// - every drop -> on_gap when the next connection opens;
+/// - `v2.system.token_revoked` -> drop the REST token and the channel,
+///   reconnect (new token, new channel, subscriptions, a gap);
+/// - `v2.system.no_longer_subscribed` -> resubscribe; on_gap when done;
+/// - a `{"result": "4xx"}` frame (not 400 or 429, which answer a request)
+///   -> the channel is gone: drop it and reconnect;
+/// - frames over stream_options::limits -> counted, reported, skipped.
 /// Lives on the client's executor; must outlive the client's run.
-template <class Client>
-class notification_stream {
+template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
     using timer_type = typename Client::transport_type::timer_type;
 
-    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {})
+    notification_stream(Client& client, stream_options opts,
+                        std::function<std::string()> source_name = {}, channel_actions actions = {})
         : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
-          watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
+          actions_(std::move(actions)), watchdog_(client.transport().make_timer()),
+          ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
         client_.on_open([this](const open_event& e) { opened(e); });
         client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_close(
+            [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
         client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
     ~notification_stream() { cancel_timers(); }
 
-    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_notification(std::function<void(const notification&)> f) {
+        h_notification_ = std::move(f);
+    }
     void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
     void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
-    /// socket_closing arrived (the handover starts); the text is the server's message.
-    void on_socket_closing(std::function<void(const std::string&)> f) { h_closing_ = std::move(f); }
+    /// socket_closing arrived (the handover starts); its system message as sent.
+    void on_socket_closing(std::function<void(const system_message&)> f) {
+        h_closing_ = std::move(f);
+    }
+    /// Every system topic (socket_closing, token_revoked, no_longer_subscribed).
+    void on_system(std::function<void(const system_event&)> f) { h_system_ = std::move(f); }
+    /// A socket reply `{"result": ...}`: its status and the whole object.
+    void on_reply(std::function<void(int, const nlohmann::json&)> f) { h_reply_ = std::move(f); }
+    /// A frame that was skipped (too large, too deep, malformed).
+    void on_rejected_frame(std::function<void(const rejected_frame&)> f) {
+        h_rejected_ = std::move(f);
+    }
     /// The watchdog or the ping probe declared the connection dead.
     void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
     void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        h_close_ = std::move(f);
+    }
     void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
 
     /// Read on the client's executor (or after it stopped).
@@ -99,7 +167,8 @@ private:
             ++counters_.handovers;
             // Ours after socket_closing, else the client's renew_before_expiry.
             const bool announced = std::exchange(closing_pending_, false);
-            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              last_frame_ - handover_asked_)
                                         : std::chrono::milliseconds(0);
             if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
@@ -116,7 +185,8 @@ private:
     void message(const message_view& m) {
         last_frame_ = client_.transport().now();
         notification n;
-        switch (parse_notification(m.data, n)) {
+        const message_type type = parse_notification(m.data, n, opts_.limits);
+        switch (type) {
         case message_type::heartbeat: ++counters_.heartbeats; return;
         case message_type::pong:
             ++counters_.pongs;
@@ -124,17 +194,41 @@ private:
             pong_timer_.cancel();
             return;
         case message_type::metadata: ++counters_.other_metadata; return;
-        case message_type::malformed: ++counters_.malformed; return;
+        case message_type::malformed:
+        case message_type::too_large:
+        case message_type::too_deep:
+            ++(type == message_type::malformed   ? counters_.malformed
+               : type == message_type::too_large ? counters_.frames_too_large
+                                                 : counters_.frames_too_deep);
+            if (h_rejected_) h_rejected_(rejected_frame{type, m.data.size()});
+            return;
+        case message_type::reply: return reply(n.body);
         case message_type::socket_closing: {
             ++counters_.socket_closings;
             handover_asked_ = last_frame_;
             closing_pending_ = true;
-            std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
-                                   ? n.body["message"].template get<std::string>()
-                                   : std::string();
-            if (h_closing_) h_closing_(text);
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            if (h_closing_) h_closing_(ev.message);
             client_.handover();
             return;
+        }
+        case message_type::token_revoked: {
+            ++counters_.tokens_revoked;
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            // Start over: a new REST token makes a new channel, subscribed;
+            // the close of this socket is the start of the gap.
+            if (actions_.drop_rest_token) actions_.drop_rest_token();
+            if (actions_.drop_channel) actions_.drop_channel("v2.system.token_revoked");
+            client_.reconnect(make_error_code(error::token_revoked));
+            return;
+        }
+        case message_type::no_longer_subscribed: {
+            ++counters_.unsubscribed;
+            const system_event ev{type, n.topic, parse_system_message(n.body)};
+            if (h_system_) h_system_(ev);
+            return resubscribe(ev.message);
         }
         case message_type::event: break;
         }
@@ -145,14 +239,81 @@ private:
         if (h_notification_) h_notification_(n);
     }
 
+    void reply(const nlohmann::json& body) {
+        ++counters_.replies;
+        const int status = reply_status(body);
+        if (h_reply_) h_reply_(status, body);
+        // 400 and 429 answer a request of ours (a bad topic, too fast); other
+        // 4xx have been seen from a channel the server no longer knows.
+        if (status < 400 || status > 499 || status == 400 || status == 429) return;
+        if (client_.state() != client_state::open) return;
+        ++counters_.channels_gone;
+        std::string why = "result " + std::to_string(status);
+        const auto msg = body.find("message");
+        if (msg != body.end() && msg->is_string())
+            why += ": " + printable(msg->template get<std::string>(), 100);
+        if (actions_.drop_channel) actions_.drop_channel(why);
+        client_.reconnect(make_error_code(error::channel_gone));
+    }
+
+    // no_longer_subscribed: the events since the last one delivered may be
+    // lost; the gap ends when the subscription is back.
+    void resubscribe(const system_message& m) {
+        if (!sub_gap_) {
+            sub_gap_ = true;
+            sub_gap_from_ = delivered_until_;
+            sub_gap_reason_ =
+                "no_longer_subscribed" +
+                (m.message.empty() ? std::string() : ": " + printable(m.message, 100));
+        }
+        if (!actions_.resubscribe) {
+            client_.reconnect(make_error_code(error::channel_gone));
+            return;
+        }
+        if (resubscribing_) return;
+        resubscribing_ = true;
+        std::weak_ptr<int> alive = alive_;
+        auto ex = client_.get_executor();
+        actions_.resubscribe([this, alive, ex](bool ok) {
+            asio::post(ex, [this, alive, ok] {
+                if (!alive.lock()) return;
+                resubscribed(ok);
+            });
+        });
+    }
+
+    void resubscribed(bool ok) {
+        resubscribing_ = false;
+        if (!ok) {
+            // The channel is gone: the socket's close starts the gap (and
+            // absorbs this one).
+            if (client_.state() == client_state::open)
+                client_.reconnect(make_error_code(error::channel_gone));
+            return;
+        }
+        ++counters_.resubscriptions;
+        if (!sub_gap_) return; // absorbed by a socket gap meanwhile
+        sub_gap_ = false;
+        ++counters_.gaps;
+        if (h_gap_)
+            h_gap_(
+                gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_, true});
+    }
+
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        const bool user_stop =
+            d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
         if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
             gap_reason_ = describe(e);
+            if (sub_gap_) { // a pending resubscription gap becomes part of this one
+                sub_gap_ = false;
+                gap_from_ = std::min(gap_from_, sub_gap_from_);
+                gap_reason_ = sub_gap_reason_ + ", then " + gap_reason_;
+            }
             closing_pending_ = false;
             cancel_timers();
         }
@@ -161,17 +322,26 @@ private:
 
     void stopped(const stopped_event& e) {
         cancel_timers();
+        if (sub_gap_ && !in_gap_) {
+            sub_gap_ = false;
+            ++counters_.gaps;
+            if (h_gap_)
+                h_gap_(gap_event{sub_gap_from_, std::chrono::system_clock::now(), sub_gap_reason_,
+                                 false});
+        }
         if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
         }
         if (h_stopped_) h_stopped_(e);
     }
 
     static std::string describe(const close_event& e) {
         if (e.error) return e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
-        if (e.code != close_code::none) return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
+        if (e.code != close_code::none)
+            return "closed " + std::to_string(e.code) + " '" + printable(e.reason, 123) + "'";
         if (e.http_status) return "handshake refused " + std::to_string(e.http_status);
         return "connection lost";
     }
@@ -179,7 +349,8 @@ private:
     void arm_watchdog() {
         if (opts_.heartbeat_timeout.count() == 0) return;
         const auto gen = ++watchdog_gen_;
-        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(
+                                           opts_.heartbeat_timeout);
         const auto now = client_.transport().now();
         watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
         watchdog_.async_wait([this, gen](std::error_code ec) {
@@ -227,6 +398,8 @@ private:
     Client& client_;
     const stream_options opts_;
     std::function<std::string()> source_;
+    channel_actions actions_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0); // for completions from other strands
     timer_type watchdog_, ping_timer_, pong_timer_;
     std::uint64_t watchdog_gen_ = 0, ping_gen_ = 0, pong_gen_ = 0;
     time_point last_frame_{};
@@ -236,12 +409,19 @@ private:
     bool in_gap_ = false;
     std::chrono::system_clock::time_point gap_from_{};
     std::string gap_reason_;
+    bool sub_gap_ = false; // no_longer_subscribed, resubscription not done yet
+    bool resubscribing_ = false;
+    std::chrono::system_clock::time_point sub_gap_from_{};
+    std::string sub_gap_reason_;
     stream_counters counters_;
 
     std::function<void(const notification&)> h_notification_;
     std::function<void(const gap_event&)> h_gap_;
     std::function<void(const handover_event&)> h_handover_;
-    std::function<void(const std::string&)> h_closing_;
+    std::function<void(const system_message&)> h_closing_;
+    std::function<void(const system_event&)> h_system_;
+    std::function<void(int, const nlohmann::json&)> h_reply_;
+    std::function<void(const rejected_frame&)> h_rejected_;
     std::function<void(std::error_code)> h_liveness_;
     std::function<void(const open_event&)> h_open_;
     std::function<void(const close_event&, const reconnect_decision&)> h_close_;

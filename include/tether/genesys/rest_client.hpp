@@ -3,6 +3,7 @@
 #define TETHER_GENESYS_REST_CLIENT_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/events.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
@@ -49,11 +50,14 @@ struct rest_options {
 
 /// The end of one REST call.
 struct rest_outcome {
-    std::error_code error;  ///< empty for 2xx
-    int status = 0;         ///< the last HTTP status (0: none)
-    nlohmann::json body;    ///< parsed 2xx body (null when empty)
+    std::error_code error; ///< empty for 2xx
+    int status = 0;        ///< the last HTTP status (0: none)
+    nlohmann::json body;   ///< parsed 2xx body (null when empty)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::string detail;     ///< for logs; never a token
+    std::string detail; ///< for logs; never a token; ids shortened, server text printable
+    /// Which bearer token the last attempt carried: 1 for the first token
+    /// this client used, +1 for each different one after it (0: none).
+    std::uint64_t token_serial = 0;
 };
 
 /// REST calls with `Authorization: Bearer` from a shared token source. A 401
@@ -65,7 +69,8 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token, rest_options o) {
+    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+                                               rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
 
@@ -95,6 +100,14 @@ public:
         });
     }
 
+    /// The bearer token was revoked (v2.system.token_revoked): drop the one
+    /// last used from the shared source, so the next call fetches a new one.
+    void drop_token() {
+        asio::dispatch(strand_, [self = shared_from_this()] {
+            if (self->token_serial_ != 0) self->token_.invalidate(self->last_bearer_);
+        });
+    }
+
     const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
     std::uint64_t requests_sent() const noexcept { return requests_.load(); }
 
@@ -107,16 +120,21 @@ private:
         std::uint64_t epoch = 0;
         std::shared_ptr<detail::http_exchange> exchange;
         std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+        std::uint64_t token_serial = 0;
     };
 
     rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
         : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
-        if (!url) throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base + "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
-            throw std::invalid_argument("tether: genesys: plain http:// API base is allowed only to a loopback "
-                                        "host (the bearer token would travel unencrypted)");
+        if (!url)
+            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
+                                        "': " + why);
+        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
+            throw std::invalid_argument(
+                "tether: genesys: plain http:// API base is allowed only to a loopback "
+                "host (the bearer token would travel unencrypted)");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -125,9 +143,10 @@ private:
     void attempt(std::shared_ptr<operation> op) {
         if (op->epoch == 0) {
             op->epoch = epoch_;
-            live_.erase(std::remove_if(live_.begin(), live_.end(),
-                                       [](const std::weak_ptr<operation>& w) { return w.expired(); }),
-                        live_.end());
+            live_.erase(
+                std::remove_if(live_.begin(), live_.end(),
+                               [](const std::weak_ptr<operation>& w) { return w.expired(); }),
+                live_.end());
             live_.push_back(op);
         }
         if (op->epoch != epoch_) return finish(op, cancelled());
@@ -146,11 +165,17 @@ private:
             rest_outcome out;
             out.error = r.error;
             out.retry_after = r.retry_after;
-            out.detail = "no bearer token for " + op->method + " " + op->target + ": " + r.detail;
+            out.detail = "no bearer token for " + op->method + " " + loggable_target(op->target) +
+                         ": " + r.detail;
             return finish(op, std::move(out));
         }
         if (on_token_) on_token_(token_event{r.value.fresh, op->refreshed, r.value.lifetime});
         secret bearer = r.value.value;
+        if (token_serial_ == 0 || !(bearer == last_bearer_)) {
+            ++token_serial_;
+            last_bearer_ = bearer;
+        }
+        op->token_serial = token_serial_;
         std::string req = op->method + " " + base_.target + op->target + " HTTP/1.1\r\n";
         req += "Host: " + base_.host_field() + "\r\n";
         req += "User-Agent: " + opts_.user_agent + "\r\n";
@@ -174,19 +199,24 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer), res = std::move(res)]() mutable {
+                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                               res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
             });
     }
 
-    void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
-        const std::string what = op->method + " " + op->target;
+    void on_response(const std::shared_ptr<operation>& op, const secret& bearer,
+                     detail::http_result res) {
+        const std::string what = op->method + " " + loggable_target(op->target);
         if (op->epoch != epoch_) return finish(op, cancelled());
         rest_outcome out;
+        out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
+            out.error = res.error == error::operation_cancelled
+                            ? res.error
+                            : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -233,21 +263,42 @@ private:
             }
             return finish(op, std::move(out));
         }
-        if (s == 401) out.error = make_error_code(error::token_rejected); // a fresh token was refused too
-        else if (s == 403) out.error = make_error_code(error::request_forbidden);
-        else out.error = make_error_code(error::channel_request_failed);
+        if (s == 401)
+            out.error = make_error_code(error::token_rejected); // a fresh token was refused too
+        else if (s == 403)
+            out.error = make_error_code(error::request_forbidden);
+        else
+            out.error = make_error_code(error::channel_request_failed);
         out.detail = what + ": HTTP " + std::to_string(s) + " " + message_of(res.response.body);
         finish(op, std::move(out));
     }
 
-    // The Genesys error shape {"message", "code", "status"}: the message only, bounded.
+    // The Genesys error shape {"message", "code", "status"}: the message only,
+    // bounded and printable (it is the server's text, and goes to logs).
     static std::string message_of(const std::string& body) {
         const auto j = nlohmann::json::parse(body, nullptr, false);
         if (j.is_object() && j.contains("message") && j["message"].is_string())
-            return j["message"].get<std::string>().substr(0, 200);
+            return detail::body_excerpt(j["message"].get<std::string>(), 200);
         return {};
     }
 
+public:
+    /// A request target for logs: path segments longer than 20 characters
+    /// (channel ids, the socket's credential) are shortened.
+    static std::string loggable_target(const std::string& target) {
+        std::string out;
+        std::size_t pos = 0;
+        while (pos < target.size()) {
+            std::size_t next = target.find('/', pos + 1);
+            if (next == std::string::npos) next = target.size();
+            const std::string seg = target.substr(pos, next - pos);
+            out += seg.size() > 21 ? seg.substr(0, 19) + "..." : seg;
+            pos = next;
+        }
+        return out;
+    }
+
+private:
     static rest_outcome cancelled() {
         rest_outcome o;
         o.error = make_error_code(error::operation_cancelled);
@@ -268,6 +319,8 @@ private:
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::vector<std::weak_ptr<operation>> live_;
     std::function<void(const token_event&)> on_token_;
+    secret last_bearer_; // to number the tokens (token_serial); never printed
+    std::uint64_t token_serial_ = 0;
     std::uint64_t epoch_ = 1;
     std::atomic<std::uint64_t> requests_{0};
 };

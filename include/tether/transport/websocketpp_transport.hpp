@@ -23,6 +23,7 @@
 
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
+#include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/error.hpp>
@@ -200,26 +201,6 @@ struct transport_sink_ref {
         return r;
     }
 };
-
-/// Printable, bounded copy of a refusal body for logs (no control characters,
-/// never cut inside a UTF-8 sequence).
-inline std::string body_excerpt(std::string_view body, std::size_t max) {
-    bool cut = false;
-    if (body.size() > max) {
-        std::size_t n = max;
-        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
-        body = body.substr(0, n);
-        cut = true;
-    }
-    std::string out;
-    out.reserve(body.size() + 3);
-    for (const char c : body) {
-        const auto u = static_cast<unsigned char>(c);
-        out += (u < 0x20 || u == 0x7f) ? ' ' : c;
-    }
-    if (cut) out += "...";
-    return out;
-}
 
 /// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
 inline std::string bounded_close_reason(std::string_view reason) {
