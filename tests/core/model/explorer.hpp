@@ -76,10 +76,13 @@ inline std::string as_test_case(const std::string& id, const std::string& config
        << "    const auto r = mc::replay({";
     std::size_t col = 30;
     for (std::size_t i = 0; i < trace.size(); ++i) {
-        const std::string s = to_string(trace[i]) + (i + 1 < trace.size() ? ", " : "");
-        if (col + s.size() > 96) {
+        const std::string s = to_string(trace[i]) + (i + 1 < trace.size() ? "," : "");
+        if (i > 0 && col + 1 + s.size() > 96) {
             os << "\n                              ";
             col = 30;
+        } else if (i > 0) {
+            os << ' ';
+            ++col;
         }
         os << s;
         col += s.size();
