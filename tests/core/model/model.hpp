@@ -212,7 +212,10 @@ inline constexpr std::chrono::minutes healthy_limit{30};
 struct config {
     std::string name;
     tether::client_options options;
-    tether::backoff_ladders ladders;
+    tether::backoff_ladders ladders; ///< the client's backoff, and I6's bounds
+    /// When set, the client's backoff uses these instead of `ladders` (I6
+    /// still checks `ladders`): the checker's own test that I6 can fail.
+    std::optional<tether::backoff_ladders> client_ladders;
 
     static config base() {
         config c;
@@ -280,7 +283,8 @@ public:
         cp.application_codes = tether::close_action::refresh_token_then_reconnect;
         client_.emplace(cfg_.options, scripted_transport(net_), scripted_token_policy(tokens_),
                         tether::default_close_policy(cp),
-                        tether::exponential_backoff(cfg_.ladders, tether::jitter_rng(7)));
+                        tether::exponential_backoff(cfg_.client_ladders.value_or(cfg_.ladders),
+                                                    tether::jitter_rng(7)));
         attach();
     }
     ~world() { client_.reset(); }

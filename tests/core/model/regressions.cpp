@@ -112,3 +112,15 @@ TEST_CASE("model check: an ordinary trace keeps every invariant", "[model]") {
     CHECK(r.valid());
     CHECK(r.ok());
 }
+
+// The checker's own test: a client whose backoff climbs a longer ladder than
+// the one I6 checks must be caught. I6 is told the network ladder is all
+// zeros; the client draws the drop's retry from [0, 1 s].
+TEST_CASE("model check: a delay beyond the ladder is caught", "[model]") {
+    mc::config c = mc::config::base();
+    c.client_ladders = c.ladders;
+    c.ladders.network = {std::chrono::milliseconds(0), std::chrono::milliseconds(0), 2.0};
+    const auto r = mc::replay({ev::start, ev::token_fresh, ev::accept(1), ev::drop(1)}, c);
+    INFO(r.report());
+    CHECK(r.has("I6.out_of_bounds"));
+}
