@@ -162,6 +162,34 @@ public:
                 n = std::min(n * 2, t.size());
             }
         }
+        // Connections are numbered in the order the client opened them:
+        // dropping events that made it open one renumbers the later ones.
+        // Then try removing every run of up to four events, as it is and
+        // with the numbers above those referenced before it shifted down by
+        // one or two.
+        for (bool progress = true; progress;) {
+            progress = false;
+            for (std::size_t len = 1; len <= 4 && !progress; ++len) {
+                for (std::size_t i = 0; i + len <= t.size() && !progress; ++i) {
+                    int seen = 0;
+                    for (std::size_t j = 0; j < i; ++j)
+                        if (takes_conn(t[j].what)) seen = std::max(seen, t[j].conn);
+                    for (int shift = 0; shift <= 2 && !progress; ++shift) {
+                        std::vector<event> cand;
+                        for (std::size_t j = 0; j < t.size(); ++j) {
+                            if (j >= i && j < i + len) continue;
+                            event e = t[j];
+                            if (j > i && takes_conn(e.what) && e.conn > seen) e.conn -= shift;
+                            cand.push_back(e);
+                        }
+                        if (fails(cand)) {
+                            t = std::move(cand);
+                            progress = true;
+                        }
+                    }
+                }
+            }
+        }
         return t;
     }
 
