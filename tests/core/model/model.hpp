@@ -63,6 +63,10 @@
 // I8 delivery (beyond issue 11's list). I8.message_not_delivered: a server message
 //    on a held open connection that on_open reported last, or on a draining
 //    one, reaches on_message in the same step (unless the client was destroyed).
+// I9 expiry (defect 3 of issue 11). I9.expiry_counted_as_rejection: an expiry
+//    close (4001) of a connection whose token was issued fresh at t with
+//    lifetime L, arriving at t + L or later, is a normal expiry: in that step
+//    the client neither announces a backoff (on_retry) nor stops.
 #pragma once
 
 #include "scripted_world.hpp"
@@ -203,8 +207,6 @@ inline std::string to_string(const std::vector<event>& t) {
 
 inline constexpr std::chrono::milliseconds retry_after_429{7000};
 inline constexpr std::chrono::milliseconds retry_after_token{9000};
-inline constexpr std::chrono::seconds token_lifetime{60};
-inline constexpr std::chrono::seconds wait_step{3};
 inline constexpr std::chrono::minutes healthy_limit{30};
 
 /// Client options and backoff ladders of one world; `name` is how a printed
@@ -216,6 +218,10 @@ struct config {
     /// When set, the client's backoff uses these instead of `ladders` (I6
     /// still checks `ladders`): the checker's own test that I6 can fail.
     std::optional<tether::backoff_ladders> client_ladders;
+    /// The lifetime every token announces.
+    std::chrono::seconds token_lifetime{60};
+    /// How much time ev::wait lets pass.
+    std::chrono::milliseconds wait_step{3000};
 
     static config base() {
         config c;
@@ -254,8 +260,18 @@ struct config {
         c.options.handover_drain = std::chrono::milliseconds(0);
         return c;
     }
+    /// Tokens that live 1 s, and waits of 1.5 s: an expiry close after one
+    /// wait comes after the token's expiry but sooner than
+    /// auth_failure_uptime (2 s) after open (defect 3 of issue 11).
+    static config short_tokens() {
+        config c = base();
+        c.name = "short_tokens";
+        c.token_lifetime = std::chrono::seconds(1);
+        c.wait_step = std::chrono::milliseconds(1500);
+        return c;
+    }
     static std::vector<config> all() {
-        return {base(), renew(), drain0(), max_attempts(), renew_drain0()};
+        return {base(), renew(), drain0(), max_attempts(), renew_drain0(), short_tokens()};
     }
 };
 
@@ -355,6 +371,7 @@ public:
     void apply(const event& e) {
         ++steps_;
         step_retry_after_.reset();
+        step_normal_expiry_ = false;
         switch (e.what) {
         case kind::start:
             started_ = true;
@@ -382,6 +399,9 @@ public:
         }
         case kind::close_expiry: {
             const std::string& t = net_->at(e.conn).token;
+            const auto issued = issued_at_.find(t);
+            step_normal_expiry_ =
+                issued != issued_at_.end() && sim_.now() >= issued->second + cfg_.token_lifetime;
             rejected_.insert(t);
             stale_upto_ = std::max(stale_upto_, token_number(t));
             server_close(e.conn, 4001, "Token expired");
@@ -420,7 +440,7 @@ public:
         case kind::token_cached:
             complete(*tokens_->first_outstanding(),
                      tether::token_result::success(tether::token(
-                         tether::secret(tokens_->last_issued()), token_lifetime, false)));
+                         tether::secret(tokens_->last_issued()), cfg_.token_lifetime, false)));
             break;
         case kind::token_transient:
             complete(*tokens_->first_outstanding(),
@@ -439,7 +459,7 @@ public:
         }
         case kind::token_late: complete(*tokens_->first_cancelled(), fresh_token()); break;
         case kind::advance: fire_next_timer(sim_.now() + std::chrono::hours(24)); break;
-        case kind::wait: sim_.run_for(wait_step); break;
+        case kind::wait: sim_.run_for(cfg_.wait_step); break;
         case kind::send: {
             const std::string m = "m" + std::to_string(++sends_);
             if (!client_->send(m)) accepted_.push_back(m);
@@ -473,6 +493,7 @@ public:
         if (!started_) return;
         in_final_ = true;
         step_retry_after_.reset();
+        step_normal_expiry_ = false;
         if (!destroyed_ && !stop_issued_ && stopped_count_ == 0) {
             const bool serving =
                 run_healthy([this] { return stopped_count_ > 0 || is_serving(); }, healthy_limit);
@@ -533,8 +554,9 @@ private:
 
     tether::token_result fresh_token() {
         ++tokens_->issued;
+        issued_at_[tokens_->last_issued()] = sim_.now();
         return tether::token_result::success(
-            tether::token(tether::secret(tokens_->last_issued()), token_lifetime, true));
+            tether::token(tether::secret(tokens_->last_issued()), cfg_.token_lifetime, true));
     }
 
     void complete(token_request& r, tether::token_result result) {
@@ -602,9 +624,13 @@ private:
             handler_ran("on_dropped");
             dropped_.insert(d.data);
         });
-        c.on_stopped([this](const tether::stopped_event&) {
+        c.on_stopped([this](const tether::stopped_event& e) {
             handler_ran("on_stopped");
             if (stopped_count_ > 0) fail("I4.stopped_twice", "on_stopped ran twice");
+            if (step_normal_expiry_)
+                fail("I9.expiry_counted_as_rejection",
+                     "an expiry close after the token's announced expiry stopped the client: " +
+                         e.reason.message());
             ++stopped_count_;
         });
     }
@@ -618,6 +644,11 @@ private:
         if (e.delay < ra) fail("I6.below_retry_after", os.str());
         if (e.delay.count() < 0 || e.delay > std::max(cap, ra)) fail("I6.out_of_bounds", os.str());
         retry_not_before_ = sim_.now() + e.delay;
+        if (step_normal_expiry_)
+            fail("I9.expiry_counted_as_rejection",
+                 "an expiry close after the token's announced expiry was answered with a "
+                 "backoff: " +
+                     os.str());
     }
 
     void not_early(const char* what) {
@@ -827,7 +858,9 @@ private:
     int stale_upto_ = 0;                   // I1: tok-1 .. tok-<this> expired
     std::optional<std::chrono::milliseconds> step_retry_after_; // I6
     std::optional<time_point> retry_not_before_;                // I6
-    int must_deliver_ = 0; // I8: the connection of this step's server message
+    std::map<std::string, time_point> issued_at_;               // I9: fresh tokens
+    bool step_normal_expiry_ = false; // I9: this step closed a connection for expiry, in time
+    int must_deliver_ = 0;            // I8: the connection of this step's server message
     int sends_ = 0;
     int server_messages_ = 0;
     std::vector<std::string> accepted_; // I5
