@@ -4,7 +4,9 @@
 // liveness check from every state reached. A failing trace is minimised and
 // printed as a ready-to-paste Catch2 test case (see regressions.cpp).
 //
-// CI mode by default. TETHER_MC_LONG=1: deeper and 100,000+ walks. Overrides:
+// CI mode by default (well under two minutes in a Release build). Long mode,
+// TETHER_MC_LONG=1: every option set from every start state at depth 6
+// without the CI caps, and 120,000 random walks of depth 40. Overrides:
 // TETHER_MC_DEPTH (DFS events after the prefix), TETHER_MC_WALKS,
 // TETHER_MC_WALK_DEPTH, TETHER_MC_SEED.
 #include "explorer.hpp"
