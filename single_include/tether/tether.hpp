@@ -70,6 +70,10 @@
 // The client calls reset() only when a connection stayed open for
 // `client_options::min_uptime`, so a server that accepts and drops at once
 // cannot keep the delay at its minimum (anti-flap).
+//
+// A class template using a Backoff checks it with one static_assert per row
+// (detail::backoff_rows); with C++20 concepts, `tether::backoff<T>` is the
+// same table as a requires-expression.
 #ifndef TETHER_BACKOFF_CONCEPT_HPP
 #define TETHER_BACKOFF_CONCEPT_HPP
 
@@ -442,6 +446,12 @@ constexpr bool detected_convertible() {
         return false;
 }
 
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// What detected_convertible checks, as a concept: the same rule in both forms.
+template <class From, class To>
+concept converts_to = std::is_convertible_v<From, To>;
+#endif
+
 } // namespace detail
 TETHER_NAMESPACE_END
 
@@ -456,6 +466,16 @@ namespace detail {
 template <class T>
 using next_delay_expr = decltype(std::declval<T&>().next_delay(std::declval<failure_class>()));
 template <class T> using reset_expr = decltype(std::declval<T&>().reset());
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T>
+struct backoff_rows {
+    static_assert(detected_convertible<std::chrono::milliseconds, next_delay_expr, T>(),
+                  "tether: Backoff requirement not met: b.next_delay(c) must return std::chrono::milliseconds "
+                  "for a failure_class c");
+    static_assert(is_detected_v<reset_expr, T>, "tether: Backoff requirement not met: b.reset() must be valid");
+    static constexpr bool checked = true;
+};
 } // namespace detail
 
 template <class T>
@@ -467,8 +487,12 @@ struct is_backoff
 template <class T> inline constexpr bool is_backoff_v = is_backoff<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept backoff = is_backoff_v<T>;
+concept backoff = requires(T& b, failure_class c) {
+    { b.next_delay(c) } -> detail::converts_to<std::chrono::milliseconds>;
+    b.reset();
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -847,6 +871,10 @@ TETHER_NAMESPACE_END
 // It sees every close_event: a close frame (`code`), a refused handshake
 // (`http_status`, `retry_after`), or a transport failure (`error`). Closes the
 // client starts itself (stop(), handover) are not shown to it.
+//
+// A class template using a ClosePolicy checks it with one static_assert per
+// row (detail::close_policy_rows); with C++20 concepts, `tether::close_policy<T>`
+// is the same table as a requires-expression.
 #ifndef TETHER_CLOSE_POLICY_CONCEPT_HPP
 #define TETHER_CLOSE_POLICY_CONCEPT_HPP
 
@@ -859,6 +887,15 @@ TETHER_NAMESPACE_BEGIN
 namespace detail {
 template <class T>
 using decide_expr = decltype(std::declval<T&>().decide(std::declval<const close_event&>()));
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T>
+struct close_policy_rows {
+    static_assert(detected_convertible<reconnect_decision, decide_expr, T>(),
+                  "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
+                  "for a const close_event& ev");
+    static constexpr bool checked = true;
+};
 } // namespace detail
 
 template <class T>
@@ -868,8 +905,11 @@ struct is_close_policy
 template <class T> inline constexpr bool is_close_policy_v = is_close_policy<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept close_policy = is_close_policy_v<T>;
+concept close_policy = requires(T& p, const close_event& ev) {
+    { p.decide(ev) } -> detail::converts_to<reconnect_decision>;
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -1187,6 +1227,10 @@ TETHER_NAMESPACE_END
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their
 // own single-flight.
+//
+// A class template using a TokenPolicy checks it with one static_assert per
+// row (detail::token_policy_rows); with C++20 concepts, `tether::token_policy<T>`
+// is the same table as a requires-expression.
 #ifndef TETHER_TOKEN_POLICY_CONCEPT_HPP
 #define TETHER_TOKEN_POLICY_CONCEPT_HPP
 
@@ -1274,6 +1318,19 @@ template <class T>
 using invalidate_expr = decltype(std::declval<T&>().invalidate(std::declval<const secret&>()));
 template <class T> using cancel_expr = decltype(std::declval<T&>().cancel());
 
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T>
+struct token_policy_rows {
+    static_assert(is_detected_v<async_get_token_expr, T>,
+                  "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
+                  "handler h(token_result)");
+    static_assert(is_detected_v<invalidate_expr, T>,
+                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a const secret& s");
+    static_assert(is_detected_v<cancel_expr, T>,
+                  "tether: TokenPolicy requirement not met: p.cancel() must be valid");
+    static constexpr bool checked = true;
+};
+
 } // namespace detail
 
 template <class T>
@@ -1285,8 +1342,13 @@ struct is_token_policy
 template <class T> inline constexpr bool is_token_policy_v = is_token_policy<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept token_policy = is_token_policy_v<T>;
+concept token_policy = requires(T& p, const secret& s) {
+    p.async_get_token(detail::archetype_token_handler{});
+    p.invalidate(s);
+    p.cancel();
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -1324,19 +1386,27 @@ TETHER_NAMESPACE_END
 // A Transport opens WebSocket connections and reports what happens to them to
 // a sink (the client). It also owns the executor and the clock, so tests can
 // run the whole client on virtual time. Valid expressions, for `t` a Transport,
-// `s` a sink, `id` a connection_id:
+// `tm` a `T::timer_type`, `s` a sink, `id` a connection_id:
 //
 // | expression                        | type / effect                                        |
 // |-----------------------------------|------------------------------------------------------|
 // | `T::executor_type`                | an Asio executor; every sink call runs on it          |
 // | `T::clock_type`                   | a chrono clock (`time_point`, `duration`)             |
-// | `T::timer_type`                   | `expires_after(d)`, `async_wait(void(error_code))`, `cancel()` |
+// | `T::timer_type`                   | a timer on that clock and executor (`tm` below)       |
+// | `tm.expires_after(d)`             | arms it `d` (a chrono duration) from now              |
+// | `tm.async_wait(h)`                | calls `h(std::error_code)` once, when it fires or is cancelled |
+// | `tm.cancel()`                     | pending waits complete with `operation_aborted`       |
 // | `t.get_executor()`                | `executor_type`                                      |
 // | `t.now()`                         | `clock_type::time_point`                             |
 // | `t.make_timer()`                  | `timer_type` bound to the executor                   |
 // | `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
 // | `t.send(id, data, kind)`          | `std::error_code`; queues one message                 |
 // | `t.close(id, code, reason)`       | starts a graceful close; idempotent; unknown ids ignored |
+//
+// A class template using a Transport checks it with one static_assert per row
+// (detail::transport_rows), so a missing expression is named in one line.
+// With C++20 concepts, `tether::transport<T>` is the same table as a
+// requires-expression.
 //
 // Sink calls (all on the executor, never from inside connect/send/close):
 // `s.on_transport_open(id, const open_info&)` at most once, then any number of
@@ -1353,6 +1423,8 @@ TETHER_NAMESPACE_END
 // #include <tether/detail/type_traits.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
 
+#include <chrono>
+#include <cstdint>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -1394,11 +1466,14 @@ using timer_async_wait_expr =
 template <class Timer> using timer_cancel_expr = decltype(std::declval<Timer&>().cancel());
 
 template <class T>
-constexpr bool transport_timer_ok() {
+constexpr bool transport_timer_has(int row) {
     if constexpr (is_detected_v<transport_timer_t, T>) {
         using timer = typename T::timer_type;
-        return is_detected_v<timer_expires_after_expr, timer> &&
-               is_detected_v<timer_async_wait_expr, timer> && is_detected_v<timer_cancel_expr, timer>;
+        switch (row) {
+        case 0: return is_detected_v<timer_expires_after_expr, timer>;
+        case 1: return is_detected_v<timer_async_wait_expr, timer>;
+        default: return is_detected_v<timer_cancel_expr, timer>;
+        }
     } else {
         return false;
     }
@@ -1412,24 +1487,93 @@ constexpr bool transport_now_ok() {
         return false;
 }
 
+template <class T>
+constexpr bool transport_get_executor_ok() {
+    if constexpr (is_detected_v<transport_executor_t, T>)
+        return detected_convertible<typename T::executor_type, get_executor_expr, T>();
+    else
+        return false;
+}
+
+template <class T>
+constexpr bool transport_make_timer_ok() {
+    if constexpr (is_detected_v<transport_timer_t, T>)
+        return detected_convertible<typename T::timer_type, make_timer_expr, T>();
+    else
+        return false;
+}
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T>
+struct transport_rows {
+    static_assert(is_detected_v<transport_executor_t, T>,
+                  "tether: Transport requirement not met: T::executor_type must name an Asio executor type");
+    static_assert(is_detected_v<transport_clock_t, T>,
+                  "tether: Transport requirement not met: T::clock_type must name a chrono clock");
+    static_assert(is_detected_v<transport_timer_t, T>,
+                  "tether: Transport requirement not met: T::timer_type must name a timer type");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(0),
+                  "tether: Transport requirement not met: tm.expires_after(d) must be valid for a "
+                  "T::timer_type tm and a chrono duration d");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(1),
+                  "tether: Transport requirement not met: tm.async_wait(h) must be valid for a "
+                  "T::timer_type tm and a handler h(std::error_code)");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(2),
+                  "tether: Transport requirement not met: tm.cancel() must be valid for a T::timer_type tm");
+    static_assert(!is_detected_v<transport_executor_t, T> || transport_get_executor_ok<T>(),
+                  "tether: Transport requirement not met: t.get_executor() must return executor_type");
+    static_assert(!is_detected_v<transport_clock_t, T> || transport_now_ok<T>(),
+                  "tether: Transport requirement not met: t.now() must return clock_type::time_point");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_make_timer_ok<T>(),
+                  "tether: Transport requirement not met: t.make_timer() must return timer_type");
+    static_assert(detected_convertible<connection_id, connect_expr, T>(),
+                  "tether: Transport requirement not met: t.connect(req, sink) must return connection_id");
+    static_assert(detected_convertible<std::error_code, send_expr, T>(),
+                  "tether: Transport requirement not met: t.send(id, data, kind) must return std::error_code");
+    static_assert(is_detected_v<close_expr, T>,
+                  "tether: Transport requirement not met: t.close(id, code, reason) must be valid");
+    static constexpr bool checked = true;
+};
+
 } // namespace detail
 
 /// True when T meets the Transport requirements (see the table above).
 template <class T>
 struct is_transport
-    : std::bool_constant<detail::is_detected_v<detail::transport_executor_t, T> &&
-                         detail::transport_now_ok<T>() && detail::transport_timer_ok<T>() &&
-                         detail::is_detected_v<detail::get_executor_expr, T> &&
-                         detail::is_detected_v<detail::make_timer_expr, T> &&
-                         detail::detected_convertible<connection_id, detail::connect_expr, T>() &&
-                         detail::detected_convertible<std::error_code, detail::send_expr, T>() &&
-                         detail::is_detected_v<detail::close_expr, T>> {};
+    : std::bool_constant<
+          detail::is_detected_v<detail::transport_executor_t, T> &&
+          detail::is_detected_v<detail::transport_clock_t, T> &&
+          detail::is_detected_v<detail::transport_timer_t, T> && detail::transport_timer_has<T>(0) &&
+          detail::transport_timer_has<T>(1) && detail::transport_timer_has<T>(2) &&
+          detail::transport_get_executor_ok<T>() && detail::transport_now_ok<T>() &&
+          detail::transport_make_timer_ok<T>() &&
+          detail::detected_convertible<connection_id, detail::connect_expr, T>() &&
+          detail::detected_convertible<std::error_code, detail::send_expr, T>() &&
+          detail::is_detected_v<detail::close_expr, T>> {};
 
 template <class T> inline constexpr bool is_transport_v = is_transport<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept transport = is_transport_v<T>;
+concept transport =
+    requires(T& t, const connect_request& req, detail::archetype_transport_sink& s, connection_id id,
+             std::string_view data, message_kind kind, std::uint16_t code) {
+        typename T::executor_type;
+        typename T::clock_type;
+        typename T::timer_type;
+        requires requires(typename T::timer_type& tm) {
+            tm.expires_after(std::chrono::milliseconds(1));
+            tm.async_wait(detail::archetype_wait_handler{});
+            tm.cancel();
+        };
+        { t.get_executor() } -> detail::converts_to<typename T::executor_type>;
+        { t.now() } -> detail::converts_to<typename T::clock_type::time_point>;
+        { t.make_timer() } -> detail::converts_to<typename T::timer_type>;
+        { t.connect(req, s) } -> detail::converts_to<connection_id>;
+        { t.send(id, data, kind) } -> detail::converts_to<std::error_code>;
+        t.close(id, code, data);
+    };
 #endif
 
 TETHER_NAMESPACE_END
@@ -1478,14 +1622,12 @@ bool running_in_this_thread(const Executor& ex) {
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
-    static_assert(is_transport_v<Transport>,
-                  "tether: Transport type requirements not met (see tether/transport/concept.hpp)");
-    static_assert(is_token_policy_v<TokenPolicy>,
-                  "tether: TokenPolicy type requirements not met (see tether/token_policy/concept.hpp)");
-    static_assert(is_close_policy_v<ClosePolicy>,
-                  "tether: ClosePolicy type requirements not met (see tether/close_policy/concept.hpp)");
-    static_assert(is_backoff_v<Backoff>,
-                  "tether: Backoff type requirements not met (see tether/backoff/concept.hpp)");
+    // One static_assert per row of each concept table (see the concept
+    // headers): a policy missing an expression fails here, naming it.
+    static_assert(detail::transport_rows<Transport>::checked);
+    static_assert(detail::token_policy_rows<TokenPolicy>::checked);
+    static_assert(detail::close_policy_rows<ClosePolicy>::checked);
+    static_assert(detail::backoff_rows<Backoff>::checked);
 
     class impl;
 
