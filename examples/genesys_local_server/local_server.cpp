@@ -42,8 +42,9 @@ using steady = std::chrono::steady_clock;
 using timer_ptr = std::shared_ptr<asio::steady_timer>;
 
 // Close codes and reasons the server uses; README.md lists them for clients.
-constexpr std::uint16_t close_normal = 1000;     // takeover by a newer socket
-constexpr std::uint16_t close_going_away = 1001; // socket_closing grace over, channel gone, shutdown
+constexpr std::uint16_t close_normal = 1000; // takeover by a newer socket
+constexpr std::uint16_t close_going_away =
+    1001; // socket_closing grace over, channel gone, shutdown
 constexpr std::uint16_t close_token_expired = 4001; // seed mode only
 const char* const reason_takeover = "Replaced by a newer connection to this channel";
 const char* const reason_socket_closing = "Socket closing";
@@ -74,7 +75,8 @@ std::string url_decode(const std::string& s) {
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '+') {
             out += ' ';
-        } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        } else if (s[i] == '%' && i + 2 < s.size() &&
+                   std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
                    std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
             i += 2;
@@ -94,8 +96,10 @@ std::map<std::string, std::string> parse_form(const std::string& text) {
         const std::string pair = text.substr(pos, amp - pos);
         if (!pair.empty()) {
             const std::size_t eq = pair.find('=');
-            if (eq == std::string::npos) out[url_decode(pair)] = "";
-            else out[url_decode(pair.substr(0, eq))] = url_decode(pair.substr(eq + 1));
+            if (eq == std::string::npos)
+                out[url_decode(pair)] = "";
+            else
+                out[url_decode(pair.substr(0, eq))] = url_decode(pair.substr(eq + 1));
         }
         pos = amp + 1;
     }
@@ -145,7 +149,9 @@ std::string loggable_path(const std::string& path) {
     return out;
 }
 
-std::string loggable_id(const std::string& id) { return id.size() > 19 ? id.substr(0, 18) + "..." : id; }
+std::string loggable_id(const std::string& id) {
+    return id.size() > 19 ? id.substr(0, 18) + "..." : id;
+}
 
 // Whole seconds to wait, rounded up and at least 1, for Retry-After.
 long long retry_after_seconds(steady::duration d) {
@@ -157,9 +163,12 @@ long long retry_after_seconds(steady::duration d) {
 
 struct server_stats {
     std::uint64_t token_requests = 0, tokens_issued = 0, token_rejections = 0;
-    std::uint64_t channels_created = 0, channels_replaced = 0, channels_expired = 0, channels_deleted = 0;
-    std::uint64_t handshakes = 0, handshakes_rejected = 0, sockets_opened = 0, sockets_taken_over = 0;
-    std::uint64_t socket_closing_sent = 0, sockets_closed_after_grace = 0, sockets_closed_token_expired = 0;
+    std::uint64_t channels_created = 0, channels_replaced = 0, channels_expired = 0,
+                  channels_deleted = 0;
+    std::uint64_t handshakes = 0, handshakes_rejected = 0, sockets_opened = 0,
+                  sockets_taken_over = 0;
+    std::uint64_t socket_closing_sent = 0, sockets_closed_after_grace = 0,
+                  sockets_closed_token_expired = 0;
     std::uint64_t heartbeats_sent = 0, pongs_sent = 0, events_sent = 0, events_lost = 0;
     std::uint64_t rest_requests = 0, rest_401 = 0, rest_429 = 0;
 };
@@ -186,7 +195,7 @@ struct socket_record {
     std::uint64_t number = 0; // for logs
     std::string channel_id;
     bool open = false;
-    bool closing = false; // we sent a close; no more traffic
+    bool closing = false;                            // we sent a close; no more traffic
     std::optional<steady::time_point> token_expires; // seed mode
     steady::time_point next_heartbeat;
     timer_ptr heartbeat_timer, closing_timer, token_timer;
@@ -207,7 +216,9 @@ struct http_reply {
 
 // Request bytes end up in JSON (a seed-mode path is a topic name): invalid
 // UTF-8 is replaced instead of throwing out of a handler.
-std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string to_text(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 http_reply json_reply(int status, const json& body) { return {status, to_text(body), {}}; }
 
@@ -236,16 +247,19 @@ public:
         server_.set_open_handler([this](connection_hdl h) { on_open(h); });
         server_.set_close_handler([this](connection_hdl h) { on_socket_gone(h); });
         server_.set_fail_handler([this](connection_hdl h) { on_socket_gone(h); });
-        server_.set_message_handler(
-            [this](connection_hdl h, ws_server::message_ptr m) { on_message(h, m->get_payload()); });
+        server_.set_message_handler([this](connection_hdl h, ws_server::message_ptr m) {
+            on_message(h, m->get_payload());
+        });
         server_.set_http_handler([this](connection_hdl h) { on_http(h); });
 
         std::error_code ec;
-        server_.listen(asio::ip::tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), opts_.port), ec);
+        server_.listen(asio::ip::tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), opts_.port),
+                       ec);
         if (!ec) port_ = server_.get_local_endpoint(ec).port();
         if (!ec) server_.start_accept(ec);
         if (ec) {
-            std::cerr << "error: cannot listen on 127.0.0.1:" << opts_.port << ": " << ec.message() << "\n";
+            std::cerr << "error: cannot listen on 127.0.0.1:" << opts_.port << ": " << ec.message()
+                      << "\n";
             return 1;
         }
 
@@ -254,14 +268,18 @@ public:
             if (!e) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
         });
         if (opts_.duration.count() > 0)
-            duration_timer_ = start_timer(steady::now() + opts_.duration, [this] { shutdown("duration over"); });
+            duration_timer_ =
+                start_timer(steady::now() + opts_.duration, [this] { shutdown("duration over"); });
 
-        std::cout << "listening on 127.0.0.1:" << port_ << std::endl; // endl: tests wait for this line
+        std::cout << "listening on 127.0.0.1:" << port_
+                  << std::endl; // endl: tests wait for this line
         log("serving" + std::string(opts_.seed_mode ? " in seed mode" : "") + ": token lifetime " +
-            seconds_text(opts_.token_lifetime) + ", channel lifetime " + seconds_text(opts_.channel_lifetime) +
-            ", heartbeat " + seconds_text(opts_.heartbeat_interval) + ", socket_closing " +
-            seconds_text(opts_.socket_closing_interval) + " + " + seconds_text(opts_.socket_closing_grace) +
-            ", events every " + std::to_string(opts_.event_interval.count()) + " ms");
+            seconds_text(opts_.token_lifetime) + ", channel lifetime " +
+            seconds_text(opts_.channel_lifetime) + ", heartbeat " +
+            seconds_text(opts_.heartbeat_interval) + ", socket_closing " +
+            seconds_text(opts_.socket_closing_interval) + " + " +
+            seconds_text(opts_.socket_closing_grace) + ", events every " +
+            std::to_string(opts_.event_interval.count()) + " ms");
 
         server_.run();
         // A late SIGINT/SIGTERM (say a script's second one) must not kill us
@@ -313,7 +331,8 @@ private:
         const std::string a(alphabet);
         std::uniform_int_distribution<std::size_t> pick(0, a.size() - 1);
         std::string s;
-        for (std::size_t i = 0; i < n; ++i) s += a[pick(rng_)];
+        for (std::size_t i = 0; i < n; ++i)
+            s += a[pick(rng_)];
         return s;
     }
 
@@ -325,9 +344,11 @@ private:
 
     // ISO-8601 UTC with milliseconds, as Genesys writes dates.
     static std::string iso8601(steady::time_point when) {
-        const auto wall = std::chrono::system_clock::now() +
-                          std::chrono::duration_cast<std::chrono::system_clock::duration>(when - steady::now());
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+        const auto wall =
+            std::chrono::system_clock::now() +
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(when - steady::now());
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
         const std::time_t secs = static_cast<std::time_t>(ms / 1000);
         std::tm tm{};
         gmtime_r(&secs, &tm);
@@ -391,7 +412,8 @@ private:
             w.start = now;
             w.count = 0;
         }
-        if (w.count >= opts_.rate_limit) return too_many_requests(retry_after_seconds(w.start + opts_.rate_window - now));
+        if (w.count >= opts_.rate_limit)
+            return too_many_requests(retry_after_seconds(w.start + opts_.rate_window - now));
         ++w.count;
         return std::nullopt;
     }
@@ -406,7 +428,8 @@ private:
 
     static json topics_json(const channel_record& ch) {
         json entities = json::array();
-        for (const auto& t : ch.topics) entities.push_back({{"id", t}});
+        for (const auto& t : ch.topics)
+            entities.push_back({{"id", t}});
         return {{"entities", entities}};
     }
 
@@ -455,7 +478,8 @@ private:
         for (const auto& [id, ch] : channels_) {
             if (ch.implicit || ch.owner != owner) continue;
             ++owned;
-            if (!connected(ch) && (!oldest_idle || ch.creation_number < oldest_idle->creation_number))
+            if (!connected(ch) &&
+                (!oldest_idle || ch.creation_number < oldest_idle->creation_number))
                 oldest_idle = &ch;
         }
         if (owned < opts_.max_channels) return std::nullopt;
@@ -487,9 +511,13 @@ private:
         const bool live = connected(ch);
         for (const auto& topic : ch.topics) {
             const std::uint64_t seq = ++ch.sequence;
-            if (live && send_json(ch.active, {{"topicName", topic},
-                                              {"eventBody", {{"sequence", seq}, {"topic", topic}, {"sentAt", iso8601(steady::now())}}},
-                                              {"metadata", {{"CorrelationId", correlation_id()}}}}))
+            if (live &&
+                send_json(
+                    ch.active,
+                    {{"topicName", topic},
+                     {"eventBody",
+                      {{"sequence", seq}, {"topic", topic}, {"sentAt", iso8601(steady::now())}}},
+                     {"metadata", {{"CorrelationId", correlation_id()}}}}))
                 ++stats_.events_sent;
             else
                 ++stats_.events_lost;
@@ -497,12 +525,15 @@ private:
     }
 
     // Parses [{"id":"topic"},...]; on error returns the message for a 400.
-    std::optional<std::string> parse_topic_list(const json& list, std::vector<std::string>& out) const {
+    std::optional<std::string> parse_topic_list(const json& list,
+                                                std::vector<std::string>& out) const {
         if (!list.is_array()) return "expected a JSON array of {\"id\": \"topic\"} objects";
         for (const auto& item : list) {
             const json* id = nullptr;
-            if (item.is_object() && item.contains("id")) id = &item["id"];
-            else if (item.is_string()) id = &item; // the socket's subscribe message lists plain strings
+            if (item.is_object() && item.contains("id"))
+                id = &item["id"];
+            else if (item.is_string())
+                id = &item; // the socket's subscribe message lists plain strings
             if (!id || !id->is_string() || id->get_ref<const std::string&>().empty())
                 return "every topic needs a non-empty string id";
             const auto& topic = id->get_ref<const std::string&>();
@@ -515,7 +546,8 @@ private:
     }
 
     // Replaces or extends a channel's topics; nothing changes on error.
-    std::optional<std::string> subscribe(channel_record& ch, const std::vector<std::string>& topics, bool replace) {
+    std::optional<std::string> subscribe(channel_record& ch, const std::vector<std::string>& topics,
+                                         bool replace) {
         std::vector<std::string> next = replace ? std::vector<std::string>{} : ch.topics;
         std::set<std::string> seen(next.begin(), next.end());
         for (const auto& t : topics)
@@ -540,7 +572,8 @@ private:
         stop_timer(s.heartbeat_timer);
         stop_timer(s.closing_timer);
         stop_timer(s.token_timer);
-        log("socket #" + std::to_string(s.number) + " closing: " + std::to_string(code) + " " + reason);
+        log("socket #" + std::to_string(s.number) + " closing: " + std::to_string(code) + " " +
+            reason);
         std::error_code ec;
         server_.close(h, code, reason, ec);
         if (ec) log("socket #" + std::to_string(s.number) + ": close failed: " + ec.message());
@@ -552,17 +585,20 @@ private:
         if (it != channels_.end() && same_socket(it->second.active, h)) it->second.active.reset();
     }
 
-    void reject(const ws_server::connection_ptr& con, const http_reply& reply, const std::string& why) {
+    void reject(const ws_server::connection_ptr& con, const http_reply& reply,
+                const std::string& why) {
         ++stats_.handshakes_rejected;
         const int status = reply.status;
         con->set_status(static_cast<websocketpp::http::status_code::value>(status));
         con->replace_header("Content-Type", "application/json");
         con->set_body(reply.body);
-        log("handshake " + loggable_path(path_of(con->get_resource())) + " rejected " + std::to_string(status) +
-            ": " + why);
+        log("handshake " + loggable_path(path_of(con->get_resource())) + " rejected " +
+            std::to_string(status) + ": " + why);
     }
 
-    static std::string path_of(const std::string& resource) { return resource.substr(0, resource.find('?')); }
+    static std::string path_of(const std::string& resource) {
+        return resource.substr(0, resource.find('?'));
+    }
 
     bool on_validate(connection_hdl h) {
         ++stats_.handshakes;
@@ -577,7 +613,8 @@ private:
         if (opts_.seed_mode) {
             const auth_result auth = check_bearer(con->get_request_header("Authorization"));
             if (!auth.ok) {
-                reject(con, json_reply(401, {{"error", "unauthorized"}, {"message", auth.message}}), auth.message);
+                reject(con, json_reply(401, {{"error", "unauthorized"}, {"message", auth.message}}),
+                       auth.message);
                 return false;
             }
             s.token_expires = auth.expires;
@@ -595,9 +632,11 @@ private:
             // The seed's service has no channels: every path is one stream,
             // with the path as its only topic.
             s.channel_id = "seed:" + path;
-            if (!channels_.count(s.channel_id)) add_channel(s.channel_id, owner, true).topics.push_back(path);
+            if (!channels_.count(s.channel_id))
+                add_channel(s.channel_id, owner, true).topics.push_back(path);
         } else {
-            reject(con, api_error(404, "not.found", "Not a channel: use /channels/<id>"), "not a channel");
+            reject(con, api_error(404, "not.found", "Not a channel: use /channels/<id>"),
+                   "not a channel");
             return false;
         }
         s.number = ++socket_counter_;
@@ -614,7 +653,8 @@ private:
         const std::string num = "socket #" + std::to_string(s.number);
         auto cit = channels_.find(s.channel_id);
         if (shutting_down_ || cit == channels_.end()) {
-            close_socket(h, close_going_away, shutting_down_ ? reason_shutdown : reason_channel_gone);
+            close_socket(h, close_going_away,
+                         shutting_down_ ? reason_shutdown : reason_channel_gone);
             return;
         }
         channel_record& ch = cit->second;
@@ -635,7 +675,8 @@ private:
             schedule_heartbeat(h, s);
         }
         if (opts_.socket_closing_interval.count() > 0)
-            s.closing_timer = start_timer(now + opts_.socket_closing_interval, [this, h] { announce_socket_closing(h); });
+            s.closing_timer = start_timer(now + opts_.socket_closing_interval,
+                                          [this, h] { announce_socket_closing(h); });
         if (s.token_expires)
             s.token_timer = start_timer(*s.token_expires, [this, h] {
                 ++stats_.sockets_closed_token_expired;
@@ -648,7 +689,8 @@ private:
             auto it = sockets_.find(h);
             if (it == sockets_.end() || it->second.closing) return;
             if (heartbeats_on_ &&
-                send_json(h, {{"topicName", "channel.metadata"}, {"eventBody", {{"message", "WebSocket Heartbeat"}}}}))
+                send_json(h, {{"topicName", "channel.metadata"},
+                              {"eventBody", {{"message", "WebSocket Heartbeat"}}}}))
                 ++stats_.heartbeats_sent;
             it->second.next_heartbeat += opts_.heartbeat_interval;
             schedule_heartbeat(h, it->second);
@@ -681,8 +723,9 @@ private:
         detach(h, s);
         std::error_code ec;
         if (auto con = server_.get_con_from_hdl(h, ec); con && s.open) {
-            log("socket #" + std::to_string(s.number) + " closed (sent " + std::to_string(con->get_local_close_code()) +
-                ", received " + std::to_string(con->get_remote_close_code()) + ")");
+            log("socket #" + std::to_string(s.number) + " closed (sent " +
+                std::to_string(con->get_local_close_code()) + ", received " +
+                std::to_string(con->get_remote_close_code()) + ")");
         }
         stop_timer(s.heartbeat_timer);
         stop_timer(s.closing_timer);
@@ -697,19 +740,21 @@ private:
         const json j = json::parse(payload, nullptr, false);
         const json* message = j.is_object() && j.contains("message") ? &j["message"] : nullptr;
         if (!message || !message->is_string()) {
-            log("socket #" + std::to_string(it->second.number) + ": ignored a message that is not a request");
+            log("socket #" + std::to_string(it->second.number) +
+                ": ignored a message that is not a request");
             return;
         }
         const auto& what = message->get_ref<const std::string&>();
         if (what == "ping") {
-            if (pongs_on_ &&
-                send_json(h, {{"topicName", "channel.metadata"}, {"eventBody", {{"message", "pong"}}}}))
+            if (pongs_on_ && send_json(h, {{"topicName", "channel.metadata"},
+                                           {"eventBody", {{"message", "pong"}}}}))
                 ++stats_.pongs_sent;
         } else if (what == "subscribe") {
             auto cit = channels_.find(it->second.channel_id);
             std::vector<std::string> topics;
-            std::optional<std::string> error =
-                j.contains("topics") ? parse_topic_list(j["topics"], topics) : std::string("no topics");
+            std::optional<std::string> error = j.contains("topics")
+                                                   ? parse_topic_list(j["topics"], topics)
+                                                   : std::string("no topics");
             if (!error && cit != channels_.end()) error = subscribe(cit->second, topics, false);
             if (error)
                 send_json(h, {{"topicName", "channel.metadata"},
@@ -725,12 +770,14 @@ private:
         const std::string method = con->get_request().get_method();
         const std::string resource = con->get_resource();
         const std::string path = path_of(resource);
-        const std::string query = resource.size() > path.size() ? resource.substr(path.size() + 1) : "";
+        const std::string query =
+            resource.size() > path.size() ? resource.substr(path.size() + 1) : "";
         http_reply r = route(method, path, query, con);
         if (r.status == 401) ++stats_.rest_401;
         if (r.status == 429) ++stats_.rest_429;
         con->set_status(static_cast<websocketpp::http::status_code::value>(r.status));
-        for (const auto& [name, value] : r.headers) con->replace_header(name, value);
+        for (const auto& [name, value] : r.headers)
+            con->replace_header(name, value);
         if (!r.body.empty() && method != "HEAD") {
             con->replace_header("Content-Type", "application/json");
             con->set_body(r.body);
@@ -745,7 +792,8 @@ private:
             return issue_token(con->get_request_header("Authorization"), con->get_request_body());
         }
         const std::string api = "/api/v2/notifications/channels";
-        if (path == api || starts_with(path, api + "/")) return notifications_api(method, path.substr(api.size()), con);
+        if (path == api || starts_with(path, api + "/"))
+            return notifications_api(method, path.substr(api.size()), con);
         if (starts_with(path, "/test/")) return test_api(method, path.substr(6), parse_form(query));
         return api_error(404, "not.found", "No such resource");
     }
@@ -754,7 +802,8 @@ private:
         ++stats_.token_requests;
         if (auto busy = forced_429("token")) return *busy;
         std::optional<std::string> credentials;
-        if (lower(authorization.substr(0, 6)) == "basic ") credentials = base64_decode(authorization.substr(6));
+        if (lower(authorization.substr(0, 6)) == "basic ")
+            credentials = base64_decode(authorization.substr(6));
         const std::size_t colon = credentials ? credentials->find(':') : std::string::npos;
         if (colon == std::string::npos || credentials->substr(0, colon) != opts_.client_id ||
             credentials->substr(colon + 1) != opts_.client_secret) {
@@ -768,13 +817,16 @@ private:
         const auto form = parse_form(body);
         const auto grant = form.find("grant_type");
         if (grant == form.end() || grant->second != "client_credentials")
-            return json_reply(400, {{"error", "unsupported_grant_type"},
-                                    {"error_description", "grant_type must be client_credentials"}});
+            return json_reply(400,
+                              {{"error", "unsupported_grant_type"},
+                               {"error_description", "grant_type must be client_credentials"}});
         // Forget tokens long expired; recent ones stay to answer "Token expired".
         const auto now = steady::now();
         for (auto it = tokens_.begin(); it != tokens_.end();)
-            it = it->second.expires + std::chrono::hours(1) < now ? tokens_.erase(it) : std::next(it);
-        const std::string token = random_text(48, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+            it = it->second.expires + std::chrono::hours(1) < now ? tokens_.erase(it)
+                                                                  : std::next(it);
+        const std::string token =
+            random_text(48, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
         tokens_[token] = {opts_.client_id, now + opts_.token_lifetime};
         ++stats_.tokens_issued;
         log("token issued (lifetime " + seconds_text(opts_.token_lifetime) + ")");
@@ -804,17 +856,20 @@ private:
             if (method == "GET") {
                 json entities = json::array();
                 for (const auto& [id, ch] : channels_)
-                    if (!ch.implicit && ch.owner == auth.client_id) entities.push_back(channel_json(ch));
+                    if (!ch.implicit && ch.owner == auth.client_id)
+                        entities.push_back(channel_json(ch));
                 return json_reply(200, {{"entities", entities}});
             }
             return api_error(405, "method.not.allowed", "Use GET or POST");
         }
 
         const std::size_t slash = rest.find('/', 1);
-        const std::string id = rest.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+        const std::string id =
+            rest.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
         const std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
         auto it = channels_.find(id);
-        const bool found = it != channels_.end() && !it->second.implicit && it->second.owner == auth.client_id;
+        const bool found =
+            it != channels_.end() && !it->second.implicit && it->second.owner == auth.client_id;
         if (sub.empty()) {
             if (method == "HEAD") return {found ? 200 : 404, "", {}};
             if (method == "DELETE") {
@@ -834,7 +889,8 @@ private:
             ch.topics.clear();
             return {204, "", {}};
         }
-        if (method != "PUT" && method != "POST") return api_error(405, "method.not.allowed", "Use GET, PUT, POST or DELETE");
+        if (method != "PUT" && method != "POST")
+            return api_error(405, "method.not.allowed", "Use GET, PUT, POST or DELETE");
         if (auto busy = forced_429("subscriptions")) return *busy;
         const json body = json::parse(con->get_request_body(), nullptr, false);
         std::vector<std::string> topics;
@@ -842,7 +898,8 @@ private:
             body.is_discarded() ? std::string("body is not JSON") : parse_topic_list(body, topics);
         if (!error) error = subscribe(ch, topics, method == "PUT");
         if (error) return api_error(400, "bad.request", *error);
-        log("channel " + loggable_id(id) + (method == "PUT" ? " subscriptions replaced: " : " subscriptions added: ") +
+        log("channel " + loggable_id(id) +
+            (method == "PUT" ? " subscriptions replaced: " : " subscriptions added: ") +
             std::to_string(ch.topics.size()) + " topics");
         return json_reply(200, topics_json(ch));
     }
@@ -885,7 +942,8 @@ private:
         }
         if (what == "expire-tokens") {
             const auto now = steady::now();
-            for (auto& [token, rec] : tokens_) rec.expires = std::min(rec.expires, now);
+            for (auto& [token, rec] : tokens_)
+                rec.expires = std::min(rec.expires, now);
             std::vector<connection_hdl> seed_sockets;
             for (const auto& [h, s] : sockets_)
                 if (s.token_expires && s.open && !s.closing) seed_sockets.push_back(h);
@@ -898,11 +956,14 @@ private:
         }
         if (auto n = suffix("rate-limit-next/")) {
             const std::string scope = arg("scope", "subscriptions");
-            if (scope != "subscriptions" && scope != "channels" && scope != "token" && scope != "api")
-                return api_error(400, "bad.request", "scope is subscriptions, channels, token or api");
+            if (scope != "subscriptions" && scope != "channels" && scope != "token" &&
+                scope != "api")
+                return api_error(400, "bad.request",
+                                 "scope is subscriptions, channels, token or api");
             forced_429_[scope] = static_cast<unsigned>(number(*n, 0));
             forced_retry_after_ = std::max(1LL, number(arg("retry_after", "1"), 1));
-            log("test: next " + std::to_string(forced_429_[scope]) + " " + scope + " calls get 429");
+            log("test: next " + std::to_string(forced_429_[scope]) + " " + scope +
+                " calls get 429");
             return ok();
         }
         if (auto id = suffix("delete-channel/")) {
@@ -921,7 +982,8 @@ private:
         }
         if (auto id = suffix("socket-closing/")) {
             auto it = channels_.find(*id);
-            if (it == channels_.end() || !connected(it->second)) return api_error(404, "not.found", "No open socket");
+            if (it == channels_.end() || !connected(it->second))
+                return api_error(404, "not.found", "No open socket");
             const connection_hdl h = it->second.active;
             stop_timer(sockets_[h].closing_timer);
             announce_socket_closing(h);
@@ -929,7 +991,8 @@ private:
         }
         if (auto id = suffix("close-socket/")) {
             auto it = channels_.find(*id);
-            if (it == channels_.end() || !connected(it->second)) return api_error(404, "not.found", "No open socket");
+            if (it == channels_.end() || !connected(it->second))
+                return api_error(404, "not.found", "No open socket");
             const connection_hdl h = it->second.active;
             if (arg("drop", "0") == "1") {
                 // TCP goes away without a close frame: the client sees 1006.
@@ -944,7 +1007,8 @@ private:
             namespace cs = websocketpp::close::status;
             if (code < 1000 || code > 4999 || cs::invalid(static_cast<cs::value>(code)) ||
                 cs::reserved(static_cast<cs::value>(code)))
-                return api_error(400, "bad.request", "code must be a close code a server may send (1000..4999)");
+                return api_error(400, "bad.request",
+                                 "code must be a close code a server may send (1000..4999)");
             close_socket(h, static_cast<std::uint16_t>(code), arg("reason", "Closed by test hook"));
             return ok();
         }
@@ -955,16 +1019,17 @@ private:
         json list = json::array();
         const auto now = steady::now();
         for (const auto& [id, ch] : channels_) {
-            list.push_back({{"id", id},
-                            {"owner", ch.owner},
-                            {"implicit", ch.implicit},
-                            {"topics", ch.topics},
-                            {"sequence", ch.sequence},
-                            {"connected", connected(ch)},
-                            {"expires_in_ms", ch.implicit ? json(nullptr)
-                                                          : json(std::chrono::duration_cast<milliseconds>(
-                                                                     ch.expires - now)
-                                                                     .count())}});
+            list.push_back(
+                {{"id", id},
+                 {"owner", ch.owner},
+                 {"implicit", ch.implicit},
+                 {"topics", ch.topics},
+                 {"sequence", ch.sequence},
+                 {"connected", connected(ch)},
+                 {"expires_in_ms",
+                  ch.implicit
+                      ? json(nullptr)
+                      : json(std::chrono::duration_cast<milliseconds>(ch.expires - now).count())}});
         }
         return {{"channels", list}};
     }
@@ -1012,13 +1077,17 @@ private:
         std::vector<connection_hdl> open;
         for (const auto& [h, s] : sockets_)
             if (s.open) open.push_back(h);
-        for (const auto& h : open) close_socket(h, close_going_away, reason_shutdown);
+        for (const auto& h : open)
+            close_socket(h, close_going_away, reason_shutdown);
         std::vector<std::string> ids;
-        for (const auto& [id, ch] : channels_) ids.push_back(id);
-        for (const auto& id : ids) remove_channel(id, reason_shutdown);
+        for (const auto& [id, ch] : channels_)
+            ids.push_back(id);
+        for (const auto& id : ids)
+            remove_channel(id, reason_shutdown);
         // Bounded: a peer that never answers our close frame must not keep us up.
         if (!sockets_.empty())
-            shutdown_timer_ = start_timer(steady::now() + std::chrono::seconds(3), [this] { server_.stop(); });
+            shutdown_timer_ =
+                start_timer(steady::now() + std::chrono::seconds(3), [this] { server_.stop(); });
     }
 
     struct rate_window {
@@ -1048,7 +1117,8 @@ private:
 } // namespace genesys_local
 
 int main(int argc, char** argv) {
-    const auto parsed = genesys_local::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+    const auto parsed =
+        genesys_local::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
     if (!parsed.run) {
         (parsed.exit_status == 0 ? std::cout : std::cerr) << parsed.message;
         return parsed.exit_status;

@@ -3,8 +3,9 @@
 // socket_closing, reconnects and the gaps to backfill. At the end (after
 // --duration, or on Ctrl-C) it prints a summary.
 //
-//   against the local server:  tether_genesys_notifications --local http://127.0.0.1:PORT [--seed-mode] [topics...]
-//   against a real org:        GENESYS_REGION=mypurecloud.ie GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
+//   against the local server:  tether_genesys_notifications --local http://127.0.0.1:PORT
+//   [--seed-mode] [topics...] against a real org:        GENESYS_REGION=mypurecloud.ie
+//   GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
 //                              tether_genesys_notifications v2.users.<id>.presence ...
 #include <tether/close_policy/close_code_table.hpp>
 #include <tether/genesys.hpp>
@@ -29,7 +30,7 @@ using namespace std::chrono_literals;
 namespace {
 
 struct settings {
-    std::string local;  // base URL of the local server; empty: a real org
+    std::string local; // base URL of the local server; empty: a real org
     bool seed_mode = false;
     double duration = 0; // seconds; 0: until a signal
     std::string client_id = "local-client";
@@ -48,9 +49,12 @@ struct settings {
     std::fprintf(stderr,
                  "error: %s\n"
                  "usage: tether_genesys_notifications [--local URL] [--seed-mode] [--duration S]\n"
-                 "         [--client-id ID] [--client-secret S] [--heartbeat-timeout S] [--ping-interval S]\n"
-                 "         [--pong-timeout S] [--max-channels N] [--resubscribe-margin S] [--renew-before-expiry S]\n         [--quiet-events] [topic...]\n"
-                 "Without --local: GENESYS_REGION, GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and topics are required.\n",
+                 "         [--client-id ID] [--client-secret S] [--heartbeat-timeout S] "
+                 "[--ping-interval S]\n"
+                 "         [--pong-timeout S] [--max-channels N] [--resubscribe-margin S] "
+                 "[--renew-before-expiry S]\n         [--quiet-events] [topic...]\n"
+                 "Without --local: GENESYS_REGION, GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and "
+                 "topics are required.\n",
                  why);
     std::exit(2);
 }
@@ -70,25 +74,40 @@ settings parse(int argc, char** argv) {
             if (i + 1 >= argc) usage((a + " needs a value").c_str());
             return argv[++i];
         };
-        if (a == "--local") s.local = value();
-        else if (a == "--seed-mode") s.seed_mode = true;
-        else if (a == "--duration") s.duration = number(value(), "--duration");
-        else if (a == "--client-id") s.client_id = value();
-        else if (a == "--client-secret") s.client_secret = value();
-        else if (a == "--heartbeat-timeout") s.heartbeat_timeout = number(value(), "--heartbeat-timeout");
-        else if (a == "--ping-interval") s.ping_interval = number(value(), "--ping-interval");
-        else if (a == "--pong-timeout") s.pong_timeout = number(value(), "--pong-timeout");
-        else if (a == "--max-channels") s.max_channels = static_cast<unsigned>(number(value(), "--max-channels"));
-        else if (a == "--resubscribe-margin") s.resubscribe_margin = number(value(), "--resubscribe-margin");
-        else if (a == "--renew-before-expiry") s.renew_before_expiry = number(value(), "--renew-before-expiry");
-        else if (a == "--quiet-events") s.quiet_events = true;
-        else if (a.rfind("--", 0) == 0) usage(("unknown option " + a).c_str());
-        else s.topics.push_back(a);
+        if (a == "--local")
+            s.local = value();
+        else if (a == "--seed-mode")
+            s.seed_mode = true;
+        else if (a == "--duration")
+            s.duration = number(value(), "--duration");
+        else if (a == "--client-id")
+            s.client_id = value();
+        else if (a == "--client-secret")
+            s.client_secret = value();
+        else if (a == "--heartbeat-timeout")
+            s.heartbeat_timeout = number(value(), "--heartbeat-timeout");
+        else if (a == "--ping-interval")
+            s.ping_interval = number(value(), "--ping-interval");
+        else if (a == "--pong-timeout")
+            s.pong_timeout = number(value(), "--pong-timeout");
+        else if (a == "--max-channels")
+            s.max_channels = static_cast<unsigned>(number(value(), "--max-channels"));
+        else if (a == "--resubscribe-margin")
+            s.resubscribe_margin = number(value(), "--resubscribe-margin");
+        else if (a == "--renew-before-expiry")
+            s.renew_before_expiry = number(value(), "--renew-before-expiry");
+        else if (a == "--quiet-events")
+            s.quiet_events = true;
+        else if (a.rfind("--", 0) == 0)
+            usage(("unknown option " + a).c_str());
+        else
+            s.topics.push_back(a);
     }
     if (s.local.empty()) {
         const char* id = std::getenv("GENESYS_CLIENT_ID");
         const char* secret = std::getenv("GENESYS_CLIENT_SECRET");
-        if (!std::getenv("GENESYS_REGION") || !id || !secret) usage("no --local and no GENESYS_* environment");
+        if (!std::getenv("GENESYS_REGION") || !id || !secret)
+            usage("no --local and no GENESYS_* environment");
         if (s.seed_mode) usage("--seed-mode needs --local");
         if (s.topics.empty()) usage("name at least one topic");
         s.client_id = id;
@@ -103,7 +122,9 @@ std::chrono::milliseconds ms(double seconds) {
     return std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0 + 0.5));
 }
 
-std::string shorten(const std::string& id) { return id.size() > 20 ? id.substr(0, 20) + "..." : id; }
+std::string shorten(const std::string& id) {
+    return id.size() > 20 ? id.substr(0, 20) + "..." : id;
+}
 
 // What the run saw, for the summary.
 struct tally {
@@ -112,7 +133,9 @@ struct tally {
     std::map<std::string, std::set<long long>> seen; // per channel: sequences received
     std::map<std::string, long long> highest;
 
-    double now() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+    double now() const {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
 
     void line(const char* what, const std::string& text) const {
         std::printf("[%8.3fs] %-10s %s\n", now(), what, text.c_str());
@@ -122,7 +145,8 @@ struct tally {
     // Returns false for a duplicate.
     bool count(const gen::notification& n) {
         ++events;
-        if (!n.body.is_object() || !n.body.contains("sequence") || !n.body["sequence"].is_number_integer())
+        if (!n.body.is_object() || !n.body.contains("sequence") ||
+            !n.body["sequence"].is_number_integer())
             return true;
         const long long seq = n.body["sequence"].get<long long>();
         auto& s = seen[n.channel_id];
@@ -139,64 +163,72 @@ struct tally {
     // the server produced while we were not connected, or lost.
     long long missing() const {
         long long m = 0;
-        for (const auto& [ch, s] : seen) m += highest.at(ch) - static_cast<long long>(s.size());
+        for (const auto& [ch, s] : seen)
+            m += highest.at(ch) - static_cast<long long>(s.size());
         return m;
     }
 };
 
-double seconds_between(std::chrono::system_clock::time_point a, std::chrono::system_clock::time_point b) {
+double seconds_between(std::chrono::system_clock::time_point a,
+                       std::chrono::system_clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
 
-template <class Stream>
-void report_stream(Stream& stream, tally& t, bool quiet_events) {
+template <class Stream> void report_stream(Stream& stream, tally& t, bool quiet_events) {
     stream.on_notification([&t, quiet_events](const gen::notification& n) {
         const bool fresh = t.count(n);
         if (quiet_events && fresh) return;
         std::string text = n.topic;
-        if (n.body.is_object() && n.body.contains("sequence")) text = "#" + n.body["sequence"].dump() + " " + text;
+        if (n.body.is_object() && n.body.contains("sequence"))
+            text = "#" + n.body["sequence"].dump() + " " + text;
         t.line(fresh ? "event" : "DUPLICATE", text);
     });
-    stream.on_socket_closing([&t](const std::string& m) { t.line("closing", "v2.system.socket_closing: " + m); });
+    stream.on_socket_closing(
+        [&t](const std::string& m) { t.line("closing", "v2.system.socket_closing: " + m); });
     stream.on_handover([&t](const gen::handover_event& h) {
         ++t.handovers;
         t.line("handover", "new socket open on " + shorten(h.channel_id) +
-                               (h.after_socket_closing ? " " + std::to_string(h.took.count()) + " ms after socket_closing"
+                               (h.after_socket_closing ? " " + std::to_string(h.took.count()) +
+                                                             " ms after socket_closing"
                                                        : " with a renewed token") +
                                "; the old one retires (make-before-break)");
     });
     stream.on_gap([&t](const gen::gap_event& g) {
         ++t.gaps;
         char buf[160];
-        std::snprintf(buf, sizeof buf, "%.3f s without events (%s)%s", seconds_between(g.from, g.to),
-                      g.reason.c_str(), g.resumed ? "; backfill that window over REST" : "; not resumed");
+        std::snprintf(buf, sizeof buf, "%.3f s without events (%s)%s",
+                      seconds_between(g.from, g.to), g.reason.c_str(),
+                      g.resumed ? "; backfill that window over REST" : "; not resumed");
         t.line("gap", buf);
     });
-    stream.on_liveness_failure([&t](std::error_code ec) { t.line("liveness", ec.message() + ": reconnecting"); });
+    stream.on_liveness_failure(
+        [&t](std::error_code ec) { t.line("liveness", ec.message() + ": reconnecting"); });
     stream.on_open([&t](const tether::open_event& e) {
         if (e.handover) return;
         if (e.attempt > 1) ++t.reconnects;
         char buf[96];
         std::snprintf(buf, sizeof buf, "socket open (attempt %llu, down %.3f s)",
-                      static_cast<unsigned long long>(e.attempt), std::chrono::duration<double>(e.downtime).count());
+                      static_cast<unsigned long long>(e.attempt),
+                      std::chrono::duration<double>(e.downtime).count());
         t.line("open", buf);
     });
     stream.on_close([&t](const tether::close_event& e, const tether::reconnect_decision& d) {
-        std::string what = e.http_status ? "handshake refused: HTTP " + std::to_string(e.http_status)
-                           : e.code      ? "closed " + std::to_string(e.code) + " '" + e.reason + "'"
-                                         : "dropped: " + (e.error ? e.error.message() : std::string("no close frame"));
+        std::string what =
+            e.http_status ? "handshake refused: HTTP " + std::to_string(e.http_status)
+            : e.code      ? "closed " + std::to_string(e.code) + " '" + e.reason + "'"
+                     : "dropped: " + (e.error ? e.error.message() : std::string("no close frame"));
         t.line("close", what + " -> " + tether::to_string(d.action));
     });
 }
 
-template <class Client>
-void report_client(Client& client, tally& t) {
+template <class Client> void report_client(Client& client, tally& t) {
     client.on_retry([&t](const tether::retry_event& r) {
-        t.line("retry", "in " + std::to_string(r.delay.count()) + " ms (" + tether::to_string(r.cls) + " ladder)");
+        t.line("retry", "in " + std::to_string(r.delay.count()) + " ms (" +
+                            tether::to_string(r.cls) + " ladder)");
     });
     client.on_token_failure([&t](const tether::token_failure_event& f) {
-        t.line("token", std::string(f.permanent ? "permanent failure: " : "failure: ") + f.error.message() + " (" +
-                            f.detail + ")");
+        t.line("token", std::string(f.permanent ? "permanent failure: " : "failure: ") +
+                            f.error.message() + " (" + f.detail + ")");
     });
 }
 
@@ -247,27 +279,33 @@ int main(int argc, char** argv) {
             o.client_secret = tether::secret(s.client_secret);
             o.channel.topics = s.topics;
             o.channel.max_channel_creations = s.max_channels;
-            o.channel.resubscribe_margin = std::chrono::seconds(static_cast<long long>(s.resubscribe_margin));
+            o.channel.resubscribe_margin =
+                std::chrono::seconds(static_cast<long long>(s.resubscribe_margin));
             o.stream = so;
             // Background refreshes too: the REST token renews before expiry.
             o.token_trace = [&t](std::string_view note) {
-                if (note.rfind("token obtained", 0) == 0) t.line("token", "REST " + std::string(note));
-                else if (note.rfind("token request failed", 0) == 0) t.line("token", std::string(note));
+                if (note.rfind("token obtained", 0) == 0)
+                    t.line("token", "REST " + std::string(note));
+                else if (note.rfind("token request failed", 0) == 0)
+                    t.line("token", std::string(note));
             };
             gen::notification_client c(io, std::move(o));
             report_stream(c.stream(), t, s.quiet_events);
             report_client(c.client(), t);
             c.stream().on_stopped(finished);
             c.rest().on_token([&t](const tether::token_event& e) {
-                if (e.after_rejection) t.line("token", "REST call got 401: retried once with a new token");
+                if (e.after_rejection)
+                    t.line("token", "REST call got 401: retried once with a new token");
             });
             c.channel().on_channel([&t](const gen::channel_event& e) {
-                t.line("channel", std::string(gen::to_string(e.kind)) + " " + shorten(e.channel_id) +
+                t.line("channel", std::string(gen::to_string(e.kind)) + " " +
+                                      shorten(e.channel_id) +
                                       (e.detail.empty() ? "" : ": " + e.detail));
             });
             stop_client = [&c] { c.stop(); };
-            t.line("start", "channel mode, " + std::to_string(s.topics.size()) + " topics, API " +
-                                (s.local.empty() ? std::string(std::getenv("GENESYS_REGION")) : s.local));
+            t.line("start",
+                   "channel mode, " + std::to_string(s.topics.size()) + " topics, API " +
+                       (s.local.empty() ? std::string(std::getenv("GENESYS_REGION")) : s.local));
             c.start();
             io.run();
             const auto cc = c.client().counters();
@@ -283,8 +321,9 @@ int main(int argc, char** argv) {
             summary["pongs"] = sc.pongs;
         } else {
             // The seed's service: the bearer token on the upgrade, 4001 on expiry.
-            using seed_client = tether::basic_reconnecting_client<tether::websocketpp_transport, gen::rest_token,
-                                                                  tether::close_code_table<>>;
+            using seed_client =
+                tether::basic_reconnecting_client<tether::websocketpp_transport, gen::rest_token,
+                                                  tether::close_code_table<>>;
             tether::oauth2_options oo;
             oo.token_url = s.local + "/oauth/token";
             oo.client_id = s.client_id;
@@ -298,15 +337,19 @@ int main(int argc, char** argv) {
             co.url = url + path;
             co.renew_before_expiry = ms(s.renew_before_expiry);
             seed_client c(co, tether::websocketpp_transport(io), source.handle(),
-                          tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+                          tether::close_code_table<>{
+                              {4001, tether::close_action::refresh_token_then_reconnect}});
             gen::notification_stream<seed_client> stream(c, so, [path] { return "seed:" + path; });
             report_stream(stream, t, s.quiet_events);
             report_client(c, t);
             c.on_token([&t](const tether::token_event& e) {
                 if (e.fresh || e.after_rejection)
-                    t.line("token", std::string(e.after_rejection ? "token refreshed after expiry/rejection"
-                                                                  : "token fetched") +
-                                        (e.lifetime ? ", lifetime " + std::to_string(e.lifetime->count()) + " s" : ""));
+                    t.line("token",
+                           std::string(e.after_rejection ? "token refreshed after expiry/rejection"
+                                                         : "token fetched") +
+                               (e.lifetime
+                                    ? ", lifetime " + std::to_string(e.lifetime->count()) + " s"
+                                    : ""));
             });
             stream.on_stopped(finished);
             stop_client = [&c] { c.stop(); };
@@ -319,7 +362,8 @@ int main(int argc, char** argv) {
             summary["handshakes_rejected"] = cc.rejected_handshakes;
             summary["heartbeats"] = stream.counters().heartbeats;
             summary["socket_closings"] = stream.counters().socket_closings;
-            summary["liveness_failures"] = stream.counters().heartbeat_timeouts + stream.counters().pong_timeouts;
+            summary["liveness_failures"] =
+                stream.counters().heartbeat_timeouts + stream.counters().pong_timeouts;
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
@@ -333,10 +377,12 @@ int main(int argc, char** argv) {
     summary["handovers"] = t.handovers;
     summary["reconnects"] = t.reconnects;
     std::printf("\nsummary (%s mode)\n", s.seed_mode ? "seed" : "channel");
-    for (const char* k : {"events", "duplicates", "missing", "gaps", "handovers", "reconnects", "token_requests",
-                          "channels_created", "handshakes_rejected", "heartbeats", "socket_closings",
-                          "liveness_failures", "stop_reason"})
-        std::printf("  %-20s %s\n", k, summary[k].is_string() ? summary[k].get<std::string>().c_str() : summary[k].dump().c_str());
+    for (const char* k : {"events", "duplicates", "missing", "gaps", "handovers", "reconnects",
+                          "token_requests", "channels_created", "handshakes_rejected", "heartbeats",
+                          "socket_closings", "liveness_failures", "stop_reason"})
+        std::printf("  %-20s %s\n", k,
+                    summary[k].is_string() ? summary[k].get<std::string>().c_str()
+                                           : summary[k].dump().c_str());
     std::printf("summary-json %s\n", summary.dump().c_str());
     return exit_status;
 }

@@ -42,10 +42,10 @@ struct state_change_event {
 };
 
 struct open_event {
-    std::uint64_t attempt;              ///< connection attempts so far, this one included
-    std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
-    std::string subprotocol;            ///< as selected by the server
-    bool handover = false;              ///< replaced a live connection (make-before-break)
+    std::uint64_t attempt;             ///< connection attempts so far, this one included
+    std::chrono::nanoseconds downtime; ///< since the previous connection closed (0 on the first)
+    std::string subprotocol;           ///< as selected by the server
+    bool handover = false;             ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -82,22 +82,22 @@ struct dropped_message {
 
 /// Everything counted since construction. Readable from any thread.
 struct client_counters {
-    std::uint64_t connects = 0;           ///< handshakes started
-    std::uint64_t opens = 0;              ///< handshakes that succeeded
-    std::uint64_t closes = 0;             ///< connection attempts that ended
-    std::uint64_t rejected_handshakes = 0;///< refused with an HTTP status
+    std::uint64_t connects = 0;            ///< handshakes started
+    std::uint64_t opens = 0;               ///< handshakes that succeeded
+    std::uint64_t closes = 0;              ///< connection attempts that ended
+    std::uint64_t rejected_handshakes = 0; ///< refused with an HTTP status
     std::uint64_t messages_received = 0;
     std::uint64_t bytes_received = 0;
     std::uint64_t messages_sent = 0;
-    std::uint64_t retries = 0;            ///< backoff waits scheduled
-    std::uint64_t token_requests = 0;     ///< calls to the TokenPolicy
-    std::uint64_t tokens_acquired = 0;    ///< successful token results
+    std::uint64_t retries = 0;         ///< backoff waits scheduled
+    std::uint64_t token_requests = 0;  ///< calls to the TokenPolicy
+    std::uint64_t tokens_acquired = 0; ///< successful token results
     std::uint64_t token_failures = 0;
-    std::uint64_t tokens_rejected = 0;    ///< tokens reported back as spent
+    std::uint64_t tokens_rejected = 0; ///< tokens reported back as spent
     std::uint64_t dropped_messages = 0;
     std::uint64_t state_changes = 0;
-    std::uint64_t stops = 0;              ///< 0 or 1
-    std::uint64_t handovers = 0;          ///< make-before-break switches
+    std::uint64_t stops = 0;     ///< 0 or 1
+    std::uint64_t handovers = 0; ///< make-before-break switches
 };
 
 TETHER_NAMESPACE_END

@@ -90,6 +90,8 @@
 // ---- begin <tether/version.hpp> ----
 // tether: versioning and the ABI-tagged inline namespace.
 
+// The version check is amalgamate.py's text, kept as it writes it.
+// clang-format off
 // BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
@@ -103,6 +105,7 @@
 #endif
 #endif
 // END version check
+// clang-format on
 
 #ifndef TETHER_VERSION_HPP
 #define TETHER_VERSION_HPP
@@ -125,15 +128,14 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
-#define TETHER_ABI_TAG                                                         \
-    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,        \
-                      TETHER_VERSION_PATCH)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
 
-#define TETHER_NAMESPACE_BEGIN                                                 \
-    namespace tether {                                                         \
+#define TETHER_NAMESPACE_BEGIN                                                                     \
+    namespace tether {                                                                             \
     inline namespace TETHER_ABI_TAG {
-#define TETHER_NAMESPACE_END                                                   \
-    }                                                                          \
+#define TETHER_NAMESPACE_END                                                                       \
+    }                                                                                              \
     }
 
 TETHER_NAMESPACE_BEGIN
@@ -166,7 +168,8 @@ inline constexpr const char* abi_tag = TETHER_DETAIL_STR(TETHER_ABI_TAG);
 
 constexpr std::uint64_t fnv1a(const char* s) noexcept {
     std::uint64_t h = 14695981039346656037ull;
-    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+    for (; *s; ++s)
+        h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
     return h;
 }
 
@@ -174,7 +177,8 @@ constexpr std::uint64_t fnv1a(const char* s) noexcept {
 /// when a different tether ABI got there first.
 inline bool note_linked_abi() noexcept {
     std::uint64_t first = 0;
-    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag))) return false;
+    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag)))
+        return false;
     if (first == fnv1a(abi_tag)) return false;
     std::fprintf(stderr,
                  "tether: warning: this program links tether %s and another tether version or "
@@ -199,27 +203,28 @@ TETHER_NAMESPACE_BEGIN
 /// Every error tether reports itself. Values are stable; never reuse one.
 enum class error {
     // client lifecycle
-    stopped_by_user = 1,     ///< stop() was called (a normal final reason)
-    unauthorized,            ///< auth-failure breaker: fresh tokens rejected K times in a row
-    stop_close_code,         ///< the server closed with a code the ClosePolicy maps to stop
-    handshake_refused,       ///< the handshake got an HTTP status the ClosePolicy maps to stop
-    retries_exhausted,       ///< max_attempts or max_elapsed reached
-    queue_full,              ///< send() while not open and the bounded queue is full
-    message_dropped,         ///< a queued message was dropped (drop_oldest overflow or stop)
-    not_running,             ///< send() on a stopped client
+    stopped_by_user = 1, ///< stop() was called (a normal final reason)
+    unauthorized,        ///< auth-failure breaker: fresh tokens rejected K times in a row
+    stop_close_code,     ///< the server closed with a code the ClosePolicy maps to stop
+    handshake_refused,   ///< the handshake got an HTTP status the ClosePolicy maps to stop
+    retries_exhausted,   ///< max_attempts or max_elapsed reached
+    queue_full,          ///< send() while not open and the bounded queue is full
+    message_dropped,     ///< a queued message was dropped (drop_oldest overflow or stop)
+    not_running,         ///< send() on a stopped client
     // tokens
-    token_rejected = 100,    ///< the only token the policy has was rejected (static token)
-    token_unavailable,       ///< the TokenPolicy has no token to give
-    token_request_failed,    ///< a token request failed in a way that may succeed later
-    invalid_credentials,     ///< the token endpoint refused the client credentials
-    malformed_token_response,///< the token endpoint's body is not a valid token response
-    response_too_large,      ///< a body exceeded the configured cap
-    token_request_timeout,   ///< the token endpoint did not answer in time
-    rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
-    operation_cancelled,     ///< the request was cancelled (client stopped)
-    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
+    token_rejected = 100,     ///< the only token the policy has was rejected (static token)
+    token_unavailable,        ///< the TokenPolicy has no token to give
+    token_request_failed,     ///< a token request failed in a way that may succeed later
+    invalid_credentials,      ///< the token endpoint refused the client credentials
+    malformed_token_response, ///< the token endpoint's body is not a valid token response
+    response_too_large,       ///< a body exceeded the configured cap
+    token_request_timeout,    ///< the token endpoint did not answer in time
+    rate_limited,             ///< 429 / 503 from an endpoint (see retry_after)
+    operation_cancelled,      ///< the request was cancelled (client stopped)
+    malformed_http_response,  ///< an HTTP response broke the protocol or the header limits
     // transport
-    insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
+    insecure_transport =
+        200, ///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
     tls_verification_failed, ///< the peer's certificate or host name did not verify
     handshake_timeout,       ///< connect + handshake did not finish in time
@@ -229,14 +234,15 @@ enum class error {
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
     not_connected,           ///< send() on a connection that is not open (or unknown)
-    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade
+                             ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
-    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
+    request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
 };
 
 namespace detail {
@@ -259,7 +265,8 @@ public:
         case error::token_rejected: return "the token was rejected and no other is available";
         case error::token_unavailable: return "no token available";
         case error::token_request_failed: return "token request failed";
-        case error::invalid_credentials: return "the token endpoint rejected the client credentials";
+        case error::invalid_credentials:
+            return "the token endpoint rejected the client credentials";
         case error::malformed_token_response: return "malformed token response";
         case error::response_too_large: return "response body exceeds the configured limit";
         case error::token_request_timeout: return "token request timed out";
@@ -287,9 +294,11 @@ public:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
         case error::channel_request_failed: return "notifications API request failed";
-        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::subscription_rejected:
+            return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
-            return "the notifications API refused the request (403): the OAuth client lacks a permission";
+            return "the notifications API refused the request (403): the OAuth client lacks a "
+                   "permission";
         }
         return "unknown tether error";
     }
@@ -308,8 +317,7 @@ inline std::error_code make_error_code(error e) noexcept {
 TETHER_NAMESPACE_END
 
 namespace std {
-template <>
-struct is_error_code_enum<::tether::error> : true_type {};
+template <> struct is_error_code_enum<::tether::error> : true_type {};
 } // namespace std
 
 #endif
@@ -350,12 +358,12 @@ struct close_event {
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
-    std::string body_excerpt;              ///< bounded excerpt of a refusal's body
-    std::error_code error;                 ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                    ///< resolver / OpenSSL reason text
-    bool was_open = false;                 ///< the WebSocket had opened
-    bool initiated_locally = false;        ///< we closed first (stop, liveness, handover)
-    std::chrono::nanoseconds uptime{0};    ///< time spent open (filled by the client)
+    std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
+    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;                 ///< resolver / OpenSSL reason text
+    bool was_open = false;              ///< the WebSocket had opened
+    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }
 };
@@ -468,12 +476,13 @@ using next_delay_expr = decltype(std::declval<T&>().next_delay(std::declval<fail
 template <class T> using reset_expr = decltype(std::declval<T&>().reset());
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct backoff_rows {
+template <class T> struct backoff_rows {
     static_assert(detected_convertible<std::chrono::milliseconds, next_delay_expr, T>(),
-                  "tether: Backoff requirement not met: b.next_delay(c) must return std::chrono::milliseconds "
+                  "tether: Backoff requirement not met: b.next_delay(c) must return "
+                  "std::chrono::milliseconds "
                   "for a failure_class c");
-    static_assert(is_detected_v<reset_expr, T>, "tether: Backoff requirement not met: b.reset() must be valid");
+    static_assert(is_detected_v<reset_expr, T>,
+                  "tether: Backoff requirement not met: b.reset() must be valid");
     static constexpr bool checked = true;
 };
 } // namespace detail
@@ -552,18 +561,21 @@ struct backoff_ladder {
 
     void validate(const char* what) const {
         if (initial.count() < 0 || max.count() < 0)
-            throw std::invalid_argument(std::string("tether: ") + what + ": delays must not be negative");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": delays must not be negative");
         if (initial > max)
             throw std::invalid_argument(std::string("tether: ") + what + ": initial exceeds max");
         if (!(multiplier >= 1.0))
-            throw std::invalid_argument(std::string("tether: ") + what + ": multiplier must be >= 1");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": multiplier must be >= 1");
     }
 
     /// min(max, initial * multiplier^step), computed without overflow.
     std::chrono::milliseconds cap_at(unsigned step) const noexcept {
         double cap = static_cast<double>(initial.count());
         const double limit = static_cast<double>(max.count());
-        for (unsigned i = 0; i < step && cap < limit; ++i) cap *= multiplier;
+        for (unsigned i = 0; i < step && cap < limit; ++i)
+            cap *= multiplier;
         return cap >= limit ? max : std::chrono::milliseconds(static_cast<long long>(cap));
     }
 };
@@ -572,7 +584,8 @@ struct backoff_ladder {
 struct backoff_ladders {
     backoff_ladder network{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 2.0};
     backoff_ladder auth{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
-    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
+    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000),
+                            2.0};
 
     const backoff_ladder& operator[](failure_class c) const noexcept {
         switch (c) {
@@ -601,8 +614,7 @@ struct ladder_steps {
 /// result is the same for a given seed on every standard library
 /// (std::uniform_int_distribution is not); the modulo bias is below 2^-40
 /// for any delay range tether uses.
-template <class Rng>
-long long uniform_between(Rng& rng, long long lo, long long hi) {
+template <class Rng> long long uniform_between(Rng& rng, long long lo, long long hi) {
     static_assert(Rng::max() - Rng::min() >= 0xFFFFFFFFULL,
                   "tether: the backoff's random generator must produce at least 32 bits");
     if (hi <= lo) return lo;
@@ -634,8 +646,7 @@ TETHER_NAMESPACE_BEGIN
 /// connection backoff (1 s initial, 120 s cap); auth and overload start at 5 s
 /// and cap at 5 min, because hammering a server that refused our credential or
 /// asked us to slow down is what turns an incident into an outage.
-template <class Random = jitter_rng>
-class basic_exponential_backoff {
+template <class Random = jitter_rng> class basic_exponential_backoff {
 public:
     using random_type = Random;
 
@@ -727,15 +738,14 @@ public:
         return a.value_ == b.value_;
     }
     friend bool operator!=(const secret& a, const secret& b) noexcept { return !(a == b); }
-    friend std::ostream& operator<<(std::ostream& os, const secret&) {
-        return os << "[redacted]";
-    }
+    friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
     void wipe() noexcept {
         // volatile writes so the compiler cannot drop them as dead stores
         volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i) p[i] = 0;
+        for (std::size_t i = 0; i < value_.size(); ++i)
+            p[i] = 0;
         value_.clear();
     }
     std::string value_;
@@ -889,18 +899,19 @@ template <class T>
 using decide_expr = decltype(std::declval<T&>().decide(std::declval<const close_event&>()));
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct close_policy_rows {
-    static_assert(detected_convertible<reconnect_decision, decide_expr, T>(),
-                  "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
-                  "for a const close_event& ev");
+template <class T> struct close_policy_rows {
+    static_assert(
+        detected_convertible<reconnect_decision, decide_expr, T>(),
+        "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
+        "for a const close_event& ev");
     static constexpr bool checked = true;
 };
 } // namespace detail
 
 template <class T>
 struct is_close_policy
-    : std::bool_constant<detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
+    : std::bool_constant<
+          detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
 
 template <class T> inline constexpr bool is_close_policy_v = is_close_policy<T>::value;
 
@@ -937,13 +948,15 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear | stop | |
-/// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
+/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear |
+/// stop | | | any other transport failure (DNS, TCP, liveness) | reconnect                     |
+/// network  |
 class default_close_policy {
 public:
     struct options {
         bool reconnect_on_normal_close = false; ///< treat 1000 from the server like 1001
-        close_action application_codes = close_action::reconnect; ///< 3000-4999 not otherwise mapped
+        close_action application_codes =
+            close_action::reconnect; ///< 3000-4999 not otherwise mapped
     };
 
     default_close_policy() = default;
@@ -977,8 +990,9 @@ private:
         using namespace close_code;
         switch (code) {
         case normal:
-            return opts_.reconnect_on_normal_close ? reconnect_decision::reconnect()
-                                                   : reconnect_decision::stop(error::stop_close_code);
+            return opts_.reconnect_on_normal_close
+                       ? reconnect_decision::reconnect()
+                       : reconnect_decision::stop(error::stop_close_code);
         case going_away:
         case no_status:
         case abnormal:
@@ -991,7 +1005,8 @@ private:
         if (code >= 3000 && code <= 4999) {
             switch (opts_.application_codes) {
             case close_action::stop: return reconnect_decision::stop(error::stop_close_code);
-            case close_action::refresh_token_then_reconnect: return reconnect_decision::refresh_token();
+            case close_action::refresh_token_then_reconnect:
+                return reconnect_decision::refresh_token();
             case close_action::reconnect: break;
             }
             return reconnect_decision::reconnect(failure_class::network);
@@ -1039,8 +1054,7 @@ public:
     const T& get() const noexcept { return *this; }
 };
 
-template <std::size_t I, class T>
-class ebo_slot<I, T, false> {
+template <std::size_t I, class T> class ebo_slot<I, T, false> {
 public:
     explicit ebo_slot(T&& t) : value_(std::move(t)) {}
     T& get() noexcept { return value_; }
@@ -1050,8 +1064,7 @@ private:
     T value_;
 };
 
-template <class Seq, class... Ts>
-class policy_storage_impl;
+template <class Seq, class... Ts> class policy_storage_impl;
 
 template <std::size_t... I, class... Ts>
 class policy_storage_impl<std::index_sequence<I...>, Ts...> : public ebo_slot<I, Ts>... {
@@ -1066,13 +1079,11 @@ class policy_storage : public policy_storage_impl<std::index_sequence_for<Ts...>
 public:
     explicit policy_storage(Ts... ts) : base(std::move(ts)...) {}
 
-    template <std::size_t N>
-    auto& get() noexcept {
+    template <std::size_t N> auto& get() noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<ebo_slot<N, T>&>(*this).get();
     }
-    template <std::size_t N>
-    const auto& get() const noexcept {
+    template <std::size_t N> const auto& get() const noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<const ebo_slot<N, T>&>(*this).get();
     }
@@ -1150,10 +1161,10 @@ struct state_change_event {
 };
 
 struct open_event {
-    std::uint64_t attempt;              ///< connection attempts so far, this one included
-    std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
-    std::string subprotocol;            ///< as selected by the server
-    bool handover = false;              ///< replaced a live connection (make-before-break)
+    std::uint64_t attempt;             ///< connection attempts so far, this one included
+    std::chrono::nanoseconds downtime; ///< since the previous connection closed (0 on the first)
+    std::string subprotocol;           ///< as selected by the server
+    bool handover = false;             ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -1190,22 +1201,22 @@ struct dropped_message {
 
 /// Everything counted since construction. Readable from any thread.
 struct client_counters {
-    std::uint64_t connects = 0;           ///< handshakes started
-    std::uint64_t opens = 0;              ///< handshakes that succeeded
-    std::uint64_t closes = 0;             ///< connection attempts that ended
-    std::uint64_t rejected_handshakes = 0;///< refused with an HTTP status
+    std::uint64_t connects = 0;            ///< handshakes started
+    std::uint64_t opens = 0;               ///< handshakes that succeeded
+    std::uint64_t closes = 0;              ///< connection attempts that ended
+    std::uint64_t rejected_handshakes = 0; ///< refused with an HTTP status
     std::uint64_t messages_received = 0;
     std::uint64_t bytes_received = 0;
     std::uint64_t messages_sent = 0;
-    std::uint64_t retries = 0;            ///< backoff waits scheduled
-    std::uint64_t token_requests = 0;     ///< calls to the TokenPolicy
-    std::uint64_t tokens_acquired = 0;    ///< successful token results
+    std::uint64_t retries = 0;         ///< backoff waits scheduled
+    std::uint64_t token_requests = 0;  ///< calls to the TokenPolicy
+    std::uint64_t tokens_acquired = 0; ///< successful token results
     std::uint64_t token_failures = 0;
-    std::uint64_t tokens_rejected = 0;    ///< tokens reported back as spent
+    std::uint64_t tokens_rejected = 0; ///< tokens reported back as spent
     std::uint64_t dropped_messages = 0;
     std::uint64_t state_changes = 0;
-    std::uint64_t stops = 0;              ///< 0 or 1
-    std::uint64_t handovers = 0;          ///< make-before-break switches
+    std::uint64_t stops = 0;     ///< 0 or 1
+    std::uint64_t handovers = 0; ///< make-before-break switches
 };
 
 TETHER_NAMESPACE_END
@@ -1220,9 +1231,10 @@ TETHER_NAMESPACE_END
 //
 // | expression                | effect                                                        |
 // |---------------------------|---------------------------------------------------------------|
-// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never with a token passed to `invalidate` |
-// | `p.invalidate(s)`         | `s` (a `const secret&`) was rejected by the server: never offer it again |
-// | `p.cancel()`              | abandon the outstanding request; `h` may still run or be destroyed unrun |
+// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never
+// with a token passed to `invalidate` | | `p.invalidate(s)`         | `s` (a `const secret&`) was
+// rejected by the server: never offer it again | | `p.cancel()`              | abandon the
+// outstanding request; `h` may still run or be destroyed unrun |
 //
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their
@@ -1253,8 +1265,8 @@ TETHER_NAMESPACE_BEGIN
 /// A credential for one handshake.
 struct token {
     token() = default;
-    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt, bool is_fresh = false,
-                   std::string where = {})
+    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt,
+                   bool is_fresh = false, std::string where = {})
         : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
 
     secret value;
@@ -1319,13 +1331,14 @@ using invalidate_expr = decltype(std::declval<T&>().invalidate(std::declval<cons
 template <class T> using cancel_expr = decltype(std::declval<T&>().cancel());
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct token_policy_rows {
-    static_assert(is_detected_v<async_get_token_expr, T>,
-                  "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
-                  "handler h(token_result)");
+template <class T> struct token_policy_rows {
+    static_assert(
+        is_detected_v<async_get_token_expr, T>,
+        "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
+        "handler h(token_result)");
     static_assert(is_detected_v<invalidate_expr, T>,
-                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a const secret& s");
+                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a "
+                  "const secret& s");
     static_assert(is_detected_v<cancel_expr, T>,
                   "tether: TokenPolicy requirement not met: p.cancel() must be valid");
     static constexpr bool checked = true;
@@ -1368,8 +1381,7 @@ TETHER_NAMESPACE_BEGIN
 
 /// For servers that need no token (or authorise by URL, as Genesys channels do).
 struct no_token {
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         std::forward<Handler>(h)(token_result::success(token{}));
     }
     void invalidate(const secret&) noexcept {}
@@ -1394,12 +1406,12 @@ TETHER_NAMESPACE_END
 // | `T::clock_type`                   | a chrono clock (`time_point`, `duration`)             |
 // | `T::timer_type`                   | a timer on that clock and executor (`tm` below)       |
 // | `tm.expires_after(d)`             | arms it `d` (a chrono duration) from now              |
-// | `tm.async_wait(h)`                | calls `h(std::error_code)` once, when it fires or is cancelled |
-// | `tm.cancel()`                     | pending waits complete with `operation_aborted`       |
-// | `t.get_executor()`                | `executor_type`                                      |
-// | `t.now()`                         | `clock_type::time_point`                             |
-// | `t.make_timer()`                  | `timer_type` bound to the executor                   |
-// | `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
+// | `tm.async_wait(h)`                | calls `h(std::error_code)` once, when it fires or is
+// cancelled | | `tm.cancel()`                     | pending waits complete with `operation_aborted`
+// | | `t.get_executor()`                | `executor_type`                                      | |
+// `t.now()`                         | `clock_type::time_point`                             | |
+// `t.make_timer()`                  | `timer_type` bound to the executor                   | |
+// `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
 // | `t.send(id, data, kind)`          | `std::error_code`; queues one message                 |
 // | `t.close(id, code, reason)`       | starts a graceful close; idempotent; unknown ids ignored |
 //
@@ -1455,8 +1467,9 @@ template <class T>
 using send_expr = decltype(std::declval<T&>().send(
     std::declval<connection_id>(), std::declval<std::string_view>(), std::declval<message_kind>()));
 template <class T>
-using close_expr = decltype(std::declval<T&>().close(
-    std::declval<connection_id>(), std::declval<std::uint16_t>(), std::declval<std::string_view>()));
+using close_expr =
+    decltype(std::declval<T&>().close(std::declval<connection_id>(), std::declval<std::uint16_t>(),
+                                      std::declval<std::string_view>()));
 template <class Timer>
 using timer_expires_after_expr =
     decltype(std::declval<Timer&>().expires_after(std::chrono::milliseconds(1)));
@@ -1465,8 +1478,7 @@ using timer_async_wait_expr =
     decltype(std::declval<Timer&>().async_wait(std::declval<archetype_wait_handler>()));
 template <class Timer> using timer_cancel_expr = decltype(std::declval<Timer&>().cancel());
 
-template <class T>
-constexpr bool transport_timer_has(int row) {
+template <class T> constexpr bool transport_timer_has(int row) {
     if constexpr (is_detected_v<transport_timer_t, T>) {
         using timer = typename T::timer_type;
         switch (row) {
@@ -1479,24 +1491,21 @@ constexpr bool transport_timer_has(int row) {
     }
 }
 
-template <class T>
-constexpr bool transport_now_ok() {
+template <class T> constexpr bool transport_now_ok() {
     if constexpr (is_detected_v<transport_clock_t, T>)
         return detected_convertible<typename T::clock_type::time_point, now_expr, T>();
     else
         return false;
 }
 
-template <class T>
-constexpr bool transport_get_executor_ok() {
+template <class T> constexpr bool transport_get_executor_ok() {
     if constexpr (is_detected_v<transport_executor_t, T>)
         return detected_convertible<typename T::executor_type, get_executor_expr, T>();
     else
         return false;
 }
 
-template <class T>
-constexpr bool transport_make_timer_ok() {
+template <class T> constexpr bool transport_make_timer_ok() {
     if constexpr (is_detected_v<transport_timer_t, T>)
         return detected_convertible<typename T::timer_type, make_timer_expr, T>();
     else
@@ -1504,10 +1513,10 @@ constexpr bool transport_make_timer_ok() {
 }
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct transport_rows {
-    static_assert(is_detected_v<transport_executor_t, T>,
-                  "tether: Transport requirement not met: T::executor_type must name an Asio executor type");
+template <class T> struct transport_rows {
+    static_assert(
+        is_detected_v<transport_executor_t, T>,
+        "tether: Transport requirement not met: T::executor_type must name an Asio executor type");
     static_assert(is_detected_v<transport_clock_t, T>,
                   "tether: Transport requirement not met: T::clock_type must name a chrono clock");
     static_assert(is_detected_v<transport_timer_t, T>,
@@ -1518,18 +1527,23 @@ struct transport_rows {
     static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(1),
                   "tether: Transport requirement not met: tm.async_wait(h) must be valid for a "
                   "T::timer_type tm and a handler h(std::error_code)");
-    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(2),
-                  "tether: Transport requirement not met: tm.cancel() must be valid for a T::timer_type tm");
-    static_assert(!is_detected_v<transport_executor_t, T> || transport_get_executor_ok<T>(),
-                  "tether: Transport requirement not met: t.get_executor() must return executor_type");
-    static_assert(!is_detected_v<transport_clock_t, T> || transport_now_ok<T>(),
-                  "tether: Transport requirement not met: t.now() must return clock_type::time_point");
+    static_assert(
+        !is_detected_v<transport_timer_t, T> || transport_timer_has<T>(2),
+        "tether: Transport requirement not met: tm.cancel() must be valid for a T::timer_type tm");
+    static_assert(
+        !is_detected_v<transport_executor_t, T> || transport_get_executor_ok<T>(),
+        "tether: Transport requirement not met: t.get_executor() must return executor_type");
+    static_assert(
+        !is_detected_v<transport_clock_t, T> || transport_now_ok<T>(),
+        "tether: Transport requirement not met: t.now() must return clock_type::time_point");
     static_assert(!is_detected_v<transport_timer_t, T> || transport_make_timer_ok<T>(),
                   "tether: Transport requirement not met: t.make_timer() must return timer_type");
-    static_assert(detected_convertible<connection_id, connect_expr, T>(),
-                  "tether: Transport requirement not met: t.connect(req, sink) must return connection_id");
+    static_assert(
+        detected_convertible<connection_id, connect_expr, T>(),
+        "tether: Transport requirement not met: t.connect(req, sink) must return connection_id");
     static_assert(detected_convertible<std::error_code, send_expr, T>(),
-                  "tether: Transport requirement not met: t.send(id, data, kind) must return std::error_code");
+                  "tether: Transport requirement not met: t.send(id, data, kind) must return "
+                  "std::error_code");
     static_assert(is_detected_v<close_expr, T>,
                   "tether: Transport requirement not met: t.close(id, code, reason) must be valid");
     static constexpr bool checked = true;
@@ -1540,40 +1554,40 @@ struct transport_rows {
 /// True when T meets the Transport requirements (see the table above).
 template <class T>
 struct is_transport
-    : std::bool_constant<
-          detail::is_detected_v<detail::transport_executor_t, T> &&
-          detail::is_detected_v<detail::transport_clock_t, T> &&
-          detail::is_detected_v<detail::transport_timer_t, T> && detail::transport_timer_has<T>(0) &&
-          detail::transport_timer_has<T>(1) && detail::transport_timer_has<T>(2) &&
-          detail::transport_get_executor_ok<T>() && detail::transport_now_ok<T>() &&
-          detail::transport_make_timer_ok<T>() &&
-          detail::detected_convertible<connection_id, detail::connect_expr, T>() &&
-          detail::detected_convertible<std::error_code, detail::send_expr, T>() &&
-          detail::is_detected_v<detail::close_expr, T>> {};
+    : std::bool_constant<detail::is_detected_v<detail::transport_executor_t, T> &&
+                         detail::is_detected_v<detail::transport_clock_t, T> &&
+                         detail::is_detected_v<detail::transport_timer_t, T> &&
+                         detail::transport_timer_has<T>(0) && detail::transport_timer_has<T>(1) &&
+                         detail::transport_timer_has<T>(2) &&
+                         detail::transport_get_executor_ok<T>() && detail::transport_now_ok<T>() &&
+                         detail::transport_make_timer_ok<T>() &&
+                         detail::detected_convertible<connection_id, detail::connect_expr, T>() &&
+                         detail::detected_convertible<std::error_code, detail::send_expr, T>() &&
+                         detail::is_detected_v<detail::close_expr, T>> {};
 
 template <class T> inline constexpr bool is_transport_v = is_transport<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
 /// The table as a requires-expression (C++20).
 template <class T>
-concept transport =
-    requires(T& t, const connect_request& req, detail::archetype_transport_sink& s, connection_id id,
-             std::string_view data, message_kind kind, std::uint16_t code) {
-        typename T::executor_type;
-        typename T::clock_type;
-        typename T::timer_type;
-        requires requires(typename T::timer_type& tm) {
-            tm.expires_after(std::chrono::milliseconds(1));
-            tm.async_wait(detail::archetype_wait_handler{});
-            tm.cancel();
-        };
-        { t.get_executor() } -> detail::converts_to<typename T::executor_type>;
-        { t.now() } -> detail::converts_to<typename T::clock_type::time_point>;
-        { t.make_timer() } -> detail::converts_to<typename T::timer_type>;
-        { t.connect(req, s) } -> detail::converts_to<connection_id>;
-        { t.send(id, data, kind) } -> detail::converts_to<std::error_code>;
-        t.close(id, code, data);
+concept transport = requires(T& t, const connect_request& req, detail::archetype_transport_sink& s,
+                             connection_id id, std::string_view data, message_kind kind,
+                             std::uint16_t code) {
+    typename T::executor_type;
+    typename T::clock_type;
+    typename T::timer_type;
+    requires requires(typename T::timer_type & tm) {
+        tm.expires_after(std::chrono::milliseconds(1));
+        tm.async_wait(detail::archetype_wait_handler{});
+        tm.cancel();
     };
+    { t.get_executor() } -> detail::converts_to<typename T::executor_type>;
+    { t.now() } -> detail::converts_to<typename T::clock_type::time_point>;
+    { t.make_timer() } -> detail::converts_to<typename T::timer_type>;
+    { t.connect(req, s) } -> detail::converts_to<connection_id>;
+    { t.send(id, data, kind) } -> detail::converts_to<std::error_code>;
+    t.close(id, code, data);
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -2442,8 +2456,7 @@ TETHER_NAMESPACE_BEGIN
 /// "decorrelated jitter"): never below `initial`, grows about as fast as
 /// exponential backoff, and consecutive delays are not correlated. The
 /// ladder's multiplier is not used.
-template <class Random = jitter_rng>
-class basic_decorrelated_jitter {
+template <class Random = jitter_rng> class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
@@ -2567,8 +2580,7 @@ struct close_code_rule {
 ///         {4000, 4499, tether::close_action::reconnect},
 ///         {4500, 4999, tether::close_action::stop},
 ///     };
-template <class Fallback = default_close_policy>
-class close_code_table {
+template <class Fallback = default_close_policy> class close_code_table {
 public:
     close_code_table(std::initializer_list<close_code_rule> rules, Fallback fallback = Fallback())
         : close_code_table(std::vector<close_code_rule>(rules), std::move(fallback)) {}
@@ -2582,8 +2594,9 @@ public:
                                             std::to_string(r.first) + "-" + std::to_string(r.last) +
                                             " is empty");
             if (r.first < 1000 || r.last > 4999)
-                throw std::invalid_argument("tether: close_code_table: close codes are 1000-4999, got " +
-                                            std::to_string(r.first) + "-" + std::to_string(r.last));
+                throw std::invalid_argument(
+                    "tether: close_code_table: close codes are 1000-4999, got " +
+                    std::to_string(r.first) + "-" + std::to_string(r.last));
         }
     }
 
@@ -2656,7 +2669,8 @@ public:
     }
 
     static bool channel_gone(std::string_view reason) noexcept {
-        return starts_with_ci(reason, "channel expired") || starts_with_ci(reason, "channel deleted") ||
+        return starts_with_ci(reason, "channel expired") ||
+               starts_with_ci(reason, "channel deleted") ||
                starts_with_ci(reason, "channel not found");
     }
 
@@ -2758,14 +2772,15 @@ inline message_type parse_notification(std::string_view text, notification& out)
 struct gap_event {
     std::chrono::system_clock::time_point from;
     std::chrono::system_clock::time_point to;
-    std::string reason; ///< why the connection dropped
+    std::string reason;  ///< why the connection dropped
     bool resumed = true; ///< false: reported at stop, the stream did not come back
 };
 
 /// A make-before-break switch to a new socket completed.
 struct handover_event {
     std::string channel_id;
-    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    std::chrono::milliseconds
+        took; ///< from socket_closing to the new socket's open (0 for a renewal)
     bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
 };
 
@@ -2804,7 +2819,8 @@ struct stream_options {
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: bad heartbeat or ping interval");
     }
 };
 
@@ -2831,26 +2847,29 @@ struct stream_counters {
 ///   the same channel), reported on_handover when the new socket is open;
 /// - every drop -> on_gap when the next connection opens.
 /// Lives on the client's executor; must outlive the client's run.
-template <class Client>
-class notification_stream {
+template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
     using timer_type = typename Client::transport_type::timer_type;
 
-    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {})
+    notification_stream(Client& client, stream_options opts,
+                        std::function<std::string()> source_name = {})
         : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
           watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
         client_.on_open([this](const open_event& e) { opened(e); });
         client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_close(
+            [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
         client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
     ~notification_stream() { cancel_timers(); }
 
-    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_notification(std::function<void(const notification&)> f) {
+        h_notification_ = std::move(f);
+    }
     void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
     void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
     /// socket_closing arrived (the handover starts); the text is the server's message.
@@ -2858,7 +2877,9 @@ public:
     /// The watchdog or the ping probe declared the connection dead.
     void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
     void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        h_close_ = std::move(f);
+    }
     void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
 
     /// Read on the client's executor (or after it stopped).
@@ -2876,7 +2897,8 @@ private:
             ++counters_.handovers;
             // Ours after socket_closing, else the client's renew_before_expiry.
             const bool announced = std::exchange(closing_pending_, false);
-            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              last_frame_ - handover_asked_)
                                         : std::chrono::milliseconds(0);
             if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
@@ -2906,9 +2928,10 @@ private:
             ++counters_.socket_closings;
             handover_asked_ = last_frame_;
             closing_pending_ = true;
-            std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
-                                   ? n.body["message"].template get<std::string>()
-                                   : std::string();
+            std::string text =
+                n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
+                    ? n.body["message"].template get<std::string>()
+                    : std::string();
             if (h_closing_) h_closing_(text);
             client_.handover();
             return;
@@ -2925,7 +2948,8 @@ private:
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        const bool user_stop =
+            d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
         if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
@@ -2941,14 +2965,16 @@ private:
         if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
         }
         if (h_stopped_) h_stopped_(e);
     }
 
     static std::string describe(const close_event& e) {
         if (e.error) return e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
-        if (e.code != close_code::none) return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
+        if (e.code != close_code::none)
+            return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
         if (e.http_status) return "handshake refused " + std::to_string(e.http_status);
         return "connection lost";
     }
@@ -2956,7 +2982,8 @@ private:
     void arm_watchdog() {
         if (opts_.heartbeat_timeout.count() == 0) return;
         const auto gen = ++watchdog_gen_;
-        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(
+                                           opts_.heartbeat_timeout);
         const auto now = client_.transport().now();
         watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
         watchdog_.async_wait([this, gen](std::error_code ec) {
@@ -3048,10 +3075,10 @@ namespace genesys {
 /// The region hosts Genesys publishes (docs/GENESYS.md). A region is named by
 /// its host; `login.`, `api.` and `streaming.` are prefixed to it.
 inline constexpr std::array<std::string_view, 17> known_regions = {
-    "mypurecloud.com",   "mypurecloud.ie",   "mypurecloud.com.au", "mypurecloud.jp",
-    "mypurecloud.de",    "usw2.pure.cloud",  "cac1.pure.cloud",    "apne2.pure.cloud",
-    "euw2.pure.cloud",   "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
-    "mec1.pure.cloud",   "apne3.pure.cloud", "euc2.pure.cloud",    "mxc1.pure.cloud",
+    "mypurecloud.com",  "mypurecloud.ie",   "mypurecloud.com.au",     "mypurecloud.jp",
+    "mypurecloud.de",   "usw2.pure.cloud",  "cac1.pure.cloud",        "apne2.pure.cloud",
+    "euw2.pure.cloud",  "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
+    "mec1.pure.cloud",  "apne3.pure.cloud", "euc2.pure.cloud",        "mxc1.pure.cloud",
     "apse1.pure.cloud",
 };
 
@@ -3075,13 +3102,15 @@ struct endpoints {
         // Accept what people paste: "https://api.mypurecloud.ie/" -> "mypurecloud.ie".
         for (std::string_view prefix : {"https://", "login.", "api.", "apps.", "streaming."})
             if (r.compare(0, prefix.size(), prefix) == 0) r.erase(0, prefix.size());
-        while (!r.empty() && r.back() == '/') r.pop_back();
+        while (!r.empty() && r.back() == '/')
+            r.pop_back();
         if (!is_known_region(r)) {
             std::string list;
-            for (auto k : known_regions) list += (list.empty() ? "" : ", ") + std::string(k);
-            throw std::invalid_argument("tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
-                                        "'; known regions: " + list +
-                                        " (pass explicit base URLs for anything else)");
+            for (auto k : known_regions)
+                list += (list.empty() ? "" : ", ") + std::string(k);
+            throw std::invalid_argument(
+                "tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
+                "'; known regions: " + list + " (pass explicit base URLs for anything else)");
         }
         return {"https://login." + r, "https://api." + r};
     }
@@ -3090,7 +3119,8 @@ struct endpoints {
     /// They are checked when the client is built (scheme, loopback for http://).
     static endpoints explicit_urls(std::string login, std::string api) {
         auto trim = [](std::string s) {
-            while (!s.empty() && s.back() == '/') s.pop_back();
+            while (!s.empty() && s.back() == '/')
+                s.pop_back();
             return s;
         };
         return {trim(std::move(login)), trim(std::move(api))};
@@ -3161,13 +3191,12 @@ private:
 /// A token equal to the one handed out last counts as cached (not fresh); a
 /// token the server rejected is never handed out again: the client gets
 /// `error::token_rejected` instead, and stops.
-template <class Fetch>
-class callback_token {
+template <class Fetch> class callback_token {
 public:
-    explicit callback_token(Fetch fetch) : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
+    explicit callback_token(Fetch fetch)
+        : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto filter = [sh = shared_, h = std::forward<Handler>(handler)](token_result r) mutable {
             if (!r.error) sh->admit(r);
             h(std::move(r));
@@ -3202,8 +3231,9 @@ private:
         void admit(token_result& r) {
             std::lock_guard<std::mutex> lock(mutex);
             if (std::find(rejected.begin(), rejected.end(), r.value.value) != rejected.end()) {
-                r = token_result::failure(error::token_rejected,
-                                          "the token function returned a token the server rejected");
+                r = token_result::failure(
+                    error::token_rejected,
+                    "the token function returned a token the server rejected");
                 return;
             }
             r.value.fresh = !(r.value.value == last);
@@ -3220,7 +3250,8 @@ private:
                 static_assert(std::is_convertible_v<result, std::string>,
                               "tether: callback_token: the function must take a token_completion, "
                               "or return token_result or std::string");
-                return token_result::success(token{secret(std::string(fetch_())), std::nullopt, true});
+                return token_result::success(
+                    token{secret(std::string(fetch_())), std::nullopt, true});
             }
         } catch (const std::exception& e) {
             return token_result::failure(error::token_request_failed,
@@ -3249,11 +3280,12 @@ TETHER_NAMESPACE_END
 //
 // | response                                              | token_result.error         |
 // |-------------------------------------------------------|----------------------------|
-// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else the default) |
-// | 2xx, anything else (not JSON, no token, bad expires_in)| malformed_token_response  |
-// | 429 or 503                                            | rate_limited (+ retry_after from Retry-After) |
-// | `error` invalid_client / invalid_grant / unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) |
-// | any other status (3xx, other 4xx, 5xx)                | token_request_failed       |
+// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else
+// the default) | | 2xx, anything else (not JSON, no token, bad expires_in)|
+// malformed_token_response  | | 429 or 503                                            |
+// rate_limited (+ retry_after from Retry-After) | | `error` invalid_client / invalid_grant /
+// unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) | | any other status
+// (3xx, other 4xx, 5xx)                | token_request_failed       |
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
@@ -3269,6 +3301,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 #define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 
+// #include <tether/connect_request.hpp> (inlined above)
 // ---- begin <tether/detail/ascii.hpp> ----
 // tether: locale-independent ASCII helpers for protocol text.
 #ifndef TETHER_DETAIL_ASCII_HPP
@@ -3298,7 +3331,6 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/ascii.hpp> ----
-// #include <tether/connect_request.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 
 #include <cstddef>
@@ -3321,8 +3353,10 @@ struct http_limits {
 };
 
 inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -3330,11 +3364,22 @@ inline std::string_view trim_ows(std::string_view s) noexcept {
 inline bool is_tchar(char c) noexcept {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -3392,7 +3437,8 @@ public:
         if (state_ == state::body_until_close)
             state_ = state::done;
         else if (state_ != state::done && state_ != state::failed)
-            fail(tether::error::malformed_http_response, "connection closed before the response was complete");
+            fail(tether::error::malformed_http_response,
+                 "connection closed before the response was complete");
     }
 
     bool done() const noexcept { return state_ == state::done; }
@@ -3496,7 +3542,8 @@ private:
             reason = line.substr(13);
             for (char c : reason)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in reason phrase");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in reason phrase");
                     return;
                 }
         }
@@ -3518,13 +3565,15 @@ private:
         name = line.substr(0, colon);
         for (char c : name)
             if (!is_tchar(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field name");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field name");
                 return false;
             }
         value = trim_ows(line.substr(colon + 1));
         for (char c : value)
             if (!is_field_char(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field value");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field value");
                 return false;
             }
         return true;
@@ -3570,7 +3619,8 @@ private:
                     return;
                 }
                 if (has_length && v != length) {
-                    fail(tether::error::malformed_http_response, "conflicting Content-Length fields");
+                    fail(tether::error::malformed_http_response,
+                         "conflicting Content-Length fields");
                     return;
                 }
                 has_length = true;
@@ -3585,7 +3635,8 @@ private:
             }
         }
         if (has_length && chunked) {
-            fail(tether::error::malformed_http_response, "both Content-Length and Transfer-Encoding");
+            fail(tether::error::malformed_http_response,
+                 "both Content-Length and Transfer-Encoding");
             return;
         }
         if (status == 204 || status == 304) {
@@ -3646,7 +3697,8 @@ private:
             return;
         }
         std::string_view rest = line.substr(i);
-        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t'))
+            rest.remove_prefix(1);
         if (!rest.empty()) {
             if (rest.front() != ';') {
                 fail(tether::error::malformed_http_response, "invalid chunk size");
@@ -3654,7 +3706,8 @@ private:
             }
             for (char c : rest)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in a chunk extension");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in a chunk extension");
                     return;
                 }
         }
@@ -3760,8 +3813,10 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
 namespace retry_after_parse {
 
 inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -3796,7 +3851,8 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 /// Parses an HTTP-date in any of the three forms a recipient must accept:
 /// IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
 /// 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
     s = trim(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
@@ -3834,7 +3890,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
         return std::nullopt;
     }
     if (day < 1 || day > 31) return std::nullopt;
-    const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+    const auto days =
+        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
     return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
@@ -3937,7 +3994,8 @@ inline token_result parse_token_response(const detail::http_response& response,
 
     if (status >= 200 && status < 300) {
         auto malformed = [&](const std::string& why) {
-            return token_result::failure(make_error_code(error::malformed_token_response), where + ": " + why);
+            return token_result::failure(make_error_code(error::malformed_token_response),
+                                         where + ": " + why);
         };
         if (body.is_discarded()) return malformed("the body is not valid JSON");
         if (!body.is_object()) return malformed("the body is not a JSON object");
@@ -3950,7 +4008,8 @@ inline token_result parse_token_response(const detail::http_response& response,
             if (!detail::is_token_char(c))
                 return malformed("access_token contains characters not allowed in an HTTP header");
         const auto type = body.find("token_type");
-        if (type != body.end() && !type->is_string()) return malformed("token_type is not a string");
+        if (type != body.end() && !type->is_string())
+            return malformed("token_type is not a string");
 
         std::chrono::seconds lifetime = rules.default_lifetime;
         const auto expires = body.find("expires_in");
@@ -3966,9 +4025,11 @@ inline token_result parse_token_response(const detail::http_response& response,
                                    : std::chrono::seconds(static_cast<std::int64_t>(v));
                 } else {
                     const auto v = expires->get<std::int64_t>();
-                    if (v <= 0) return malformed("expires_in is not positive (" + std::to_string(v) + ")");
-                    lifetime = std::chrono::seconds(v) > rules.max_lifetime ? rules.max_lifetime
-                                                                            : std::chrono::seconds(v);
+                    if (v <= 0)
+                        return malformed("expires_in is not positive (" + std::to_string(v) + ")");
+                    lifetime = std::chrono::seconds(v) > rules.max_lifetime
+                                   ? rules.max_lifetime
+                                   : std::chrono::seconds(v);
                 }
             } else if (expires->is_number_float()) {
                 const double v = expires->get<double>();
@@ -3977,7 +4038,8 @@ inline token_result parse_token_response(const detail::http_response& response,
                                ? rules.max_lifetime
                                : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
             } else {
-                return malformed(std::string("expires_in is ") + expires->type_name() + ", not a number");
+                return malformed(std::string("expires_in is ") + expires->type_name() +
+                                 ", not a number");
             }
         }
         token t;
@@ -3996,7 +4058,8 @@ inline token_result parse_token_response(const detail::http_response& response,
         if (d != body.end() && d->is_string()) description = d->get<std::string>();
     }
     std::string detail = where;
-    if (!oauth_error.empty()) detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
+    if (!oauth_error.empty())
+        detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
     if (!description.empty()) detail += ": " + detail::log_safe(description, rules.redact);
 
     std::optional<std::chrono::milliseconds> retry_after;
@@ -4076,11 +4139,13 @@ struct shared_token_options {
     /// Throws std::invalid_argument naming the bad option.
     void validate() const {
         if (soft_margin.count() < 0 || hard_margin.count() < 0)
-            throw std::invalid_argument("tether: shared_token_options: margins must not be negative");
+            throw std::invalid_argument(
+                "tether: shared_token_options: margins must not be negative");
         if (hard_margin > soft_margin)
             throw std::invalid_argument(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
-        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 || background_retry.count() <= 0)
+        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
+            background_retry.count() <= 0)
             throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
     }
 };
@@ -4113,10 +4178,10 @@ struct shared_token_stats {
     std::uint64_t fetches = 0;             ///< fetcher calls (foreground and background)
     std::uint64_t proactive_refreshes = 0; ///< fetches started by the soft-margin timer
     std::uint64_t fetch_failures = 0;
-    std::uint64_t held_failures = 0;       ///< requests answered with a held failure
-    std::uint64_t invalidations = 0;       ///< invalidate() calls
-    std::uint64_t tokens_dropped = 0;      ///< invalidations that dropped the current token
-    std::size_t waiting = 0;               ///< requests waiting for a fetch now
+    std::uint64_t held_failures = 0;  ///< requests answered with a held failure
+    std::uint64_t invalidations = 0;  ///< invalidate() calls
+    std::uint64_t tokens_dropped = 0; ///< invalidations that dropped the current token
+    std::size_t waiting = 0;          ///< requests waiting for a fetch now
     bool has_token = false;
 };
 
@@ -4129,7 +4194,8 @@ template <class T> T& timing_object(T& t) noexcept { return t; }
 template <class T> T& timing_object(T* t) noexcept { return *t; }
 
 template <class Fetcher, class Timing>
-class shared_token_state : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
+class shared_token_state
+    : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
 public:
     using clock_source = std::remove_pointer_t<Timing>;
     using time_point = decltype(std::declval<clock_source&>().now());
@@ -4138,10 +4204,8 @@ public:
     using handler_type = std::function<void(token_result)>;
 
     shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
-        : fetcher_(std::move(fetcher)),
-          timing_(std::move(timing)),
-          timer_(timing_object(timing_).make_timer()),
-          options_(options) {
+        : fetcher_(std::move(fetcher)), timing_(std::move(timing)),
+          timer_(timing_object(timing_).make_timer()), options_(options) {
         options_.validate();
     }
     ~shared_token_state() {
@@ -4189,9 +4253,11 @@ public:
             // or a client that renews before expiry (renew_before_expiry) would
             // count the full lifetime from now and renew too late.
             if (current_->expiry)
-                r.value.lifetime = std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
+                r.value.lifetime =
+                    std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
             ++stats_.served_from_cache;
-            const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
+            const bool refresh =
+                current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
             if (refresh) begin_fetch(now);
             lock.unlock();
             handler(std::move(r));
@@ -4275,7 +4341,9 @@ private:
 
     clock_source& clock() noexcept { return timing_object(timing_); }
 
-    static bool usable(const cached_token& t, time_point now) { return !t.expiry || now < t.hard_at; }
+    static bool usable(const cached_token& t, time_point now) {
+        return !t.expiry || now < t.hard_at;
+    }
 
     bool holding(time_point now) const { return failure_ && now < failure_->until; }
 
@@ -4326,8 +4394,9 @@ private:
 
     duration hold_for(const token_result& r) const {
         if (r.error == error::operation_cancelled) return duration::zero();
-        duration d = std::chrono::duration_cast<duration>(
-            is_permanent_token_error(r.error) ? options_.permanent_failure_hold : options_.failure_hold);
+        duration d = std::chrono::duration_cast<duration>(is_permanent_token_error(r.error)
+                                                              ? options_.permanent_failure_hold
+                                                              : options_.failure_hold);
         if (r.retry_after) d = std::max(d, std::chrono::duration_cast<duration>(*r.retry_after));
         return d;
     }
@@ -4353,8 +4422,9 @@ private:
             fetching_ = false;
             const time_point now = clock().now();
             if (!r.error && is_rejected(r.value.value))
-                r = token_result::failure(make_error_code(error::token_rejected),
-                                          "the fetcher returned a token the server had already rejected");
+                r = token_result::failure(
+                    make_error_code(error::token_rejected),
+                    "the fetcher returned a token the server had already rejected");
             if (!r.error) {
                 failure_.reset();
                 install(std::move(r.value));
@@ -4372,17 +4442,20 @@ private:
                     failure_ = held{r, now + hold};
                 else
                     failure_.reset();
-                for (auto& w : waiters_) ready.emplace_back(std::move(w.handler), r);
+                for (auto& w : waiters_)
+                    ready.emplace_back(std::move(w.handler), r);
                 // A failed background refresh: try again while the token lasts.
                 if (current_ && current_->expiry && usable(*current_, now)) {
                     const time_point retry =
-                        now + std::max(hold, std::chrono::duration_cast<duration>(options_.background_retry));
+                        now + std::max(hold, std::chrono::duration_cast<duration>(
+                                                 options_.background_retry));
                     if (retry < current_->hard_at) arm_timer(retry);
                 }
             }
             waiters_.clear();
         }
-        for (auto& [handler, result] : ready) handler(std::move(result));
+        for (auto& [handler, result] : ready)
+            handler(std::move(result));
     }
 
     void install(token t) {
@@ -4397,8 +4470,10 @@ private:
             // somewhere between then and now. Ten years keeps arithmetic safe.
             const auto lifetime = std::chrono::duration_cast<duration>(
                 std::min(*c.value.lifetime, std::chrono::seconds(std::chrono::hours(24 * 3660))));
-            const auto soft = std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
-            const auto hard = std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
+            const auto soft =
+                std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
+            const auto hard =
+                std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
             c.expiry = fetch_started_ + lifetime;
             c.soft_at = *c.expiry - soft;
             c.hard_at = *c.expiry - hard;
@@ -4458,8 +4533,7 @@ private:
 
 /// One client's view of a shared_token_source; a TokenPolicy. Move-only.
 /// Its cancel() and destructor remove only its own pending request.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token {
+template <class Fetcher, class Timing = steady_timing> class shared_token {
 public:
     shared_token(shared_token&& other) noexcept : state_(std::move(other.state_)), id_(other.id_) {}
     shared_token& operator=(shared_token&& other) noexcept {
@@ -4477,11 +4551,10 @@ public:
     /// Completes inline with the cached token when it is usable; otherwise
     /// joins (or starts) the one fetch in flight and completes on the
     /// fetcher's thread.
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->get(id_, std::function<void(token_result)>(
-                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
-                                 token_result r) { (*h)(std::move(r)); }));
+                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(
+                                  handler))](token_result r) { (*h)(std::move(r)); }));
     }
     void invalidate(const secret& rejected) { state_->invalidate(id_, rejected); }
     void cancel() { state_->cancel(id_); }
@@ -4489,7 +4562,8 @@ public:
 private:
     friend class shared_token_source<Fetcher, Timing>;
     using state_type = detail::shared_token_state<Fetcher, Timing>;
-    explicit shared_token(std::shared_ptr<state_type> s) : state_(std::move(s)), id_(state_->add_handle()) {}
+    explicit shared_token(std::shared_ptr<state_type> s)
+        : state_(std::move(s)), id_(state_->add_handle()) {}
     void release() noexcept {
         if (state_) {
             state_->remove_handle(id_);
@@ -4519,8 +4593,7 @@ private:
 /// While a token with a lifetime is cached, its refresh timer is armed on the
 /// Timing's executor: io_context::run() returns only after the source and
 /// all its handles are gone.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token_source {
+template <class Fetcher, class Timing = steady_timing> class shared_token_source {
     static_assert(is_token_policy_v<Fetcher>,
                   "tether::shared_token_source: Fetcher must be a TokenPolicy "
                   "(async_get_token, invalidate, cancel)");
@@ -4567,8 +4640,7 @@ public:
     explicit static_token(secret value) : value_(std::move(value)) {}
     explicit static_token(std::string value) : value_(std::move(value)) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         if (rejected_)
             std::forward<Handler>(h)(token_result::failure(error::token_rejected));
         else
@@ -4742,8 +4814,9 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     if (!o.client_certificate_chain_file.empty()) {
         ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)
-            detail::throw_tls_setup_error(
-                "cannot load client_certificate_chain_file '" + o.client_certificate_chain_file + "'", ec);
+            detail::throw_tls_setup_error("cannot load client_certificate_chain_file '" +
+                                              o.client_certificate_chain_file + "'",
+                                          ec);
         ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
         if (ec)
             detail::throw_tls_setup_error(
@@ -4759,8 +4832,10 @@ inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
     return a.ca_file == b.ca_file && a.ca_dir == b.ca_dir && a.ca_pem == b.ca_pem &&
            a.also_use_system_trust_store == b.also_use_system_trust_store &&
            a.client_certificate_chain_file == b.client_certificate_chain_file &&
-           a.client_private_key_file == b.client_private_key_file && a.min_version == b.min_version &&
-           a.insecure_skip_verify_i_know_what_i_am_doing == b.insecure_skip_verify_i_know_what_i_am_doing;
+           a.client_private_key_file == b.client_private_key_file &&
+           a.min_version == b.min_version &&
+           a.insecure_skip_verify_i_know_what_i_am_doing ==
+               b.insecure_skip_verify_i_know_what_i_am_doing;
 }
 } // namespace detail
 
@@ -4853,8 +4928,7 @@ private:
 /// released with it.
 inline int tls_report_index() {
     static const int index = SSL_get_ex_new_index(
-        0, nullptr, nullptr, nullptr,
-        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
             delete static_cast<std::shared_ptr<tls_handshake_report>*>(ptr);
         });
     return index;
@@ -4921,7 +4995,6 @@ TETHER_NAMESPACE_END
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -4940,7 +5013,8 @@ namespace detail {
 /// Overwrites a string that held a credential before it is freed.
 inline void wipe(std::string& s) noexcept {
     volatile char* p = s.data();
-    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        p[i] = 0;
     s.clear();
 }
 
@@ -4952,8 +5026,8 @@ inline std::string form_urlencode(std::string_view in) {
     out.reserve(in.size() * 3);
     for (char c : in) {
         const auto u = static_cast<unsigned char>(c);
-        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '*' ||
-            u == '-' || u == '.' || u == '_') {
+        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+            u == '*' || u == '-' || u == '.' || u == '_') {
             out.push_back(c);
         } else if (u == ' ') {
             out.push_back('+');
@@ -5000,9 +5074,9 @@ inline std::string base64_encode(std::string_view in) {
 /// An http:// or https:// URL, split for a request.
 struct http_url {
     bool tls = true;
-    std::string host;        ///< lower case, IPv6 without brackets
+    std::string host; ///< lower case, IPv6 without brackets
     std::uint16_t port = 443;
-    std::string target;      ///< path and query, at least "/"
+    std::string target; ///< path and query, at least "/"
 
     /// The Host field: host, [v6], plus the port when it is not the default.
     std::string host_field() const {
@@ -5039,8 +5113,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
     }
     const auto authority_end = url.find_first_of("/?#");
     std::string_view authority = url.substr(0, authority_end);
-    std::string_view rest = authority_end == std::string_view::npos ? std::string_view{}
-                                                                    : url.substr(authority_end);
+    std::string_view rest =
+        authority_end == std::string_view::npos ? std::string_view{} : url.substr(authority_end);
     if (authority.find('@') != std::string_view::npos) {
         why = "user information in the URL is not allowed; pass credentials as options";
         return std::nullopt;
@@ -5103,7 +5177,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
         }
         out.port = static_cast<std::uint16_t>(value);
     }
-    for (char c : host) out.host.push_back(ascii_lower(c));
+    for (char c : host)
+        out.host.push_back(ascii_lower(c));
 
     const auto hash = rest.find('#');
     if (hash != std::string_view::npos) {
@@ -5172,8 +5247,8 @@ public:
     static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
                                                 secret request, http_exchange_options opts,
                                                 handler_type handler) {
-        std::shared_ptr<http_exchange> self(
-            new http_exchange(ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
+        std::shared_ptr<http_exchange> self(new http_exchange(
+            ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
         asio::dispatch(self->strand_, [self] { self->begin(); });
         return self;
     }
@@ -5192,13 +5267,8 @@ private:
 
     http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
                   http_exchange_options opts, handler_type handler)
-        : strand_(asio::make_strand(ex)),
-          url_(std::move(url)),
-          request_(std::move(request)),
-          opts_(std::move(opts)),
-          handler_(std::move(handler)),
-          resolver_(strand_),
-          timer_(strand_),
+        : strand_(asio::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
+          opts_(std::move(opts)), handler_(std::move(handler)), resolver_(strand_), timer_(strand_),
           parser_(opts_.limits) {
         if (url_.tls && opts_.tls_context)
             tls_.emplace(strand_, *opts_.tls_context);
@@ -5217,7 +5287,8 @@ private:
             finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
             return;
         }
-        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host && !is_loopback_host(url_.host)) {
+        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !is_loopback_host(url_.host)) {
             finish(make_error_code(error::insecure_transport),
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
@@ -5229,11 +5300,11 @@ private:
             self->abort_io();
         });
         trace("resolving " + url_.host_field());
-        resolver_.async_resolve(url_.host, std::to_string(url_.port),
-                                [self = shared_from_this()](std::error_code ec,
-                                                            tcp::resolver::results_type results) {
-                                    self->on_resolved(ec, std::move(results));
-                                });
+        resolver_.async_resolve(
+            url_.host, std::to_string(url_.port),
+            [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
+                self->on_resolved(ec, std::move(results));
+            });
     }
 
     void abort_io() {
@@ -5249,9 +5320,9 @@ private:
         if (cancelled_)
             finish(make_error_code(error::operation_cancelled), "request cancelled");
         else if (timed_out_)
-            finish(asio::error::timed_out,
-                   "no complete response within " + std::to_string(opts_.timeout.count()) + " ms (" +
-                       what + ")");
+            finish(asio::error::timed_out, "no complete response within " +
+                                               std::to_string(opts_.timeout.count()) + " ms (" +
+                                               what + ")");
         else
             finish(ec, what + ": " + ec.message());
         return true;
@@ -5273,10 +5344,11 @@ private:
         }
         trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
-        asio::async_connect(socket(), endpoints,
-                            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
-                                self->on_connected(ec, ep);
-                            });
+        asio::async_connect(
+            socket(), endpoints,
+            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
+                self->on_connected(ec, ep);
+            });
     }
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
@@ -5293,17 +5365,17 @@ private:
             finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
-        tls_->async_handshake(asio::ssl::stream_base::client,
-                              [self = shared_from_this()](std::error_code ec) {
-                                  self->on_handshake(ec);
-                              });
+        tls_->async_handshake(
+            asio::ssl::stream_base::client,
+            [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); });
     }
 
     void on_handshake(std::error_code ec) {
         if (ec && !timed_out_ && !cancelled_) {
             if (tls_report_->verification_failed()) {
                 finish(make_error_code(error::tls_verification_failed),
-                       "TLS certificate of " + url_.host_field() + " rejected: " + tls_report_->describe());
+                       "TLS certificate of " + url_.host_field() +
+                           " rejected: " + tls_report_->describe());
                 return;
             }
             const std::string why = tls_report_->describe();
@@ -5351,7 +5423,8 @@ private:
                 // its own framing (the parser says incomplete), but a body
                 // delimited by the close may have been cut by an attacker.
                 if (parser_.reading_until_close()) {
-                    finish(ec, "TLS connection closed without close_notify: the body may be truncated");
+                    finish(ec,
+                           "TLS connection closed without close_notify: the body may be truncated");
                     return;
                 }
                 parser_.feed_eof();
@@ -5394,7 +5467,8 @@ private:
 
     static std::string endpoint_text(const tcp::endpoint& ep) {
         const auto a = ep.address();
-        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
+               std::to_string(ep.port());
     }
 
     strand_type strand_;
@@ -5495,12 +5569,14 @@ struct oauth2_options {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
         if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
-        if (!url->tls && !allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
+        if (!url->tls && !allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
             throw std::invalid_argument(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
-        if (client_id.empty()) throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+        if (client_id.empty())
+            throw std::invalid_argument("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
             throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
         if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
@@ -5508,16 +5584,21 @@ struct oauth2_options {
                 "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
                 "carry; use client_auth::http_basic");
         if (default_lifetime.count() <= 0)
-            throw std::invalid_argument("tether: oauth2_options::default_lifetime must be positive");
-        if (timeout.count() <= 0) throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::default_lifetime must be positive");
+        if (timeout.count() <= 0)
+            throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
         if (max_response_bytes == 0)
-            throw std::invalid_argument("tether: oauth2_options::max_response_bytes must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::max_response_bytes must be positive");
         for (const auto& p : extra_params)
             if (p.first.empty())
-                throw std::invalid_argument("tether: oauth2_options::extra_params has an empty name");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::extra_params has an empty name");
         for (char c : user_agent)
             if (!detail::is_field_char(c) || c == '\t')
-                throw std::invalid_argument("tether: oauth2_options::user_agent has a control character");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::user_agent has a control character");
     }
 
     friend std::ostream& operator<<(std::ostream& os, const oauth2_options& o) {
@@ -5530,7 +5611,8 @@ struct oauth2_options {
                                                              : "request_body");
         if (!o.scope.empty()) os << ", scope=" << o.scope;
         if (!o.audience.empty()) os << ", audience=" << o.audience;
-        for (const auto& p : o.extra_params) os << ", " << p.first << "=[redacted]";
+        for (const auto& p : o.extra_params)
+            os << ", " << p.first << "=[redacted]";
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -5555,8 +5637,7 @@ public:
     oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->start(std::function<void(token_result)>(
             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
                 token_result r) { (*h)(std::move(r)); }));
@@ -5579,12 +5660,12 @@ public:
 
 private:
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor ex, oauth2_options o) : executor(std::move(ex)), options(std::move(o)) {
+        state(asio::any_io_executor ex, oauth2_options o)
+            : executor(std::move(ex)), options(std::move(o)) {
             options.validate();
             std::string why;
             url = *detail::parse_http_url(options.token_url, why);
-            if (url.tls)
-                tls_context = make_tls_client_context(options.tls);
+            if (url.tls) tls_context = make_tls_client_context(options.tls);
             rules.default_lifetime = options.default_lifetime;
             rules.redact.push_back(options.client_secret.reveal());
         }
@@ -5595,12 +5676,13 @@ private:
             detail::http_exchange_options xo;
             xo.timeout = options.timeout;
             xo.limits.max_body_bytes = options.max_response_bytes;
-            xo.allow_plain_http_to_non_loopback_host = options.allow_plain_http_to_non_loopback_host;
+            xo.allow_plain_http_to_non_loopback_host =
+                options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
             xo.trace = options.trace;
-            trace("POST " + url.display() + " (grant client_credentials, client_id " + options.client_id +
-                  ", client auth " + auth_name() + ")");
+            trace("POST " + url.display() + " (grant client_credentials, client_id " +
+                  options.client_id + ", client auth " + auth_name() + ")");
             auto self = shared_from_this();
             auto exchange = detail::http_exchange::start(
                 executor, url, std::move(request), std::move(xo),
@@ -5615,8 +5697,9 @@ private:
         token_result complete(detail::http_result r) {
             token_result out;
             if (r.error) {
-                out = token_result::failure(map_transport_error(r.error), "token request to " + url.display() +
-                                                                             " failed: " + r.detail);
+                out = token_result::failure(map_transport_error(r.error),
+                                            "token request to " + url.display() +
+                                                " failed: " + r.detail);
             } else {
                 out = parse_token_response(r.response, rules, std::chrono::system_clock::now());
                 detail::wipe(r.response.body);
@@ -5628,7 +5711,8 @@ private:
             if (out.error)
                 trace("token request failed: " + out.error.message() + " (" + out.detail + ")");
             else
-                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) + " s");
+                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) +
+                      " s");
             return out;
         }
 
@@ -5650,7 +5734,8 @@ private:
             };
             if (!options.scope.empty()) param("scope", options.scope);
             if (!options.audience.empty()) param("audience", options.audience);
-            for (const auto& p : options.extra_params) param(p.first, p.second);
+            for (const auto& p : options.extra_params)
+                param(p.first, p.second);
 
             std::string authorization;
             if (options.auth == client_auth::request_body) {
@@ -5733,7 +5818,8 @@ private:
                     if (auto p = w.lock()) live.push_back(std::move(p));
                 in_flight.clear();
             }
-            for (auto& p : live) p->cancel();
+            for (auto& p : live)
+                p->cancel();
         }
 
         static constexpr std::size_t max_remembered = 16;
@@ -5799,11 +5885,11 @@ struct rest_options {
 
 /// The end of one REST call.
 struct rest_outcome {
-    std::error_code error;  ///< empty for 2xx
-    int status = 0;         ///< the last HTTP status (0: none)
-    nlohmann::json body;    ///< parsed 2xx body (null when empty)
+    std::error_code error; ///< empty for 2xx
+    int status = 0;        ///< the last HTTP status (0: none)
+    nlohmann::json body;   ///< parsed 2xx body (null when empty)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::string detail;     ///< for logs; never a token
+    std::string detail; ///< for logs; never a token
 };
 
 /// REST calls with `Authorization: Bearer` from a shared token source. A 401
@@ -5815,7 +5901,8 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token, rest_options o) {
+    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+                                               rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
 
@@ -5863,10 +5950,14 @@ private:
         : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
-        if (!url) throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base + "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
-            throw std::invalid_argument("tether: genesys: plain http:// API base is allowed only to a loopback "
-                                        "host (the bearer token would travel unencrypted)");
+        if (!url)
+            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
+                                        "': " + why);
+        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
+            throw std::invalid_argument(
+                "tether: genesys: plain http:// API base is allowed only to a loopback "
+                "host (the bearer token would travel unencrypted)");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -5875,9 +5966,10 @@ private:
     void attempt(std::shared_ptr<operation> op) {
         if (op->epoch == 0) {
             op->epoch = epoch_;
-            live_.erase(std::remove_if(live_.begin(), live_.end(),
-                                       [](const std::weak_ptr<operation>& w) { return w.expired(); }),
-                        live_.end());
+            live_.erase(
+                std::remove_if(live_.begin(), live_.end(),
+                               [](const std::weak_ptr<operation>& w) { return w.expired(); }),
+                live_.end());
             live_.push_back(op);
         }
         if (op->epoch != epoch_) return finish(op, cancelled());
@@ -5924,19 +6016,23 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer), res = std::move(res)]() mutable {
+                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                               res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
             });
     }
 
-    void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
+    void on_response(const std::shared_ptr<operation>& op, const secret& bearer,
+                     detail::http_result res) {
         const std::string what = op->method + " " + op->target;
         if (op->epoch != epoch_) return finish(op, cancelled());
         rest_outcome out;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
+            out.error = res.error == error::operation_cancelled
+                            ? res.error
+                            : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -5983,9 +6079,12 @@ private:
             }
             return finish(op, std::move(out));
         }
-        if (s == 401) out.error = make_error_code(error::token_rejected); // a fresh token was refused too
-        else if (s == 403) out.error = make_error_code(error::request_forbidden);
-        else out.error = make_error_code(error::channel_request_failed);
+        if (s == 401)
+            out.error = make_error_code(error::token_rejected); // a fresh token was refused too
+        else if (s == 403)
+            out.error = make_error_code(error::request_forbidden);
+        else
+            out.error = make_error_code(error::channel_request_failed);
         out.detail = what + ": HTTP " + std::to_string(s) + " " + message_of(res.response.body);
         finish(op, std::move(out));
     }
@@ -6065,10 +6164,12 @@ inline void validate_topics(const std::vector<std::string>& topics) {
                                     " topics; a channel takes at most 1000");
     for (std::size_t i = 0; i < topics.size(); ++i) {
         const auto& t = topics[i];
-        if (t.empty()) throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " is empty");
+        if (t.empty())
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
+                                        " is empty");
         if (t.size() > max_topic_length)
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" + t.substr(0, 40) +
-                                        "...') has " + std::to_string(t.size()) +
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" +
+                                        t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
                                         " characters; at most 200 are allowed");
         for (char c : t)
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -6078,7 +6179,8 @@ inline void validate_topics(const std::vector<std::string>& topics) {
 }
 
 /// "2024-05-01T12:00:00.000Z" (UTC, optional fraction) -> time point.
-inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_utc_timestamp(std::string_view s) noexcept {
     auto num = [&](std::size_t pos, std::size_t n, int& out) {
         if (pos + n > s.size()) return false;
         out = 0;
@@ -6089,23 +6191,26 @@ inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(
         return true;
     };
     int y, mo, d, h, mi, se;
-    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
-        (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' || !num(14, 2, mi) || s[16] != ':' ||
-        !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
+        !num(8, 2, d) || (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' ||
+        !num(14, 2, mi) || s[16] != ':' || !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 ||
+        d > 31 || h > 23 || mi > 59 || se > 60)
         return std::nullopt;
     std::size_t i = 19;
     long long millis = 0, scale = 100;
     if (i < s.size() && s[i] == '.') {
         ++i;
         if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
-        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) millis += (s[i] - '0') * scale;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10)
+            millis += (s[i] - '0') * scale;
     }
     if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
-    const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+    const auto days =
+        detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
     return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) +
-                                                                        std::chrono::milliseconds(millis)));
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(secs) + std::chrono::milliseconds(millis)));
 }
 
 struct channel_options {
@@ -6124,9 +6229,12 @@ struct channel_options {
     void validate() const {
         validate_topics(topics);
         if (max_channel_creations == 0)
-            throw std::invalid_argument("tether: genesys: channel_options::max_channel_creations must be at least 1");
-        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 || resubscribe_retry.count() <= 0)
-            throw std::invalid_argument("tether: genesys: channel_options: durations must be positive");
+            throw std::invalid_argument(
+                "tether: genesys: channel_options::max_channel_creations must be at least 1");
+        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 ||
+            resubscribe_retry.count() <= 0)
+            throw std::invalid_argument(
+                "tether: genesys: channel_options: durations must be positive");
     }
 };
 
@@ -6187,8 +6295,7 @@ public:
     channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
         : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
         state_->get(handler_type([h](token_result r) { (*h)(std::move(r)); }));
     }
@@ -6196,7 +6303,9 @@ public:
     void cancel() { state_->cancel(); }
 
     /// Called on the REST strand.
-    void on_channel(std::function<void(const channel_event&)> f) { state_->on_event = std::move(f); }
+    void on_channel(std::function<void(const channel_event&)> f) {
+        state_->on_event = std::move(f);
+    }
     /// A snapshot; synchronised with the policy's strand only loosely (for metrics).
     channel_stats stats() const { return state_->stats_snapshot(); }
     /// The channel currently held (empty when none); for reports and tests.
@@ -6216,21 +6325,24 @@ private:
             : rest(std::move(r)), opts(std::move(o)), timer(rest->strand()) {
             opts.validate();
             nlohmann::json list = nlohmann::json::array();
-            for (const auto& t : opts.topics) list.push_back({{"id", t}});
+            for (const auto& t : opts.topics)
+                list.push_back({{"id", t}});
             subscription_body = list.dump();
         }
 
         void get(handler_type h) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(), h = std::move(h)]() mutable {
-                self->pending = std::move(h);
-                if (!self->busy) self->advance();
-            });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                               self->pending = std::move(h);
+                               if (!self->busy) self->advance();
+                           });
         }
 
         void cancel() {
             // The REST call in flight goes on: a channel it creates is kept
             // for the next request instead of being wasted.
-            asio::dispatch(rest->strand(), [self = this->shared_from_this()] { self->pending = nullptr; });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this()] { self->pending = nullptr; });
         }
 
         void invalidate() {
@@ -6264,7 +6376,8 @@ private:
 
         void create() {
             const auto now = std::chrono::steady_clock::now();
-            while (!creations.empty() && now - creations.front() >= opts.creation_window) creations.pop_front();
+            while (!creations.empty() && now - creations.front() >= opts.creation_window)
+                creations.pop_front();
             if (creations.size() >= opts.max_channel_creations) {
                 ++stats.creations_refused;
                 rest_outcome out;
@@ -6287,15 +6400,16 @@ private:
             busy = false;
             if (!out.error) {
                 const auto& b = out.body;
-                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("connectUri") ||
-                    !b["connectUri"].is_string()) {
+                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() ||
+                    !b.contains("connectUri") || !b["connectUri"].is_string()) {
                     out.error = make_error_code(error::channel_request_failed);
                     out.detail = "POST channels: the answer lacks id or connectUri";
                 } else {
                     channel c;
                     c.id = b["id"].get<std::string>();
                     c.connect_uri = b["connectUri"].get<std::string>();
-                    if (c.connect_uri.rfind("ws://", 0) != 0 && c.connect_uri.rfind("wss://", 0) != 0) {
+                    if (c.connect_uri.rfind("ws://", 0) != 0 &&
+                        c.connect_uri.rfind("wss://", 0) != 0) {
                         out.error = make_error_code(error::channel_request_failed);
                         out.detail = "POST channels: connectUri is not a ws:// or wss:// URL";
                     } else {
@@ -6324,7 +6438,8 @@ private:
                 if (const auto at = parse_utc_timestamp(b["expires"].get<std::string>())) {
                     const auto left = *at - std::chrono::system_clock::now();
                     if (left > std::chrono::seconds(0))
-                        lifetime = std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+                        lifetime =
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
                 }
             c.lifetime = lifetime;
             c.expires = std::chrono::steady_clock::now() + lifetime;
@@ -6334,15 +6449,17 @@ private:
             busy = true;
             const std::string id = current->id;
             std::weak_ptr<state> weak = this->shared_from_this();
-            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions", subscription_body,
-                       [weak, id, keepalive](rest_outcome out) {
-                           if (auto self = weak.lock()) self->on_subscribed(id, keepalive, std::move(out));
+            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions",
+                       subscription_body, [weak, id, keepalive](rest_outcome out) {
+                           if (auto self = weak.lock())
+                               self->on_subscribed(id, keepalive, std::move(out));
                        });
         }
 
         void on_subscribed(const std::string& id, bool keepalive, rest_outcome out) {
             busy = false;
-            if (!current || current->id != id) return advance_if_waiting_again(); // dropped meanwhile
+            if (!current || current->id != id)
+                return advance_if_waiting_again(); // dropped meanwhile
             if (!out.error) {
                 current->subscribed = true;
                 // A successful subscription renews the channel's lifetime.
@@ -6365,7 +6482,8 @@ private:
             }
             if (keepalive && current) {
                 emit(channel_event::failed, id, out.detail);
-                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(*out.retry_after)
+                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(
+                                                    *out.retry_after)
                                               : opts.resubscribe_retry);
                 return advance_if_waiting_again();
             }
@@ -6374,9 +6492,10 @@ private:
 
         void arm_keepalive(std::optional<std::chrono::seconds> retry_in) {
             if (!current) return;
-            const auto margin = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                             opts.resubscribe_margin),
-                                         current->lifetime / 2);
+            const auto margin =
+                std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             opts.resubscribe_margin),
+                         current->lifetime / 2);
             auto at = current->expires - margin;
             if (retry_in) at = std::min(at, std::chrono::steady_clock::now() + *retry_in);
             timer.expires_at(at);
@@ -6436,7 +6555,8 @@ private:
     std::shared_ptr<state> state_;
 };
 
-static_assert(is_token_policy_v<channel_token_policy>, "channel_token_policy must be a TokenPolicy");
+static_assert(is_token_policy_v<channel_token_policy>,
+              "channel_token_policy must be a TokenPolicy");
 
 } // namespace genesys
 TETHER_NAMESPACE_END
@@ -6502,10 +6622,10 @@ namespace detail {
 
 /// The parts of a WebSocket URL a transport needs.
 struct ws_url {
-    bool secure = false;      ///< wss://
-    std::string host;         ///< without the brackets of an IPv6 literal
-    std::uint16_t port = 0;   ///< explicit or the scheme's default
-    std::string target;       ///< path and query, always starting with '/'
+    bool secure = false;    ///< wss://
+    std::string host;       ///< without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or the scheme's default
+    std::string target;     ///< path and query, always starting with '/'
     bool ipv6_literal = false;
 };
 
@@ -6581,8 +6701,9 @@ inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why
         return std::nullopt;
     }
     for (const char c : out.host) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                        (out.ipv6_literal && (c == ':' || c == '%'));
         if (!ok) {
             why = "the host contains a character that is not allowed";
             return std::nullopt;
@@ -6642,7 +6763,8 @@ inline bool is_loopback_host(std::string_view host) noexcept {
 
 /// A credential may travel over `url` when the channel is encrypted, when it
 /// never leaves the machine, or when the user opted in by name.
-inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+inline bool token_transport_allowed(const ws_url& url,
+                                    bool allow_insecure_token_transport) noexcept {
     return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
 }
 
@@ -6655,7 +6777,8 @@ inline std::string percent_encode(std::string_view in) {
     for (const char c : in) {
         const auto u = static_cast<unsigned char>(c);
         const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                                c == '~';
         if (unreserved) {
             out += c;
         } else {
@@ -6668,7 +6791,8 @@ inline std::string percent_encode(std::string_view in) {
 }
 
 /// Appends name=value (both percent-encoded) to a request target.
-inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
+inline void append_query_parameter(std::string& target, std::string_view name,
+                                   std::string_view value) {
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += percent_encode(name);
     target += '=';
@@ -6679,8 +6803,21 @@ inline void append_query_parameter(std::string& target, std::string_view name, s
 inline bool is_http_token_char(char c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
     default: return false;
     }
 }
@@ -6794,7 +6931,8 @@ struct websocketpp_transport_options {
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
             fail("token_subprotocol_prefix must consist of HTTP token characters");
-        if (!detail::is_safe_header_value(user_agent)) fail("user_agent contains a control character");
+        if (!detail::is_safe_header_value(user_agent))
+            fail("user_agent contains a control character");
         for (const auto& h : headers)
             if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second))
                 fail("header '" + h.first + "' is not a valid HTTP header");
@@ -6809,8 +6947,7 @@ namespace detail {
 /// thread), silent (the library logs to stdout by default), and with
 /// websocketpp's per-phase connect timeouts pushed out of the way because the
 /// transport enforces one overall handshake deadline itself.
-template <class Base, class SocketType>
-struct wspp_client_config : Base {
+template <class Base, class SocketType> struct wspp_client_config : Base {
     typedef wspp_client_config type;
     typedef Base base;
 
@@ -6822,7 +6959,8 @@ struct wspp_client_config : Base {
     typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
-    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type> rng_type;
+    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type>
+        rng_type;
 
     struct transport_config : base::transport_config {
         typedef typename type::concurrency_type concurrency_type;
@@ -6866,8 +7004,7 @@ struct transport_sink_ref {
     void (*message)(void*, connection_id, const message_view&) = nullptr;
     void (*close)(void*, connection_id, close_event&&) = nullptr;
 
-    template <class Sink>
-    static transport_sink_ref to(Sink& s) {
+    template <class Sink> static transport_sink_ref to(Sink& s) {
         transport_sink_ref r;
         r.self = &s;
         r.open = [](void* p, connection_id id, const open_info& i) {
@@ -6889,7 +7026,8 @@ inline std::string body_excerpt(std::string_view body, std::size_t max) {
     bool cut = false;
     if (body.size() > max) {
         std::size_t n = max;
-        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
+        while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80)
+            --n;
         body = body.substr(0, n);
         cut = true;
     }
@@ -6907,7 +7045,8 @@ inline std::string body_excerpt(std::string_view body, std::size_t max) {
 inline std::string bounded_close_reason(std::string_view reason) {
     if (reason.size() <= 123) return std::string(reason);
     std::size_t n = 123;
-    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n;
     return std::string(reason.substr(0, n));
 }
 
@@ -6925,8 +7064,7 @@ inline bool is_sendable_close_code(std::uint16_t code) noexcept {
 enum class websocket_schemes : unsigned char { ws_and_wss, wss_only, ws_only };
 
 /// The production Transport (see transport/concept.hpp for the contract).
-template <websocket_schemes Schemes>
-class basic_websocketpp_transport {
+template <websocket_schemes Schemes> class basic_websocketpp_transport {
     static constexpr bool with_plain = Schemes != websocket_schemes::wss_only;
     static constexpr bool with_tls = Schemes != websocket_schemes::ws_only;
 
@@ -6958,8 +7096,7 @@ public:
     std::size_t active_connections() const noexcept { return core_->conns.size(); }
 
     /// Starts one attempt; every outcome reaches `sink` later, on the executor.
-    template <class Sink>
-    connection_id connect(const connect_request& req, Sink& sink) {
+    template <class Sink> connection_id connect(const connect_request& req, Sink& sink) {
         return core_->connect(req, detail::transport_sink_ref::to(sink));
     }
 
@@ -7018,8 +7155,7 @@ private:
 
         std::string where() const { return host + ":" + std::to_string(port); }
 
-        template <class F>
-        void with_connection(F&& f) {
+        template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
                 if (plain) f(*plain);
             if constexpr (with_tls)
@@ -7050,7 +7186,8 @@ private:
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
                     return constructing ? constructing->owner->tls_context : nullptr;
                 });
-                tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                tls.set_socket_init_handler([this](websocketpp::connection_hdl,
+                                                   detail::wspp_tls_stream& s) {
                     if (!constructing) return;
                     constructing->tls_report = std::make_shared<tls_handshake_report>();
                     prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
@@ -7093,7 +7230,8 @@ private:
             // connection's state, so they stay valid until the io_context
             // drops those handlers.
             auto all = std::move(conns);
-            for (auto& entry : all) detach(*entry.second);
+            for (auto& entry : all)
+                detach(*entry.second);
         }
 
         asio::io_context* io;
@@ -7120,7 +7258,8 @@ private:
             st->host = url->host;
             st->port = url->port;
             const bool has_token = !req.token.empty();
-            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+            if (has_token &&
+                !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
                 fail_early(*st, error::insecure_transport,
                            "refusing to send the token over ws:// to '" + url->host +
                                "': use wss:// or set allow_insecure_token_transport");
@@ -7151,21 +7290,25 @@ private:
                     return id;
                 }
             }
-            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols, &req.subprotocols};
+            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols,
+                                                                   &req.subprotocols};
             for (const auto* list : subprotocol_lists)
                 for (const auto& p : *list) {
                     if (!detail::is_http_token(p)) {
                         fail_early(*st, error::invalid_upgrade_request,
-                                   "subprotocol '" + detail::body_excerpt(p, 64) + "' is not a valid token");
+                                   "subprotocol '" + detail::body_excerpt(p, 64) +
+                                       "' is not a valid token");
                         return id;
                     }
                     st->offered_subprotocols.push_back(p);
                 }
-            if (!st->token_subprotocol.empty()) st->offered_subprotocols.push_back(st->token_subprotocol);
+            if (!st->token_subprotocol.empty())
+                st->offered_subprotocols.push_back(st->token_subprotocol);
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
                 for (const auto& h : *list)
-                    if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
+                    if (!detail::is_http_token(h.first) ||
+                        !detail::is_safe_header_value(h.second)) {
                         fail_early(*st, error::invalid_upgrade_request,
                                    "header '" + detail::body_excerpt(h.first, 64) +
                                        "' is not a valid HTTP header");
@@ -7174,11 +7317,13 @@ private:
 
             if (url->secure ? !with_tls : !with_plain) {
                 fail_early(*st, error::invalid_url,
-                           url->secure ? "this transport was built for ws:// only (websocket_schemes)"
-                                       : "this transport was built for wss:// only (websocket_schemes)");
+                           url->secure
+                               ? "this transport was built for ws:// only (websocket_schemes)"
+                               : "this transport was built for wss:// only (websocket_schemes)");
                 return id;
             }
-            auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            auto location =
+                std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
@@ -7189,13 +7334,13 @@ private:
             if (ec) {
                 st->plain.reset();
                 st->tls.reset();
-                fail_early(*st, error::connection_failed, "cannot create the connection: " + ec.message());
+                fail_early(*st, error::connection_failed,
+                           "cannot create the connection: " + ec.message());
                 return id;
             }
 
-            st->with_connection([&](auto& con) {
-                prepare(st, con, req, has_token ? token : std::string_view{});
-            });
+            st->with_connection(
+                [&](auto& con) { prepare(st, con, req, has_token ? token : std::string_view{}); });
             arm_handshake_deadline(st);
             if constexpr (with_tls)
                 if (st->tls) eps->tls.connect(st->tls);
@@ -7209,20 +7354,24 @@ private:
                      std::string_view token) {
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
-                for (const auto& h : *list) con.append_header(h.first, h.second);
+                for (const auto& h : *list)
+                    con.append_header(h.first, h.second);
             if (!token.empty() && opts.token_in == token_placement::authorization_header)
                 con.replace_header("Authorization", "Bearer " + std::string(token));
             if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
                 con.replace_header("User-Agent", opts.user_agent);
-            for (const auto& p : st->offered_subprotocols) con.add_subprotocol(p);
+            for (const auto& p : st->offered_subprotocols)
+                con.add_subprotocol(p);
 
             con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
             con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
             con.set_pong_timeout(0);
             con.set_max_message_size(opts.max_message_size);
 
-            con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-            con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+            con.set_tcp_pre_init_handler(
+                [st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
+            con.set_tcp_post_init_handler(
+                [st](websocketpp::connection_hdl) { st->tls_done = true; });
             con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
             con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
             con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
@@ -7239,9 +7388,8 @@ private:
                 ++s->frames_received;
                 return true; // answer with a pong
             });
-            con.set_pong_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
-                ++s->frames_received;
-            });
+            con.set_pong_handler(
+                [s = st.get()](websocketpp::connection_hdl, std::string) { ++s->frames_received; });
         }
 
         /// Reports a failure found before any network activity (later, never inline).
@@ -7265,9 +7413,11 @@ private:
             });
             if constexpr (with_tls) {
                 if (st.tls && st.state != phase::finished) {
-                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids
+                    // that
                     asio::ip::make_address(st.host, ec);
-                    if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+                    if (!ec)
+                        SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
                 }
             }
         }
@@ -7277,13 +7427,14 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage = !s->tcp_connected                 ? "resolving and connecting"
-                                    : (s->tls && !s->tls_done)        ? "in the TLS handshake"
-                                                                      : "waiting for the upgrade response";
+                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                                    : (s->tls && !s->tls_done) ? "in the TLS handshake"
+                                                               : "waiting for the upgrade response";
                 close_event ev;
                 ev.error = error::handshake_timeout;
                 ev.detail = "no WebSocket handshake with " + s->where() + " within " +
-                            std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " + stage + ")";
+                            std::to_string(s->owner->opts.handshake_timeout.count()) +
+                            " ms (stuck " + stage + ")";
                 s->owner->finish(*s, std::move(ev), true);
             });
         }
@@ -7294,15 +7445,17 @@ private:
             if (!st->owner || st->state != phase::connecting) return;
             core& self = *st->owner;
             std::string selected;
-            st->with_connection([&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
+            st->with_connection(
+                [&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
             bool offered = selected.empty();
-            for (const auto& p : st->offered_subprotocols) offered = offered || p == selected;
+            for (const auto& p : st->offered_subprotocols)
+                offered = offered || p == selected;
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
                 close_event ev;
                 ev.error = error::protocol_error;
-                ev.detail = "the server selected subprotocol '" + detail::body_excerpt(selected, 64) +
-                            "', which was not offered";
+                ev.detail = "the server selected subprotocol '" +
+                            detail::body_excerpt(selected, 64) + "', which was not offered";
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -7330,8 +7483,7 @@ private:
             st->owner->finish(*st, std::move(ev), false);
         }
 
-        template <class Con>
-        static close_event describe_failure(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_failure(conn_state& st, Con& con) {
             close_event ev;
             const std::error_code ec = con.get_ec();
             const int status = static_cast<int>(con.get_response_code());
@@ -7340,12 +7492,15 @@ private:
                 ev.http_status = status;
                 ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
                                                            std::chrono::system_clock::now());
-                ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
-                ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
+                ev.body_excerpt =
+                    detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                ev.detail = "handshake refused by " + st.where() + ": HTTP " +
+                            std::to_string(status) + " " +
                             detail::body_excerpt(con.get_response_msg(), 64);
                 const std::string& location = con.get_response_header("Location");
                 if (status >= 300 && status < 400 && !location.empty())
-                    ev.detail += " (redirects are not followed; Location: " + detail::body_excerpt(location, 200) + ")";
+                    ev.detail += " (redirects are not followed; Location: " +
+                                 detail::body_excerpt(location, 200) + ")";
                 return ev;
             }
             if (status == 101) {
@@ -7355,17 +7510,19 @@ private:
             }
             namespace wt = websocketpp::transport;
             namespace sock = wt::asio::socket;
-            const bool tls_failure = ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
-                                     ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
-                                     ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
-                                     ec.category() == asio::error::get_ssl_category();
+            const bool tls_failure =
+                ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
+                ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
+                ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
+                ec.category() == asio::error::get_ssl_category();
             if (tls_failure) {
                 const bool verify = st.tls_report && st.tls_report->verification_failed();
                 ev.error = verify ? error::tls_verification_failed : error::connection_failed;
                 const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
-                ev.detail = "TLS handshake with " + st.where() + " failed: " +
-                            (why.empty() ? ec.message() : why);
-            } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
+                ev.detail = "TLS handshake with " + st.where() +
+                            " failed: " + (why.empty() ? ec.message() : why);
+            } else if (ec == wt::error::timeout ||
+                       ec == websocketpp::error::open_handshake_timeout) {
                 ev.error = error::handshake_timeout;
                 ev.detail = "handshake with " + st.where() + " timed out";
             } else if (ec.category() == asio::error::get_netdb_category() ||
@@ -7377,7 +7534,8 @@ private:
                 ev.detail = "cannot connect to " + st.where() + ": " + ec.message();
             } else {
                 ev.error = error::connection_failed;
-                ev.detail = "connection to " + st.where() + " lost during the handshake: " + ec.message();
+                ev.detail =
+                    "connection to " + st.where() + " lost during the handshake: " + ec.message();
             }
             return ev;
         }
@@ -7386,15 +7544,15 @@ private:
         /// sent a message over the limit; websocketpp dropped the connection.
         static bool is_peer_violation(const std::error_code& ec) {
             namespace we = websocketpp::error;
-            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            if (ec.category() == websocketpp::processor::error::get_processor_category())
+                return true;
             return ec == we::make_error_code(we::bad_close_code) ||
                    ec == we::make_error_code(we::invalid_close_code) ||
                    ec == we::make_error_code(we::reserved_close_code) ||
                    ec == we::make_error_code(we::invalid_utf8);
         }
 
-        template <class Con>
-        static close_event describe_close(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_close(conn_state& st, Con& con) {
             namespace cs = websocketpp::close::status;
             close_event ev;
             ev.was_open = true;
@@ -7402,10 +7560,12 @@ private:
             const std::error_code ec = con.get_ec();
             if (st.close_requested) {
                 ev.initiated_locally = true;
-                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                const bool echoed =
+                    remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
                 ev.code = echoed ? remote : st.requested_code;
                 ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
-                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
+                if (ec == websocketpp::error::make_error_code(
+                              websocketpp::error::close_handshake_timeout)) {
                     ev.error = error::close_timeout;
                     ev.detail = "the peer did not finish the closing handshake in time";
                 }
@@ -7420,7 +7580,8 @@ private:
                 } else {
                     ev.code = ec.category() == pe::get_processor_category()
                                   ? static_cast<std::uint16_t>(pe::to_ws(ec))
-                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                  : (ec == websocketpp::error::make_error_code(
+                                               websocketpp::error::invalid_utf8)
                                          ? close_code::invalid_payload
                                          : close_code::protocol_error);
                     ev.error = error::protocol_error;
@@ -7449,9 +7610,10 @@ private:
             st->frames_at_idle_check = st->frames_received;
             if (opts.ping_interval.count() > 0) {
                 st->ping_timer.expires_at(now + opts.ping_interval);
-                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+                st->ping_timer.async_wait(
+                    [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                        if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                    });
             }
             if (opts.idle_timeout.count() > 0) arm_idle_check(st);
         }
@@ -7465,9 +7627,10 @@ private:
             st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
             // a failed ping write shows up as a close; the pong deadline still applies
             st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                    if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+                });
         }
 
         static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
@@ -7486,9 +7649,10 @@ private:
             }
             auto next = st->ping_sent_at + self.opts.ping_interval;
             st->ping_timer.expires_at(next);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                if (auto s = w.lock(); s && !ec) on_ping_due(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                });
         }
 
         void arm_idle_check(const std::shared_ptr<conn_state>& st) {
@@ -7496,27 +7660,28 @@ private:
             auto period = opts.idle_timeout / 4;
             if (period.count() < 1) period = std::chrono::milliseconds(1);
             st->idle_timer.expires_after(period);
-            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                auto s = w.lock();
-                if (ec || !s || !s->owner || s->state != phase::open) return;
-                core& self = *s->owner;
-                const auto now = clock_type::now();
-                if (s->frames_received != s->frames_at_idle_check) {
-                    s->frames_at_idle_check = s->frames_received;
-                    s->last_activity = now;
-                } else if (now - s->last_activity >= self.opts.idle_timeout) {
-                    close_event ev;
-                    ev.was_open = true;
-                    ev.initiated_locally = true;
-                    ev.code = close_code::abnormal;
-                    ev.error = error::idle_timeout;
-                    ev.detail = "no frame from " + s->where() + " for " +
-                                std::to_string(self.opts.idle_timeout.count()) + " ms";
-                    self.finish(*s, std::move(ev), true);
-                    return;
-                }
-                self.arm_idle_check(s);
-            });
+            st->idle_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    auto s = w.lock();
+                    if (ec || !s || !s->owner || s->state != phase::open) return;
+                    core& self = *s->owner;
+                    const auto now = clock_type::now();
+                    if (s->frames_received != s->frames_at_idle_check) {
+                        s->frames_at_idle_check = s->frames_received;
+                        s->last_activity = now;
+                    } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                        close_event ev;
+                        ev.was_open = true;
+                        ev.initiated_locally = true;
+                        ev.code = close_code::abnormal;
+                        ev.error = error::idle_timeout;
+                        ev.detail = "no frame from " + s->where() + " for " +
+                                    std::to_string(self.opts.idle_timeout.count()) + " ms";
+                        self.finish(*s, std::move(ev), true);
+                        return;
+                    }
+                    self.arm_idle_check(s);
+                });
         }
 
         // ---- send / close ------------------------------------------------
@@ -7530,7 +7695,8 @@ private:
                                                          : websocketpp::frame::opcode::text;
             st.with_connection([&](auto& con) { ec = con.send(data.data(), data.size(), op); });
             if (!ec) return {};
-            if (ec == websocketpp::processor::error::invalid_payload) return error::invalid_text_message;
+            if (ec == websocketpp::processor::error::invalid_payload)
+                return error::invalid_text_message;
             return error::not_connected;
         }
 
@@ -7556,7 +7722,8 @@ private:
             std::error_code ec;
             // fails only when websocketpp is already closing (the peer started it): then
             // its close callback reports, and the deadline below still bounds the wait
-            st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
+            st->with_connection(
+                [&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
             st->deadline.expires_after(opts.close_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
                 auto s = w.lock();
@@ -7602,7 +7769,8 @@ private:
                 auto io = st.owner->io;
                 const auto terminate_later = [io](auto con) {
                     asio::post(*io, [con] {
-                        con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+                        con->terminate(
+                            websocketpp::error::make_error_code(websocketpp::error::general));
                     });
                 };
                 if constexpr (with_plain)
@@ -7641,26 +7809,26 @@ TETHER_NAMESPACE_END
 
 #include <asio/io_context.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <functional>
 #include <utility>
 
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
 struct notification_options {
-    genesys::endpoints endpoints;  ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
+    genesys::endpoints endpoints; ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
     std::string client_id;
     secret client_secret;
-    channel_options channel;       ///< topics, creation limit, resubscription
-    stream_options stream;         ///< heartbeat watchdog, ping probe
-    shared_token_options token;    ///< REST token refresh margins
-    rest_options rest;             ///< api_base is taken from `endpoints`
+    channel_options channel;    ///< topics, creation limit, resubscription
+    stream_options stream;      ///< heartbeat watchdog, ping probe
+    shared_token_options token; ///< REST token refresh margins
+    rest_options rest;          ///< api_base is taken from `endpoints`
     websocketpp_transport_options transport;
-    client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
-    tls_options tls;               ///< for login, api and streaming hosts
+    client_options client; ///< url is unused (each channel has its own); queue, backoff limits
+    tls_options tls;       ///< for login, api and streaming hosts
     /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
     /// including background refreshes; never a secret. Called on I/O threads.
     std::function<void(std::string_view)> token_trace;
@@ -7680,14 +7848,13 @@ struct notification_options {
 /// Run the io_context on one thread. Throws std::invalid_argument for bad options.
 class notification_client {
 public:
-    using client_type =
-        basic_reconnecting_client<websocketpp_transport, channel_token_policy, genesys_close_policy, exponential_backoff>;
+    using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
+                                                  genesys_close_policy, exponential_backoff>;
     using stream_type = notification_stream<client_type>;
 
     notification_client(asio::io_context& io, notification_options o)
         : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
-          rest_(make_rest(io, o, source_)),
-          policy_(rest_, o.channel),
+          rest_(make_rest(io, o, source_)), policy_(rest_, o.channel),
           client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
                   genesys_close_policy(), exponential_backoff()),
           stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }) {}
@@ -7705,7 +7872,8 @@ public:
     channel_token_policy& channel() noexcept { return policy_; }
 
 private:
-    static oauth2_client_credentials make_fetcher(asio::io_context& io, const notification_options& o) {
+    static oauth2_client_credentials make_fetcher(asio::io_context& io,
+                                                  const notification_options& o) {
         oauth2_options oo;
         oo.token_url = o.endpoints.login_base + "/oauth/token";
         oo.client_id = o.client_id;
@@ -7714,8 +7882,8 @@ private:
         oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
-    static std::shared_ptr<rest_client> make_rest(asio::io_context& io, const notification_options& o,
-                                                  rest_token_source& source) {
+    static std::shared_ptr<rest_client>
+    make_rest(asio::io_context& io, const notification_options& o, rest_token_source& source) {
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
@@ -7770,14 +7938,16 @@ TETHER_NAMESPACE_BEGIN
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
 template <class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
-using reconnecting_client = basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
+using reconnecting_client =
+    basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
 
 /// One OAuth2 client-credentials token shared by any number of clients.
 using oauth2_token_source = shared_token_source<oauth2_client_credentials>;
 
 /// A client whose token comes from an oauth2_token_source.
 template <class ClosePolicy = default_close_policy, class Backoff = exponential_backoff>
-using oauth2_reconnecting_client = reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
+using oauth2_reconnecting_client =
+    reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
 
 TETHER_NAMESPACE_END
 

@@ -40,8 +40,7 @@ struct transport_log {
 };
 
 /// A Transport that forwards to `Inner` and records every send().
-template <class Inner>
-class recording_transport {
+template <class Inner> class recording_transport {
 public:
     using executor_type = typename Inner::executor_type;
     using clock_type = typename Inner::clock_type;
@@ -57,7 +56,8 @@ public:
     tether::connection_id connect(const tether::connect_request& req, Sink& sink) {
         return inner_.connect(req, sink);
     }
-    std::error_code send(tether::connection_id id, std::string_view data, tether::message_kind kind) {
+    std::error_code send(tether::connection_id id, std::string_view data,
+                         tether::message_kind kind) {
         const std::error_code ec = inner_.send(id, data, kind);
         log_->sends.emplace_back(std::string(data), !ec);
         return ec;
@@ -94,7 +94,8 @@ struct outcome {
     std::size_t received = 0;
     std::size_t dropped = 0;
     std::vector<std::string> left_in_queue;
-    std::size_t left_in_queue_during_stop = 0; ///< send() began before the state became stopped, returned after
+    std::size_t left_in_queue_during_stop =
+        0; ///< send() began before the state became stopped, returned after
     std::vector<std::string> refused_by_transport;
     std::vector<std::string> lost_in_flight;
     std::vector<std::string> duplicated; ///< received or dropped more than once, or both
@@ -168,7 +169,8 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
             const std::function<std::vector<std::string>()>& server_received) {
     // A global order of the events that matter, for classifying losses.
     std::atomic<std::uint64_t> seq{1};
-    std::uint64_t stopped_at = 0; // when the state became stopped (executor thread; read after the join)
+    std::uint64_t stopped_at =
+        0; // when the state became stopped (executor thread; read after the join)
     int stopped_events = 0;
     std::vector<std::string> dropped;
     client.on_dropped([&](const tether::dropped_message& d) { dropped.push_back(d.data); });
@@ -180,7 +182,8 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
 
     std::atomic<bool> api_done{false};
     std::thread executor([&] {
-        while (!api_done.load(std::memory_order_acquire)) run_some();
+        while (!api_done.load(std::memory_order_acquire))
+            run_some();
     });
 
     std::atomic<unsigned> attempts{0};
@@ -246,7 +249,8 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
                 default: (void)client.state(); break;
                 }
                 const auto pause = rng() % (cfg.control_pause + 1);
-                for (std::uint64_t k = 0; k < pause; ++k) std::this_thread::yield();
+                for (std::uint64_t k = 0; k < pause; ++k)
+                    std::this_thread::yield();
             }
             if (!stop_sent) {
                 stop_requested.store(true, std::memory_order_relaxed);
@@ -254,27 +258,34 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
             }
         });
     }
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     api_done.store(true, std::memory_order_release);
     executor.join();
     settle();
 
     outcome out;
     out.stopped_events = stopped_events;
-    out.counters_monotonic = std::all_of(monotonic.begin(), monotonic.end(), [](char c) { return c != 0; });
-    for (auto n : after_stopped) out.accepted_after_stopped_seen += n;
+    out.counters_monotonic =
+        std::all_of(monotonic.begin(), monotonic.end(), [](char c) { return c != 0; });
+    for (auto n : after_stopped)
+        out.accepted_after_stopped_seen += n;
 
     std::map<std::string, int> received_count;
     const auto received = server_received();
-    for (const auto& r : received) ++received_count[r];
+    for (const auto& r : received)
+        ++received_count[r];
     std::map<std::string, int> dropped_count;
-    for (const auto& d : dropped) ++dropped_count[d];
+    for (const auto& d : dropped)
+        ++dropped_count[d];
     std::map<std::string, bool> handed; // data -> the transport accepted it (last attempt)
     const auto& log = client.transport().log()->sends;
-    for (const auto& s : log) handed[s.first] = handed[s.first] || s.second;
+    for (const auto& s : log)
+        handed[s.first] = handed[s.first] || s.second;
 
     std::uint64_t transport_accepted = 0;
-    for (const auto& s : log) transport_accepted += s.second ? 1 : 0;
+    for (const auto& s : log)
+        transport_accepted += s.second ? 1 : 0;
     for (const auto& mine : records) {
         for (const auto& r : mine) {
             ++out.attempted;
@@ -305,7 +316,8 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
     std::ostringstream note;
     if (c.stops != 1) note << "stops " << c.stops << " ";
     if (c.dropped_messages != dropped.size())
-        note << "dropped_messages " << c.dropped_messages << " vs " << dropped.size() << " reported ";
+        note << "dropped_messages " << c.dropped_messages << " vs " << dropped.size()
+             << " reported ";
     if (c.messages_sent != transport_accepted)
         note << "messages_sent " << c.messages_sent << " vs " << transport_accepted
              << " taken by the transport ";
@@ -334,7 +346,8 @@ struct tally {
         if (!o.refused_by_transport.empty()) ++with_refused_by_transport;
         if (!o.lost_in_flight.empty()) ++with_lost_in_flight;
         if (o.lost() == 0) ++with_other;
-        if (first_failure.empty()) first_failure = "seed " + std::to_string(seed) + ": " + o.summary();
+        if (first_failure.empty())
+            first_failure = "seed " + std::to_string(seed) + ": " + o.summary();
     }
     std::string summary() const {
         std::ostringstream o;

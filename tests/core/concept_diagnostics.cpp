@@ -20,8 +20,7 @@ struct timer {
     void expires_after(std::chrono::steady_clock::duration) {}
 #endif
 #ifndef BROKEN_TIMER_ASYNC_WAIT
-    template <class Handler>
-    void async_wait(Handler&&) {}
+    template <class Handler> void async_wait(Handler&&) {}
 #endif
 #ifndef BROKEN_TIMER_CANCEL
     void cancel() {}
@@ -56,16 +55,18 @@ struct transport {
     timer make_timer() { return {}; }
 #endif
 #ifdef BROKEN_CONNECT
-    template <class Sink>
-    std::string connect(const tether::connect_request&, Sink&) { return {}; }
+    template <class Sink> std::string connect(const tether::connect_request&, Sink&) { return {}; }
 #else
-    template <class Sink>
-    tether::connection_id connect(const tether::connect_request&, Sink&) { return 1; }
+    template <class Sink> tether::connection_id connect(const tether::connect_request&, Sink&) {
+        return 1;
+    }
 #endif
 #ifdef BROKEN_SEND
     void send(tether::connection_id, std::string_view, tether::message_kind) {}
 #else
-    std::error_code send(tether::connection_id, std::string_view, tether::message_kind) { return {}; }
+    std::error_code send(tether::connection_id, std::string_view, tether::message_kind) {
+        return {};
+    }
 #endif
 #ifndef BROKEN_CLOSE
     void close(tether::connection_id, std::uint16_t, std::string_view) {}
@@ -74,8 +75,7 @@ struct transport {
 
 struct token_policy {
 #ifndef BROKEN_ASYNC_GET_TOKEN
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         h(tether::token_result::success(tether::token{}));
     }
 #endif
@@ -101,7 +101,9 @@ struct backoff {
 #ifdef BROKEN_NEXT_DELAY
     int next_delay(tether::failure_class) { return 1; }
 #else
-    std::chrono::milliseconds next_delay(tether::failure_class) { return std::chrono::milliseconds(1); }
+    std::chrono::milliseconds next_delay(tether::failure_class) {
+        return std::chrono::milliseconds(1);
+    }
 #endif
 #ifndef BROKEN_RESET
     void reset() {}
@@ -113,17 +115,21 @@ struct backoff {
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
 // The requires-expressions and the C++17 traits say the same, broken or not.
 static_assert(tether::transport<sample::transport> == tether::is_transport_v<sample::transport>);
-static_assert(tether::token_policy<sample::token_policy> == tether::is_token_policy_v<sample::token_policy>);
-static_assert(tether::close_policy<sample::close_policy> == tether::is_close_policy_v<sample::close_policy>);
+static_assert(tether::token_policy<sample::token_policy> ==
+              tether::is_token_policy_v<sample::token_policy>);
+static_assert(tether::close_policy<sample::close_policy> ==
+              tether::is_close_policy_v<sample::close_policy>);
 static_assert(tether::backoff<sample::backoff> == tether::is_backoff_v<sample::backoff>);
 #endif
 
 #ifdef EXPECT_ALL_MET
-static_assert(tether::is_transport_v<sample::transport> && tether::is_token_policy_v<sample::token_policy> &&
-              tether::is_close_policy_v<sample::close_policy> && tether::is_backoff_v<sample::backoff>);
+static_assert(tether::is_transport_v<sample::transport> &&
+              tether::is_token_policy_v<sample::token_policy> &&
+              tether::is_close_policy_v<sample::close_policy> &&
+              tether::is_backoff_v<sample::backoff>);
 #endif
 
 // Instantiates the class: its static_asserts run here.
-using client = tether::basic_reconnecting_client<sample::transport, sample::token_policy, sample::close_policy,
-                                                 sample::backoff>;
+using client = tether::basic_reconnecting_client<sample::transport, sample::token_policy,
+                                                 sample::close_policy, sample::backoff>;
 static_assert(sizeof(client) > 0);

@@ -29,9 +29,10 @@ int runs_from_env(int fallback) {
     return s && std::atoi(s) > 0 ? std::atoi(s) : fallback;
 }
 
-using sim_client = tether::basic_reconnecting_client<stress::recording_transport<simulated_transport>,
-                                                     tether::no_token, tether::default_close_policy,
-                                                     tether::constant_backoff>;
+using sim_client =
+    tether::basic_reconnecting_client<stress::recording_transport<simulated_transport>,
+                                      tether::no_token, tether::default_close_policy,
+                                      tether::constant_backoff>;
 
 stress::outcome sim_run(std::uint64_t seed) {
     simulation sim;
@@ -48,11 +49,13 @@ stress::outcome sim_run(std::uint64_t seed) {
     tether::client_options opts;
     opts.url = "wss://example.test/stream";
     opts.queue_capacity = 64;
-    opts.overflow = seed % 2 ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
+    opts.overflow =
+        seed % 2 ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
     opts.handover_drain = seed % 3 == 0 ? 0ms : 5ms;
-    sim_client client(opts,
-                      stress::recording_transport<simulated_transport>(simulated_transport(sim, server, topts)),
-                      tether::no_token(), tether::default_close_policy(), tether::constant_backoff(10ms));
+    sim_client client(
+        opts,
+        stress::recording_transport<simulated_transport>(simulated_transport(sim, server, topts)),
+        tether::no_token(), tether::default_close_policy(), tether::constant_backoff(10ms));
     stress::config cfg;
     cfg.seed = seed;
     cfg.stop_after = 50 + static_cast<unsigned>(seed % 400);
@@ -60,19 +63,22 @@ stress::outcome sim_run(std::uint64_t seed) {
         client, cfg, [&] { sim.run_for(1ms); }, [&] { sim.run_for(60s); },
         [&] {
             std::vector<std::string> got;
-            for (const auto& r : server.received) got.push_back(r.data);
+            for (const auto& r : server.received)
+                got.push_back(r.data);
             return got;
         });
 }
 
 } // namespace
 
-TEST_CASE("threads: every message send() accepted from other threads reaches the server or on_dropped, "
-          "while the client reconnects and stops (simulated transport)",
-          "[client][threads]") {
+TEST_CASE(
+    "threads: every message send() accepted from other threads reaches the server or on_dropped, "
+    "while the client reconnects and stops (simulated transport)",
+    "[client][threads]") {
     const int runs = runs_from_env(300);
     stress::tally t;
-    for (int i = 0; i < runs; ++i) t.add(static_cast<std::uint64_t>(i) + 1, sim_run(static_cast<std::uint64_t>(i) + 1));
+    for (int i = 0; i < runs; ++i)
+        t.add(static_cast<std::uint64_t>(i) + 1, sim_run(static_cast<std::uint64_t>(i) + 1));
     INFO(t.summary());
     CHECK(t.failed == 0);
 }

@@ -14,11 +14,12 @@ TEST_CASE("genesys: a known region gives login and api hosts; an unknown one is 
     const auto e = gen::endpoints::for_region("mypurecloud.ie");
     CHECK(e.login_base == "https://login.mypurecloud.ie");
     CHECK(e.api_base == "https://api.mypurecloud.ie");
-    CHECK(gen::endpoints::for_region("https://api.usw2.pure.cloud/").api_base == "https://api.usw2.pure.cloud");
+    CHECK(gen::endpoints::for_region("https://api.usw2.pure.cloud/").api_base ==
+          "https://api.usw2.pure.cloud");
     CHECK_THROWS_WITH(gen::endpoints::for_region("mypurecloud.evil.example"),
                       Catch::Contains("unknown region") && Catch::Contains("mypurecloud.com.au"));
-    CHECK(gen::endpoints::explicit_urls("http://127.0.0.1:8080/", "http://127.0.0.1:8080").login_base ==
-          "http://127.0.0.1:8080");
+    CHECK(gen::endpoints::explicit_urls("http://127.0.0.1:8080/", "http://127.0.0.1:8080")
+              .login_base == "http://127.0.0.1:8080");
 }
 
 TEST_CASE("genesys: topic lists are checked before anything is sent") {
@@ -37,7 +38,8 @@ TEST_CASE("genesys: topic lists are checked before anything is sent") {
 TEST_CASE("genesys: channel expiry timestamps") {
     const auto t = gen::parse_utc_timestamp("2024-05-01T12:00:00.250Z");
     REQUIRE(t);
-    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count() == 1714564800250LL);
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count() ==
+          1714564800250LL);
     CHECK(gen::parse_utc_timestamp("1970-01-01T00:00:00Z")->time_since_epoch().count() == 0);
     CHECK_FALSE(gen::parse_utc_timestamp("2024-05-01 12:00:00Z"));
     CHECK_FALSE(gen::parse_utc_timestamp("2024-05-01T12:00:00+02:00"));
@@ -47,15 +49,19 @@ TEST_CASE("genesys: channel expiry timestamps") {
 
 TEST_CASE("genesys: socket messages are typed") {
     gen::notification n;
-    CHECK(gen::parse_notification(R"({"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}})", n) ==
-          gen::message_type::heartbeat);
-    CHECK(gen::parse_notification(R"({"topicName":"channel.metadata","eventBody":{"message":"pong"}})", n) ==
-          gen::message_type::pong);
-    CHECK(gen::parse_notification(R"({"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}})", n) ==
-          gen::message_type::socket_closing);
     CHECK(gen::parse_notification(
-              R"({"topicName":"v2.users.u.presence","eventBody":{"sequence":7},"metadata":{"CorrelationId":"c"}})", n) ==
-          gen::message_type::event);
+              R"({"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}})",
+              n) == gen::message_type::heartbeat);
+    CHECK(gen::parse_notification(
+              R"({"topicName":"channel.metadata","eventBody":{"message":"pong"}})", n) ==
+          gen::message_type::pong);
+    CHECK(gen::parse_notification(
+              R"({"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}})", n) ==
+          gen::message_type::socket_closing);
+    CHECK(
+        gen::parse_notification(
+            R"({"topicName":"v2.users.u.presence","eventBody":{"sequence":7},"metadata":{"CorrelationId":"c"}})",
+            n) == gen::message_type::event);
     CHECK(n.topic == "v2.users.u.presence");
     CHECK(n.body["sequence"] == 7);
     CHECK(n.metadata["CorrelationId"] == "c");
@@ -93,6 +99,7 @@ TEST_CASE("genesys: channel errors are permanent where retrying cannot help") {
     CHECK(tether::is_permanent_token_error(tether::error::subscription_rejected));
     CHECK(tether::is_permanent_token_error(tether::error::request_forbidden));
     CHECK_FALSE(tether::is_permanent_token_error(tether::error::channel_request_failed));
-    CHECK(tether::make_error_code(tether::error::channel_creation_limit).message().find("channel creation limit") !=
-          std::string::npos);
+    CHECK(tether::make_error_code(tether::error::channel_creation_limit)
+              .message()
+              .find("channel creation limit") != std::string::npos);
 }

@@ -57,12 +57,14 @@ wspp_outcome wspp_run(std::uint64_t seed) {
     tether::client_options opts;
     opts.url = server.url("/stress");
     opts.queue_capacity = 64;
-    opts.overflow = seed % 2 ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
+    opts.overflow =
+        seed % 2 ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
     opts.handover_drain = seed % 3 == 0 ? 0ms : 5ms;
     wspp_client client(opts,
                        stress::recording_transport<tether::websocketpp_transport>(
                            tether::websocketpp_transport(io, topts)),
-                       tether::no_token(), tether::default_close_policy(), tether::constant_backoff(5ms));
+                       tether::no_token(), tether::default_close_policy(),
+                       tether::constant_backoff(5ms));
     stress::config cfg;
     cfg.seed = seed;
     cfg.stop_after = 100 + static_cast<unsigned>(seed % 400);
@@ -88,9 +90,10 @@ wspp_outcome wspp_run(std::uint64_t seed) {
 
 } // namespace
 
-TEST_CASE("threads: every message send() accepted from other threads reaches the server or on_dropped, "
-          "while the client reconnects and stops (websocketpp on 127.0.0.1)",
-          "[transport][threads]") {
+TEST_CASE(
+    "threads: every message send() accepted from other threads reaches the server or on_dropped, "
+    "while the client reconnects and stops (websocketpp on 127.0.0.1)",
+    "[transport][threads]") {
     const int runs = runs_from_env(20);
     stress::tally t;
     int unsettled = 0;

@@ -31,12 +31,13 @@ using next_delay_expr = decltype(std::declval<T&>().next_delay(std::declval<fail
 template <class T> using reset_expr = decltype(std::declval<T&>().reset());
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct backoff_rows {
+template <class T> struct backoff_rows {
     static_assert(detected_convertible<std::chrono::milliseconds, next_delay_expr, T>(),
-                  "tether: Backoff requirement not met: b.next_delay(c) must return std::chrono::milliseconds "
+                  "tether: Backoff requirement not met: b.next_delay(c) must return "
+                  "std::chrono::milliseconds "
                   "for a failure_class c");
-    static_assert(is_detected_v<reset_expr, T>, "tether: Backoff requirement not met: b.reset() must be valid");
+    static_assert(is_detected_v<reset_expr, T>,
+                  "tether: Backoff requirement not met: b.reset() must be valid");
     static constexpr bool checked = true;
 };
 } // namespace detail

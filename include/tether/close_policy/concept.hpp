@@ -27,18 +27,19 @@ template <class T>
 using decide_expr = decltype(std::declval<T&>().decide(std::declval<const close_event&>()));
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct close_policy_rows {
-    static_assert(detected_convertible<reconnect_decision, decide_expr, T>(),
-                  "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
-                  "for a const close_event& ev");
+template <class T> struct close_policy_rows {
+    static_assert(
+        detected_convertible<reconnect_decision, decide_expr, T>(),
+        "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
+        "for a const close_event& ev");
     static constexpr bool checked = true;
 };
 } // namespace detail
 
 template <class T>
 struct is_close_policy
-    : std::bool_constant<detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
+    : std::bool_constant<
+          detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
 
 template <class T> inline constexpr bool is_close_policy_v = is_close_policy<T>::value;
 

@@ -18,13 +18,15 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear | stop | |
-/// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
+/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear |
+/// stop | | | any other transport failure (DNS, TCP, liveness) | reconnect                     |
+/// network  |
 class default_close_policy {
 public:
     struct options {
         bool reconnect_on_normal_close = false; ///< treat 1000 from the server like 1001
-        close_action application_codes = close_action::reconnect; ///< 3000-4999 not otherwise mapped
+        close_action application_codes =
+            close_action::reconnect; ///< 3000-4999 not otherwise mapped
     };
 
     default_close_policy() = default;
@@ -58,8 +60,9 @@ private:
         using namespace close_code;
         switch (code) {
         case normal:
-            return opts_.reconnect_on_normal_close ? reconnect_decision::reconnect()
-                                                   : reconnect_decision::stop(error::stop_close_code);
+            return opts_.reconnect_on_normal_close
+                       ? reconnect_decision::reconnect()
+                       : reconnect_decision::stop(error::stop_close_code);
         case going_away:
         case no_status:
         case abnormal:
@@ -72,7 +75,8 @@ private:
         if (code >= 3000 && code <= 4999) {
             switch (opts_.application_codes) {
             case close_action::stop: return reconnect_decision::stop(error::stop_close_code);
-            case close_action::refresh_token_then_reconnect: return reconnect_decision::refresh_token();
+            case close_action::refresh_token_then_reconnect:
+                return reconnect_decision::refresh_token();
             case close_action::reconnect: break;
             }
             return reconnect_decision::reconnect(failure_class::network);

@@ -47,10 +47,12 @@ inline void validate_topics(const std::vector<std::string>& topics) {
                                     " topics; a channel takes at most 1000");
     for (std::size_t i = 0; i < topics.size(); ++i) {
         const auto& t = topics[i];
-        if (t.empty()) throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " is empty");
+        if (t.empty())
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
+                                        " is empty");
         if (t.size() > max_topic_length)
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" + t.substr(0, 40) +
-                                        "...') has " + std::to_string(t.size()) +
+            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" +
+                                        t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
                                         " characters; at most 200 are allowed");
         for (char c : t)
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -60,7 +62,8 @@ inline void validate_topics(const std::vector<std::string>& topics) {
 }
 
 /// "2024-05-01T12:00:00.000Z" (UTC, optional fraction) -> time point.
-inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_utc_timestamp(std::string_view s) noexcept {
     auto num = [&](std::size_t pos, std::size_t n, int& out) {
         if (pos + n > s.size()) return false;
         out = 0;
@@ -71,23 +74,26 @@ inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(
         return true;
     };
     int y, mo, d, h, mi, se;
-    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' || !num(8, 2, d) ||
-        (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' || !num(14, 2, mi) || s[16] != ':' ||
-        !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
+        !num(8, 2, d) || (s[10] != 'T' && s[10] != 't') || !num(11, 2, h) || s[13] != ':' ||
+        !num(14, 2, mi) || s[16] != ':' || !num(17, 2, se) || mo < 1 || mo > 12 || d < 1 ||
+        d > 31 || h > 23 || mi > 59 || se > 60)
         return std::nullopt;
     std::size_t i = 19;
     long long millis = 0, scale = 100;
     if (i < s.size() && s[i] == '.') {
         ++i;
         if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
-        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) millis += (s[i] - '0') * scale;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10)
+            millis += (s[i] - '0') * scale;
     }
     if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return std::nullopt;
-    const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+    const auto days =
+        detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
     return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(secs) +
-                                                                        std::chrono::milliseconds(millis)));
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(secs) + std::chrono::milliseconds(millis)));
 }
 
 struct channel_options {
@@ -106,9 +112,12 @@ struct channel_options {
     void validate() const {
         validate_topics(topics);
         if (max_channel_creations == 0)
-            throw std::invalid_argument("tether: genesys: channel_options::max_channel_creations must be at least 1");
-        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 || resubscribe_retry.count() <= 0)
-            throw std::invalid_argument("tether: genesys: channel_options: durations must be positive");
+            throw std::invalid_argument(
+                "tether: genesys: channel_options::max_channel_creations must be at least 1");
+        if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 ||
+            resubscribe_retry.count() <= 0)
+            throw std::invalid_argument(
+                "tether: genesys: channel_options: durations must be positive");
     }
 };
 
@@ -169,8 +178,7 @@ public:
     channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
         : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
         state_->get(handler_type([h](token_result r) { (*h)(std::move(r)); }));
     }
@@ -178,7 +186,9 @@ public:
     void cancel() { state_->cancel(); }
 
     /// Called on the REST strand.
-    void on_channel(std::function<void(const channel_event&)> f) { state_->on_event = std::move(f); }
+    void on_channel(std::function<void(const channel_event&)> f) {
+        state_->on_event = std::move(f);
+    }
     /// A snapshot; synchronised with the policy's strand only loosely (for metrics).
     channel_stats stats() const { return state_->stats_snapshot(); }
     /// The channel currently held (empty when none); for reports and tests.
@@ -198,21 +208,24 @@ private:
             : rest(std::move(r)), opts(std::move(o)), timer(rest->strand()) {
             opts.validate();
             nlohmann::json list = nlohmann::json::array();
-            for (const auto& t : opts.topics) list.push_back({{"id", t}});
+            for (const auto& t : opts.topics)
+                list.push_back({{"id", t}});
             subscription_body = list.dump();
         }
 
         void get(handler_type h) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(), h = std::move(h)]() mutable {
-                self->pending = std::move(h);
-                if (!self->busy) self->advance();
-            });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                               self->pending = std::move(h);
+                               if (!self->busy) self->advance();
+                           });
         }
 
         void cancel() {
             // The REST call in flight goes on: a channel it creates is kept
             // for the next request instead of being wasted.
-            asio::dispatch(rest->strand(), [self = this->shared_from_this()] { self->pending = nullptr; });
+            asio::dispatch(rest->strand(),
+                           [self = this->shared_from_this()] { self->pending = nullptr; });
         }
 
         void invalidate() {
@@ -246,7 +259,8 @@ private:
 
         void create() {
             const auto now = std::chrono::steady_clock::now();
-            while (!creations.empty() && now - creations.front() >= opts.creation_window) creations.pop_front();
+            while (!creations.empty() && now - creations.front() >= opts.creation_window)
+                creations.pop_front();
             if (creations.size() >= opts.max_channel_creations) {
                 ++stats.creations_refused;
                 rest_outcome out;
@@ -269,15 +283,16 @@ private:
             busy = false;
             if (!out.error) {
                 const auto& b = out.body;
-                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() || !b.contains("connectUri") ||
-                    !b["connectUri"].is_string()) {
+                if (!b.is_object() || !b.contains("id") || !b["id"].is_string() ||
+                    !b.contains("connectUri") || !b["connectUri"].is_string()) {
                     out.error = make_error_code(error::channel_request_failed);
                     out.detail = "POST channels: the answer lacks id or connectUri";
                 } else {
                     channel c;
                     c.id = b["id"].get<std::string>();
                     c.connect_uri = b["connectUri"].get<std::string>();
-                    if (c.connect_uri.rfind("ws://", 0) != 0 && c.connect_uri.rfind("wss://", 0) != 0) {
+                    if (c.connect_uri.rfind("ws://", 0) != 0 &&
+                        c.connect_uri.rfind("wss://", 0) != 0) {
                         out.error = make_error_code(error::channel_request_failed);
                         out.detail = "POST channels: connectUri is not a ws:// or wss:// URL";
                     } else {
@@ -306,7 +321,8 @@ private:
                 if (const auto at = parse_utc_timestamp(b["expires"].get<std::string>())) {
                     const auto left = *at - std::chrono::system_clock::now();
                     if (left > std::chrono::seconds(0))
-                        lifetime = std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+                        lifetime =
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
                 }
             c.lifetime = lifetime;
             c.expires = std::chrono::steady_clock::now() + lifetime;
@@ -316,15 +332,17 @@ private:
             busy = true;
             const std::string id = current->id;
             std::weak_ptr<state> weak = this->shared_from_this();
-            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions", subscription_body,
-                       [weak, id, keepalive](rest_outcome out) {
-                           if (auto self = weak.lock()) self->on_subscribed(id, keepalive, std::move(out));
+            rest->call("PUT", "/api/v2/notifications/channels/" + id + "/subscriptions",
+                       subscription_body, [weak, id, keepalive](rest_outcome out) {
+                           if (auto self = weak.lock())
+                               self->on_subscribed(id, keepalive, std::move(out));
                        });
         }
 
         void on_subscribed(const std::string& id, bool keepalive, rest_outcome out) {
             busy = false;
-            if (!current || current->id != id) return advance_if_waiting_again(); // dropped meanwhile
+            if (!current || current->id != id)
+                return advance_if_waiting_again(); // dropped meanwhile
             if (!out.error) {
                 current->subscribed = true;
                 // A successful subscription renews the channel's lifetime.
@@ -347,7 +365,8 @@ private:
             }
             if (keepalive && current) {
                 emit(channel_event::failed, id, out.detail);
-                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(*out.retry_after)
+                arm_keepalive(out.retry_after ? std::chrono::duration_cast<std::chrono::seconds>(
+                                                    *out.retry_after)
                                               : opts.resubscribe_retry);
                 return advance_if_waiting_again();
             }
@@ -356,9 +375,10 @@ private:
 
         void arm_keepalive(std::optional<std::chrono::seconds> retry_in) {
             if (!current) return;
-            const auto margin = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                             opts.resubscribe_margin),
-                                         current->lifetime / 2);
+            const auto margin =
+                std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             opts.resubscribe_margin),
+                         current->lifetime / 2);
             auto at = current->expires - margin;
             if (retry_in) at = std::min(at, std::chrono::steady_clock::now() + *retry_in);
             timer.expires_at(at);
@@ -418,7 +438,8 @@ private:
     std::shared_ptr<state> state_;
 };
 
-static_assert(is_token_policy_v<channel_token_policy>, "channel_token_policy must be a TokenPolicy");
+static_assert(is_token_policy_v<channel_token_policy>,
+              "channel_token_policy must be a TokenPolicy");
 
 } // namespace genesys
 TETHER_NAMESPACE_END

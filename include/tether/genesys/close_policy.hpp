@@ -37,7 +37,8 @@ public:
     }
 
     static bool channel_gone(std::string_view reason) noexcept {
-        return starts_with_ci(reason, "channel expired") || starts_with_ci(reason, "channel deleted") ||
+        return starts_with_ci(reason, "channel expired") ||
+               starts_with_ci(reason, "channel deleted") ||
                starts_with_ci(reason, "channel not found");
     }
 

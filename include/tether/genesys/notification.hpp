@@ -76,14 +76,15 @@ inline message_type parse_notification(std::string_view text, notification& out)
 struct gap_event {
     std::chrono::system_clock::time_point from;
     std::chrono::system_clock::time_point to;
-    std::string reason; ///< why the connection dropped
+    std::string reason;  ///< why the connection dropped
     bool resumed = true; ///< false: reported at stop, the stream did not come back
 };
 
 /// A make-before-break switch to a new socket completed.
 struct handover_event {
     std::string channel_id;
-    std::chrono::milliseconds took; ///< from socket_closing to the new socket's open (0 for a renewal)
+    std::chrono::milliseconds
+        took; ///< from socket_closing to the new socket's open (0 for a renewal)
     bool after_socket_closing = true; ///< false: the client renewed its token (renew_before_expiry)
 };
 

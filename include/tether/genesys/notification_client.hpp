@@ -13,26 +13,26 @@
 
 #include <asio/io_context.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <functional>
 #include <utility>
 
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
 struct notification_options {
-    genesys::endpoints endpoints;  ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
+    genesys::endpoints endpoints; ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
     std::string client_id;
     secret client_secret;
-    channel_options channel;       ///< topics, creation limit, resubscription
-    stream_options stream;         ///< heartbeat watchdog, ping probe
-    shared_token_options token;    ///< REST token refresh margins
-    rest_options rest;             ///< api_base is taken from `endpoints`
+    channel_options channel;    ///< topics, creation limit, resubscription
+    stream_options stream;      ///< heartbeat watchdog, ping probe
+    shared_token_options token; ///< REST token refresh margins
+    rest_options rest;          ///< api_base is taken from `endpoints`
     websocketpp_transport_options transport;
-    client_options client;         ///< url is unused (each channel has its own); queue, backoff limits
-    tls_options tls;               ///< for login, api and streaming hosts
+    client_options client; ///< url is unused (each channel has its own); queue, backoff limits
+    tls_options tls;       ///< for login, api and streaming hosts
     /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
     /// including background refreshes; never a secret. Called on I/O threads.
     std::function<void(std::string_view)> token_trace;
@@ -52,14 +52,13 @@ struct notification_options {
 /// Run the io_context on one thread. Throws std::invalid_argument for bad options.
 class notification_client {
 public:
-    using client_type =
-        basic_reconnecting_client<websocketpp_transport, channel_token_policy, genesys_close_policy, exponential_backoff>;
+    using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
+                                                  genesys_close_policy, exponential_backoff>;
     using stream_type = notification_stream<client_type>;
 
     notification_client(asio::io_context& io, notification_options o)
         : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
-          rest_(make_rest(io, o, source_)),
-          policy_(rest_, o.channel),
+          rest_(make_rest(io, o, source_)), policy_(rest_, o.channel),
           client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
                   genesys_close_policy(), exponential_backoff()),
           stream_(client_, o.stream, [p = policy_]() { return p.channel_id(); }) {}
@@ -77,7 +76,8 @@ public:
     channel_token_policy& channel() noexcept { return policy_; }
 
 private:
-    static oauth2_client_credentials make_fetcher(asio::io_context& io, const notification_options& o) {
+    static oauth2_client_credentials make_fetcher(asio::io_context& io,
+                                                  const notification_options& o) {
         oauth2_options oo;
         oo.token_url = o.endpoints.login_base + "/oauth/token";
         oo.client_id = o.client_id;
@@ -86,8 +86,8 @@ private:
         oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
-    static std::shared_ptr<rest_client> make_rest(asio::io_context& io, const notification_options& o,
-                                                  rest_token_source& source) {
+    static std::shared_ptr<rest_client>
+    make_rest(asio::io_context& io, const notification_options& o, rest_token_source& source) {
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;

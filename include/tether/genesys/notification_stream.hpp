@@ -27,7 +27,8 @@ struct stream_options {
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument("tether: genesys: stream_options: bad heartbeat or ping interval");
+            throw std::invalid_argument(
+                "tether: genesys: stream_options: bad heartbeat or ping interval");
     }
 };
 
@@ -54,26 +55,29 @@ struct stream_counters {
 ///   the same channel), reported on_handover when the new socket is open;
 /// - every drop -> on_gap when the next connection opens.
 /// Lives on the client's executor; must outlive the client's run.
-template <class Client>
-class notification_stream {
+template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
     using timer_type = typename Client::transport_type::timer_type;
 
-    notification_stream(Client& client, stream_options opts, std::function<std::string()> source_name = {})
+    notification_stream(Client& client, stream_options opts,
+                        std::function<std::string()> source_name = {})
         : client_(client), opts_((opts.validate(), opts)), source_(std::move(source_name)),
           watchdog_(client.transport().make_timer()), ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
         client_.on_open([this](const open_event& e) { opened(e); });
         client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close([this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
+        client_.on_close(
+            [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
         client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
     ~notification_stream() { cancel_timers(); }
 
-    void on_notification(std::function<void(const notification&)> f) { h_notification_ = std::move(f); }
+    void on_notification(std::function<void(const notification&)> f) {
+        h_notification_ = std::move(f);
+    }
     void on_gap(std::function<void(const gap_event&)> f) { h_gap_ = std::move(f); }
     void on_handover(std::function<void(const handover_event&)> f) { h_handover_ = std::move(f); }
     /// socket_closing arrived (the handover starts); the text is the server's message.
@@ -81,7 +85,9 @@ public:
     /// The watchdog or the ping probe declared the connection dead.
     void on_liveness_failure(std::function<void(std::error_code)> f) { h_liveness_ = std::move(f); }
     void on_open(std::function<void(const open_event&)> f) { h_open_ = std::move(f); }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) { h_close_ = std::move(f); }
+    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        h_close_ = std::move(f);
+    }
     void on_stopped(std::function<void(const stopped_event&)> f) { h_stopped_ = std::move(f); }
 
     /// Read on the client's executor (or after it stopped).
@@ -99,7 +105,8 @@ private:
             ++counters_.handovers;
             // Ours after socket_closing, else the client's renew_before_expiry.
             const bool announced = std::exchange(closing_pending_, false);
-            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(last_frame_ - handover_asked_)
+            const auto took = announced ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              last_frame_ - handover_asked_)
                                         : std::chrono::milliseconds(0);
             if (h_handover_) h_handover_(handover_event{source(), took, announced});
         } else if (in_gap_) {
@@ -129,9 +136,10 @@ private:
             ++counters_.socket_closings;
             handover_asked_ = last_frame_;
             closing_pending_ = true;
-            std::string text = n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
-                                   ? n.body["message"].template get<std::string>()
-                                   : std::string();
+            std::string text =
+                n.body.is_object() && n.body.contains("message") && n.body["message"].is_string()
+                    ? n.body["message"].template get<std::string>()
+                    : std::string();
             if (h_closing_) h_closing_(text);
             client_.handover();
             return;
@@ -148,7 +156,8 @@ private:
     void closed(const close_event& e, const reconnect_decision& d) {
         // Only the end of an open connection starts a gap: a failed attempt
         // after it extends the same gap, a failed handover loses nothing.
-        const bool user_stop = d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
+        const bool user_stop =
+            d.action == close_action::stop && d.stop_reason == error::stopped_by_user;
         if (e.was_open && !in_gap_ && !user_stop) {
             in_gap_ = true;
             gap_from_ = delivered_until_;
@@ -164,14 +173,16 @@ private:
         if (in_gap_) {
             in_gap_ = false;
             ++counters_.gaps;
-            if (h_gap_) h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
+            if (h_gap_)
+                h_gap_(gap_event{gap_from_, std::chrono::system_clock::now(), gap_reason_, false});
         }
         if (h_stopped_) h_stopped_(e);
     }
 
     static std::string describe(const close_event& e) {
         if (e.error) return e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
-        if (e.code != close_code::none) return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
+        if (e.code != close_code::none)
+            return "closed " + std::to_string(e.code) + " '" + e.reason + "'";
         if (e.http_status) return "handshake refused " + std::to_string(e.http_status);
         return "connection lost";
     }
@@ -179,7 +190,8 @@ private:
     void arm_watchdog() {
         if (opts_.heartbeat_timeout.count() == 0) return;
         const auto gen = ++watchdog_gen_;
-        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(opts_.heartbeat_timeout);
+        const auto due = last_frame_ + std::chrono::duration_cast<typename clock_type::duration>(
+                                           opts_.heartbeat_timeout);
         const auto now = client_.transport().now();
         watchdog_.expires_after(due > now ? due - now : typename clock_type::duration(0));
         watchdog_.async_wait([this, gen](std::error_code ec) {

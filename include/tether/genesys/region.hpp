@@ -15,10 +15,10 @@ namespace genesys {
 /// The region hosts Genesys publishes (docs/GENESYS.md). A region is named by
 /// its host; `login.`, `api.` and `streaming.` are prefixed to it.
 inline constexpr std::array<std::string_view, 17> known_regions = {
-    "mypurecloud.com",   "mypurecloud.ie",   "mypurecloud.com.au", "mypurecloud.jp",
-    "mypurecloud.de",    "usw2.pure.cloud",  "cac1.pure.cloud",    "apne2.pure.cloud",
-    "euw2.pure.cloud",   "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
-    "mec1.pure.cloud",   "apne3.pure.cloud", "euc2.pure.cloud",    "mxc1.pure.cloud",
+    "mypurecloud.com",  "mypurecloud.ie",   "mypurecloud.com.au",     "mypurecloud.jp",
+    "mypurecloud.de",   "usw2.pure.cloud",  "cac1.pure.cloud",        "apne2.pure.cloud",
+    "euw2.pure.cloud",  "aps1.pure.cloud",  "use2.us-gov-pure.cloud", "sae1.pure.cloud",
+    "mec1.pure.cloud",  "apne3.pure.cloud", "euc2.pure.cloud",        "mxc1.pure.cloud",
     "apse1.pure.cloud",
 };
 
@@ -42,13 +42,15 @@ struct endpoints {
         // Accept what people paste: "https://api.mypurecloud.ie/" -> "mypurecloud.ie".
         for (std::string_view prefix : {"https://", "login.", "api.", "apps.", "streaming."})
             if (r.compare(0, prefix.size(), prefix) == 0) r.erase(0, prefix.size());
-        while (!r.empty() && r.back() == '/') r.pop_back();
+        while (!r.empty() && r.back() == '/')
+            r.pop_back();
         if (!is_known_region(r)) {
             std::string list;
-            for (auto k : known_regions) list += (list.empty() ? "" : ", ") + std::string(k);
-            throw std::invalid_argument("tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
-                                        "'; known regions: " + list +
-                                        " (pass explicit base URLs for anything else)");
+            for (auto k : known_regions)
+                list += (list.empty() ? "" : ", ") + std::string(k);
+            throw std::invalid_argument(
+                "tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
+                "'; known regions: " + list + " (pass explicit base URLs for anything else)");
         }
         return {"https://login." + r, "https://api." + r};
     }
@@ -57,7 +59,8 @@ struct endpoints {
     /// They are checked when the client is built (scheme, loopback for http://).
     static endpoints explicit_urls(std::string login, std::string api) {
         auto trim = [](std::string s) {
-            while (!s.empty() && s.back() == '/') s.pop_back();
+            while (!s.empty() && s.back() == '/')
+                s.pop_back();
             return s;
         };
         return {trim(std::move(login)), trim(std::move(api))};

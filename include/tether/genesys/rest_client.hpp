@@ -49,11 +49,11 @@ struct rest_options {
 
 /// The end of one REST call.
 struct rest_outcome {
-    std::error_code error;  ///< empty for 2xx
-    int status = 0;         ///< the last HTTP status (0: none)
-    nlohmann::json body;    ///< parsed 2xx body (null when empty)
+    std::error_code error; ///< empty for 2xx
+    int status = 0;        ///< the last HTTP status (0: none)
+    nlohmann::json body;   ///< parsed 2xx body (null when empty)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::string detail;     ///< for logs; never a token
+    std::string detail; ///< for logs; never a token
 };
 
 /// REST calls with `Authorization: Bearer` from a shared token source. A 401
@@ -65,7 +65,8 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token, rest_options o) {
+    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+                                               rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
 
@@ -113,10 +114,14 @@ private:
         : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
-        if (!url) throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base + "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
-            throw std::invalid_argument("tether: genesys: plain http:// API base is allowed only to a loopback "
-                                        "host (the bearer token would travel unencrypted)");
+        if (!url)
+            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
+                                        "': " + why);
+        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
+            throw std::invalid_argument(
+                "tether: genesys: plain http:// API base is allowed only to a loopback "
+                "host (the bearer token would travel unencrypted)");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -125,9 +130,10 @@ private:
     void attempt(std::shared_ptr<operation> op) {
         if (op->epoch == 0) {
             op->epoch = epoch_;
-            live_.erase(std::remove_if(live_.begin(), live_.end(),
-                                       [](const std::weak_ptr<operation>& w) { return w.expired(); }),
-                        live_.end());
+            live_.erase(
+                std::remove_if(live_.begin(), live_.end(),
+                               [](const std::weak_ptr<operation>& w) { return w.expired(); }),
+                live_.end());
             live_.push_back(op);
         }
         if (op->epoch != epoch_) return finish(op, cancelled());
@@ -174,19 +180,23 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer), res = std::move(res)]() mutable {
+                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                               res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
             });
     }
 
-    void on_response(const std::shared_ptr<operation>& op, const secret& bearer, detail::http_result res) {
+    void on_response(const std::shared_ptr<operation>& op, const secret& bearer,
+                     detail::http_result res) {
         const std::string what = op->method + " " + op->target;
         if (op->epoch != epoch_) return finish(op, cancelled());
         rest_outcome out;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled ? res.error : make_error_code(error::channel_request_failed);
+            out.error = res.error == error::operation_cancelled
+                            ? res.error
+                            : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -233,9 +243,12 @@ private:
             }
             return finish(op, std::move(out));
         }
-        if (s == 401) out.error = make_error_code(error::token_rejected); // a fresh token was refused too
-        else if (s == 403) out.error = make_error_code(error::request_forbidden);
-        else out.error = make_error_code(error::channel_request_failed);
+        if (s == 401)
+            out.error = make_error_code(error::token_rejected); // a fresh token was refused too
+        else if (s == 403)
+            out.error = make_error_code(error::request_forbidden);
+        else
+            out.error = make_error_code(error::channel_request_failed);
         out.detail = what + ": HTTP " + std::to_string(s) + " " + message_of(res.response.body);
         finish(op, std::move(out));
     }

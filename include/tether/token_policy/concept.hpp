@@ -5,9 +5,10 @@
 //
 // | expression                | effect                                                        |
 // |---------------------------|---------------------------------------------------------------|
-// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never with a token passed to `invalidate` |
-// | `p.invalidate(s)`         | `s` (a `const secret&`) was rejected by the server: never offer it again |
-// | `p.cancel()`              | abandon the outstanding request; `h` may still run or be destroyed unrun |
+// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never
+// with a token passed to `invalidate` | | `p.invalidate(s)`         | `s` (a `const secret&`) was
+// rejected by the server: never offer it again | | `p.cancel()`              | abandon the
+// outstanding request; `h` may still run or be destroyed unrun |
 //
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their
@@ -38,13 +39,14 @@ using invalidate_expr = decltype(std::declval<T&>().invalidate(std::declval<cons
 template <class T> using cancel_expr = decltype(std::declval<T&>().cancel());
 
 /// One static_assert per row of the table above; instantiate it to check T.
-template <class T>
-struct token_policy_rows {
-    static_assert(is_detected_v<async_get_token_expr, T>,
-                  "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
-                  "handler h(token_result)");
+template <class T> struct token_policy_rows {
+    static_assert(
+        is_detected_v<async_get_token_expr, T>,
+        "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
+        "handler h(token_result)");
     static_assert(is_detected_v<invalidate_expr, T>,
-                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a const secret& s");
+                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a "
+                  "const secret& s");
     static_assert(is_detected_v<cancel_expr, T>,
                   "tether: TokenPolicy requirement not met: p.cancel() must be valid");
     static constexpr bool checked = true;
