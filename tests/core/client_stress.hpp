@@ -102,6 +102,8 @@ struct outcome {
     std::vector<std::string> refused_but_delivered;
     std::size_t accepted_after_stopped_seen = 0; ///< send() succeeded after state() said stopped
     int stopped_events = 0;
+    bool left_stopped = false; ///< the state changed after it became stopped
+    std::string last_states;   ///< the last few states entered
     bool counters_monotonic = true;
     bool counters_agree = true;
     std::string counters_note;
@@ -111,8 +113,8 @@ struct outcome {
     }
     bool ok() const {
         return lost() == 0 && duplicated.empty() && refused_but_delivered.empty() &&
-               accepted_after_stopped_seen == 0 && stopped_events == 1 && counters_monotonic &&
-               counters_agree;
+               accepted_after_stopped_seen == 0 && stopped_events == 1 && !left_stopped &&
+               counters_monotonic && counters_agree;
     }
     std::string summary() const {
         std::ostringstream o;
@@ -124,6 +126,7 @@ struct outcome {
           << "; duplicated " << duplicated.size() << ", refused but delivered "
           << refused_but_delivered.size() << ", accepted after stopped was seen "
           << accepted_after_stopped_seen << ", on_stopped x" << stopped_events
+          << (left_stopped ? ", the state left stopped" : "") << "; last states: " << last_states
           << (counters_monotonic ? "" : ", counters went backwards")
           << (counters_agree ? "" : ", counters disagree: " + counters_note);
         const auto first = [&o](const char* what, const std::vector<std::string>& v) {
@@ -174,7 +177,9 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
     int stopped_events = 0;
     std::vector<std::string> dropped;
     client.on_dropped([&](const tether::dropped_message& d) { dropped.push_back(d.data); });
+    std::vector<tether::client_state> states; // every state entered, in order
     client.on_state_change([&](const tether::state_change_event& e) {
+        states.push_back(e.to);
         if (e.to == tether::client_state::stopped) stopped_at = seq.fetch_add(1);
     });
     client.on_stopped([&](const tether::stopped_event&) { ++stopped_events; });
@@ -266,6 +271,11 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
 
     outcome out;
     out.stopped_events = stopped_events;
+    const auto first_stop = std::find(states.begin(), states.end(), tether::client_state::stopped);
+    out.left_stopped = first_stop != states.end() && first_stop + 1 != states.end();
+    for (auto it = states.size() > 8 ? states.end() - 8 : states.begin(); it != states.end(); ++it)
+        out.last_states +=
+            std::string(out.last_states.empty() ? "" : " -> ") + tether::to_string(*it);
     out.counters_monotonic =
         std::all_of(monotonic.begin(), monotonic.end(), [](char c) { return c != 0; });
     for (auto n : after_stopped)

@@ -75,7 +75,7 @@ TEST_CASE(
     "threads: every message send() accepted from other threads reaches the server or on_dropped, "
     "while the client reconnects and stops (simulated transport)",
     "[client][threads]") {
-    const int runs = runs_from_env(300);
+    const int runs = runs_from_env(200);
     stress::tally t;
     for (int i = 0; i < runs; ++i)
         t.add(static_cast<std::uint64_t>(i) + 1, sim_run(static_cast<std::uint64_t>(i) + 1));
