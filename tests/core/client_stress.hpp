@@ -172,8 +172,8 @@ outcome run(Client& client, const config& cfg, const std::function<void()>& run_
             const std::function<std::vector<std::string>()>& server_received) {
     // A global order of the events that matter, for classifying losses.
     std::atomic<std::uint64_t> seq{1};
-    std::uint64_t stopped_at =
-        0; // when the state became stopped (executor thread; read after the join)
+    // When the state became stopped (executor thread; read after the join).
+    std::uint64_t stopped_at = 0;
     int stopped_events = 0;
     std::vector<std::string> dropped;
     client.on_dropped([&](const tether::dropped_message& d) { dropped.push_back(d.data); });
