@@ -3,10 +3,11 @@
 // socket_closing, reconnects and the gaps to backfill. At the end (after
 // --duration, or on Ctrl-C) it prints a summary.
 //
-//   against the local server:  tether_genesys_notifications --local http://127.0.0.1:PORT
-//   [--seed-mode] [topics...] against a real org:        GENESYS_REGION=mypurecloud.ie
-//   GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
-//                              tether_genesys_notifications v2.users.<id>.presence ...
+//   against the local server:
+//     tether_genesys_notifications --local http://127.0.0.1:PORT [--seed-mode] [topics...]
+//   against a real org:
+//     GENESYS_REGION=mypurecloud.ie GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=... \
+//     tether_genesys_notifications v2.users.<id>.presence ...
 #include <tether/close_policy/close_code_table.hpp>
 #include <tether/genesys.hpp>
 

@@ -948,9 +948,8 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear |
-/// stop | | | any other transport failure (DNS, TCP, liveness) | reconnect                     |
-/// network  |
+/// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
+/// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
     struct options {
@@ -1229,12 +1228,13 @@ TETHER_NAMESPACE_END
 // A TokenPolicy produces the credential for the next handshake. Valid
 // expressions, for `p` a TokenPolicy, `h` a handler `void(token_result)`:
 //
-// | expression                | effect                                                        |
-// |---------------------------|---------------------------------------------------------------|
-// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never
-// with a token passed to `invalidate` | | `p.invalidate(s)`         | `s` (a `const secret&`) was
-// rejected by the server: never offer it again | | `p.cancel()`              | abandon the
-// outstanding request; `h` may still run or be destroyed unrun |
+// | expression             | effect                                                         |
+// |------------------------|----------------------------------------------------------------|
+// | `p.async_get_token(h)` | calls `h` exactly once, from any thread, possibly inline       |
+// | `p.invalidate(s)`      | `s` (a `const secret&`) was rejected: never offer it again     |
+// | `p.cancel()`           | abandon the request; `h` may still run or be destroyed unrun   |
+//
+// `h` never gets a token that was passed to `invalidate`.
 //
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their
@@ -1400,20 +1400,20 @@ TETHER_NAMESPACE_END
 // run the whole client on virtual time. Valid expressions, for `t` a Transport,
 // `tm` a `T::timer_type`, `s` a sink, `id` a connection_id:
 //
-// | expression                        | type / effect                                        |
-// |-----------------------------------|------------------------------------------------------|
-// | `T::executor_type`                | an Asio executor; every sink call runs on it          |
-// | `T::clock_type`                   | a chrono clock (`time_point`, `duration`)             |
-// | `T::timer_type`                   | a timer on that clock and executor (`tm` below)       |
-// | `tm.expires_after(d)`             | arms it `d` (a chrono duration) from now              |
-// | `tm.async_wait(h)`                | calls `h(std::error_code)` once, when it fires or is
-// cancelled | | `tm.cancel()`                     | pending waits complete with `operation_aborted`
-// | | `t.get_executor()`                | `executor_type`                                      | |
-// `t.now()`                         | `clock_type::time_point`                             | |
-// `t.make_timer()`                  | `timer_type` bound to the executor                   | |
-// `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
-// | `t.send(id, data, kind)`          | `std::error_code`; queues one message                 |
-// | `t.close(id, code, reason)`       | starts a graceful close; idempotent; unknown ids ignored |
+// | expression                  | type / effect                                              |
+// |-----------------------------|------------------------------------------------------------|
+// | `T::executor_type`          | an Asio executor; every sink call runs on it               |
+// | `T::clock_type`             | a chrono clock (`time_point`, `duration`)                  |
+// | `T::timer_type`             | a timer on that clock and executor (`tm` below)            |
+// | `tm.expires_after(d)`       | arms it `d` (a chrono duration) from now                   |
+// | `tm.async_wait(h)`          | calls `h(std::error_code)` once, fired or cancelled        |
+// | `tm.cancel()`               | pending waits complete with `operation_aborted`            |
+// | `t.get_executor()`          | `executor_type`                                            |
+// | `t.now()`                   | `clock_type::time_point`                                   |
+// | `t.make_timer()`            | `timer_type` bound to the executor                         |
+// | `t.connect(req, s)`         | `connection_id`; starts an attempt, never calls `s` inline |
+// | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
+// | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
 //
 // A class template using a Transport checks it with one static_assert per row
 // (detail::transport_rows), so a missing expression is named in one line.
@@ -3278,14 +3278,17 @@ TETHER_NAMESPACE_END
 // A pure function (no I/O, the current time passed in) so that tests and the
 // fuzzer exercise exactly what oauth2_client_credentials runs.
 //
-// | response                                              | token_result.error         |
-// |-------------------------------------------------------|----------------------------|
-// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else
-// the default) | | 2xx, anything else (not JSON, no token, bad expires_in)|
-// malformed_token_response  | | 429 or 503                                            |
-// rate_limited (+ retry_after from Retry-After) | | `error` invalid_client / invalid_grant /
-// unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) | | any other status
-// (3xx, other 4xx, 5xx)                | token_request_failed       |
+// | response                                                 | token_result.error             |
+// |----------------------------------------------------------|--------------------------------|
+// | 2xx, JSON object, non-empty `access_token`               | none (see below)               |
+// | 2xx, anything else (not JSON, no token, bad expires_in)  | malformed_token_response       |
+// | 429 or 503                                               | rate_limited (see below)       |
+// | `error`: invalid_client, invalid_grant, unauthorized_client | invalid_credentials (permanent) |
+// | 400, 401 or 403                                          | invalid_credentials (permanent)|
+// | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
+//
+// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 

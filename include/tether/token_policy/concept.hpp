@@ -3,12 +3,13 @@
 // A TokenPolicy produces the credential for the next handshake. Valid
 // expressions, for `p` a TokenPolicy, `h` a handler `void(token_result)`:
 //
-// | expression                | effect                                                        |
-// |---------------------------|---------------------------------------------------------------|
-// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never
-// with a token passed to `invalidate` | | `p.invalidate(s)`         | `s` (a `const secret&`) was
-// rejected by the server: never offer it again | | `p.cancel()`              | abandon the
-// outstanding request; `h` may still run or be destroyed unrun |
+// | expression             | effect                                                         |
+// |------------------------|----------------------------------------------------------------|
+// | `p.async_get_token(h)` | calls `h` exactly once, from any thread, possibly inline       |
+// | `p.invalidate(s)`      | `s` (a `const secret&`) was rejected: never offer it again     |
+// | `p.cancel()`           | abandon the request; `h` may still run or be destroyed unrun   |
+//
+// `h` never gets a token that was passed to `invalidate`.
 //
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their

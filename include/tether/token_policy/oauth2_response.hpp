@@ -3,14 +3,17 @@
 // A pure function (no I/O, the current time passed in) so that tests and the
 // fuzzer exercise exactly what oauth2_client_credentials runs.
 //
-// | response                                              | token_result.error         |
-// |-------------------------------------------------------|----------------------------|
-// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else
-// the default) | | 2xx, anything else (not JSON, no token, bad expires_in)|
-// malformed_token_response  | | 429 or 503                                            |
-// rate_limited (+ retry_after from Retry-After) | | `error` invalid_client / invalid_grant /
-// unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) | | any other status
-// (3xx, other 4xx, 5xx)                | token_request_failed       |
+// | response                                                 | token_result.error             |
+// |----------------------------------------------------------|--------------------------------|
+// | 2xx, JSON object, non-empty `access_token`               | none (see below)               |
+// | 2xx, anything else (not JSON, no token, bad expires_in)  | malformed_token_response       |
+// | 429 or 503                                               | rate_limited (see below)       |
+// | `error`: invalid_client, invalid_grant, unauthorized_client | invalid_credentials (permanent) |
+// | 400, 401 or 403                                          | invalid_credentials (permanent)|
+// | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
+//
+// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 

@@ -5,20 +5,20 @@
 // run the whole client on virtual time. Valid expressions, for `t` a Transport,
 // `tm` a `T::timer_type`, `s` a sink, `id` a connection_id:
 //
-// | expression                        | type / effect                                        |
-// |-----------------------------------|------------------------------------------------------|
-// | `T::executor_type`                | an Asio executor; every sink call runs on it          |
-// | `T::clock_type`                   | a chrono clock (`time_point`, `duration`)             |
-// | `T::timer_type`                   | a timer on that clock and executor (`tm` below)       |
-// | `tm.expires_after(d)`             | arms it `d` (a chrono duration) from now              |
-// | `tm.async_wait(h)`                | calls `h(std::error_code)` once, when it fires or is
-// cancelled | | `tm.cancel()`                     | pending waits complete with `operation_aborted`
-// | | `t.get_executor()`                | `executor_type`                                      | |
-// `t.now()`                         | `clock_type::time_point`                             | |
-// `t.make_timer()`                  | `timer_type` bound to the executor                   | |
-// `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
-// | `t.send(id, data, kind)`          | `std::error_code`; queues one message                 |
-// | `t.close(id, code, reason)`       | starts a graceful close; idempotent; unknown ids ignored |
+// | expression                  | type / effect                                              |
+// |-----------------------------|------------------------------------------------------------|
+// | `T::executor_type`          | an Asio executor; every sink call runs on it               |
+// | `T::clock_type`             | a chrono clock (`time_point`, `duration`)                  |
+// | `T::timer_type`             | a timer on that clock and executor (`tm` below)            |
+// | `tm.expires_after(d)`       | arms it `d` (a chrono duration) from now                   |
+// | `tm.async_wait(h)`          | calls `h(std::error_code)` once, fired or cancelled        |
+// | `tm.cancel()`               | pending waits complete with `operation_aborted`            |
+// | `t.get_executor()`          | `executor_type`                                            |
+// | `t.now()`                   | `clock_type::time_point`                                   |
+// | `t.make_timer()`            | `timer_type` bound to the executor                         |
+// | `t.connect(req, s)`         | `connection_id`; starts an attempt, never calls `s` inline |
+// | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
+// | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
 //
 // A class template using a Transport checks it with one static_assert per row
 // (detail::transport_rows), so a missing expression is named in one line.
