@@ -47,7 +47,8 @@ struct token_authority {
     test_support::handshake_verdict verdict(const test_support::seen_request& r) {
         std::lock_guard<std::mutex> lock(mutex);
         test_support::handshake_verdict v;
-        const std::string token = r.authorization.rfind("Bearer ", 0) == 0 ? r.authorization.substr(7) : "";
+        const std::string token =
+            r.authorization.rfind("Bearer ", 0) == 0 ? r.authorization.substr(7) : "";
         const auto it = expiry.find(token);
         const auto now = steady::now();
         if (it == expiry.end() || it->second <= now) {
@@ -63,9 +64,11 @@ double micros(steady::duration d) { return std::chrono::duration<double, std::mi
 
 void report(const char* what, std::vector<double> v) {
     std::sort(v.begin(), v.end());
-    const auto at = [&](double q) { return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))]; };
-    std::printf("%-40s median %8.1f us   p10 %8.1f   p90 %8.1f   min %8.1f   max %8.1f   (n=%zu)\n", what,
-                at(0.5), at(0.1), at(0.9), v.front(), v.back(), v.size());
+    const auto at = [&](double q) {
+        return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
+    };
+    std::printf("%-40s median %8.1f us   p10 %8.1f   p90 %8.1f   min %8.1f   max %8.1f   (n=%zu)\n",
+                what, at(0.5), at(0.1), at(0.9), v.front(), v.back(), v.size());
 }
 
 } // namespace
@@ -107,8 +110,10 @@ int main(int argc, char** argv) {
     using fetch = std::function<std::string()>;
     tether::basic_reconnecting_client<tether::websocketpp_transport, tether::callback_token<fetch>,
                                       tether::close_code_table<>>
-        client(opts, tether::websocketpp_transport(io, topts), tether::callback_token<fetch>([&] { return idp.issue(); }),
-               tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+        client(
+            opts, tether::websocketpp_transport(io, topts),
+            tether::callback_token<fetch>([&] { return idp.issue(); }),
+            tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
 
     std::vector<double> client_side;
     steady::time_point closed_at{};
@@ -129,8 +134,10 @@ int main(int argc, char** argv) {
     bool stopped = false;
     client.on_stopped([&](const tether::stopped_event&) { stopped = true; });
     client.start();
-    const auto deadline = steady::now() + std::chrono::seconds(30) + samples * std::chrono::milliseconds(lifetime_ms) * 3;
-    while (!stopped && steady::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+    const auto deadline = steady::now() + std::chrono::seconds(30) +
+                          samples * std::chrono::milliseconds(lifetime_ms) * 3;
+    while (!stopped && steady::now() < deadline)
+        io.run_one_for(std::chrono::milliseconds(100));
 
     server_work.reset();
     asio::post(server_io, [&] { server_io.stop(); });
@@ -140,11 +147,14 @@ int main(int argc, char** argv) {
     std::vector<double> server_side;
     for (std::size_t i = 0; i < server_close_sent.size() && i + 1 < server_opened.size(); ++i)
         server_side.push_back(micros(server_opened[i + 1] - server_close_sent[i]));
-    std::printf("expiry -> reopen on loopback, token lifetime %d ms, %d expiries\n", lifetime_ms, expiries);
+    std::printf("expiry -> reopen on loopback, token lifetime %d ms, %d expiries\n", lifetime_ms,
+                expiries);
     std::printf("handshakes: %llu opened, %llu rejected; token requests %llu; other closes %d\n",
-                static_cast<unsigned long long>(c.opens), static_cast<unsigned long long>(c.rejected_handshakes),
+                static_cast<unsigned long long>(c.opens),
+                static_cast<unsigned long long>(c.rejected_handshakes),
                 static_cast<unsigned long long>(c.token_requests), other_closes);
-    if (!stopped || static_cast<int>(client_side.size()) < samples || c.rejected_handshakes != 0 || other_closes != 0) {
+    if (!stopped || static_cast<int>(client_side.size()) < samples || c.rejected_handshakes != 0 ||
+        other_closes != 0) {
         std::fprintf(stderr, "FAILED: the run did not complete %d clean expiry cycles\n", samples);
         return 1;
     }

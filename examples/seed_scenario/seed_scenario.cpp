@@ -20,25 +20,27 @@ struct seed_service {
     bool reject_everything = false;
 };
 
-double seconds(const tt::simulation& sim) { return std::chrono::duration<double>(sim.elapsed()).count(); }
+double seconds(const tt::simulation& sim) {
+    return std::chrono::duration<double>(sim.elapsed()).count();
+}
 
-template <class Client>
-void log_events(Client& c, tt::simulation& sim) {
+template <class Client> void log_events(Client& c, tt::simulation& sim) {
     c.on_token([&sim](const tether::token_event& e) {
         std::printf("%9.3fs  token %s%s\n", seconds(sim), e.fresh ? "fetched" : "from cache",
                     e.after_rejection ? " (replacing the rejected one)" : "");
     });
     c.on_open([&sim](const tether::open_event& e) {
         std::printf("%9.3fs  open, attempt %llu, down for %.3fs\n", seconds(sim),
-                    static_cast<unsigned long long>(e.attempt), std::chrono::duration<double>(e.downtime).count());
+                    static_cast<unsigned long long>(e.attempt),
+                    std::chrono::duration<double>(e.downtime).count());
     });
     c.on_close([&sim](const tether::close_event& e, const tether::reconnect_decision& d) {
-        std::printf("%9.3fs  closed: code %u '%s' http %d -> %s\n", seconds(sim), e.code, e.reason.c_str(),
-                    e.http_status, tether::to_string(d.action));
+        std::printf("%9.3fs  closed: code %u '%s' http %d -> %s\n", seconds(sim), e.code,
+                    e.reason.c_str(), e.http_status, tether::to_string(d.action));
     });
     c.on_retry([&sim](const tether::retry_event& e) {
-        std::printf("%9.3fs  retry in %lld ms (%s ladder)\n", seconds(sim), static_cast<long long>(e.delay.count()),
-                    tether::to_string(e.cls));
+        std::printf("%9.3fs  retry in %lld ms (%s ladder)\n", seconds(sim),
+                    static_cast<long long>(e.delay.count()), tether::to_string(e.cls));
     });
     c.on_stopped([&sim](const tether::stopped_event& e) {
         std::printf("%9.3fs  stopped: %s\n", seconds(sim), e.reason.message().c_str());
@@ -48,9 +50,10 @@ void log_events(Client& c, tt::simulation& sim) {
 template <class Client>
 void print_summary(const char* title, const Client& c, const seed_service& svc) {
     const auto n = c.counters();
-    std::printf("  summary (%s): handshakes %zu, rejected %zu, token fetches %llu, opens %llu\n\n", title,
-                svc.server.handshakes.size(), svc.server.rejected,
-                static_cast<unsigned long long>(n.tokens_acquired), static_cast<unsigned long long>(n.opens));
+    std::printf("  summary (%s): handshakes %zu, rejected %zu, token fetches %llu, opens %llu\n\n",
+                title, svc.server.handshakes.size(), svc.server.rejected,
+                static_cast<unsigned long long>(n.tokens_acquired),
+                static_cast<unsigned long long>(n.opens));
 }
 
 } // namespace
@@ -60,21 +63,25 @@ int main() {
     // client_credentials endpoint would.
     int issued = 0;
     auto fetch = [&issued] { return "token-" + std::to_string(++issued); };
-    using client_t = tether::basic_reconnecting_client<tt::simulated_transport, tether::callback_token<decltype(fetch)>,
+    using client_t = tether::basic_reconnecting_client<tt::simulated_transport,
+                                                       tether::callback_token<decltype(fetch)>,
                                                        tether::close_code_table<>>;
-    tether::close_code_table<> seed_codes{{4001, tether::close_action::refresh_token_then_reconnect}};
+    tether::close_code_table<> seed_codes{
+        {4001, tether::close_action::refresh_token_then_reconnect}};
 
     std::printf("== The seed's service: 4001 on expiry, every 10 minutes, for an hour\n");
     {
         tt::simulation sim;
         seed_service svc;
         svc.server.on_handshake = [&svc](const tt::server_handshake& h) {
-            if (svc.expired.count(std::string(h.token.reveal()))) return tt::server_response::reject(401);
+            if (svc.expired.count(std::string(h.token.reveal())))
+                return tt::server_response::reject(401);
             return tt::server_response::accept();
         };
         tether::client_options o;
         o.url = "wss://streaming.example.test/v2/events";
-        client_t client(o, tt::simulated_transport(sim, svc.server), tether::callback_token(fetch), seed_codes);
+        client_t client(o, tt::simulated_transport(sim, svc.server), tether::callback_token(fetch),
+                        seed_codes);
         log_events(client, sim);
         client.start();
         for (int i = 0; i < 6; ++i) {
@@ -95,10 +102,13 @@ int main() {
     {
         tt::simulation sim;
         seed_service svc;
-        svc.server.on_handshake = [](const tt::server_handshake&) { return tt::server_response::reject(401); };
+        svc.server.on_handshake = [](const tt::server_handshake&) {
+            return tt::server_response::reject(401);
+        };
         tether::client_options o;
         o.url = "wss://streaming.example.test/v2/events";
-        client_t client(o, tt::simulated_transport(sim, svc.server), tether::callback_token(fetch), seed_codes);
+        client_t client(o, tt::simulated_transport(sim, svc.server), tether::callback_token(fetch),
+                        seed_codes);
         log_events(client, sim);
         client.start();
         sim.run_for(10min);

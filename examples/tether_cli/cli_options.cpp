@@ -37,7 +37,8 @@ std::uint64_t parse_count(const std::string& opt, const std::string& v, std::uin
         fail(opt + " expects a whole number, got '" + v + "'");
     errno = 0;
     const unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
-    if (errno == ERANGE || n > max) fail(opt + " is too large (at most " + std::to_string(max) + ")");
+    if (errno == ERANGE || n > max)
+        fail(opt + " is too large (at most " + std::to_string(max) + ")");
     return n;
 }
 
@@ -108,13 +109,16 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 
 std::vector<tether::close_code_rule> cli_options::close_rules() const {
     std::vector<tether::close_code_rule> rules;
-    const auto& expiry = expiry_codes.empty() ? std::vector<code_range>{{4001, 4001}} : expiry_codes;
+    const auto& expiry =
+        expiry_codes.empty() ? std::vector<code_range>{{4001, 4001}} : expiry_codes;
     for (const auto& r : expiry)
         rules.emplace_back(r.first, r.last, tether::close_action::refresh_token_then_reconnect,
                            tether::failure_class::auth);
-    for (const auto& r : stop_codes) rules.emplace_back(r.first, r.last, tether::close_action::stop);
+    for (const auto& r : stop_codes)
+        rules.emplace_back(r.first, r.last, tether::close_action::stop);
     for (const auto& r : reconnect_codes)
-        rules.emplace_back(r.first, r.last, tether::close_action::reconnect, tether::failure_class::network);
+        rules.emplace_back(r.first, r.last, tether::close_action::reconnect,
+                           tether::failure_class::network);
     return rules;
 }
 
@@ -133,8 +137,8 @@ parse_result parse_arguments(const std::vector<std::string>& args) {
         for (std::size_t i = 0; i < args.size(); ++i) {
             std::string arg = args[i];
             if (arg == "--") {
-                positional.insert(positional.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                                  args.end());
+                positional.insert(positional.end(),
+                                  args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
                 break;
             }
             if (!starts_with(arg, "--") || arg == "-") {
@@ -162,54 +166,94 @@ parse_result parse_arguments(const std::vector<std::string>& args) {
                 return args[++i];
             };
 
-            if (arg == "--help") { flag(); o.show_help = true; }
-            else if (arg == "--version") { flag(); o.show_version = true; }
-            else if (arg == "--token-url") { o.token_url = value(); }
-            else if (arg == "--client-id") { o.client_id = value(); any_token_option = true; }
-            else if (arg == "--client-secret-file") { o.client_secret_file = value(); any_token_option = true; }
-            else if (arg == "--client-secret")
+            if (arg == "--help") {
+                flag();
+                o.show_help = true;
+            } else if (arg == "--version") {
+                flag();
+                o.show_version = true;
+            } else if (arg == "--token-url") {
+                o.token_url = value();
+            } else if (arg == "--client-id") {
+                o.client_id = value();
+                any_token_option = true;
+            } else if (arg == "--client-secret-file") {
+                o.client_secret_file = value();
+                any_token_option = true;
+            } else if (arg == "--client-secret")
                 fail("--client-secret is not accepted (command lines are visible to other users); "
                      "set TETHER_CLIENT_SECRET or use --client-secret-file");
-            else if (arg == "--scope") { o.scope = value(); any_token_option = true; }
-            else if (arg == "--token-auth") {
+            else if (arg == "--scope") {
+                o.scope = value();
+                any_token_option = true;
+            } else if (arg == "--token-auth") {
                 const std::string v = value();
                 any_token_option = true;
-                if (v == "basic") o.token_auth = token_endpoint_auth::basic;
-                else if (v == "post") o.token_auth = token_endpoint_auth::post;
-                else fail("--token-auth expects basic or post, got '" + v + "'");
-            }
-            else if (arg == "--auth") { parse_auth(o, value()); }
-            else if (arg == "--expiry-code") { o.expiry_codes.push_back(parse_code_range(arg, value())); }
-            else if (arg == "--stop-code") { o.stop_codes.push_back(parse_code_range(arg, value())); }
-            else if (arg == "--reconnect-code") { o.reconnect_codes.push_back(parse_code_range(arg, value())); }
-            else if (arg == "--send") { o.send_on_open.push_back(value()); }
-            else if (arg == "--header") { o.headers.push_back(parse_header(value())); }
-            else if (arg == "--subprotocol") {
+                if (v == "basic")
+                    o.token_auth = token_endpoint_auth::basic;
+                else if (v == "post")
+                    o.token_auth = token_endpoint_auth::post;
+                else
+                    fail("--token-auth expects basic or post, got '" + v + "'");
+            } else if (arg == "--auth") {
+                parse_auth(o, value());
+            } else if (arg == "--expiry-code") {
+                o.expiry_codes.push_back(parse_code_range(arg, value()));
+            } else if (arg == "--stop-code") {
+                o.stop_codes.push_back(parse_code_range(arg, value()));
+            } else if (arg == "--reconnect-code") {
+                o.reconnect_codes.push_back(parse_code_range(arg, value()));
+            } else if (arg == "--send") {
+                o.send_on_open.push_back(value());
+            } else if (arg == "--header") {
+                o.headers.push_back(parse_header(value()));
+            } else if (arg == "--subprotocol") {
                 const std::string v = value();
                 if (!is_token(v)) fail("--subprotocol: '" + v + "' is not a valid token");
                 o.subprotocols.push_back(v);
-            }
-            else if (arg == "--ca-file") { o.ca_file = value(); }
-            else if (arg == "--insecure-skip-tls-verify-i-know-what-i-am-doing") { flag(); o.insecure_skip_verify = true; }
-            else if (arg == "--allow-insecure-token-transport") { flag(); o.allow_insecure_token_transport = true; }
-            else if (arg == "--allow-plain-http-token-url") { flag(); o.allow_plain_http_token_url = true; }
-            else if (arg == "--ping-interval") { o.ping_interval = parse_seconds(arg, value()); }
-            else if (arg == "--pong-timeout") { o.pong_timeout = parse_seconds(arg, value()); }
-            else if (arg == "--idle-timeout") { o.idle_timeout = parse_seconds(arg, value()); }
-            else if (arg == "--handshake-timeout") { o.handshake_timeout = parse_seconds(arg, value()); }
-            else if (arg == "--renew-before") { o.renew_before = parse_seconds(arg, value()); }
-            else if (arg == "--backoff-initial") { o.backoff_initial = parse_millis(arg, value()); }
-            else if (arg == "--backoff-max") { o.backoff_max = parse_millis(arg, value()); }
-            else if (arg == "--auth-failure-limit") {
+            } else if (arg == "--ca-file") {
+                o.ca_file = value();
+            } else if (arg == "--insecure-skip-tls-verify-i-know-what-i-am-doing") {
+                flag();
+                o.insecure_skip_verify = true;
+            } else if (arg == "--allow-insecure-token-transport") {
+                flag();
+                o.allow_insecure_token_transport = true;
+            } else if (arg == "--allow-plain-http-token-url") {
+                flag();
+                o.allow_plain_http_token_url = true;
+            } else if (arg == "--ping-interval") {
+                o.ping_interval = parse_seconds(arg, value());
+            } else if (arg == "--pong-timeout") {
+                o.pong_timeout = parse_seconds(arg, value());
+            } else if (arg == "--idle-timeout") {
+                o.idle_timeout = parse_seconds(arg, value());
+            } else if (arg == "--handshake-timeout") {
+                o.handshake_timeout = parse_seconds(arg, value());
+            } else if (arg == "--renew-before") {
+                o.renew_before = parse_seconds(arg, value());
+            } else if (arg == "--backoff-initial") {
+                o.backoff_initial = parse_millis(arg, value());
+            } else if (arg == "--backoff-max") {
+                o.backoff_max = parse_millis(arg, value());
+            } else if (arg == "--auth-failure-limit") {
                 o.auth_failure_limit = static_cast<unsigned>(parse_count(arg, value(), 1000000));
                 if (o.auth_failure_limit == 0) fail("--auth-failure-limit must be at least 1");
-            }
-            else if (arg == "--max-attempts") { o.max_attempts = static_cast<unsigned>(parse_count(arg, value(), 1000000000)); }
-            else if (arg == "--max-messages") { o.max_messages = parse_count(arg, value(), std::numeric_limits<std::uint64_t>::max()); }
-            else if (arg == "--duration") { o.duration = parse_seconds(arg, value()); }
-            else if (arg == "--quiet") { flag(); o.quiet = true; }
-            else if (arg == "--verbose") { flag(); o.verbose = true; }
-            else fail("unknown option '" + arg + "'");
+            } else if (arg == "--max-attempts") {
+                o.max_attempts = static_cast<unsigned>(parse_count(arg, value(), 1000000000));
+            } else if (arg == "--max-messages") {
+                o.max_messages =
+                    parse_count(arg, value(), std::numeric_limits<std::uint64_t>::max());
+            } else if (arg == "--duration") {
+                o.duration = parse_seconds(arg, value());
+            } else if (arg == "--quiet") {
+                flag();
+                o.quiet = true;
+            } else if (arg == "--verbose") {
+                flag();
+                o.verbose = true;
+            } else
+                fail("unknown option '" + arg + "'");
         }
         if (o.show_help || o.show_version) return out;
 
@@ -222,19 +266,23 @@ parse_result parse_arguments(const std::vector<std::string>& args) {
 
         if (o.token_url.empty()) {
             if (any_token_option)
-                fail("--client-id, --client-secret-file, --scope and --token-auth need --token-url");
+                fail(
+                    "--client-id, --client-secret-file, --scope and --token-auth need --token-url");
         } else {
             if (!starts_with(o.token_url, "https://") && !starts_with(o.token_url, "http://"))
                 fail("--token-url must start with https:// or http://");
             if (o.client_id.empty()) fail("--token-url needs --client-id");
             if (o.auth == token_location::none)
-                fail("--auth none sends no token: drop --token-url, or choose where the token goes");
+                fail(
+                    "--auth none sends no token: drop --token-url, or choose where the token goes");
         }
         if (o.backoff_initial && o.backoff_max && *o.backoff_initial > *o.backoff_max)
             fail("--backoff-initial exceeds --backoff-max");
-        if (o.ping_interval && o.ping_interval->count() > 0 && o.pong_timeout && o.pong_timeout->count() == 0)
+        if (o.ping_interval && o.ping_interval->count() > 0 && o.pong_timeout &&
+            o.pong_timeout->count() == 0)
             fail("--pong-timeout must be positive when pings are enabled");
-        if (o.handshake_timeout && o.handshake_timeout->count() == 0) fail("--handshake-timeout must be positive");
+        if (o.handshake_timeout && o.handshake_timeout->count() == 0)
+            fail("--handshake-timeout must be positive");
         if (o.renew_before && o.token_url.empty()) fail("--renew-before needs --token-url");
     } catch (const usage_error& e) {
         out.error = e.what;
@@ -242,7 +290,8 @@ parse_result parse_arguments(const std::vector<std::string>& args) {
     return out;
 }
 
-tether::secret load_client_secret(const cli_options& o, const std::function<const char*(const char*)>& getenv,
+tether::secret load_client_secret(const cli_options& o,
+                                  const std::function<const char*(const char*)>& getenv,
                                   std::string& error) {
     std::string value;
     if (!o.client_secret_file.empty()) {
@@ -253,7 +302,8 @@ tether::secret load_client_secret(const cli_options& o, const std::function<cons
         }
         value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
         // A file written by `echo` ends with a line break that is no part of the secret.
-        while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+        while (!value.empty() && (value.back() == '\n' || value.back() == '\r'))
+            value.pop_back();
         if (value.empty()) {
             error = "--client-secret-file '" + o.client_secret_file + "' is empty";
             return {};
@@ -261,7 +311,8 @@ tether::secret load_client_secret(const cli_options& o, const std::function<cons
     } else {
         const char* env = getenv("TETHER_CLIENT_SECRET");
         if (!env || !*env) {
-            error = "--token-url needs the client secret: set TETHER_CLIENT_SECRET or use --client-secret-file";
+            error = "--token-url needs the client secret: set TETHER_CLIENT_SECRET or use "
+                    "--client-secret-file";
             return {};
         }
         value = env;

@@ -53,14 +53,15 @@ struct cli_options {
     bool allow_plain_http_token_url = false;
 
     // liveness and retry
-    std::optional<std::chrono::milliseconds> ping_interval, pong_timeout, idle_timeout, handshake_timeout;
+    std::optional<std::chrono::milliseconds> ping_interval, pong_timeout, idle_timeout,
+        handshake_timeout;
     std::optional<std::chrono::milliseconds> backoff_initial, backoff_max;
     std::optional<std::chrono::milliseconds> renew_before;
     unsigned auth_failure_limit = 3;
     unsigned max_attempts = 0;
 
     // when to stop
-    std::uint64_t max_messages = 0; ///< 0: no limit
+    std::uint64_t max_messages = 0;        ///< 0: no limit
     std::chrono::milliseconds duration{0}; ///< 0: no limit
 
     bool quiet = false;   ///< no diagnostics on stderr
@@ -89,7 +90,8 @@ parse_result parse_arguments(const std::vector<std::string>& args);
 /// Where the client secret comes from: --client-secret-file wins over the
 /// environment variable TETHER_CLIENT_SECRET (`getenv` is injectable for tests).
 /// Returns the secret, or sets `error` to a one-line reason.
-tether::secret load_client_secret(const cli_options& o, const std::function<const char*(const char*)>& getenv,
+tether::secret load_client_secret(const cli_options& o,
+                                  const std::function<const char*(const char*)>& getenv,
                                   std::string& error);
 
 /// The --help text.

@@ -79,8 +79,10 @@ public:
     void event(const char* name, const json& fields = json::object()) {
         json line;
         line["event"] = name;
-        line["t_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start_).count();
-        for (const auto& item : fields.items()) line[item.key()] = item.value();
+        line["t_ms"] =
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start_).count();
+        for (const auto& item : fields.items())
+            line[item.key()] = item.value();
         // Server text is not always valid UTF-8; replace rather than throw.
         const std::string text =
             redact_->scrub(line.dump(-1, ' ', false, json::error_handler_t::replace)) + "\n";
@@ -110,17 +112,17 @@ private:
 };
 
 /// A TokenPolicy decorator that tells the redactor every token handed out.
-template <class Inner>
-class recording_token_policy {
+template <class Inner> class recording_token_policy {
 public:
-    recording_token_policy(Inner inner, std::shared_ptr<redactor> r) : inner_(std::move(inner)), redact_(std::move(r)) {}
+    recording_token_policy(Inner inner, std::shared_ptr<redactor> r)
+        : inner_(std::move(inner)), redact_(std::move(r)) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
-        inner_.async_get_token([r = redact_, h = std::forward<Handler>(handler)](tether::token_result res) mutable {
-            if (!res.error) r->add(std::string(res.value.value.reveal()));
-            h(std::move(res));
-        });
+    template <class Handler> void async_get_token(Handler&& handler) {
+        inner_.async_get_token(
+            [r = redact_, h = std::forward<Handler>(handler)](tether::token_result res) mutable {
+                if (!res.error) r->add(std::string(res.value.value.reveal()));
+                h(std::move(res));
+            });
     }
     void invalidate(const tether::secret& s) { inner_.invalidate(s); }
     void cancel() { inner_.cancel(); }
@@ -140,8 +142,8 @@ long long to_ms(std::chrono::nanoseconds d) {
 /// The `stopped` event's reason for a final error code.
 const char* stop_reason_name(const std::error_code& ec) {
     using tether::error;
-    if (ec == error::unauthorized || ec == error::invalid_credentials || ec == error::token_rejected ||
-        ec == error::token_unavailable)
+    if (ec == error::unauthorized || ec == error::invalid_credentials ||
+        ec == error::token_rejected || ec == error::token_unavailable)
         return "credentials_rejected";
     if (ec == error::stop_close_code) return "stop_code";
     if (ec == error::handshake_refused) return "handshake_refused";
@@ -166,8 +168,9 @@ tether::websocketpp_transport_options transport_options(const cli_options& o) {
         t.token_subprotocol_prefix = o.auth_name;
         break;
     }
-    t.user_agent = "tether-cli/" + std::to_string(TETHER_VERSION_MAJOR) + "." + std::to_string(TETHER_VERSION_MINOR) +
-                   "." + std::to_string(TETHER_VERSION_PATCH);
+    t.user_agent = "tether-cli/" + std::to_string(TETHER_VERSION_MAJOR) + "." +
+                   std::to_string(TETHER_VERSION_MINOR) + "." +
+                   std::to_string(TETHER_VERSION_PATCH);
     t.tls.ca_file = o.ca_file;
     t.tls.insecure_skip_verify_i_know_what_i_am_doing = o.insecure_skip_verify;
     t.allow_insecure_token_transport = o.allow_insecure_token_transport;
@@ -197,8 +200,10 @@ tether::exponential_backoff backoff(const cli_options& o) {
         if (o.backoff_initial) l->initial = *o.backoff_initial;
         if (o.backoff_max) l->max = *o.backoff_max;
         if (l->initial > l->max) { // only one of the two was given
-            if (o.backoff_max) l->initial = l->max;
-            else l->max = l->initial;
+            if (o.backoff_max)
+                l->initial = l->max;
+            else
+                l->max = l->initial;
         }
     }
     return tether::exponential_backoff(ladders);
@@ -206,10 +211,10 @@ tether::exponential_backoff backoff(const cli_options& o) {
 
 /// Reads stdin lines and sends them. A pipe or socket is read asynchronously
 /// on the io_context; a regular file is read at once (epoll cannot watch it).
-template <class Client>
-class stdin_reader {
+template <class Client> class stdin_reader {
 public:
-    stdin_reader(asio::io_context& io, Client& client, output& out) : descriptor_(io), client_(client), out_(out) {}
+    stdin_reader(asio::io_context& io, Client& client, output& out)
+        : descriptor_(io), client_(client), out_(out) {}
 
     /// Returns the lines of a regular file to queue before start(), and
     /// starts reading a pipe.
@@ -220,7 +225,8 @@ public:
         if (::fstat(STDIN_FILENO, &st) != 0) return lines;
         if (S_ISREG(st.st_mode)) {
             std::string line;
-            while (std::getline(std::cin, line)) lines.push_back(trim(std::move(line)));
+            while (std::getline(std::cin, line))
+                lines.push_back(trim(std::move(line)));
             return lines;
         }
         if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) return lines; // e.g. /dev/null
@@ -249,22 +255,25 @@ private:
     }
 
     void read_next() {
-        asio::async_read_until(descriptor_, buffer_, '\n', [this](std::error_code ec, std::size_t n) {
-            if (!ec) {
-                std::string line(asio::buffers_begin(buffer_.data()),
-                                 asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n) - 1);
-                buffer_.consume(n);
-                send(trim(std::move(line)));
-                return read_next();
-            }
-            if (ec == asio::error::operation_aborted) return;
-            if (buffer_.size() > 0) { // a last line without a line break
-                std::string rest(asio::buffers_begin(buffer_.data()), asio::buffers_end(buffer_.data()));
-                buffer_.consume(buffer_.size());
-                send(trim(std::move(rest)));
-            }
-            if (ec != asio::error::eof) out_.diag("stdin: " + ec.message());
-        });
+        asio::async_read_until(descriptor_, buffer_, '\n',
+                               [this](std::error_code ec, std::size_t n) {
+                                   if (!ec) {
+                                       std::string line(asio::buffers_begin(buffer_.data()),
+                                                        asio::buffers_begin(buffer_.data()) +
+                                                            static_cast<std::ptrdiff_t>(n) - 1);
+                                       buffer_.consume(n);
+                                       send(trim(std::move(line)));
+                                       return read_next();
+                                   }
+                                   if (ec == asio::error::operation_aborted) return;
+                                   if (buffer_.size() > 0) { // a last line without a line break
+                                       std::string rest(asio::buffers_begin(buffer_.data()),
+                                                        asio::buffers_end(buffer_.data()));
+                                       buffer_.consume(buffer_.size());
+                                       send(trim(std::move(rest)));
+                                   }
+                                   if (ec != asio::error::eof) out_.diag("stdin: " + ec.message());
+                               });
     }
 
     void send(std::string line) {
@@ -282,12 +291,13 @@ private:
 template <class TokenPolicy>
 int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bool has_token,
         std::function<std::uint64_t()> token_fetches, output& out) {
-    using client_type = tether::basic_reconnecting_client<tether::websocketpp_transport, TokenPolicy,
-                                                          tether::close_code_table<>, tether::exponential_backoff>;
+    using client_type =
+        tether::basic_reconnecting_client<tether::websocketpp_transport, TokenPolicy,
+                                          tether::close_code_table<>, tether::exponential_backoff>;
     tether::client_options copts = client_options(o);
     tether::close_code_table<> close_policy = o.close_policy();
-    client_type client(copts, tether::websocketpp_transport(io, transport_options(o)), std::move(token_policy),
-                       std::move(close_policy), backoff(o));
+    client_type client(copts, tether::websocketpp_transport(io, transport_options(o)),
+                       std::move(token_policy), std::move(close_policy), backoff(o));
 
     int exit_code = exit_failure;
     const char* local_stop = nullptr; // why we called stop(), if we did
@@ -310,7 +320,8 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
         if (e.to != tether::client_state::connecting) return;
         const auto attempt = client.counters().connects + 1; // counted right after this event
         out.event("connecting", {{"attempt", attempt}});
-        out.diag("connecting to " + display_url(o.url) + " (attempt " + std::to_string(attempt) + ")");
+        out.diag("connecting to " + display_url(o.url) + " (attempt " + std::to_string(attempt) +
+                 ")");
     });
     client.on_token([&](const tether::token_event& e) {
         if (!has_token) return;
@@ -322,16 +333,18 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
                  (e.lifetime ? ", expires in " + std::to_string(e.lifetime->count()) + " s" : ""));
     });
     client.on_token_failure([&](const tether::token_failure_event& e) {
-        out.event("token_error", {{"error", e.error.message()}, {"detail", e.detail}, {"permanent", e.permanent}});
-        out.diag("token request failed: " + e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")"));
+        out.event("token_error",
+                  {{"error", e.error.message()}, {"detail", e.detail}, {"permanent", e.permanent}});
+        out.diag("token request failed: " + e.error.message() +
+                 (e.detail.empty() ? "" : " (" + e.detail + ")"));
     });
     client.on_open([&](const tether::open_event& e) {
         json f{{"attempt", e.attempt}, {"downtime_ms", to_ms(e.downtime)}};
         if (!e.subprotocol.empty()) f["subprotocol"] = e.subprotocol;
         if (e.handover) f["handover"] = true;
         out.event("open", f);
-        out.diag(std::string(e.handover ? "handed over to a new connection" : "open") + " (attempt " +
-                 std::to_string(e.attempt) + ")");
+        out.diag(std::string(e.handover ? "handed over to a new connection" : "open") +
+                 " (attempt " + std::to_string(e.attempt) + ")");
     });
     client.on_message([&](const tether::message_view& m) {
         if (o.max_messages != 0 && messages >= o.max_messages) return; // closing already
@@ -350,29 +363,37 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
         f["uptime_ms"] = to_ms(e.uptime);
         out.event("close", f);
         std::string what = "closed";
-        if (e.http_status != 0) what = "handshake refused with HTTP " + std::to_string(e.http_status);
-        else if (e.code != 0) what = "closed with " + std::to_string(e.code) + (e.reason.empty() ? "" : " \"" + e.reason + "\"");
-        if (e.error) what += ": " + e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
+        if (e.http_status != 0)
+            what = "handshake refused with HTTP " + std::to_string(e.http_status);
+        else if (e.code != 0)
+            what = "closed with " + std::to_string(e.code) +
+                   (e.reason.empty() ? "" : " \"" + e.reason + "\"");
+        if (e.error)
+            what += ": " + e.error.message() + (e.detail.empty() ? "" : " (" + e.detail + ")");
         out.diag(what + " -> " + tether::to_string(d.action));
     });
     client.on_retry([&](const tether::retry_event& e) {
-        out.event("retry", {{"delay_ms", e.delay.count()}, {"class", tether::to_string(e.cls)},
+        out.event("retry", {{"delay_ms", e.delay.count()},
+                            {"class", tether::to_string(e.cls)},
                             {"next_attempt", e.next_attempt}});
-        out.diag("retrying in " + std::to_string(e.delay.count()) + " ms (" + tether::to_string(e.cls) + ")");
+        out.diag("retrying in " + std::to_string(e.delay.count()) + " ms (" +
+                 tether::to_string(e.cls) + ")");
     });
     client.on_dropped([&](const tether::dropped_message& d) {
-        out.diag("message of " + std::to_string(d.data.size()) + " bytes not sent: " + d.reason.message());
+        out.diag("message of " + std::to_string(d.data.size()) +
+                 " bytes not sent: " + d.reason.message());
     });
     client.on_stopped([&](const tether::stopped_event& e) {
         stopped = true;
         const char* reason = nullptr;
         json error = nullptr;
-        const bool server_normal_close = e.reason == tether::error::stop_close_code && e.last_close &&
-                                         e.last_close->code == tether::close_code::normal &&
-                                         e.last_close->http_status == 0;
+        const bool server_normal_close =
+            e.reason == tether::error::stop_close_code && e.last_close &&
+            e.last_close->code == tether::close_code::normal && e.last_close->http_status == 0;
         const bool listed = [&] {
             for (const auto& r : o.stop_codes)
-                if (r.first <= tether::close_code::normal && tether::close_code::normal <= r.last) return true;
+                if (r.first <= tether::close_code::normal && tether::close_code::normal <= r.last)
+                    return true;
             return false;
         }();
         if (e.reason == tether::error::stopped_by_user && local_stop) {
@@ -387,7 +408,8 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
             exit_code = exit_failure;
         }
         out.event("stopped", {{"reason", reason}, {"error", error}});
-        out.diag(std::string("stopped: ") + reason + (error.is_null() ? "" : " (" + e.reason.message() + ")"));
+        out.diag(std::string("stopped: ") + reason +
+                 (error.is_null() ? "" : " (" + e.reason.message() + ")"));
         const auto c = client.counters();
         out.event("stats", {{"connects", c.connects},
                             {"opens", c.opens},
@@ -401,7 +423,8 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
         io.stop();
     });
 
-    for (const auto& m : o.send_on_open) client.send_on_open(m);
+    for (const auto& m : o.send_on_open)
+        client.send_on_open(m);
     for (auto& line : input.start())
         if (!line.empty()) client.send(std::move(line));
 
@@ -447,15 +470,17 @@ int main(int argc, char** argv) {
         return exit_ok;
     }
     if (o.show_version) {
-        std::printf("tether-cli %d.%d.%d\n", TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH);
+        std::printf("tether-cli %d.%d.%d\n", TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,
+                    TETHER_VERSION_PATCH);
         return exit_ok;
     }
 
     auto redact = std::make_shared<redactor>();
     output out(redact, o.quiet);
     if (o.insecure_skip_verify)
-        out.diag("WARNING: TLS verification is OFF: anyone on the path can read and change the traffic, "
-                 "token included");
+        out.diag(
+            "WARNING: TLS verification is OFF: anyone on the path can read and change the traffic, "
+            "token included");
 
     // A closed pipe on stdout must end the program with EPIPE, not a signal.
     std::signal(SIGPIPE, SIG_IGN);
@@ -463,11 +488,12 @@ int main(int argc, char** argv) {
     asio::io_context io;
     try {
         if (o.token_url.empty())
-            return run(o, io, tether::no_token{}, false, [] { return std::uint64_t(0); }, out);
+            return run(
+                o, io, tether::no_token{}, false, [] { return std::uint64_t(0); }, out);
 
         std::string why;
-        tether::secret client_secret =
-            load_client_secret(o, [](const char* name) { return std::getenv(name); }, why);
+        tether::secret client_secret = load_client_secret(
+            o, [](const char* name) { return std::getenv(name); }, why);
         if (!why.empty()) return usage_error(why);
         redact->add(std::string(client_secret.reveal()));
 
@@ -481,15 +507,20 @@ int main(int argc, char** argv) {
         oauth.tls.ca_file = o.ca_file;
         oauth.tls.insecure_skip_verify_i_know_what_i_am_doing = o.insecure_skip_verify;
         oauth.allow_plain_http_to_non_loopback_host = o.allow_plain_http_token_url;
-        if (o.verbose) oauth.trace = [&out](std::string_view note) { out.diag("token endpoint: " + std::string(note)); };
+        if (o.verbose)
+            oauth.trace = [&out](std::string_view note) {
+                out.diag("token endpoint: " + std::string(note));
+            };
 
         using fetcher = tether::oauth2_client_credentials;
         tether::shared_token_source<fetcher> source(fetcher(io.get_executor(), std::move(oauth)),
                                                     tether::steady_timing(io.get_executor()));
         recording_token_policy<tether::shared_token<fetcher>> policy(source.handle(), redact);
-        return run(o, io, std::move(policy), true, [&source] { return source.stats().fetches; }, out);
+        return run(
+            o, io, std::move(policy), true, [&source] { return source.stats().fetches; }, out);
     } catch (const std::invalid_argument& e) {
-        // Options only the library can check (a CA file that does not load, a bad header for the transport...)
+        // Options only the library can check (a CA file that does not load, a bad header for the
+        // transport...)
         return usage_error(e.what());
     } catch (const std::exception& e) {
         out.diag(std::string("error: ") + e.what());

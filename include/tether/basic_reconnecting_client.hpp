@@ -62,16 +62,12 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
-    static_assert(is_transport_v<Transport>,
-                  "tether: Transport type requirements not met (see tether/transport/concept.hpp)");
-    static_assert(
-        is_token_policy_v<TokenPolicy>,
-        "tether: TokenPolicy type requirements not met (see tether/token_policy/concept.hpp)");
-    static_assert(
-        is_close_policy_v<ClosePolicy>,
-        "tether: ClosePolicy type requirements not met (see tether/close_policy/concept.hpp)");
-    static_assert(is_backoff_v<Backoff>,
-                  "tether: Backoff type requirements not met (see tether/backoff/concept.hpp)");
+    // One static_assert per row of each concept table (see the concept
+    // headers): a policy missing an expression fails here, naming it.
+    static_assert(detail::transport_rows<Transport>::checked);
+    static_assert(detail::token_policy_rows<TokenPolicy>::checked);
+    static_assert(detail::close_policy_rows<ClosePolicy>::checked);
+    static_assert(detail::backoff_rows<Backoff>::checked);
 
     class impl;
     using completion = std::function<void(std::error_code)>;

@@ -39,12 +39,12 @@ struct close_event {
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
-    std::string body_excerpt;              ///< bounded excerpt of a refusal's body
-    std::error_code error;                 ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                    ///< resolver / OpenSSL reason text
-    bool was_open = false;                 ///< the WebSocket had opened
-    bool initiated_locally = false;        ///< we closed first (stop, liveness, handover)
-    std::chrono::nanoseconds uptime{0};    ///< time spent open (filled by the client)
+    std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
+    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;                 ///< resolver / OpenSSL reason text
+    bool was_open = false;              ///< the WebSocket had opened
+    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }
 };

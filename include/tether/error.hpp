@@ -12,27 +12,28 @@ TETHER_NAMESPACE_BEGIN
 /// Every error tether reports itself. Values are stable; never reuse one.
 enum class error {
     // client lifecycle
-    stopped_by_user = 1,     ///< stop() was called (a normal final reason)
-    unauthorized,            ///< auth-failure breaker: fresh tokens rejected K times in a row
-    stop_close_code,         ///< the server closed with a code the ClosePolicy maps to stop
-    handshake_refused,       ///< the handshake got an HTTP status the ClosePolicy maps to stop
-    retries_exhausted,       ///< max_attempts or max_elapsed reached
-    queue_full,              ///< send() while not open and the bounded queue is full
-    message_dropped,         ///< a queued message was dropped (drop_oldest overflow or stop)
-    not_running,             ///< send() on a stopped client
+    stopped_by_user = 1, ///< stop() was called (a normal final reason)
+    unauthorized,        ///< auth-failure breaker: fresh tokens rejected K times in a row
+    stop_close_code,     ///< the server closed with a code the ClosePolicy maps to stop
+    handshake_refused,   ///< the handshake got an HTTP status the ClosePolicy maps to stop
+    retries_exhausted,   ///< max_attempts or max_elapsed reached
+    queue_full,          ///< send() while not open and the bounded queue is full
+    message_dropped,     ///< a queued message was dropped (drop_oldest overflow or stop)
+    not_running,         ///< send() on a stopped client
     // tokens
-    token_rejected = 100,    ///< the only token the policy has was rejected (static token)
-    token_unavailable,       ///< the TokenPolicy has no token to give
-    token_request_failed,    ///< a token request failed in a way that may succeed later
-    invalid_credentials,     ///< the token endpoint refused the client credentials
-    malformed_token_response,///< the token endpoint's body is not a valid token response
-    response_too_large,      ///< a body exceeded the configured cap
-    token_request_timeout,   ///< the token endpoint did not answer in time
-    rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
-    operation_cancelled,     ///< the request was cancelled (client stopped)
-    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
+    token_rejected = 100,     ///< the only token the policy has was rejected (static token)
+    token_unavailable,        ///< the TokenPolicy has no token to give
+    token_request_failed,     ///< a token request failed in a way that may succeed later
+    invalid_credentials,      ///< the token endpoint refused the client credentials
+    malformed_token_response, ///< the token endpoint's body is not a valid token response
+    response_too_large,       ///< a body exceeded the configured cap
+    token_request_timeout,    ///< the token endpoint did not answer in time
+    rate_limited,             ///< 429 / 503 from an endpoint (see retry_after)
+    operation_cancelled,      ///< the request was cancelled (client stopped)
+    malformed_http_response,  ///< an HTTP response broke the protocol or the header limits
     // transport
-    insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
+    insecure_transport =
+        200, ///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
     tls_verification_failed, ///< the peer's certificate or host name did not verify
     handshake_timeout,       ///< connect + handshake did not finish in time
@@ -42,16 +43,17 @@ enum class error {
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
     not_connected,           ///< send() on a connection that is not open (or unknown)
-    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade
+                             ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
-    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
-    channel_gone,                 ///< the server said the notification channel is gone (a result 4xx frame)
-    token_revoked,                ///< v2.system.token_revoked: the channel's token was revoked
+    request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
+    channel_gone,      ///< the server said the notification channel is gone (a result 4xx frame)
+    token_revoked,     ///< v2.system.token_revoked: the channel's token was revoked
 };
 
 namespace detail {
@@ -92,7 +94,8 @@ public:
         case error::token_rejected: return "the token was rejected and no other is available";
         case error::token_unavailable: return "no token available";
         case error::token_request_failed: return "token request failed";
-        case error::invalid_credentials: return "the token endpoint rejected the client credentials";
+        case error::invalid_credentials:
+            return "the token endpoint rejected the client credentials";
         case error::malformed_token_response: return "malformed token response";
         case error::response_too_large: return "response body exceeds the configured limit";
         case error::token_request_timeout: return "token request timed out";
@@ -120,9 +123,11 @@ public:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
         case error::channel_request_failed: return "notifications API request failed";
-        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::subscription_rejected:
+            return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
-            return "the notifications API refused the request (403): the OAuth client lacks a permission";
+            return "the notifications API refused the request (403): the OAuth client lacks a "
+                   "permission";
         case error::channel_gone: return "the server said the notification channel is gone";
         case error::token_revoked: return "the token of the notification channel was revoked";
         }
@@ -143,8 +148,7 @@ inline std::error_code make_error_code(error e) noexcept {
 TETHER_NAMESPACE_END
 
 namespace std {
-template <>
-struct is_error_code_enum<::tether::error> : true_type {};
+template <> struct is_error_code_enum<::tether::error> : true_type {};
 } // namespace std
 
 #endif

@@ -13,14 +13,16 @@ TETHER_NAMESPACE_BEGIN
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
 template <class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
-using reconnecting_client = basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
+using reconnecting_client =
+    basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
 
 /// One OAuth2 client-credentials token shared by any number of clients.
 using oauth2_token_source = shared_token_source<oauth2_client_credentials>;
 
 /// A client whose token comes from an oauth2_token_source.
 template <class ClosePolicy = default_close_policy, class Backoff = exponential_backoff>
-using oauth2_reconnecting_client = reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
+using oauth2_reconnecting_client =
+    reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
 
 TETHER_NAMESPACE_END
 

@@ -47,15 +47,14 @@ public:
         return a.value_ == b.value_;
     }
     friend bool operator!=(const secret& a, const secret& b) noexcept { return !(a == b); }
-    friend std::ostream& operator<<(std::ostream& os, const secret&) {
-        return os << "[redacted]";
-    }
+    friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
     void wipe() noexcept {
         // volatile writes so the compiler cannot drop them as dead stores
         volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i) p[i] = 0;
+        for (std::size_t i = 0; i < value_.size(); ++i)
+            p[i] = 0;
         value_.clear();
     }
     std::string value_;

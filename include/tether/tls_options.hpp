@@ -109,8 +109,9 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     if (!o.client_certificate_chain_file.empty()) {
         ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)
-            detail::throw_tls_setup_error(
-                "cannot load client_certificate_chain_file '" + o.client_certificate_chain_file + "'", ec);
+            detail::throw_tls_setup_error("cannot load client_certificate_chain_file '" +
+                                              o.client_certificate_chain_file + "'",
+                                          ec);
         ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
         if (ec)
             detail::throw_tls_setup_error(
@@ -126,8 +127,10 @@ inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
     return a.ca_file == b.ca_file && a.ca_dir == b.ca_dir && a.ca_pem == b.ca_pem &&
            a.also_use_system_trust_store == b.also_use_system_trust_store &&
            a.client_certificate_chain_file == b.client_certificate_chain_file &&
-           a.client_private_key_file == b.client_private_key_file && a.min_version == b.min_version &&
-           a.insecure_skip_verify_i_know_what_i_am_doing == b.insecure_skip_verify_i_know_what_i_am_doing;
+           a.client_private_key_file == b.client_private_key_file &&
+           a.min_version == b.min_version &&
+           a.insecure_skip_verify_i_know_what_i_am_doing ==
+               b.insecure_skip_verify_i_know_what_i_am_doing;
 }
 } // namespace detail
 
@@ -220,8 +223,7 @@ private:
 /// released with it.
 inline int tls_report_index() {
     static const int index = SSL_get_ex_new_index(
-        0, nullptr, nullptr, nullptr,
-        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
             delete static_cast<std::shared_ptr<tls_handshake_report>*>(ptr);
         });
     return index;

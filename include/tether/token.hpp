@@ -15,8 +15,8 @@ TETHER_NAMESPACE_BEGIN
 /// A credential for one handshake.
 struct token {
     token() = default;
-    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt, bool is_fresh = false,
-                   std::string where = {})
+    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt,
+                   bool is_fresh = false, std::string where = {})
         : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
 
     secret value;

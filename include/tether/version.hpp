@@ -1,5 +1,7 @@
 // tether: versioning and the ABI-tagged inline namespace.
 
+// The version check is amalgamate.py's text, kept as it writes it.
+// clang-format off
 // BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
@@ -13,6 +15,7 @@
 #endif
 #endif
 // END version check
+// clang-format on
 
 #ifndef TETHER_VERSION_HPP
 #define TETHER_VERSION_HPP
@@ -35,15 +38,14 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
-#define TETHER_ABI_TAG                                                         \
-    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,        \
-                      TETHER_VERSION_PATCH)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
 
-#define TETHER_NAMESPACE_BEGIN                                                 \
-    namespace tether {                                                         \
+#define TETHER_NAMESPACE_BEGIN                                                                     \
+    namespace tether {                                                                             \
     inline namespace TETHER_ABI_TAG {
-#define TETHER_NAMESPACE_END                                                   \
-    }                                                                          \
+#define TETHER_NAMESPACE_END                                                                       \
+    }                                                                                              \
     }
 
 TETHER_NAMESPACE_BEGIN
@@ -76,7 +78,8 @@ inline constexpr const char* abi_tag = TETHER_DETAIL_STR(TETHER_ABI_TAG);
 
 constexpr std::uint64_t fnv1a(const char* s) noexcept {
     std::uint64_t h = 14695981039346656037ull;
-    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+    for (; *s; ++s)
+        h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
     return h;
 }
 
@@ -84,7 +87,8 @@ constexpr std::uint64_t fnv1a(const char* s) noexcept {
 /// when a different tether ABI got there first.
 inline bool note_linked_abi() noexcept {
     std::uint64_t first = 0;
-    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag))) return false;
+    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag)))
+        return false;
     if (first == fnv1a(abi_tag)) return false;
     std::fprintf(stderr,
                  "tether: warning: this program links tether %s and another tether version or "

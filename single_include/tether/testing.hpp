@@ -51,6 +51,8 @@
 // ---- begin <tether/version.hpp> ----
 // tether: versioning and the ABI-tagged inline namespace.
 
+// The version check is amalgamate.py's text, kept as it writes it.
+// clang-format off
 // BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
@@ -64,6 +66,7 @@
 #endif
 #endif
 // END version check
+// clang-format on
 
 #ifndef TETHER_VERSION_HPP
 #define TETHER_VERSION_HPP
@@ -86,15 +89,14 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
-#define TETHER_ABI_TAG                                                         \
-    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,        \
-                      TETHER_VERSION_PATCH)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
 
-#define TETHER_NAMESPACE_BEGIN                                                 \
-    namespace tether {                                                         \
+#define TETHER_NAMESPACE_BEGIN                                                                     \
+    namespace tether {                                                                             \
     inline namespace TETHER_ABI_TAG {
-#define TETHER_NAMESPACE_END                                                   \
-    }                                                                          \
+#define TETHER_NAMESPACE_END                                                                       \
+    }                                                                                              \
     }
 
 TETHER_NAMESPACE_BEGIN
@@ -127,7 +129,8 @@ inline constexpr const char* abi_tag = TETHER_DETAIL_STR(TETHER_ABI_TAG);
 
 constexpr std::uint64_t fnv1a(const char* s) noexcept {
     std::uint64_t h = 14695981039346656037ull;
-    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+    for (; *s; ++s)
+        h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
     return h;
 }
 
@@ -135,7 +138,8 @@ constexpr std::uint64_t fnv1a(const char* s) noexcept {
 /// when a different tether ABI got there first.
 inline bool note_linked_abi() noexcept {
     std::uint64_t first = 0;
-    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag))) return false;
+    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag)))
+        return false;
     if (first == fnv1a(abi_tag)) return false;
     std::fprintf(stderr,
                  "tether: warning: this program links tether %s and another tether version or "
@@ -160,27 +164,28 @@ TETHER_NAMESPACE_BEGIN
 /// Every error tether reports itself. Values are stable; never reuse one.
 enum class error {
     // client lifecycle
-    stopped_by_user = 1,     ///< stop() was called (a normal final reason)
-    unauthorized,            ///< auth-failure breaker: fresh tokens rejected K times in a row
-    stop_close_code,         ///< the server closed with a code the ClosePolicy maps to stop
-    handshake_refused,       ///< the handshake got an HTTP status the ClosePolicy maps to stop
-    retries_exhausted,       ///< max_attempts or max_elapsed reached
-    queue_full,              ///< send() while not open and the bounded queue is full
-    message_dropped,         ///< a queued message was dropped (drop_oldest overflow or stop)
-    not_running,             ///< send() on a stopped client
+    stopped_by_user = 1, ///< stop() was called (a normal final reason)
+    unauthorized,        ///< auth-failure breaker: fresh tokens rejected K times in a row
+    stop_close_code,     ///< the server closed with a code the ClosePolicy maps to stop
+    handshake_refused,   ///< the handshake got an HTTP status the ClosePolicy maps to stop
+    retries_exhausted,   ///< max_attempts or max_elapsed reached
+    queue_full,          ///< send() while not open and the bounded queue is full
+    message_dropped,     ///< a queued message was dropped (drop_oldest overflow or stop)
+    not_running,         ///< send() on a stopped client
     // tokens
-    token_rejected = 100,    ///< the only token the policy has was rejected (static token)
-    token_unavailable,       ///< the TokenPolicy has no token to give
-    token_request_failed,    ///< a token request failed in a way that may succeed later
-    invalid_credentials,     ///< the token endpoint refused the client credentials
-    malformed_token_response,///< the token endpoint's body is not a valid token response
-    response_too_large,      ///< a body exceeded the configured cap
-    token_request_timeout,   ///< the token endpoint did not answer in time
-    rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
-    operation_cancelled,     ///< the request was cancelled (client stopped)
-    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
+    token_rejected = 100,     ///< the only token the policy has was rejected (static token)
+    token_unavailable,        ///< the TokenPolicy has no token to give
+    token_request_failed,     ///< a token request failed in a way that may succeed later
+    invalid_credentials,      ///< the token endpoint refused the client credentials
+    malformed_token_response, ///< the token endpoint's body is not a valid token response
+    response_too_large,       ///< a body exceeded the configured cap
+    token_request_timeout,    ///< the token endpoint did not answer in time
+    rate_limited,             ///< 429 / 503 from an endpoint (see retry_after)
+    operation_cancelled,      ///< the request was cancelled (client stopped)
+    malformed_http_response,  ///< an HTTP response broke the protocol or the header limits
     // transport
-    insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
+    insecure_transport =
+        200, ///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
     tls_verification_failed, ///< the peer's certificate or host name did not verify
     handshake_timeout,       ///< connect + handshake did not finish in time
@@ -190,22 +195,41 @@ enum class error {
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
     not_connected,           ///< send() on a connection that is not open (or unknown)
-    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade
+                             ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
-    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
-    channel_gone,                 ///< the server said the notification channel is gone (a result 4xx frame)
-    token_revoked,                ///< v2.system.token_revoked: the channel's token was revoked
+    request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
+    channel_gone,      ///< the server said the notification channel is gone (a result 4xx frame)
+    token_revoked,     ///< v2.system.token_revoked: the channel's token was revoked
 };
 
 namespace detail {
 class error_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "tether"; }
+    // So that portable checks work: `ec == std::errc::timed_out` holds for
+    // every tether timeout, `ec == std::errc::operation_canceled` for a
+    // cancellation (the condition asio::error::operation_aborted maps to).
+    std::error_condition default_error_condition(int ev) const noexcept override {
+        switch (static_cast<error>(ev)) {
+        case error::handshake_timeout:
+        case error::pong_timeout:
+        case error::idle_timeout:
+        case error::close_timeout:
+        case error::token_request_timeout: return std::errc::timed_out;
+        case error::operation_cancelled: return std::errc::operation_canceled;
+        case error::not_connected: return std::errc::not_connected;
+        case error::message_too_large: return std::errc::message_size;
+        case error::invalid_url: return std::errc::invalid_argument;
+        case error::queue_full: return std::errc::no_buffer_space;
+        default: return {ev, *this};
+        }
+    }
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
         case error::stopped_by_user: return "stopped by the application";
@@ -222,7 +246,8 @@ public:
         case error::token_rejected: return "the token was rejected and no other is available";
         case error::token_unavailable: return "no token available";
         case error::token_request_failed: return "token request failed";
-        case error::invalid_credentials: return "the token endpoint rejected the client credentials";
+        case error::invalid_credentials:
+            return "the token endpoint rejected the client credentials";
         case error::malformed_token_response: return "malformed token response";
         case error::response_too_large: return "response body exceeds the configured limit";
         case error::token_request_timeout: return "token request timed out";
@@ -250,9 +275,11 @@ public:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
         case error::channel_request_failed: return "notifications API request failed";
-        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::subscription_rejected:
+            return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
-            return "the notifications API refused the request (403): the OAuth client lacks a permission";
+            return "the notifications API refused the request (403): the OAuth client lacks a "
+                   "permission";
         case error::channel_gone: return "the server said the notification channel is gone";
         case error::token_revoked: return "the token of the notification channel was revoked";
         }
@@ -273,8 +300,7 @@ inline std::error_code make_error_code(error e) noexcept {
 TETHER_NAMESPACE_END
 
 namespace std {
-template <>
-struct is_error_code_enum<::tether::error> : true_type {};
+template <> struct is_error_code_enum<::tether::error> : true_type {};
 } // namespace std
 
 #endif
@@ -315,12 +341,12 @@ struct close_event {
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
-    std::string body_excerpt;              ///< bounded excerpt of a refusal's body
-    std::error_code error;                 ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                    ///< resolver / OpenSSL reason text
-    bool was_open = false;                 ///< the WebSocket had opened
-    bool initiated_locally = false;        ///< we closed first (stop, liveness, handover)
-    std::chrono::nanoseconds uptime{0};    ///< time spent open (filled by the client)
+    std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
+    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;                 ///< resolver / OpenSSL reason text
+    bool was_open = false;              ///< the WebSocket had opened
+    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }
 };
@@ -436,15 +462,14 @@ public:
         return a.value_ == b.value_;
     }
     friend bool operator!=(const secret& a, const secret& b) noexcept { return !(a == b); }
-    friend std::ostream& operator<<(std::ostream& os, const secret&) {
-        return os << "[redacted]";
-    }
+    friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
     void wipe() noexcept {
         // volatile writes so the compiler cannot drop them as dead stores
         volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i) p[i] = 0;
+        for (std::size_t i = 0; i < value_.size(); ++i)
+            p[i] = 0;
         value_.clear();
     }
     std::string value_;
@@ -571,9 +596,12 @@ public:
 
     /// Calls `f` at now() + d (on the simulation's thread).
     void schedule(duration d, std::function<void()> f) {
-        arm(now_ + (d.count() < 0 ? duration(0) : d), [f = std::move(f)](std::error_code ec) {
-            if (!ec) f();
-        }, nullptr);
+        arm(
+            now_ + (d.count() < 0 ? duration(0) : d),
+            [f = std::move(f)](std::error_code ec) {
+                if (!ec) f();
+            },
+            nullptr);
     }
 
     /// Runs ready handlers without moving time. Returns handlers run.
@@ -589,11 +617,12 @@ public:
     }
 
     /// Runs until no handler is ready and no timer is armed (or `limit` virtual time passed).
-    std::size_t run(duration limit = std::chrono::hours(24 * 365)) { return step_until(now_ + limit); }
+    std::size_t run(duration limit = std::chrono::hours(24 * 365)) {
+        return step_until(now_ + limit);
+    }
 
     /// Runs until pred() holds (checked after every batch) or `limit` passes. Returns pred().
-    template <class Pred>
-    bool run_until(Pred pred, duration limit) {
+    template <class Pred> bool run_until(Pred pred, duration limit) {
         const time_point end = now_ + limit;
         for (;;) {
             drain();
@@ -629,7 +658,9 @@ private:
         std::size_t n = 0;
         for (auto it = queue_.begin(); it != queue_.end();) {
             if (it->second.owner == owner) {
-                asio::post(ctx_, [h = std::move(it->second.handler)] { h(asio::error::operation_aborted); });
+                asio::post(ctx_, [h = std::move(it->second.handler)] {
+                    h(asio::error::operation_aborted);
+                });
                 it = queue_.erase(it);
                 ++n;
             } else {
@@ -669,7 +700,8 @@ private:
 
     std::size_t step_until(time_point limit) {
         std::size_t n = drain();
-        while (fire_next(limit)) n += drain();
+        while (fire_next(limit))
+            n += drain();
         return n;
     }
 
@@ -713,10 +745,10 @@ public:
     }
     time_point expiry() const noexcept { return deadline_; }
 
-    template <class Handler>
-    void async_wait(Handler&& h) {
+    template <class Handler> void async_wait(Handler&& h) {
         auto p = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(h));
-        sim_->arm(deadline_, [p](std::error_code ec) { (*p)(ec); }, this);
+        sim_->arm(
+            deadline_, [p](std::error_code ec) { (*p)(ec); }, this);
     }
 
     std::size_t cancel() { return sim_ ? sim_->cancel_owner(this) : 0; }
@@ -766,7 +798,8 @@ struct server_response {
     std::string subprotocol;
 
     static server_response accept() { return {}; }
-    static server_response reject(int status, std::optional<std::chrono::milliseconds> retry_after = {}) {
+    static server_response reject(int status,
+                                  std::optional<std::chrono::milliseconds> retry_after = {}) {
         server_response r;
         r.what = kind::reject;
         r.status = status;
@@ -787,7 +820,8 @@ struct server_response {
         return r;
     }
     /// Accept, then close with `code` after `d`.
-    server_response& then_close(std::chrono::nanoseconds d, std::uint16_t code, std::string reason = {}) {
+    server_response& then_close(std::chrono::nanoseconds d, std::uint16_t code,
+                                std::string reason = {}) {
         close_after = d;
         close_code = code;
         close_reason = std::move(reason);
@@ -838,7 +872,8 @@ public:
     /// Connections currently open, oldest first.
     std::vector<connection_id> open_connections() const {
         std::vector<connection_id> ids;
-        for (const auto& c : live_) if (c.second) ids.push_back(c.first);
+        for (const auto& c : live_)
+            if (c.second) ids.push_back(c.first);
         return ids;
     }
     bool is_open(connection_id id) const {
@@ -876,7 +911,7 @@ private:
     struct registry {
         std::map<connection_id, simulated_transport*> owners;
         std::map<connection_id, bool> live; // id -> open
-        connection_id next_id = 0;           // ids are unique per server
+        connection_id next_id = 0;          // ids are unique per server
     };
     std::shared_ptr<registry> reg_ = std::make_shared<registry>();
     std::map<connection_id, simulated_transport*>& owners_ = reg_->owners;
@@ -900,13 +935,16 @@ public:
         bool drops_data_after_close = true;
     };
 
-    simulated_transport(simulation& sim, simulated_server& server) : simulated_transport(sim, server, options{}) {}
+    simulated_transport(simulation& sim, simulated_server& server)
+        : simulated_transport(sim, server, options{}) {}
     simulated_transport(simulation& sim, simulated_server& server, options o)
-        : sim_(&sim), server_(&server), reg_(server.reg_), opts_(o), alive_(std::make_shared<bool>(true)) {}
+        : sim_(&sim), server_(&server), reg_(server.reg_), opts_(o),
+          alive_(std::make_shared<bool>(true)) {}
     simulated_transport(simulated_transport&& o) noexcept
-        : sim_(o.sim_), server_(o.server_), reg_(o.reg_), opts_(o.opts_), alive_(std::move(o.alive_)),
-          conns_(std::move(o.conns_)) {
-        for (auto& c : conns_) reg_->owners[c.first] = this;
+        : sim_(o.sim_), server_(o.server_), reg_(o.reg_), opts_(o.opts_),
+          alive_(std::move(o.alive_)), conns_(std::move(o.conns_)) {
+        for (auto& c : conns_)
+            reg_->owners[c.first] = this;
         o.alive_ = std::make_shared<bool>(false);
     }
     simulated_transport& operator=(simulated_transport&&) = delete;
@@ -922,15 +960,15 @@ public:
     clock_type::time_point now() const noexcept { return sim_->now(); }
     timer_type make_timer() { return sim_->make_timer(); }
 
-    template <class Sink>
-    connection_id connect(const connect_request& req, Sink& sink) {
+    template <class Sink> connection_id connect(const connect_request& req, Sink& sink) {
         const connection_id id = ++reg_->next_id;
         conn& c = conns_[id];
         c.on_open = [&sink, id](const open_info& i) { sink.on_transport_open(id, i); };
         c.on_message = [&sink, id](const message_view& m) { sink.on_transport_message(id, m); };
         c.on_close = [&sink, id](close_event&& e) { sink.on_transport_close(id, std::move(e)); };
         reg_->owners[id] = this;
-        server_handshake h{id, req.url, req.token, req.headers, req.subprotocols, req.attempt, sim_->now()};
+        server_handshake h{id,          req.url,    req.token, req.headers, req.subprotocols,
+                           req.attempt, sim_->now()};
         ++connects_;
         later(opts_.latency, [this, id, h = std::move(h)] { handshake(id, h); });
         c.timeout = later(opts_.handshake_timeout, [this, id] {
@@ -1013,17 +1051,19 @@ private:
     std::shared_ptr<simulation::timer> later(std::chrono::nanoseconds d, std::function<void()> f) {
         auto t = std::make_shared<simulation::timer>(*sim_);
         t->expires_after(d);
-        t->async_wait([alive = std::weak_ptr<bool>(alive_), f = std::move(f), t](std::error_code ec) {
-            auto a = alive.lock();
-            if (!ec && a && *a) f();
-        });
+        t->async_wait(
+            [alive = std::weak_ptr<bool>(alive_), f = std::move(f), t](std::error_code ec) {
+                auto a = alive.lock();
+                if (!ec && a && *a) f();
+            });
         return t;
     }
     void post_finish(connection_id id, close_event&& ev) {
-        asio::post(sim_->context(), [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
-            auto a = alive.lock();
-            if (a && *a) finish(id, std::move(ev));
-        });
+        asio::post(sim_->context(),
+                   [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
+                       auto a = alive.lock();
+                       if (a && *a) finish(id, std::move(ev));
+                   });
     }
 
     void handshake(connection_id id, const server_handshake& h) {

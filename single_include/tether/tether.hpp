@@ -53,6 +53,11 @@
 // ---- begin <tether/basic_reconnecting_client.hpp> ----
 // tether: a WebSocket client that reconnects, refreshes its token exactly when
 // needed, backs off per failure class and knows when to stop.
+//
+// The client is an explicit state machine. Its transition table is written
+// in docs/design.md ("The state machine"); every event handler below is a
+// switch over client_state that mirrors one column of that table, and every
+// close decision is carried out in one place, apply().
 #ifndef TETHER_BASIC_RECONNECTING_CLIENT_HPP
 #define TETHER_BASIC_RECONNECTING_CLIENT_HPP
 
@@ -70,6 +75,10 @@
 // The client calls reset() only when a connection stayed open for
 // `client_options::min_uptime`, so a server that accepts and drops at once
 // cannot keep the delay at its minimum (anti-flap).
+//
+// A class template using a Backoff checks it with one static_assert per row
+// (detail::backoff_rows); with C++20 concepts, `tether::backoff<T>` is the
+// same table as a requires-expression.
 #ifndef TETHER_BACKOFF_CONCEPT_HPP
 #define TETHER_BACKOFF_CONCEPT_HPP
 
@@ -86,6 +95,8 @@
 // ---- begin <tether/version.hpp> ----
 // tether: versioning and the ABI-tagged inline namespace.
 
+// The version check is amalgamate.py's text, kept as it writes it.
+// clang-format off
 // BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
@@ -99,6 +110,7 @@
 #endif
 #endif
 // END version check
+// clang-format on
 
 #ifndef TETHER_VERSION_HPP
 #define TETHER_VERSION_HPP
@@ -121,15 +133,14 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
-#define TETHER_ABI_TAG                                                         \
-    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR,        \
-                      TETHER_VERSION_PATCH)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
 
-#define TETHER_NAMESPACE_BEGIN                                                 \
-    namespace tether {                                                         \
+#define TETHER_NAMESPACE_BEGIN                                                                     \
+    namespace tether {                                                                             \
     inline namespace TETHER_ABI_TAG {
-#define TETHER_NAMESPACE_END                                                   \
-    }                                                                          \
+#define TETHER_NAMESPACE_END                                                                       \
+    }                                                                                              \
     }
 
 TETHER_NAMESPACE_BEGIN
@@ -162,7 +173,8 @@ inline constexpr const char* abi_tag = TETHER_DETAIL_STR(TETHER_ABI_TAG);
 
 constexpr std::uint64_t fnv1a(const char* s) noexcept {
     std::uint64_t h = 14695981039346656037ull;
-    for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+    for (; *s; ++s)
+        h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
     return h;
 }
 
@@ -170,7 +182,8 @@ constexpr std::uint64_t fnv1a(const char* s) noexcept {
 /// when a different tether ABI got there first.
 inline bool note_linked_abi() noexcept {
     std::uint64_t first = 0;
-    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag))) return false;
+    if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag)))
+        return false;
     if (first == fnv1a(abi_tag)) return false;
     std::fprintf(stderr,
                  "tether: warning: this program links tether %s and another tether version or "
@@ -195,27 +208,28 @@ TETHER_NAMESPACE_BEGIN
 /// Every error tether reports itself. Values are stable; never reuse one.
 enum class error {
     // client lifecycle
-    stopped_by_user = 1,     ///< stop() was called (a normal final reason)
-    unauthorized,            ///< auth-failure breaker: fresh tokens rejected K times in a row
-    stop_close_code,         ///< the server closed with a code the ClosePolicy maps to stop
-    handshake_refused,       ///< the handshake got an HTTP status the ClosePolicy maps to stop
-    retries_exhausted,       ///< max_attempts or max_elapsed reached
-    queue_full,              ///< send() while not open and the bounded queue is full
-    message_dropped,         ///< a queued message was dropped (drop_oldest overflow or stop)
-    not_running,             ///< send() on a stopped client
+    stopped_by_user = 1, ///< stop() was called (a normal final reason)
+    unauthorized,        ///< auth-failure breaker: fresh tokens rejected K times in a row
+    stop_close_code,     ///< the server closed with a code the ClosePolicy maps to stop
+    handshake_refused,   ///< the handshake got an HTTP status the ClosePolicy maps to stop
+    retries_exhausted,   ///< max_attempts or max_elapsed reached
+    queue_full,          ///< send() while not open and the bounded queue is full
+    message_dropped,     ///< a queued message was dropped (drop_oldest overflow or stop)
+    not_running,         ///< send() on a stopped client
     // tokens
-    token_rejected = 100,    ///< the only token the policy has was rejected (static token)
-    token_unavailable,       ///< the TokenPolicy has no token to give
-    token_request_failed,    ///< a token request failed in a way that may succeed later
-    invalid_credentials,     ///< the token endpoint refused the client credentials
-    malformed_token_response,///< the token endpoint's body is not a valid token response
-    response_too_large,      ///< a body exceeded the configured cap
-    token_request_timeout,   ///< the token endpoint did not answer in time
-    rate_limited,            ///< 429 / 503 from an endpoint (see retry_after)
-    operation_cancelled,     ///< the request was cancelled (client stopped)
-    malformed_http_response, ///< an HTTP response broke the protocol or the header limits
+    token_rejected = 100,     ///< the only token the policy has was rejected (static token)
+    token_unavailable,        ///< the TokenPolicy has no token to give
+    token_request_failed,     ///< a token request failed in a way that may succeed later
+    invalid_credentials,      ///< the token endpoint refused the client credentials
+    malformed_token_response, ///< the token endpoint's body is not a valid token response
+    response_too_large,       ///< a body exceeded the configured cap
+    token_request_timeout,    ///< the token endpoint did not answer in time
+    rate_limited,             ///< 429 / 503 from an endpoint (see retry_after)
+    operation_cancelled,      ///< the request was cancelled (client stopped)
+    malformed_http_response,  ///< an HTTP response broke the protocol or the header limits
     // transport
-    insecure_transport = 200,///< refused to send a credential over plain ws:// or http:// to a non-loopback host
+    insecure_transport =
+        200, ///< refused to send a credential over plain ws:// or http:// to a non-loopback host
     invalid_url,             ///< the URL could not be parsed or has the wrong scheme
     tls_verification_failed, ///< the peer's certificate or host name did not verify
     handshake_timeout,       ///< connect + handshake did not finish in time
@@ -225,22 +239,41 @@ enum class error {
     protocol_error,          ///< the peer violated RFC 6455 (invalid close frame, ...)
     message_too_large,       ///< an incoming message exceeded the configured maximum
     not_connected,           ///< send() on a connection that is not open (or unknown)
-    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade request
+    invalid_upgrade_request, ///< a header, subprotocol or the token cannot be put on the upgrade
+                             ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
     subscription_rejected,        ///< the server refused the topic list (400): retrying cannot help
-    request_forbidden,            ///< 403 from the notifications API: the OAuth client lacks a permission
-    channel_gone,                 ///< the server said the notification channel is gone (a result 4xx frame)
-    token_revoked,                ///< v2.system.token_revoked: the channel's token was revoked
+    request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
+    channel_gone,      ///< the server said the notification channel is gone (a result 4xx frame)
+    token_revoked,     ///< v2.system.token_revoked: the channel's token was revoked
 };
 
 namespace detail {
 class error_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "tether"; }
+    // So that portable checks work: `ec == std::errc::timed_out` holds for
+    // every tether timeout, `ec == std::errc::operation_canceled` for a
+    // cancellation (the condition asio::error::operation_aborted maps to).
+    std::error_condition default_error_condition(int ev) const noexcept override {
+        switch (static_cast<error>(ev)) {
+        case error::handshake_timeout:
+        case error::pong_timeout:
+        case error::idle_timeout:
+        case error::close_timeout:
+        case error::token_request_timeout: return std::errc::timed_out;
+        case error::operation_cancelled: return std::errc::operation_canceled;
+        case error::not_connected: return std::errc::not_connected;
+        case error::message_too_large: return std::errc::message_size;
+        case error::invalid_url: return std::errc::invalid_argument;
+        case error::queue_full: return std::errc::no_buffer_space;
+        default: return {ev, *this};
+        }
+    }
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
         case error::stopped_by_user: return "stopped by the application";
@@ -257,7 +290,8 @@ public:
         case error::token_rejected: return "the token was rejected and no other is available";
         case error::token_unavailable: return "no token available";
         case error::token_request_failed: return "token request failed";
-        case error::invalid_credentials: return "the token endpoint rejected the client credentials";
+        case error::invalid_credentials:
+            return "the token endpoint rejected the client credentials";
         case error::malformed_token_response: return "malformed token response";
         case error::response_too_large: return "response body exceeds the configured limit";
         case error::token_request_timeout: return "token request timed out";
@@ -285,9 +319,11 @@ public:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
         case error::channel_request_failed: return "notifications API request failed";
-        case error::subscription_rejected: return "the notifications API rejected the topic subscription";
+        case error::subscription_rejected:
+            return "the notifications API rejected the topic subscription";
         case error::request_forbidden:
-            return "the notifications API refused the request (403): the OAuth client lacks a permission";
+            return "the notifications API refused the request (403): the OAuth client lacks a "
+                   "permission";
         case error::channel_gone: return "the server said the notification channel is gone";
         case error::token_revoked: return "the token of the notification channel was revoked";
         }
@@ -308,8 +344,7 @@ inline std::error_code make_error_code(error e) noexcept {
 TETHER_NAMESPACE_END
 
 namespace std {
-template <>
-struct is_error_code_enum<::tether::error> : true_type {};
+template <> struct is_error_code_enum<::tether::error> : true_type {};
 } // namespace std
 
 #endif
@@ -350,12 +385,12 @@ struct close_event {
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
-    std::string body_excerpt;              ///< bounded excerpt of a refusal's body
-    std::error_code error;                 ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                    ///< resolver / OpenSSL reason text
-    bool was_open = false;                 ///< the WebSocket had opened
-    bool initiated_locally = false;        ///< we closed first (stop, liveness, handover)
-    std::chrono::nanoseconds uptime{0};    ///< time spent open (filled by the client)
+    std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
+    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;                 ///< resolver / OpenSSL reason text
+    bool was_open = false;              ///< the WebSocket had opened
+    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }
 };
@@ -446,6 +481,12 @@ constexpr bool detected_convertible() {
         return false;
 }
 
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// What detected_convertible checks, as a concept: the same rule in both forms.
+template <class From, class To>
+concept converts_to = std::is_convertible_v<From, To>;
+#endif
+
 } // namespace detail
 TETHER_NAMESPACE_END
 
@@ -460,6 +501,17 @@ namespace detail {
 template <class T>
 using next_delay_expr = decltype(std::declval<T&>().next_delay(std::declval<failure_class>()));
 template <class T> using reset_expr = decltype(std::declval<T&>().reset());
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T> struct backoff_rows {
+    static_assert(detected_convertible<std::chrono::milliseconds, next_delay_expr, T>(),
+                  "tether: Backoff requirement not met: b.next_delay(c) must return "
+                  "std::chrono::milliseconds "
+                  "for a failure_class c");
+    static_assert(is_detected_v<reset_expr, T>,
+                  "tether: Backoff requirement not met: b.reset() must be valid");
+    static constexpr bool checked = true;
+};
 } // namespace detail
 
 template <class T>
@@ -471,8 +523,12 @@ struct is_backoff
 template <class T> inline constexpr bool is_backoff_v = is_backoff<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept backoff = is_backoff_v<T>;
+concept backoff = requires(T& b, failure_class c) {
+    { b.next_delay(c) } -> detail::converts_to<std::chrono::milliseconds>;
+    b.reset();
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -532,18 +588,21 @@ struct backoff_ladder {
 
     void validate(const char* what) const {
         if (initial.count() < 0 || max.count() < 0)
-            throw std::invalid_argument(std::string("tether: ") + what + ": delays must not be negative");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": delays must not be negative");
         if (initial > max)
             throw std::invalid_argument(std::string("tether: ") + what + ": initial exceeds max");
         if (!(multiplier >= 1.0))
-            throw std::invalid_argument(std::string("tether: ") + what + ": multiplier must be >= 1");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": multiplier must be >= 1");
     }
 
     /// min(max, initial * multiplier^step), computed without overflow.
     std::chrono::milliseconds cap_at(unsigned step) const noexcept {
         double cap = static_cast<double>(initial.count());
         const double limit = static_cast<double>(max.count());
-        for (unsigned i = 0; i < step && cap < limit; ++i) cap *= multiplier;
+        for (unsigned i = 0; i < step && cap < limit; ++i)
+            cap *= multiplier;
         return cap >= limit ? max : std::chrono::milliseconds(static_cast<long long>(cap));
     }
 };
@@ -552,7 +611,8 @@ struct backoff_ladder {
 struct backoff_ladders {
     backoff_ladder network{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 2.0};
     backoff_ladder auth{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
-    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
+    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000),
+                            2.0};
 
     const backoff_ladder& operator[](failure_class c) const noexcept {
         switch (c) {
@@ -581,8 +641,7 @@ struct ladder_steps {
 /// result is the same for a given seed on every standard library
 /// (std::uniform_int_distribution is not); the modulo bias is below 2^-40
 /// for any delay range tether uses.
-template <class Rng>
-long long uniform_between(Rng& rng, long long lo, long long hi) {
+template <class Rng> long long uniform_between(Rng& rng, long long lo, long long hi) {
     static_assert(Rng::max() - Rng::min() >= 0xFFFFFFFFULL,
                   "tether: the backoff's random generator must produce at least 32 bits");
     if (hi <= lo) return lo;
@@ -614,8 +673,7 @@ TETHER_NAMESPACE_BEGIN
 /// connection backoff (1 s initial, 120 s cap); auth and overload start at 5 s
 /// and cap at 5 min, because hammering a server that refused our credential or
 /// asked us to slow down is what turns an incident into an outage.
-template <class Random = jitter_rng>
-class basic_exponential_backoff {
+template <class Random = jitter_rng> class basic_exponential_backoff {
 public:
     using random_type = Random;
 
@@ -707,15 +765,14 @@ public:
         return a.value_ == b.value_;
     }
     friend bool operator!=(const secret& a, const secret& b) noexcept { return !(a == b); }
-    friend std::ostream& operator<<(std::ostream& os, const secret&) {
-        return os << "[redacted]";
-    }
+    friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
     void wipe() noexcept {
         // volatile writes so the compiler cannot drop them as dead stores
         volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i) p[i] = 0;
+        for (std::size_t i = 0; i < value_.size(); ++i)
+            p[i] = 0;
         value_.clear();
     }
     std::string value_;
@@ -851,6 +908,10 @@ TETHER_NAMESPACE_END
 // It sees every close_event: a close frame (`code`), a refused handshake
 // (`http_status`, `retry_after`), or a transport failure (`error`). Closes the
 // client starts itself (stop(), handover) are not shown to it.
+//
+// A class template using a ClosePolicy checks it with one static_assert per
+// row (detail::close_policy_rows); with C++20 concepts, `tether::close_policy<T>`
+// is the same table as a requires-expression.
 #ifndef TETHER_CLOSE_POLICY_CONCEPT_HPP
 #define TETHER_CLOSE_POLICY_CONCEPT_HPP
 
@@ -863,17 +924,30 @@ TETHER_NAMESPACE_BEGIN
 namespace detail {
 template <class T>
 using decide_expr = decltype(std::declval<T&>().decide(std::declval<const close_event&>()));
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T> struct close_policy_rows {
+    static_assert(
+        detected_convertible<reconnect_decision, decide_expr, T>(),
+        "tether: ClosePolicy requirement not met: p.decide(ev) must return reconnect_decision "
+        "for a const close_event& ev");
+    static constexpr bool checked = true;
+};
 } // namespace detail
 
 template <class T>
 struct is_close_policy
-    : std::bool_constant<detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
+    : std::bool_constant<
+          detail::detected_convertible<reconnect_decision, detail::decide_expr, T>()> {};
 
 template <class T> inline constexpr bool is_close_policy_v = is_close_policy<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept close_policy = is_close_policy_v<T>;
+concept close_policy = requires(T& p, const close_event& ev) {
+    { p.decide(ev) } -> detail::converts_to<reconnect_decision>;
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -889,11 +963,12 @@ TETHER_NAMESPACE_END
 
 TETHER_NAMESPACE_BEGIN
 
-/// The default ClosePolicy.
+/// The default ClosePolicy. It sees only closes the application did not ask
+/// for: stop(), handover and reconnect() are the client's own business.
 ///
 /// | outcome                                   | action                               | ladder   |
 /// |-------------------------------------------|--------------------------------------|----------|
-/// | 1000 normal                               | stop (configurable)                  |          |
+/// | 1000 normal, sent by the server           | reconnect (configurable: stop)       | network  |
 /// | 1001, 1005, 1006, 1011, 1012, 1014        | reconnect                            | network  |
 /// | 1013 try again later                      | reconnect                            | overload |
 /// | 1002, 1003, 1007, 1008, 1009, 1010, 1015  | stop                                 |          |
@@ -901,13 +976,17 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear | stop | |
+/// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
     struct options {
-        bool reconnect_on_normal_close = false; ///< treat 1000 from the server like 1001
-        close_action application_codes = close_action::reconnect; ///< 3000-4999 not otherwise mapped
+        /// A server's 1000 (maintenance, rebalancing, a takeover by a newer
+        /// socket) reconnects under the anti-flap rules, like 1001; false makes
+        /// it a stop. A stop the application asked for is always a stop.
+        bool reconnect_on_normal_close = true;
+        close_action application_codes =
+            close_action::reconnect; ///< 3000-4999 not otherwise mapped
     };
 
     default_close_policy() = default;
@@ -941,8 +1020,9 @@ private:
         using namespace close_code;
         switch (code) {
         case normal:
-            return opts_.reconnect_on_normal_close ? reconnect_decision::reconnect()
-                                                   : reconnect_decision::stop(error::stop_close_code);
+            return opts_.reconnect_on_normal_close
+                       ? reconnect_decision::reconnect()
+                       : reconnect_decision::stop(error::stop_close_code);
         case going_away:
         case no_status:
         case abnormal:
@@ -955,7 +1035,8 @@ private:
         if (code >= 3000 && code <= 4999) {
             switch (opts_.application_codes) {
             case close_action::stop: return reconnect_decision::stop(error::stop_close_code);
-            case close_action::refresh_token_then_reconnect: return reconnect_decision::refresh_token();
+            case close_action::refresh_token_then_reconnect:
+                return reconnect_decision::refresh_token();
             case close_action::reconnect: break;
             }
             return reconnect_decision::reconnect(failure_class::network);
@@ -1003,8 +1084,7 @@ public:
     const T& get() const noexcept { return *this; }
 };
 
-template <std::size_t I, class T>
-class ebo_slot<I, T, false> {
+template <std::size_t I, class T> class ebo_slot<I, T, false> {
 public:
     explicit ebo_slot(T&& t) : value_(std::move(t)) {}
     T& get() noexcept { return value_; }
@@ -1014,8 +1094,7 @@ private:
     T value_;
 };
 
-template <class Seq, class... Ts>
-class policy_storage_impl;
+template <class Seq, class... Ts> class policy_storage_impl;
 
 template <std::size_t... I, class... Ts>
 class policy_storage_impl<std::index_sequence<I...>, Ts...> : public ebo_slot<I, Ts>... {
@@ -1030,13 +1109,11 @@ class policy_storage : public policy_storage_impl<std::index_sequence_for<Ts...>
 public:
     explicit policy_storage(Ts... ts) : base(std::move(ts)...) {}
 
-    template <std::size_t N>
-    auto& get() noexcept {
+    template <std::size_t N> auto& get() noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<ebo_slot<N, T>&>(*this).get();
     }
-    template <std::size_t N>
-    const auto& get() const noexcept {
+    template <std::size_t N> const auto& get() const noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<const ebo_slot<N, T>&>(*this).get();
     }
@@ -1114,10 +1191,10 @@ struct state_change_event {
 };
 
 struct open_event {
-    std::uint64_t attempt;              ///< connection attempts so far, this one included
-    std::chrono::nanoseconds downtime;  ///< since the previous connection closed (0 on the first)
-    std::string subprotocol;            ///< as selected by the server
-    bool handover = false;              ///< replaced a live connection (make-before-break)
+    std::uint64_t attempt;             ///< connection attempts so far, this one included
+    std::chrono::nanoseconds downtime; ///< since the previous connection closed (0 on the first)
+    std::string subprotocol;           ///< as selected by the server
+    bool handover = false;             ///< replaced a live connection (make-before-break)
 };
 
 struct retry_event {
@@ -1149,27 +1226,37 @@ struct stopped_event {
 struct dropped_message {
     std::string data;
     message_kind kind;
-    std::error_code reason; ///< queue_full (drop_oldest) or not_running (stopped)
+    std::error_code
+        reason; ///< queue_full (drop_oldest), not_running (stopped), or the transport's write error
 };
 
-/// Everything counted since construction. Readable from any thread.
+/// The client's counters, written once: `client_counters` and the client's
+/// atomic twin are both generated from this list (name, what it counts), so
+/// they cannot disagree.
+#define TETHER_CLIENT_COUNTERS(X)                                                                  \
+    X(connects, "handshakes started")                                                              \
+    X(opens, "handshakes that succeeded")                                                          \
+    X(closes, "connection attempts that ended")                                                    \
+    X(rejected_handshakes, "handshakes refused with an HTTP status")                               \
+    X(messages_received, "messages delivered to on_message")                                       \
+    X(bytes_received, "their bytes")                                                               \
+    X(messages_sent, "messages written to an open connection")                                     \
+    X(retries, "backoff waits scheduled")                                                          \
+    X(token_requests, "calls to the TokenPolicy")                                                  \
+    X(tokens_acquired, "successful token results used")                                            \
+    X(token_failures, "failed token results")                                                      \
+    X(tokens_rejected, "tokens reported back as spent")                                            \
+    X(dropped_messages, "messages reported to on_dropped")                                         \
+    X(state_changes, "state_change events")                                                        \
+    X(stops, "runs that ended (one per start)")                                                    \
+    X(handovers, "make-before-break switches")
+
+/// Everything counted since construction (see TETHER_CLIENT_COUNTERS for
+/// what each counts). Readable from any thread.
 struct client_counters {
-    std::uint64_t connects = 0;           ///< handshakes started
-    std::uint64_t opens = 0;              ///< handshakes that succeeded
-    std::uint64_t closes = 0;             ///< connection attempts that ended
-    std::uint64_t rejected_handshakes = 0;///< refused with an HTTP status
-    std::uint64_t messages_received = 0;
-    std::uint64_t bytes_received = 0;
-    std::uint64_t messages_sent = 0;
-    std::uint64_t retries = 0;            ///< backoff waits scheduled
-    std::uint64_t token_requests = 0;     ///< calls to the TokenPolicy
-    std::uint64_t tokens_acquired = 0;    ///< successful token results
-    std::uint64_t token_failures = 0;
-    std::uint64_t tokens_rejected = 0;    ///< tokens reported back as spent
-    std::uint64_t dropped_messages = 0;
-    std::uint64_t state_changes = 0;
-    std::uint64_t stops = 0;              ///< 0 or 1
-    std::uint64_t handovers = 0;          ///< make-before-break switches
+#define TETHER_DETAIL_COUNTER_FIELD(name, what) std::uint64_t name = 0;
+    TETHER_CLIENT_COUNTERS(TETHER_DETAIL_COUNTER_FIELD)
+#undef TETHER_DETAIL_COUNTER_FIELD
 };
 
 TETHER_NAMESPACE_END
@@ -1182,15 +1269,21 @@ TETHER_NAMESPACE_END
 // A TokenPolicy produces the credential for the next handshake. Valid
 // expressions, for `p` a TokenPolicy, `h` a handler `void(token_result)`:
 //
-// | expression                | effect                                                        |
-// |---------------------------|---------------------------------------------------------------|
-// | `p.async_get_token(h)`    | calls `h` exactly once, from any thread, possibly inline; never with a token passed to `invalidate` |
-// | `p.invalidate(s)`         | `s` (a `const secret&`) was rejected by the server: never offer it again |
-// | `p.cancel()`              | abandon the outstanding request; `h` may still run or be destroyed unrun |
+// | expression             | effect                                                         |
+// |------------------------|----------------------------------------------------------------|
+// | `p.async_get_token(h)` | calls `h` exactly once, from any thread, possibly inline       |
+// | `p.invalidate(s)`      | `s` (a `const secret&`) was rejected: never offer it again     |
+// | `p.cancel()`           | abandon the request; `h` may still run or be destroyed unrun   |
+//
+// `h` never gets a token that was passed to `invalidate`.
 //
 // The client serialises its calls: at most one async_get_token outstanding
 // per client. Policies shared between clients (shared_token_source) do their
 // own single-flight.
+//
+// A class template using a TokenPolicy checks it with one static_assert per
+// row (detail::token_policy_rows); with C++20 concepts, `tether::token_policy<T>`
+// is the same table as a requires-expression.
 #ifndef TETHER_TOKEN_POLICY_CONCEPT_HPP
 #define TETHER_TOKEN_POLICY_CONCEPT_HPP
 
@@ -1213,8 +1306,8 @@ TETHER_NAMESPACE_BEGIN
 /// A credential for one handshake.
 struct token {
     token() = default;
-    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt, bool is_fresh = false,
-                   std::string where = {})
+    explicit token(secret v, std::optional<std::chrono::seconds> life = std::nullopt,
+                   bool is_fresh = false, std::string where = {})
         : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
 
     secret value;
@@ -1278,6 +1371,20 @@ template <class T>
 using invalidate_expr = decltype(std::declval<T&>().invalidate(std::declval<const secret&>()));
 template <class T> using cancel_expr = decltype(std::declval<T&>().cancel());
 
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T> struct token_policy_rows {
+    static_assert(
+        is_detected_v<async_get_token_expr, T>,
+        "tether: TokenPolicy requirement not met: p.async_get_token(h) must be valid for a "
+        "handler h(token_result)");
+    static_assert(is_detected_v<invalidate_expr, T>,
+                  "tether: TokenPolicy requirement not met: p.invalidate(s) must be valid for a "
+                  "const secret& s");
+    static_assert(is_detected_v<cancel_expr, T>,
+                  "tether: TokenPolicy requirement not met: p.cancel() must be valid");
+    static constexpr bool checked = true;
+};
+
 } // namespace detail
 
 template <class T>
@@ -1289,8 +1396,13 @@ struct is_token_policy
 template <class T> inline constexpr bool is_token_policy_v = is_token_policy<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept token_policy = is_token_policy_v<T>;
+concept token_policy = requires(T& p, const secret& s) {
+    p.async_get_token(detail::archetype_token_handler{});
+    p.invalidate(s);
+    p.cancel();
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -1310,8 +1422,7 @@ TETHER_NAMESPACE_BEGIN
 
 /// For servers that need no token (or authorise by URL, as Genesys channels do).
 struct no_token {
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         std::forward<Handler>(h)(token_result::success(token{}));
     }
     void invalidate(const secret&) noexcept {}
@@ -1328,19 +1439,27 @@ TETHER_NAMESPACE_END
 // A Transport opens WebSocket connections and reports what happens to them to
 // a sink (the client). It also owns the executor and the clock, so tests can
 // run the whole client on virtual time. Valid expressions, for `t` a Transport,
-// `s` a sink, `id` a connection_id:
+// `tm` a `T::timer_type`, `s` a sink, `id` a connection_id:
 //
-// | expression                        | type / effect                                        |
-// |-----------------------------------|------------------------------------------------------|
-// | `T::executor_type`                | an Asio executor; every sink call runs on it          |
-// | `T::clock_type`                   | a chrono clock (`time_point`, `duration`)             |
-// | `T::timer_type`                   | `expires_after(d)`, `async_wait(void(error_code))`, `cancel()` |
-// | `t.get_executor()`                | `executor_type`                                      |
-// | `t.now()`                         | `clock_type::time_point`                             |
-// | `t.make_timer()`                  | `timer_type` bound to the executor                   |
-// | `t.connect(req, s)`               | `connection_id`; starts an attempt, never calls `s` inline |
-// | `t.send(id, data, kind)`          | `std::error_code`; queues one message                 |
-// | `t.close(id, code, reason)`       | starts a graceful close; idempotent; unknown ids ignored |
+// | expression                  | type / effect                                              |
+// |-----------------------------|------------------------------------------------------------|
+// | `T::executor_type`          | an Asio executor; every sink call runs on it               |
+// | `T::clock_type`             | a chrono clock (`time_point`, `duration`)                  |
+// | `T::timer_type`             | a timer on that clock and executor (`tm` below)            |
+// | `tm.expires_after(d)`       | arms it `d` (a chrono duration) from now                   |
+// | `tm.async_wait(h)`          | calls `h(std::error_code)` once, fired or cancelled        |
+// | `tm.cancel()`               | pending waits complete with `operation_aborted`            |
+// | `t.get_executor()`          | `executor_type`                                            |
+// | `t.now()`                   | `clock_type::time_point`                                   |
+// | `t.make_timer()`            | `timer_type` bound to the executor                         |
+// | `t.connect(req, s)`         | `connection_id`; starts an attempt, never calls `s` inline |
+// | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
+// | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
+//
+// A class template using a Transport checks it with one static_assert per row
+// (detail::transport_rows), so a missing expression is named in one line.
+// With C++20 concepts, `tether::transport<T>` is the same table as a
+// requires-expression.
 //
 // Sink calls (all on the executor, never from inside connect/send/close):
 // `s.on_transport_open(id, const open_info&)` at most once, then any number of
@@ -1357,6 +1476,8 @@ TETHER_NAMESPACE_END
 // #include <tether/detail/type_traits.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
 
+#include <chrono>
+#include <cstdint>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -1387,8 +1508,9 @@ template <class T>
 using send_expr = decltype(std::declval<T&>().send(
     std::declval<connection_id>(), std::declval<std::string_view>(), std::declval<message_kind>()));
 template <class T>
-using close_expr = decltype(std::declval<T&>().close(
-    std::declval<connection_id>(), std::declval<std::uint16_t>(), std::declval<std::string_view>()));
+using close_expr =
+    decltype(std::declval<T&>().close(std::declval<connection_id>(), std::declval<std::uint16_t>(),
+                                      std::declval<std::string_view>()));
 template <class Timer>
 using timer_expires_after_expr =
     decltype(std::declval<Timer&>().expires_after(std::chrono::milliseconds(1)));
@@ -1397,24 +1519,76 @@ using timer_async_wait_expr =
     decltype(std::declval<Timer&>().async_wait(std::declval<archetype_wait_handler>()));
 template <class Timer> using timer_cancel_expr = decltype(std::declval<Timer&>().cancel());
 
-template <class T>
-constexpr bool transport_timer_ok() {
+template <class T> constexpr bool transport_timer_has(int row) {
     if constexpr (is_detected_v<transport_timer_t, T>) {
         using timer = typename T::timer_type;
-        return is_detected_v<timer_expires_after_expr, timer> &&
-               is_detected_v<timer_async_wait_expr, timer> && is_detected_v<timer_cancel_expr, timer>;
+        switch (row) {
+        case 0: return is_detected_v<timer_expires_after_expr, timer>;
+        case 1: return is_detected_v<timer_async_wait_expr, timer>;
+        default: return is_detected_v<timer_cancel_expr, timer>;
+        }
     } else {
         return false;
     }
 }
 
-template <class T>
-constexpr bool transport_now_ok() {
+template <class T> constexpr bool transport_now_ok() {
     if constexpr (is_detected_v<transport_clock_t, T>)
         return detected_convertible<typename T::clock_type::time_point, now_expr, T>();
     else
         return false;
 }
+
+template <class T> constexpr bool transport_get_executor_ok() {
+    if constexpr (is_detected_v<transport_executor_t, T>)
+        return detected_convertible<typename T::executor_type, get_executor_expr, T>();
+    else
+        return false;
+}
+
+template <class T> constexpr bool transport_make_timer_ok() {
+    if constexpr (is_detected_v<transport_timer_t, T>)
+        return detected_convertible<typename T::timer_type, make_timer_expr, T>();
+    else
+        return false;
+}
+
+/// One static_assert per row of the table above; instantiate it to check T.
+template <class T> struct transport_rows {
+    static_assert(
+        is_detected_v<transport_executor_t, T>,
+        "tether: Transport requirement not met: T::executor_type must name an Asio executor type");
+    static_assert(is_detected_v<transport_clock_t, T>,
+                  "tether: Transport requirement not met: T::clock_type must name a chrono clock");
+    static_assert(is_detected_v<transport_timer_t, T>,
+                  "tether: Transport requirement not met: T::timer_type must name a timer type");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(0),
+                  "tether: Transport requirement not met: tm.expires_after(d) must be valid for a "
+                  "T::timer_type tm and a chrono duration d");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_timer_has<T>(1),
+                  "tether: Transport requirement not met: tm.async_wait(h) must be valid for a "
+                  "T::timer_type tm and a handler h(std::error_code)");
+    static_assert(
+        !is_detected_v<transport_timer_t, T> || transport_timer_has<T>(2),
+        "tether: Transport requirement not met: tm.cancel() must be valid for a T::timer_type tm");
+    static_assert(
+        !is_detected_v<transport_executor_t, T> || transport_get_executor_ok<T>(),
+        "tether: Transport requirement not met: t.get_executor() must return executor_type");
+    static_assert(
+        !is_detected_v<transport_clock_t, T> || transport_now_ok<T>(),
+        "tether: Transport requirement not met: t.now() must return clock_type::time_point");
+    static_assert(!is_detected_v<transport_timer_t, T> || transport_make_timer_ok<T>(),
+                  "tether: Transport requirement not met: t.make_timer() must return timer_type");
+    static_assert(
+        detected_convertible<connection_id, connect_expr, T>(),
+        "tether: Transport requirement not met: t.connect(req, sink) must return connection_id");
+    static_assert(detected_convertible<std::error_code, send_expr, T>(),
+                  "tether: Transport requirement not met: t.send(id, data, kind) must return "
+                  "std::error_code");
+    static_assert(is_detected_v<close_expr, T>,
+                  "tether: Transport requirement not met: t.close(id, code, reason) must be valid");
+    static constexpr bool checked = true;
+};
 
 } // namespace detail
 
@@ -1422,9 +1596,12 @@ constexpr bool transport_now_ok() {
 template <class T>
 struct is_transport
     : std::bool_constant<detail::is_detected_v<detail::transport_executor_t, T> &&
-                         detail::transport_now_ok<T>() && detail::transport_timer_ok<T>() &&
-                         detail::is_detected_v<detail::get_executor_expr, T> &&
-                         detail::is_detected_v<detail::make_timer_expr, T> &&
+                         detail::is_detected_v<detail::transport_clock_t, T> &&
+                         detail::is_detected_v<detail::transport_timer_t, T> &&
+                         detail::transport_timer_has<T>(0) && detail::transport_timer_has<T>(1) &&
+                         detail::transport_timer_has<T>(2) &&
+                         detail::transport_get_executor_ok<T>() && detail::transport_now_ok<T>() &&
+                         detail::transport_make_timer_ok<T>() &&
                          detail::detected_convertible<connection_id, detail::connect_expr, T>() &&
                          detail::detected_convertible<std::error_code, detail::send_expr, T>() &&
                          detail::is_detected_v<detail::close_expr, T>> {};
@@ -1432,8 +1609,26 @@ struct is_transport
 template <class T> inline constexpr bool is_transport_v = is_transport<T>::value;
 
 #if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// The table as a requires-expression (C++20).
 template <class T>
-concept transport = is_transport_v<T>;
+concept transport = requires(T& t, const connect_request& req, detail::archetype_transport_sink& s,
+                             connection_id id, std::string_view data, message_kind kind,
+                             std::uint16_t code) {
+    typename T::executor_type;
+    typename T::clock_type;
+    typename T::timer_type;
+    requires requires(typename T::timer_type & tm) {
+        tm.expires_after(std::chrono::milliseconds(1));
+        tm.async_wait(detail::archetype_wait_handler{});
+        tm.cancel();
+    };
+    { t.get_executor() } -> detail::converts_to<typename T::executor_type>;
+    { t.now() } -> detail::converts_to<typename T::clock_type::time_point>;
+    { t.make_timer() } -> detail::converts_to<typename T::timer_type>;
+    { t.connect(req, s) } -> detail::converts_to<connection_id>;
+    { t.send(id, data, kind) } -> detail::converts_to<std::error_code>;
+    t.close(id, code, data);
+};
 #endif
 
 TETHER_NAMESPACE_END
@@ -1441,6 +1636,8 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/transport/concept.hpp> ----
 
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/post.hpp>
 
 #include <algorithm>
@@ -1460,10 +1657,10 @@ TETHER_NAMESPACE_BEGIN
 
 namespace detail {
 template <class Executor>
-using running_in_this_thread_expr = decltype(std::declval<const Executor&>().running_in_this_thread());
+using running_in_this_thread_expr =
+    decltype(std::declval<const Executor&>().running_in_this_thread());
 
-template <class Executor>
-bool running_in_this_thread(const Executor& ex) {
+template <class Executor> bool running_in_this_thread(const Executor& ex) {
     if constexpr (is_detected_v<running_in_this_thread_expr, Executor>)
         return ex.running_in_this_thread();
     else
@@ -1482,16 +1679,15 @@ bool running_in_this_thread(const Executor& ex) {
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
-    static_assert(is_transport_v<Transport>,
-                  "tether: Transport type requirements not met (see tether/transport/concept.hpp)");
-    static_assert(is_token_policy_v<TokenPolicy>,
-                  "tether: TokenPolicy type requirements not met (see tether/token_policy/concept.hpp)");
-    static_assert(is_close_policy_v<ClosePolicy>,
-                  "tether: ClosePolicy type requirements not met (see tether/close_policy/concept.hpp)");
-    static_assert(is_backoff_v<Backoff>,
-                  "tether: Backoff type requirements not met (see tether/backoff/concept.hpp)");
+    // One static_assert per row of each concept table (see the concept
+    // headers): a policy missing an expression fails here, naming it.
+    static_assert(detail::transport_rows<Transport>::checked);
+    static_assert(detail::token_policy_rows<TokenPolicy>::checked);
+    static_assert(detail::close_policy_rows<ClosePolicy>::checked);
+    static_assert(detail::backoff_rows<Backoff>::checked);
 
     class impl;
+    using completion = std::function<void(std::error_code)>;
 
 public:
     using transport_type = Transport;
@@ -1504,9 +1700,11 @@ public:
     /// Throws std::invalid_argument when an option is invalid.
     explicit basic_reconnecting_client(client_options options, Transport transport = Transport(),
                                        TokenPolicy token_policy = TokenPolicy(),
-                                       ClosePolicy close_policy = ClosePolicy(), Backoff backoff = Backoff())
-        : impl_(std::make_shared<impl>(std::move(options), std::move(transport), std::move(token_policy),
-                                       std::move(close_policy), std::move(backoff))) {}
+                                       ClosePolicy close_policy = ClosePolicy(),
+                                       Backoff backoff = Backoff())
+        : impl_(std::make_shared<impl>(std::move(options), std::move(transport),
+                                       std::move(token_policy), std::move(close_policy),
+                                       std::move(backoff))) {}
 
     basic_reconnecting_client(const basic_reconnecting_client&) = delete;
     basic_reconnecting_client& operator=(const basic_reconnecting_client&) = delete;
@@ -1523,12 +1721,20 @@ public:
 
     // --- control (any thread) ---------------------------------------------
 
-    /// Starts connecting. A second call, or a call after stop(), does nothing.
-    void start() { impl_->post([](impl& i) { i.do_start(); }); }
+    /// Starts connecting. While running it does nothing. After a stop (yours,
+    /// or the client's own decision) it starts a new run with the same
+    /// policies, handlers and queue settings: the ladders, the breaker and
+    /// the retry limits start over; counters keep counting. stop() then
+    /// start() restarts once the stop has completed (on_stopped comes first).
+    void start() {
+        impl_->post([](impl& i) { i.on_start(); });
+    }
 
     /// Closes gracefully (1000), cancels timers and token requests, then
     /// reports on_stopped exactly once. Idempotent.
-    void stop() { impl_->post([](impl& i) { i.do_stop(make_error_code(error::stopped_by_user)); }); }
+    void stop() {
+        impl_->post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
+    }
 
     /// Make-before-break: while open, gets a token and opens a second
     /// connection; when it opens, it becomes the current one (on_open with
@@ -1537,32 +1743,65 @@ public:
     /// `client_options::handover_drain` has passed and we close it with 1000.
     /// If the new connection fails, the old one stays. Does nothing unless
     /// open and no handover is under way.
-    void handover() { impl_->post([](impl& i) { i.do_handover(); }); }
+    void handover() {
+        impl_->post([](impl& i) { i.on_handover(); });
+    }
 
     /// Drops the current connection as dead (a liveness check of your own
-    /// failed) and reconnects on the network ladder; `why` is reported in the
-    /// close_event. Does nothing unless connecting or open.
+    /// failed) and reconnects on the network ladder at once, without waiting
+    /// for the old socket's close; `why` is reported in the close_event. Does
+    /// nothing unless connecting or open.
     void reconnect(std::error_code why = make_error_code(error::idle_timeout)) {
-        impl_->post([why](impl& i) { i.do_reconnect(why); });
+        impl_->post([why](impl& i) { i.on_reconnect(why); });
     }
 
     /// Sends now when open, otherwise queues (bounded; see client_options).
-    /// Returns error::queue_full (reject policy) or error::not_running.
+    /// Returns error::queue_full (reject policy) or error::not_running. A
+    /// message accepted here is either written to an open connection or
+    /// reported through on_dropped.
     std::error_code send(std::string data, message_kind kind = message_kind::text) {
-        return impl_->send(std::move(data), kind);
+        return impl_->send(std::move(data), kind, {});
+    }
+
+    /// Like send(), with an Asio completion token (a callback
+    /// `void(std::error_code)`, `asio::use_future`, `asio::use_awaitable`,
+    /// ...). Completes with no error once the message was written to an open
+    /// connection, or with the reason it never will be: error::queue_full,
+    /// error::not_running, or the transport's write error. The completion runs
+    /// on the handler's associated executor (default: the client's).
+    template <class CompletionToken>
+    auto async_send(std::string data, message_kind kind, CompletionToken&& token) {
+        return asio::async_initiate<CompletionToken, void(std::error_code)>(
+            [](auto handler, impl* i, std::string d, message_kind k) {
+                auto ex = asio::get_associated_executor(handler, i->transport().get_executor());
+                auto h = std::make_shared<decltype(handler)>(std::move(handler));
+                completion done = [ex, h](std::error_code ec) {
+                    asio::post(ex, [h, ec]() { (*h)(ec); });
+                };
+                if (const std::error_code ec = i->send(std::move(d), k, done)) done(ec);
+            },
+            token, impl_.get(), std::move(data), kind);
+    }
+    template <class CompletionToken> auto async_send(std::string data, CompletionToken&& token) {
+        return async_send(std::move(data), message_kind::text,
+                          std::forward<CompletionToken>(token));
     }
 
     /// Registers a message sent first thing on every open, before the queue
     /// (subscriptions). Call before start().
     void send_on_open(std::string data, message_kind kind = message_kind::text) {
-        impl_->on_open_messages_.push_back({std::move(data), kind});
+        impl_->on_open_messages_.push_back({std::move(data), kind, {}});
     }
 
     // --- handlers (register before start()) --------------------------------
 
-    void on_state_change(std::function<void(const state_change_event&)> f) { impl_->h_.state = std::move(f); }
+    void on_state_change(std::function<void(const state_change_event&)> f) {
+        impl_->h_.state = std::move(f);
+    }
     void on_open(std::function<void(const open_event&)> f) { impl_->h_.open = std::move(f); }
-    void on_message(std::function<void(const message_view&)> f) { impl_->h_.message = std::move(f); }
+    void on_message(std::function<void(const message_view&)> f) {
+        impl_->h_.message = std::move(f);
+    }
     void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
         impl_->h_.close = std::move(f);
     }
@@ -1571,8 +1810,12 @@ public:
     void on_token_failure(std::function<void(const token_failure_event&)> f) {
         impl_->h_.token_failure = std::move(f);
     }
-    void on_dropped(std::function<void(const dropped_message&)> f) { impl_->h_.dropped = std::move(f); }
-    void on_stopped(std::function<void(const stopped_event&)> f) { impl_->h_.stopped = std::move(f); }
+    void on_dropped(std::function<void(const dropped_message&)> f) {
+        impl_->h_.dropped = std::move(f);
+    }
+    void on_stopped(std::function<void(const stopped_event&)> f) {
+        impl_->h_.stopped = std::move(f);
+    }
 
     // --- observation (any thread) ----------------------------------------
 
@@ -1592,175 +1835,229 @@ private:
     class impl : public std::enable_shared_from_this<impl> {
     public:
         using time_point = typename clock_type::time_point;
+        using duration = typename clock_type::duration;
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)), timer_(transport_.make_timer()),
-              renew_timer_(transport_.make_timer()), drain_timer_(transport_.make_timer()) {}
+              policies_(std::move(tp), std::move(cp), std::move(b)),
+              retry_timer_{transport_.make_timer()}, renew_timer_{transport_.make_timer()},
+              drain_timer_{transport_.make_timer()} {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
         ClosePolicy& close_policy() noexcept { return policies_.template get<1>(); }
         Backoff& backoff() noexcept { return policies_.template get<2>(); }
 
-        template <class F>
-        void post(F f) {
+        template <class F> void post(F f) {
             asio::post(transport_.get_executor(),
                        [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
         }
 
-        // ---- user-facing entry points ------------------------------------
+        // ---- any thread --------------------------------------------------
 
         void detach() {
             detached_.store(true, std::memory_order_release);
-            post([](impl& i) { i.do_stop(make_error_code(error::stopped_by_user)); });
+            post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
         }
 
-        std::error_code send(std::string data, message_kind kind) {
-            if (state_.load(std::memory_order_acquire) == client_state::stopped)
-                return make_error_code(error::not_running);
-            const bool here = detail::running_in_this_thread(transport_.get_executor());
-            if (here && state_.load(std::memory_order_relaxed) == client_state::open && queue_empty()) {
-                const std::error_code ec = transport_.send(conn_, data, kind);
-                if (!ec) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-                return ec;
+        // `done`, when set, learns the message's fate (async_send); the return
+        // value is for the caller of send() and means "not accepted".
+        std::error_code send(std::string data, message_kind kind, completion done) {
+            if (detail::running_in_this_thread(transport_.get_executor()) &&
+                state() == client_state::open) {
+                std::unique_lock<std::mutex> lock(queue_mutex_);
+                if (queue_.empty()) {
+                    lock.unlock();
+                    const std::error_code ec = transport_.send(current_->id, data, kind);
+                    if (ec) return ec; // not accepted: the caller still has the message
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    if (done) done({});
+                    return {};
+                }
             }
-            std::vector<dropped_message> dropped;
+            std::optional<outgoing> dropped;
             {
+                // `closed_` and the queue change together under the lock, so a
+                // message is either queued before finish() takes the queue (and
+                // reported dropped there) or refused here: never lost.
                 std::lock_guard<std::mutex> lock(queue_mutex_);
+                if (closed_) return make_error_code(error::not_running);
                 if (queue_.size() >= opts_.queue_capacity) {
-                    if (opts_.overflow == overflow_policy::reject) return make_error_code(error::queue_full);
-                    dropped.push_back({std::move(queue_.front().data), queue_.front().kind,
-                                       make_error_code(error::queue_full)});
+                    if (opts_.overflow == overflow_policy::reject)
+                        return make_error_code(error::queue_full);
+                    dropped = std::move(queue_.front());
                     queue_.pop_front();
                 }
-                queue_.push_back({std::move(data), kind});
+                queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
-                for (auto& d : dropped) i.report_dropped(std::move(d));
-                if (i.state_ == client_state::open) i.flush();
+                if (dropped)
+                    i.report_dropped(std::move(*dropped), make_error_code(error::queue_full));
+                if (i.state() == client_state::open) i.flush();
             });
             return {};
         }
 
-        // ---- the state machine (executor only) ---------------------------
+        // ---- events from the API (executor only) ---------------------------
 
-        void do_start() {
-            if (state_ != client_state::idle) return;
+        void on_start() {
+            switch (state()) {
+            case client_state::idle: return begin_attempt();
+            case client_state::stopped: return restart();
+            case client_state::closing: restart_after_stop_ = true; return;
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::open:
+            case client_state::waiting_to_retry: return; // running
+            }
+        }
+
+        // A new run after a stop: what judged the last run starts over.
+        void restart() {
+            if (detached_.load(std::memory_order_acquire)) return;
+            auth_ = auth_guard{};
+            failed_attempts_ = 0;
+            failing_since_.reset();
+            backoff().reset();
+            had_open_ = false;
+            last_close_.reset();
+            stop_reason_ = {};
+            {
+                std::lock_guard<std::mutex> lock(queue_mutex_);
+                closed_ = false;
+            }
             begin_attempt();
         }
 
-        void do_stop(std::error_code why) {
-            if (stopping_ || state_ == client_state::stopped) return;
-            stopping_ = true;
-            stop_reason_ = why;
-            abandon_handover();
-            close_retiring(true);
-            switch (state_.load(std::memory_order_relaxed)) {
+        void on_stop(std::error_code why) {
+            switch (state()) {
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry: return finish(why);
             case client_state::connecting:
             case client_state::open:
+                // Graceful: the current connection's close completes the stop.
+                stop_reason_ = why;
+                abandon_handover();
+                close_retiring(true);
+                disarm(renew_timer_);
                 set_state(client_state::closing);
-                transport_.close(conn_, close_code::normal, "");
-                return; // on_transport_close finishes
-            case client_state::closing: return;
-            case client_state::acquiring_token:
-            case client_state::waiting_to_retry:
-            case client_state::idle:
-            case client_state::stopped: break;
+                close_slot(*current_, close_code::normal, "");
+                return;
+            case client_state::closing: restart_after_stop_ = false; return;
+            case client_state::stopped: return;
             }
-            finish(why);
         }
 
-        // ---- Transport sink ----------------------------------------------
-
-        void do_reconnect(std::error_code why) {
-            if (stopping_ || (state_ != client_state::open && state_ != client_state::connecting)) return;
-            abandon_handover();
-            forced_reason_ = why;
-            transport_.close(conn_, close_code::going_away, "");
+        void on_reconnect(std::error_code why) {
+            switch (state()) {
+            case client_state::connecting:
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return;
+            }
+            // Our own liveness verdict: the connection is dead now. It is
+            // retired at once (its close, when the transport reports it, is
+            // only counted) and the decision is applied without waiting.
+            slot old = take_current();
+            close_event ev;
+            ev.error = why;
+            ev.initiated_locally = true;
+            ev.was_open = old.open;
+            if (old.open)
+                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() -
+                                                                                 old.opened_at);
+            retire_now(old, close_code::going_away, "");
+            lost_current(reconnect_decision::reconnect(failure_class::network), std::move(ev), old);
         }
 
-        void do_handover() {
-            if (stopping_ || state_ != client_state::open || handover_ != handover_phase::none) return;
+        void on_handover() {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return;
+            }
+            if (handover_under_way()) return;
             close_retiring(true); // never more than two connections at once
-            handover_ = handover_phase::acquiring_token;
-            request_token();
+            request_token(token_purpose::handover);
         }
+
+        // ---- events from the Transport (executor only) --------------------
 
         void on_transport_open(connection_id id, const open_info& info) {
-            if (handover_ == handover_phase::connecting && id == next_conn_) return complete_handover(info);
-            if (!has_conn_ || id != conn_) return;
-            if (stopping_) return; // do_stop already asked for the close
-            opened_at_ = transport_.now();
-            const auto downtime = had_open_ ? opened_at_ - closed_at_ : typename clock_type::duration(0);
-            had_open_ = true;
-            counters_.opens.fetch_add(1, std::memory_order_relaxed);
-            set_state(client_state::open);
-            schedule_renewal();
-            for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
-            flush();
-            emit(h_.open, open_event{attempt_, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime),
-                                     info.subprotocol, false});
+            if (next_ && next_->id == id) return next_opened(info);
+            if (!current_ || current_->id != id) return; // retiring: nothing to do
+            switch (state()) {
+            case client_state::connecting: return current_opened(info);
+            case client_state::closing: return; // stop() already closes it
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::open:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // cannot happen: no current slot, or opened once
+            }
         }
 
         void on_transport_message(connection_id id, const message_view& m) {
-            const bool current = has_conn_ && id == conn_ && state_ == client_state::open;
-            if (!current && (stopping_ || !is_retiring(id))) return;
+            bool deliver = false;
+            switch (state()) {
+            case client_state::open: deliver = current_->id == id || is_retiring(id); break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::waiting_to_retry: deliver = is_retiring(id); break; // it drains
+            case client_state::closing:
+            case client_state::stopped: break;
+            }
+            if (!deliver) return;
             counters_.messages_received.fetch_add(1, std::memory_order_relaxed);
             counters_.bytes_received.fetch_add(m.data.size(), std::memory_order_relaxed);
             emit(h_.message, m);
         }
 
         void on_transport_close(connection_id id, close_event&& ev) {
-            if (forget_retiring(id)) {
+            if (std::optional<slot> r = take_retiring(id)) {
+                // No decision to take, but what the server said still counts:
+                // an expiry close of a draining connection spends its token.
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
-                return;
+                if (state() == client_state::stopped) return;
+                return apply(close_policy().decide(ev), ev, origin::retiring, *r);
             }
-            if (handover_ == handover_phase::connecting && id == next_conn_) return handover_failed(std::move(ev));
-            if (!has_conn_ || id != conn_) return;
-            has_conn_ = false;
-            ++renew_gen_;
-            renew_timer_.cancel();
+            if (next_ && next_->id == id) {
+                counters_.closes.fetch_add(1, std::memory_order_relaxed);
+                return next_failed(std::move(ev));
+            }
+            if (!current_ || current_->id != id) return;
             counters_.closes.fetch_add(1, std::memory_order_relaxed);
-            const time_point now = transport_.now();
-            if (ev.was_open) {
-                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(now - opened_at_);
-                closed_at_ = now;
+            slot s = take_current();
+            if (s.open)
+                ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(transport_.now() -
+                                                                                 s.opened_at);
+            switch (state()) {
+            case client_state::connecting:
+            case client_state::open: {
+                if (ev.http_status != 0)
+                    counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+                const reconnect_decision d = close_policy().decide(ev);
+                return lost_current(d, std::move(ev), s);
             }
-            if (forced_reason_) {
-                // reconnect(): our own liveness verdict, not the server's doing
-                ev.error = std::exchange(forced_reason_, std::error_code());
-                ev.initiated_locally = true;
-                if (!stopping_) {
-                    const auto d = reconnect_decision::reconnect(failure_class::network);
-                    emit(h_.close, ev, d);
-                    last_close_ = ev;
-                    return retry_after_failure(d);
-                }
-            }
-            if (handover_ == handover_phase::connecting) return old_closed_during_handover(std::move(ev));
-            // A handover's token request simply serves the reconnect instead.
-            if (handover_ == handover_phase::acquiring_token) handover_ = handover_phase::none;
-            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
-            if (stopping_) {
+            case client_state::closing:
+                if (s.open) closed_at_ = transport_.now();
                 emit(h_.close, ev, reconnect_decision::stop(stop_reason_));
-                finish(stop_reason_, std::move(ev));
-                return;
+                return finish(stop_reason_, std::move(ev));
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // cannot happen: no current slot
             }
-            reconnect_decision d = close_policy().decide(ev);
-            if (ev.was_open && ev.uptime >= opts_.min_uptime) {
-                backoff().reset(); // a stable connection: start the ladders over
-                failed_attempts_ = 0;
-                failing_since_.reset();
-            }
-            if (ev.was_open && ev.uptime >= opts_.auth_failure_uptime) {
-                auth_strikes_ = 0; // the credential works
-                stale_retry_used_ = false;
-            }
-            emit(h_.close, ev, d);
-            last_close_ = ev;
-            after_close(d, ev);
         }
 
     private:
@@ -1769,6 +2066,7 @@ private:
         struct outgoing {
             std::string data;
             message_kind kind;
+            completion done; // async_send's, or empty
         };
         struct handlers {
             std::function<void(const state_change_event&)> state;
@@ -1781,24 +2079,78 @@ private:
             std::function<void(const dropped_message&)> dropped;
             std::function<void(const stopped_event&)> stopped;
         };
+        /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
-            std::atomic<std::uint64_t> connects{0}, opens{0}, closes{0}, rejected_handshakes{0},
-                messages_received{0}, bytes_received{0}, messages_sent{0}, retries{0}, token_requests{0},
-                tokens_acquired{0}, token_failures{0}, tokens_rejected{0}, dropped_messages{0},
-                state_changes{0}, stops{0}, handovers{0};
+#define TETHER_DETAIL_ATOMIC(name, what) std::atomic<std::uint64_t> name{0};
+            TETHER_CLIENT_COUNTERS(TETHER_DETAIL_ATOMIC)
+#undef TETHER_DETAIL_ATOMIC
             client_counters snapshot() const noexcept {
-                const auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-                return {r(connects),      r(opens),         r(closes),         r(rejected_handshakes),
-                        r(messages_received), r(bytes_received), r(messages_sent), r(retries),
-                        r(token_requests), r(tokens_acquired), r(token_failures), r(tokens_rejected),
-                        r(dropped_messages), r(state_changes), r(stops), r(handovers)};
+                client_counters c;
+#define TETHER_DETAIL_LOAD(name, what) c.name = name.load(std::memory_order_relaxed);
+                TETHER_CLIENT_COUNTERS(TETHER_DETAIL_LOAD)
+#undef TETHER_DETAIL_LOAD
+                return c;
             }
         };
 
-        template <class F, class... Args>
-        void emit(const F& f, Args&&... args) {
+        /// One connection and the credential it carries. `current` is the
+        /// connection the client stands on (connecting, open, or closing for
+        /// stop); `next` is a handover's new connection; `retiring` ones were
+        /// replaced and drain until the server closes them or their time is up.
+        struct slot {
+            connection_id id = 0;
+            token tok;                ///< the credential this connection carries
+            time_point obtained_at{}; ///< when the client received `tok`
+            bool open = false;
+            time_point opened_at{};
+            time_point close_at{};   ///< retiring: when the drain ends
+            bool close_sent = false; ///< we asked the transport to close it
+        };
+
+        enum class token_purpose : unsigned char { attempt, handover };
+        /// The one token request a client may have in flight.
+        struct token_request {
+            bool pending = false;
+            token_purpose purpose = token_purpose::attempt;
+            std::uint64_t gen = 0; ///< completions of earlier requests are ignored
+        };
+
+        /// The auth-failure breaker and the rejected-token guard.
+        struct auth_guard {
+            unsigned strikes = 0;
+            bool stale_retry_used = false; ///< a rejected cached token got its free refresh
+            bool after_rejection = false;  ///< the next token replaces a rejected one
+            bool request_predates_rejection = false;
+            bool short_token_retry = false; ///< a nearly expired cached token was sent back once
+            std::vector<secret> rejected;   ///< the last few tokens the server refused
+
+            bool is_rejected(const secret& s) const {
+                return !s.empty() &&
+                       std::find(rejected.begin(), rejected.end(), s) != rejected.end();
+            }
+            void remember(const secret& s, bool request_pending) {
+                if (request_pending) request_predates_rejection = true;
+                if (s.empty() || is_rejected(s)) return;
+                if (rejected.size() == 8) rejected.erase(rejected.begin());
+                rejected.push_back(s);
+            }
+            void credential_works() {
+                strikes = 0;
+                stale_retry_used = false;
+            }
+        };
+
+        /// A timer whose stale completions are told apart by generation.
+        struct guarded_timer {
+            timer_type timer;
+            std::uint64_t gen = 0;
+        };
+
+        template <class F, class... Args> void emit(const F& f, Args&&... args) {
             if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
         }
+
+        client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
 
         void set_state(client_state s) {
             const client_state from = state_.exchange(s, std::memory_order_acq_rel);
@@ -1807,108 +2159,288 @@ private:
             emit(h_.state, state_change_event{from, s});
         }
 
-        // 1. ask the TokenPolicy
+        // The one way this client arms a timer: `fn` runs when it fires,
+        // unless it was disarmed or re-armed since.
+        void arm(guarded_timer impl::*which, duration d, void (impl::*fn)()) {
+            guarded_timer& t = this->*which;
+            const std::uint64_t gen = ++t.gen;
+            t.timer.expires_after(d.count() < 0 ? duration(0) : d);
+            std::weak_ptr<impl> weak = this->shared_from_this();
+            t.timer.async_wait([weak, which, gen, fn](std::error_code ec) {
+                auto self = weak.lock();
+                if (!self || ec || ((*self).*which).gen != gen) return;
+                ((*self).*fn)();
+            });
+        }
+        void disarm(guarded_timer& t) {
+            ++t.gen;
+            t.timer.cancel();
+        }
+
+        // ---- 1. the token -------------------------------------------------
+
         void begin_attempt() {
             set_state(client_state::acquiring_token);
-            request_token();
+            auth_.short_token_retry = false;
+            if (parked_) {
+                token_result r = std::move(*parked_);
+                parked_.reset();
+                return attempt_token(std::move(r));
+            }
+            request_token(token_purpose::attempt);
         }
 
         // At most one request in flight: if one is under way, its result
         // serves whoever waits when it arrives.
-        void request_token() {
-            if (token_pending_) return;
-            const std::uint64_t gen = ++token_gen_;
-            token_pending_ = true;
+        void request_token(token_purpose purpose) {
+            token_req_.purpose = purpose;
+            if (token_req_.pending) return;
+            const std::uint64_t gen = ++token_req_.gen;
+            token_req_.pending = true;
             counters_.token_requests.fetch_add(1, std::memory_order_relaxed);
             std::weak_ptr<impl> weak = this->shared_from_this();
             // The policy may complete inline or on any thread: always come back
             // through the executor, and ignore a completion we no longer wait for.
             token_policy().async_get_token([weak, gen](token_result r) {
                 if (auto self = weak.lock())
-                    self->post([gen, r = std::move(r)](impl& i) mutable { i.on_token(gen, std::move(r)); });
+                    self->post([gen, r = std::move(r)](impl& i) mutable {
+                        i.on_token(gen, std::move(r));
+                    });
             });
         }
 
         void cancel_token_request() {
-            ++token_gen_;
-            token_pending_ = false;
+            if (!token_req_.pending) return;
+            ++token_req_.gen;
+            token_req_.pending = false;
+            auth_.request_predates_rejection = false;
             token_policy().cancel();
         }
 
         void on_token(std::uint64_t gen, token_result r) {
-            if (gen != token_gen_ || stopping_) return;
-            token_pending_ = false;
-            const bool predates_rejection = std::exchange(request_predates_rejection_, false);
-            if (handover_ == handover_phase::acquiring_token) return on_handover_token(std::move(r));
-            if (state_ != client_state::acquiring_token) return; // nobody waits for it now
-            if (!r.error && is_known_rejected(r.value.value) && predates_rejection)
-                return request_token(); // asked before the rejection: ask again
-            if (!r.error && is_known_rejected(r.value.value))
+            if (!token_req_.pending || gen != token_req_.gen) return;
+            token_req_.pending = false;
+            const bool predates_rejection = std::exchange(auth_.request_predates_rejection, false);
+            if (!r.error && auth_.is_rejected(r.value.value)) {
+                if (predates_rejection)
+                    return request_token(token_req_.purpose); // asked before: ask again
                 r = token_result::failure(make_error_code(error::token_rejected),
                                           "the token policy offered a token the server rejected");
-            if (r.error) {
-                counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
-                const bool permanent = is_permanent_token_error(r.error);
-                emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
-                if (permanent) return finish(r.error);
-                reconnect_decision d = reconnect_decision::reconnect(
-                    r.error == error::rate_limited ? failure_class::overload : failure_class::auth);
-                d.min_delay = r.retry_after;
-                return retry_after_failure(d);
             }
-            counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
-            emit(h_.token, token_event{r.value.fresh, after_rejection_, r.value.lifetime});
-            after_rejection_ = false;
-            token_ = std::move(r.value);
-            token_obtained_at_ = transport_.now();
-            connect();
+            switch (token_req_.purpose) {
+            case token_purpose::handover: return handover_token(std::move(r));
+            case token_purpose::attempt: break;
+            }
+            switch (state()) {
+            case client_state::acquiring_token: return attempt_token(std::move(r));
+            case client_state::waiting_to_retry:
+                // A request that was in flight when the wait began: its result
+                // serves the attempt after the wait, with no second request.
+                parked_ = std::move(r);
+                return;
+            case client_state::idle:
+            case client_state::connecting:
+            case client_state::open:
+            case client_state::closing:
+            case client_state::stopped:
+                return; // cannot happen: cancelled when the client left these
+            }
         }
 
-        // 2. handshake
-        void connect() {
-            set_state(client_state::connecting);
+        void attempt_token(token_result r) {
+            if (r.error) return token_failed(std::move(r));
+            // A cached token with less life left than a connection needs to
+            // prove itself would only be closed for expiry right away: send it
+            // back once and ask for a new one (a shared source refreshes once
+            // for all its clients).
+            if (!r.value.fresh && r.value.lifetime &&
+                *r.value.lifetime < opts_.auth_failure_uptime && !auth_.short_token_retry) {
+                auth_.short_token_retry = true;
+                token_policy().invalidate(r.value.value);
+                return request_token(token_purpose::attempt);
+            }
+            counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
+            emit(h_.token, token_event{r.value.fresh, std::exchange(auth_.after_rejection, false),
+                                       r.value.lifetime});
+            connect(std::move(r.value));
+        }
+
+        void token_failed(token_result&& r) {
+            counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
+            const bool permanent = is_permanent_token_error(r.error);
+            emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
+            if (permanent) return finish(r.error);
+            reconnect_decision d = reconnect_decision::reconnect(
+                r.error == error::rate_limited ? failure_class::overload : failure_class::auth);
+            d.min_delay = r.retry_after;
+            retry_after_failure(d);
+        }
+
+        // ---- 2. the handshake ---------------------------------------------
+
+        connection_id start_connection(const token& t) {
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = token_.endpoint.empty() ? opts_.url : token_.endpoint;
-            req.token = token_.value;
+            req.url = t.endpoint.empty() ? opts_.url : t.endpoint;
+            req.token = t.value;
             req.headers = opts_.headers;
             req.subprotocols = opts_.subprotocols;
             req.attempt = attempt_;
-            has_conn_ = true; // before connect(): a transport never calls the sink inline
-            conn_ = transport_.connect(req, *this);
+            return transport_.connect(req, *this); // never calls us inline
         }
 
-        // 5. act on the ClosePolicy's decision
-        void after_close(const reconnect_decision& d, const close_event& ev) {
+        void connect(token t) {
+            set_state(client_state::connecting);
+            slot s;
+            s.obtained_at = transport_.now();
+            s.id = start_connection(t);
+            s.tok = std::move(t);
+            current_ = std::move(s);
+        }
+
+        // ---- 3. open --------------------------------------------------------
+
+        void current_opened(const open_info& info) {
+            const time_point now = transport_.now();
+            current_->open = true;
+            current_->opened_at = now;
+            const auto downtime = had_open_ ? now - closed_at_ : duration(0);
+            had_open_ = true;
+            counters_.opens.fetch_add(1, std::memory_order_relaxed);
+            set_state(client_state::open);
+            opened(info, std::chrono::duration_cast<std::chrono::nanoseconds>(downtime), false);
+        }
+
+        void opened(const open_info& info, std::chrono::nanoseconds downtime, bool handover) {
+            schedule_renewal();
+            for (const auto& m : on_open_messages_)
+                if (!transport_.send(current_->id, m.data, m.kind))
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+            flush();
+            emit(h_.open, open_event{attempt_, downtime, info.subprotocol, handover});
+        }
+
+        // ---- 4./5. a close, and the one place a decision is carried out -----
+
+        // The current connection ended (or reconnect() declared it dead).
+        void lost_current(const reconnect_decision& d, close_event&& ev, const slot& s) {
+            disarm(renew_timer_);
+            if (ev.was_open) {
+                closed_at_ = transport_.now();
+                if (ev.uptime >= opts_.min_uptime) {
+                    backoff().reset(); // a stable connection: start the ladders over
+                    failed_attempts_ = 0;
+                    failing_since_.reset();
+                }
+                if (ev.uptime >= opts_.auth_failure_uptime) auth_.credential_works();
+            }
+            emit(h_.close, ev, d);
+            last_close_ = ev;
+            apply(d, ev, origin::current, s);
+        }
+
+        // A handover's new connection failed before it opened.
+        void next_failed(close_event&& ev) {
+            slot s = std::move(*next_);
+            next_.reset();
+            if (ev.http_status != 0)
+                counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
+            const reconnect_decision d = close_policy().decide(ev);
+            emit(h_.close, ev, d);
+            apply(d, ev, origin::next, s);
+        }
+
+        enum class origin : unsigned char { current, next, retiring };
+
+        // Every close decision lands here. `s` is the connection that ended;
+        // for origin::next the current connection is still open.
+        void apply(const reconnect_decision& d, const close_event& ev, origin from, const slot& s) {
             switch (d.action) {
-            case close_action::stop:
-                return finish(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code), ev);
-            case close_action::reconnect: return retry_after_failure(d);
-            case close_action::refresh_token_then_reconnect: break;
+            case close_action::stop: {
+                const std::error_code why =
+                    d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code);
+                switch (from) {
+                case origin::current: return finish(why, ev);
+                case origin::next: return on_stop(why); // closes the current one gracefully
+                case origin::retiring: return;          // it was on its way out
+                }
+                return;
             }
-            // The token is spent: report it so it is never offered again.
-            remember_rejected(token_.value);
-            token_policy().invalidate(token_.value);
+            case close_action::reconnect:
+                switch (from) {
+                case origin::current: return carry_on(&d);
+                case origin::next:             // the current connection carries on
+                case origin::retiring: return; // it was on its way out
+                }
+                return;
+            case close_action::refresh_token_then_reconnect:
+                spend(s.tok);
+                switch (from) {
+                case origin::current: return after_rejection(d, ev, s);
+                case origin::next:
+                case origin::retiring: return; // the token is spent; the current one carries on
+                }
+                return;
+            }
+        }
+
+        // The token is spent: report it so it is never offered again.
+        void spend(const token& t) {
+            auth_.remember(t.value, token_req_.pending);
+            token_policy().invalidate(t.value);
             counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
-            after_rejection_ = true;
-            const bool rejected_quickly = !ev.was_open || ev.uptime < opts_.auth_failure_uptime;
-            if (!rejected_quickly) {
-                // A token that worked for a while expired: refresh and go, no delay.
-                token_ = token{};
-                return begin_attempt();
+            auth_.after_rejection = true;
+        }
+
+        // A connection was closed for its token: a normal expiry, or the
+        // credential itself is bad (the breaker).
+        void after_rejection(const reconnect_decision& d, const close_event& ev, const slot& s) {
+            if (next_ && next_->tok.value == s.tok.value)
+                abandon_handover(); // carries the same token
+            if (is_normal_expiry(ev, s)) {
+                auth_.credential_works();
+                return carry_on(nullptr); // refresh and go: no delay, no strike
             }
-            // Auth-failure breaker: only tokens fetched for this attempt count;
-            // a stale cached token gets one immediate refresh.
-            const bool was_fresh = token_.fresh;
-            token_ = token{};
-            if (was_fresh && ++auth_strikes_ >= opts_.auth_failure_limit)
+            // Only tokens fetched for this attempt count; a stale cached token
+            // gets one immediate refresh (the close and the new token crossed).
+            if (s.tok.fresh && ++auth_.strikes >= opts_.auth_failure_limit)
                 return finish(make_error_code(error::unauthorized), ev);
-            if (!was_fresh && !stale_retry_used_) {
-                stale_retry_used_ = true;
-                return begin_attempt();
+            if (!s.tok.fresh && !auth_.stale_retry_used) {
+                auth_.stale_retry_used = true;
+                return carry_on(nullptr);
             }
+            if (next_) return promote_next(); // a handshake with another token is already under way
+            // A token request in flight (a handover's) keeps going: its result
+            // waits for the end of the backoff (parked_).
+            token_req_.purpose = token_purpose::attempt;
             retry_after_failure(d);
+        }
+
+        // An expiry close is normal when the connection lived long enough to
+        // prove the credential, or when it came at (or after) the expiry the
+        // issuer announced for the token it carried.
+        bool is_normal_expiry(const close_event& ev, const slot& s) const {
+            if (!ev.was_open) return false;
+            if (ev.uptime >= opts_.auth_failure_uptime) return true;
+            if (!s.tok.lifetime || *s.tok.lifetime < std::chrono::seconds(1)) return false;
+            const auto life = std::chrono::duration_cast<duration>(*s.tok.lifetime);
+            return transport_.now() >=
+                   s.obtained_at + life - life / 10; // 10%: issuer clock and fetch time
+        }
+
+        // Go on after losing the current connection: a handover's connection
+        // in progress takes over, a token request in flight serves the next
+        // attempt; otherwise wait on the ladder (d) or start at once (no d).
+        void carry_on(const reconnect_decision* d) {
+            if (next_) return promote_next();
+            if (token_req_.pending) {
+                token_req_.purpose = token_purpose::attempt;
+                auth_.short_token_retry = false;
+                return set_state(client_state::acquiring_token);
+            }
+            if (d) return retry_after_failure(*d);
+            begin_attempt();
         }
 
         void retry_after_failure(const reconnect_decision& d) {
@@ -1919,165 +2451,166 @@ private:
                 return finish(make_error_code(error::retries_exhausted), last_close_);
             std::chrono::milliseconds delay = backoff().next_delay(d.cls);
             if (d.min_delay && *d.min_delay > delay) delay = *d.min_delay;
-            if (opts_.max_elapsed.count() != 0 && (now - *failing_since_) + delay > opts_.max_elapsed)
+            if (opts_.max_elapsed.count() != 0 &&
+                (now - *failing_since_) + delay > opts_.max_elapsed)
                 return finish(make_error_code(error::retries_exhausted), last_close_);
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             emit(h_.retry, retry_event{delay, d.cls, attempt_ + 1});
-            const std::uint64_t gen = ++timer_gen_;
-            timer_.expires_after(delay);
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->timer_gen_ || self->stopping_ ||
-                    self->state_ != client_state::waiting_to_retry)
-                    return;
-                self->begin_attempt();
-            });
+            arm(&impl::retry_timer_, std::chrono::duration_cast<duration>(delay), &impl::retry_due);
+        }
+
+        void retry_due() {
+            switch (state()) {
+            case client_state::waiting_to_retry: return begin_attempt();
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::open:
+            case client_state::closing:
+            case client_state::stopped: return; // disarmed when it left waiting_to_retry
+            }
         }
 
         void finish(std::error_code why, std::optional<close_event> last = std::nullopt) {
-            if (state_ == client_state::stopped) return;
-            stopping_ = true;
-            ++timer_gen_;
-            timer_.cancel();
-            ++renew_gen_;
-            renew_timer_.cancel();
+            if (state() == client_state::stopped) return;
+            disarm(retry_timer_);
+            disarm(renew_timer_);
             abandon_handover();
             close_retiring(true);
-            if (token_pending_) cancel_token_request();
+            if (current_) {
+                slot s = take_current();
+                retire_now(s, close_code::normal, "");
+            }
+            cancel_token_request();
+            parked_.reset();
             set_state(client_state::stopped);
             std::deque<outgoing> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
+                closed_ = true;
                 left.swap(queue_);
             }
             for (auto& m : left)
-                report_dropped({std::move(m.data), m.kind, make_error_code(error::not_running)});
+                report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
+            if (std::exchange(restart_after_stop_, false)) restart(); // start() during closing
         }
 
-        // ---- make-before-break -------------------------------------------
+        // ---- make-before-break ------------------------------------------------
 
-        void on_handover_token(token_result r) {
-            if (!r.error && is_known_rejected(r.value.value))
-                r = token_result::failure(make_error_code(error::token_rejected),
-                                          "the token policy offered a token the server rejected");
+        bool handover_under_way() const {
+            return next_.has_value() ||
+                   (token_req_.pending && token_req_.purpose == token_purpose::handover);
+        }
+
+        void handover_token(token_result r) {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped:
+                return; // cannot happen: the request changes purpose or is cancelled
+            }
             if (r.error) {
-                handover_ = handover_phase::none;
                 counters_.token_failures.fetch_add(1, std::memory_order_relaxed);
                 const bool permanent = is_permanent_token_error(r.error);
                 emit(h_.token_failure, token_failure_event{r.error, r.detail, permanent});
-                if (permanent) do_stop(r.error);
+                if (permanent) on_stop(r.error);
                 return; // the current connection stays
             }
             counters_.tokens_acquired.fetch_add(1, std::memory_order_relaxed);
             emit(h_.token, token_event{r.value.fresh, false, r.value.lifetime});
-            next_token_ = std::move(r.value);
-            next_token_obtained_at_ = transport_.now();
-            handover_ = handover_phase::connecting;
-            ++attempt_;
-            counters_.connects.fetch_add(1, std::memory_order_relaxed);
-            connect_request req;
-            req.url = next_token_.endpoint.empty() ? opts_.url : next_token_.endpoint;
-            req.token = next_token_.value;
-            req.headers = opts_.headers;
-            req.subprotocols = opts_.subprotocols;
-            req.attempt = attempt_;
-            next_conn_ = transport_.connect(req, *this);
+            slot s;
+            s.obtained_at = transport_.now();
+            s.id = start_connection(r.value);
+            s.tok = std::move(r.value);
+            next_ = std::move(s);
         }
 
-        void complete_handover(const open_info& info) {
-            const connection_id old = conn_;
-            conn_ = next_conn_;
-            handover_ = handover_phase::none;
-            token_ = std::move(next_token_);
-            token_obtained_at_ = next_token_obtained_at_;
-            next_token_ = token{};
-            schedule_renewal();
-            retire(old);
-            opened_at_ = transport_.now();
+        void next_opened(const open_info& info) {
+            slot old = take_current();
+            current_ = std::move(next_);
+            next_.reset();
+            current_->open = true;
+            current_->opened_at = transport_.now();
+            retire(std::move(old));
             counters_.opens.fetch_add(1, std::memory_order_relaxed);
             counters_.handovers.fetch_add(1, std::memory_order_relaxed);
-            for (const auto& m : on_open_messages_) send_now(m.data, m.kind);
-            flush();
-            emit(h_.open, open_event{attempt_, std::chrono::nanoseconds(0), info.subprotocol, true});
+            opened(info, std::chrono::nanoseconds(0), true);
         }
 
-        // The new connection failed; the old one carries on.
-        void handover_failed(close_event&& ev) {
-            handover_ = handover_phase::none;
-            counters_.closes.fetch_add(1, std::memory_order_relaxed);
-            if (ev.http_status != 0) counters_.rejected_handshakes.fetch_add(1, std::memory_order_relaxed);
-            const reconnect_decision d = close_policy().decide(ev);
-            emit(h_.close, ev, d);
-            if (d.action == close_action::refresh_token_then_reconnect) {
-                remember_rejected(next_token_.value);
-                token_policy().invalidate(next_token_.value);
-                counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
-            }
-            next_token_ = token{};
-            if (d.action == close_action::stop)
-                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
-        }
-
-        // The old connection ended before the new one opened: the new one
-        // simply becomes the attempt in progress.
-        void old_closed_during_handover(close_event&& ev) {
-            conn_ = next_conn_;
-            has_conn_ = true;
-            handover_ = handover_phase::none;
-            token_ = std::move(next_token_);
-            token_obtained_at_ = next_token_obtained_at_;
-            next_token_ = token{};
-            const reconnect_decision d = close_policy().decide(ev);
-            emit(h_.close, ev, d);
-            last_close_ = ev;
+        // The current connection is gone; the handover's connection becomes
+        // the attempt in progress.
+        void promote_next() {
+            current_ = std::move(next_);
+            next_.reset();
             set_state(client_state::connecting);
-            if (d.action == close_action::stop)
-                do_stop(d.stop_reason ? d.stop_reason : make_error_code(error::stop_close_code));
+        }
+
+        void abandon_handover() {
+            if (token_req_.pending && token_req_.purpose == token_purpose::handover)
+                cancel_token_request();
+            if (next_) {
+                slot s = std::move(*next_);
+                next_.reset();
+                retire_now(s, close_code::normal, "");
+            }
         }
 
         // renew_before_expiry: hand over to a connection with a new token
         // before the current one expires, so the server never has to close
         // us for expiry.
         void schedule_renewal() {
-            ++renew_gen_;
-            renew_timer_.cancel();
-            if (opts_.renew_before_expiry.count() <= 0 || !token_.lifetime) return;
-            const auto lifetime = std::chrono::duration_cast<typename clock_type::duration>(*token_.lifetime);
-            const auto margin = std::chrono::duration_cast<typename clock_type::duration>(opts_.renew_before_expiry);
+            disarm(renew_timer_);
+            if (opts_.renew_before_expiry.count() <= 0 || !current_->tok.lifetime) return;
+            const auto lifetime = std::chrono::duration_cast<duration>(*current_->tok.lifetime);
+            const auto margin = std::chrono::duration_cast<duration>(opts_.renew_before_expiry);
             if (lifetime <= margin) return; // nothing sensible to do: the close will come first
-            const time_point due = token_obtained_at_ + (lifetime - margin);
-            const time_point now = transport_.now();
-            renew_timer_.expires_after(due > now ? due - now : typename clock_type::duration(0));
-            const std::uint64_t gen = renew_gen_;
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            renew_timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->renew_gen_ || self->stopping_) return;
-                self->renew_now();
-            });
+            const time_point due = current_->obtained_at + (lifetime - margin);
+            arm(&impl::renew_timer_, due - transport_.now(), &impl::renew_due);
         }
 
-        void renew_now() {
-            if (state_ != client_state::open || handover_ != handover_phase::none) return;
+        void renew_due() {
+            switch (state()) {
+            case client_state::open: break;
+            case client_state::idle:
+            case client_state::acquiring_token:
+            case client_state::connecting:
+            case client_state::closing:
+            case client_state::waiting_to_retry:
+            case client_state::stopped: return; // disarmed when the connection was lost
+            }
+            if (handover_under_way()) return;
             // The token is spent for new handshakes: make the policy fetch a
             // new one (a shared source refreshes once for all its clients).
-            token_policy().invalidate(token_.value);
-            do_handover();
+            token_policy().invalidate(current_->tok.value);
+            on_handover();
         }
 
-        void abandon_handover() {
-            if (handover_ == handover_phase::acquiring_token) cancel_token_request();
-            if (handover_ == handover_phase::connecting) {
-                retiring_.push_back({next_conn_, transport_.now(), true});
-                transport_.close(next_conn_, close_code::normal, "");
-            }
-            handover_ = handover_phase::none;
-            next_token_ = token{};
+        // ---- retiring connections ---------------------------------------------
+
+        slot take_current() {
+            slot s = std::move(*current_);
+            current_.reset();
+            return s;
+        }
+
+        void close_slot(slot& s, std::uint16_t code, std::string_view reason) {
+            if (s.close_sent) return;
+            s.close_sent = true;
+            transport_.close(s.id, code, reason);
+        }
+
+        // Closed now; its close, when the transport reports it, is only counted.
+        void retire_now(slot s, std::uint16_t code, std::string_view reason) {
+            close_slot(s, code, reason);
+            retiring_.push_back(std::move(s));
         }
 
         // The connection a handover replaced. websocketpp (like many
@@ -2086,74 +2619,51 @@ private:
         // just before it saw the new connection. The old connection drains
         // instead: it delivers until the server closes it (Genesys does, on
         // takeover) or until handover_drain has passed.
-        void retire(connection_id old) {
-            const time_point now = transport_.now();
-            if (opts_.handover_drain.count() == 0) {
-                retiring_.push_back({old, now, true});
-                transport_.close(old, close_code::normal, "handover");
-                return;
-            }
-            retiring_.push_back(
-                {old, now + std::chrono::duration_cast<typename clock_type::duration>(opts_.handover_drain), false});
+        void retire(slot old) {
+            if (opts_.handover_drain.count() == 0)
+                return retire_now(std::move(old), close_code::normal, "handover");
+            old.close_at =
+                transport_.now() + std::chrono::duration_cast<duration>(opts_.handover_drain);
+            retiring_.push_back(std::move(old));
             arm_drain_timer();
         }
         void arm_drain_timer() {
-            ++drain_gen_;
-            drain_timer_.cancel();
+            disarm(drain_timer_);
             std::optional<time_point> next;
             for (const auto& r : retiring_)
                 if (!r.close_sent && (!next || r.close_at < *next)) next = r.close_at;
-            if (!next) return;
-            const time_point now = transport_.now();
-            drain_timer_.expires_after(*next > now ? *next - now : typename clock_type::duration(0));
-            const std::uint64_t gen = drain_gen_;
-            std::weak_ptr<impl> weak = this->shared_from_this();
-            drain_timer_.async_wait([weak, gen](std::error_code ec) {
-                auto self = weak.lock();
-                if (!self || ec || gen != self->drain_gen_) return;
-                self->close_retiring(false);
-            });
+            if (next) arm(&impl::drain_timer_, *next - transport_.now(), &impl::drain_due);
         }
+        void drain_due() { close_retiring(false); }
         // Closes the retiring connections whose drain is over (all of them
         // when `all`), then waits for the next one.
         void close_retiring(bool all) {
             const time_point now = transport_.now();
-            std::vector<connection_id> due;
-            for (auto& r : retiring_)
-                if (!r.close_sent && (all || r.close_at <= now)) {
-                    r.close_sent = true;
-                    due.push_back(r.id);
-                }
-            for (auto id : due) transport_.close(id, close_code::normal, "handover");
-            if (all) {
-                ++drain_gen_;
-                drain_timer_.cancel();
-            } else {
-                arm_drain_timer();
-            }
+            for (std::size_t i = 0; i < retiring_.size(); ++i)
+                if (all || retiring_[i].close_at <= now)
+                    close_slot(retiring_[i], close_code::normal, "handover");
+            if (all) return disarm(drain_timer_);
+            arm_drain_timer();
         }
         bool is_retiring(connection_id id) const {
-            return std::any_of(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
+            return std::any_of(retiring_.begin(), retiring_.end(),
+                               [id](const slot& r) { return r.id == id; });
         }
-        bool forget_retiring(connection_id id) {
-            auto it = std::find_if(retiring_.begin(), retiring_.end(), [id](const retiring& r) { return r.id == id; });
-            if (it == retiring_.end()) return false;
+        std::optional<slot> take_retiring(connection_id id) {
+            auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                                   [id](const slot& r) { return r.id == id; });
+            if (it == retiring_.end()) return std::nullopt;
+            slot r = std::move(*it);
             retiring_.erase(it);
-            return true;
+            return r;
         }
 
-        void report_dropped(dropped_message&& d) {
+        // ---- the send queue -----------------------------------------------------
+
+        void report_dropped(outgoing&& m, std::error_code why) {
             counters_.dropped_messages.fetch_add(1, std::memory_order_relaxed);
-            emit(h_.dropped, d);
-        }
-
-        bool queue_empty() {
-            std::lock_guard<std::mutex> lock(queue_mutex_);
-            return queue_.empty();
-        }
-
-        void send_now(const std::string& data, message_kind kind) {
-            if (!transport_.send(conn_, data, kind)) counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+            if (m.done) m.done(why);
+            emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
         void flush() {
@@ -2161,33 +2671,25 @@ private:
                 outgoing m;
                 {
                     std::lock_guard<std::mutex> lock(queue_mutex_);
-                    if (queue_.empty() || state_ != client_state::open) return;
+                    if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
                 }
-                send_now(m.data, m.kind);
+                if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
+                    report_dropped(std::move(m), ec); // accepted earlier: never lost silently
+                else {
+                    counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    if (m.done) m.done({});
+                }
             }
-        }
-
-        // The client's own guard against a policy that offers a rejected token
-        // again: the last few rejected tokens, compared in full.
-        bool is_known_rejected(const secret& s) const {
-            if (s.empty()) return false;
-            return std::find(rejected_.begin(), rejected_.end(), s) != rejected_.end();
-        }
-        void remember_rejected(const secret& s) {
-            if (token_pending_) request_predates_rejection_ = true;
-            if (s.empty() || is_known_rejected(s)) return;
-            if (rejected_.size() == 8) rejected_.erase(rejected_.begin());
-            rejected_.push_back(s);
         }
 
         const client_options opts_;
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
-        timer_type timer_;
-        timer_type renew_timer_; // renew_before_expiry
-        timer_type drain_timer_; // closes retired connections after handover_drain
+        guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
+        guarded_timer renew_timer_; // renew_before_expiry
+        guarded_timer drain_timer_; // closes retired connections after handover_drain
         handlers h_;
         std::vector<outgoing> on_open_messages_;
 
@@ -2197,44 +2699,23 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
+        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
 
         // executor-only state
-        bool stopping_ = false;
-        std::error_code stop_reason_;
-        bool has_conn_ = false;
-        connection_id conn_ = 0;
+        std::optional<slot> current_;
+        std::optional<slot> next_;
+        std::vector<slot> retiring_;
+        token_request token_req_;
+        std::optional<token_result> parked_; // arrived while waiting_to_retry
+        auth_guard auth_;
+        std::error_code stop_reason_;     // closing: why
+        bool restart_after_stop_ = false; // start() while closing
         std::uint64_t attempt_ = 0;
-        std::uint64_t token_gen_ = 0;
-        bool token_pending_ = false;
-        std::error_code forced_reason_; // set by reconnect() until the close arrives
-        std::uint64_t renew_gen_ = 0;
-        time_point token_obtained_at_{};
-        time_point next_token_obtained_at_{};
-        bool request_predates_rejection_ = false;
-        std::uint64_t timer_gen_ = 0;
-        token token_;
-        bool after_rejection_ = false;
-        bool stale_retry_used_ = false;
-        std::vector<secret> rejected_;
-        unsigned auth_strikes_ = 0;
         unsigned failed_attempts_ = 0;
         std::optional<time_point> failing_since_;
         bool had_open_ = false;
-        time_point opened_at_{};
         time_point closed_at_{};
         std::optional<close_event> last_close_;
-
-        enum class handover_phase : unsigned char { none, acquiring_token, connecting };
-        handover_phase handover_ = handover_phase::none;
-        connection_id next_conn_ = 0;
-        token next_token_;
-        struct retiring {
-            connection_id id;
-            time_point close_at;
-            bool close_sent;
-        };
-        std::vector<retiring> retiring_; // replaced by a handover; still delivering
-        std::uint64_t drain_gen_ = 0;
     };
 
     std::shared_ptr<impl> impl_;
@@ -2304,8 +2785,7 @@ TETHER_NAMESPACE_BEGIN
 /// "decorrelated jitter"): never below `initial`, grows about as fast as
 /// exponential backoff, and consecutive delays are not correlated. The
 /// ladder's multiplier is not used.
-template <class Random = jitter_rng>
-class basic_decorrelated_jitter {
+template <class Random = jitter_rng> class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
@@ -2429,8 +2909,7 @@ struct close_code_rule {
 ///         {4000, 4499, tether::close_action::reconnect},
 ///         {4500, 4999, tether::close_action::stop},
 ///     };
-template <class Fallback = default_close_policy>
-class close_code_table {
+template <class Fallback = default_close_policy> class close_code_table {
 public:
     close_code_table(std::initializer_list<close_code_rule> rules, Fallback fallback = Fallback())
         : close_code_table(std::vector<close_code_rule>(rules), std::move(fallback)) {}
@@ -2444,8 +2923,9 @@ public:
                                             std::to_string(r.first) + "-" + std::to_string(r.last) +
                                             " is empty");
             if (r.first < 1000 || r.last > 4999)
-                throw std::invalid_argument("tether: close_code_table: close codes are 1000-4999, got " +
-                                            std::to_string(r.first) + "-" + std::to_string(r.last));
+                throw std::invalid_argument(
+                    "tether: close_code_table: close codes are 1000-4999, got " +
+                    std::to_string(r.first) + "-" + std::to_string(r.last));
         }
     }
 
@@ -3480,13 +3960,12 @@ private:
 /// A token equal to the one handed out last counts as cached (not fresh); a
 /// token the server rejected is never handed out again: the client gets
 /// `error::token_rejected` instead, and stops.
-template <class Fetch>
-class callback_token {
+template <class Fetch> class callback_token {
 public:
-    explicit callback_token(Fetch fetch) : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
+    explicit callback_token(Fetch fetch)
+        : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto filter = [sh = shared_, h = std::forward<Handler>(handler)](token_result r) mutable {
             if (!r.error) sh->admit(r);
             h(std::move(r));
@@ -3521,8 +4000,9 @@ private:
         void admit(token_result& r) {
             std::lock_guard<std::mutex> lock(mutex);
             if (std::find(rejected.begin(), rejected.end(), r.value.value) != rejected.end()) {
-                r = token_result::failure(error::token_rejected,
-                                          "the token function returned a token the server rejected");
+                r = token_result::failure(
+                    error::token_rejected,
+                    "the token function returned a token the server rejected");
                 return;
             }
             r.value.fresh = !(r.value.value == last);
@@ -3539,7 +4019,8 @@ private:
                 static_assert(std::is_convertible_v<result, std::string>,
                               "tether: callback_token: the function must take a token_completion, "
                               "or return token_result or std::string");
-                return token_result::success(token{secret(std::string(fetch_())), std::nullopt, true});
+                return token_result::success(
+                    token{secret(std::string(fetch_())), std::nullopt, true});
             }
         } catch (const std::exception& e) {
             return token_result::failure(error::token_request_failed,
@@ -3566,13 +4047,17 @@ TETHER_NAMESPACE_END
 // A pure function (no I/O, the current time passed in) so that tests and the
 // fuzzer exercise exactly what oauth2_client_credentials runs.
 //
-// | response                                              | token_result.error         |
-// |-------------------------------------------------------|----------------------------|
-// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else the default) |
-// | 2xx, anything else (not JSON, no token, bad expires_in)| malformed_token_response  |
-// | 429 or 503                                            | rate_limited (+ retry_after from Retry-After) |
-// | `error` invalid_client / invalid_grant / unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) |
-// | any other status (3xx, other 4xx, 5xx)                | token_request_failed       |
+// | response                                                 | token_result.error             |
+// |----------------------------------------------------------|--------------------------------|
+// | 2xx, JSON object, non-empty `access_token`               | none (see below)               |
+// | 2xx, anything else (not JSON, no token, bad expires_in)  | malformed_token_response       |
+// | 429 or 503                                               | rate_limited (see below)       |
+// | `error`: invalid_client, invalid_grant, unauthorized_client | invalid_credentials (permanent) |
+// | 400, 401 or 403                                          | invalid_credentials (permanent)|
+// | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
+//
+// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
@@ -3588,8 +4073,8 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 #define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 
-// #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
+// #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 
 #include <cstddef>
@@ -3612,8 +4097,10 @@ struct http_limits {
 };
 
 inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -3621,11 +4108,22 @@ inline std::string_view trim_ows(std::string_view s) noexcept {
 inline bool is_tchar(char c) noexcept {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -3683,7 +4181,8 @@ public:
         if (state_ == state::body_until_close)
             state_ = state::done;
         else if (state_ != state::done && state_ != state::failed)
-            fail(tether::error::malformed_http_response, "connection closed before the response was complete");
+            fail(tether::error::malformed_http_response,
+                 "connection closed before the response was complete");
     }
 
     bool done() const noexcept { return state_ == state::done; }
@@ -3787,7 +4286,8 @@ private:
             reason = line.substr(13);
             for (char c : reason)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in reason phrase");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in reason phrase");
                     return;
                 }
         }
@@ -3809,13 +4309,15 @@ private:
         name = line.substr(0, colon);
         for (char c : name)
             if (!is_tchar(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field name");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field name");
                 return false;
             }
         value = trim_ows(line.substr(colon + 1));
         for (char c : value)
             if (!is_field_char(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field value");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field value");
                 return false;
             }
         return true;
@@ -3861,7 +4363,8 @@ private:
                     return;
                 }
                 if (has_length && v != length) {
-                    fail(tether::error::malformed_http_response, "conflicting Content-Length fields");
+                    fail(tether::error::malformed_http_response,
+                         "conflicting Content-Length fields");
                     return;
                 }
                 has_length = true;
@@ -3876,7 +4379,8 @@ private:
             }
         }
         if (has_length && chunked) {
-            fail(tether::error::malformed_http_response, "both Content-Length and Transfer-Encoding");
+            fail(tether::error::malformed_http_response,
+                 "both Content-Length and Transfer-Encoding");
             return;
         }
         if (status == 204 || status == 304) {
@@ -3937,7 +4441,8 @@ private:
             return;
         }
         std::string_view rest = line.substr(i);
-        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t'))
+            rest.remove_prefix(1);
         if (!rest.empty()) {
             if (rest.front() != ';') {
                 fail(tether::error::malformed_http_response, "invalid chunk size");
@@ -3945,7 +4450,8 @@ private:
             }
             for (char c : rest)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in a chunk extension");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in a chunk extension");
                     return;
                 }
         }
@@ -4051,8 +4557,10 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
 namespace retry_after_parse {
 
 inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -4087,7 +4595,8 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 /// Parses an HTTP-date in any of the three forms a recipient must accept:
 /// IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
 /// 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
     s = trim(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
@@ -4125,7 +4634,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
         return std::nullopt;
     }
     if (day < 1 || day > 31) return std::nullopt;
-    const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+    const auto days =
+        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
     return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }
@@ -4228,7 +4738,8 @@ inline token_result parse_token_response(const detail::http_response& response,
 
     if (status >= 200 && status < 300) {
         auto malformed = [&](const std::string& why) {
-            return token_result::failure(make_error_code(error::malformed_token_response), where + ": " + why);
+            return token_result::failure(make_error_code(error::malformed_token_response),
+                                         where + ": " + why);
         };
         if (body.is_discarded()) return malformed("the body is not valid JSON");
         if (!body.is_object()) return malformed("the body is not a JSON object");
@@ -4241,7 +4752,8 @@ inline token_result parse_token_response(const detail::http_response& response,
             if (!detail::is_token_char(c))
                 return malformed("access_token contains characters not allowed in an HTTP header");
         const auto type = body.find("token_type");
-        if (type != body.end() && !type->is_string()) return malformed("token_type is not a string");
+        if (type != body.end() && !type->is_string())
+            return malformed("token_type is not a string");
 
         std::chrono::seconds lifetime = rules.default_lifetime;
         const auto expires = body.find("expires_in");
@@ -4257,9 +4769,11 @@ inline token_result parse_token_response(const detail::http_response& response,
                                    : std::chrono::seconds(static_cast<std::int64_t>(v));
                 } else {
                     const auto v = expires->get<std::int64_t>();
-                    if (v <= 0) return malformed("expires_in is not positive (" + std::to_string(v) + ")");
-                    lifetime = std::chrono::seconds(v) > rules.max_lifetime ? rules.max_lifetime
-                                                                            : std::chrono::seconds(v);
+                    if (v <= 0)
+                        return malformed("expires_in is not positive (" + std::to_string(v) + ")");
+                    lifetime = std::chrono::seconds(v) > rules.max_lifetime
+                                   ? rules.max_lifetime
+                                   : std::chrono::seconds(v);
                 }
             } else if (expires->is_number_float()) {
                 const double v = expires->get<double>();
@@ -4268,7 +4782,8 @@ inline token_result parse_token_response(const detail::http_response& response,
                                ? rules.max_lifetime
                                : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
             } else {
-                return malformed(std::string("expires_in is ") + expires->type_name() + ", not a number");
+                return malformed(std::string("expires_in is ") + expires->type_name() +
+                                 ", not a number");
             }
         }
         token t;
@@ -4287,7 +4802,8 @@ inline token_result parse_token_response(const detail::http_response& response,
         if (d != body.end() && d->is_string()) description = d->get<std::string>();
     }
     std::string detail = where;
-    if (!oauth_error.empty()) detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
+    if (!oauth_error.empty())
+        detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
     if (!description.empty()) detail += ": " + detail::log_safe(description, rules.redact);
 
     std::optional<std::chrono::milliseconds> retry_after;
@@ -4367,11 +4883,13 @@ struct shared_token_options {
     /// Throws std::invalid_argument naming the bad option.
     void validate() const {
         if (soft_margin.count() < 0 || hard_margin.count() < 0)
-            throw std::invalid_argument("tether: shared_token_options: margins must not be negative");
+            throw std::invalid_argument(
+                "tether: shared_token_options: margins must not be negative");
         if (hard_margin > soft_margin)
             throw std::invalid_argument(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
-        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 || background_retry.count() <= 0)
+        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
+            background_retry.count() <= 0)
             throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
     }
 };
@@ -4404,10 +4922,10 @@ struct shared_token_stats {
     std::uint64_t fetches = 0;             ///< fetcher calls (foreground and background)
     std::uint64_t proactive_refreshes = 0; ///< fetches started by the soft-margin timer
     std::uint64_t fetch_failures = 0;
-    std::uint64_t held_failures = 0;       ///< requests answered with a held failure
-    std::uint64_t invalidations = 0;       ///< invalidate() calls
-    std::uint64_t tokens_dropped = 0;      ///< invalidations that dropped the current token
-    std::size_t waiting = 0;               ///< requests waiting for a fetch now
+    std::uint64_t held_failures = 0;  ///< requests answered with a held failure
+    std::uint64_t invalidations = 0;  ///< invalidate() calls
+    std::uint64_t tokens_dropped = 0; ///< invalidations that dropped the current token
+    std::size_t waiting = 0;          ///< requests waiting for a fetch now
     bool has_token = false;
 };
 
@@ -4420,7 +4938,8 @@ template <class T> T& timing_object(T& t) noexcept { return t; }
 template <class T> T& timing_object(T* t) noexcept { return *t; }
 
 template <class Fetcher, class Timing>
-class shared_token_state : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
+class shared_token_state
+    : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
 public:
     using clock_source = std::remove_pointer_t<Timing>;
     using time_point = decltype(std::declval<clock_source&>().now());
@@ -4429,10 +4948,8 @@ public:
     using handler_type = std::function<void(token_result)>;
 
     shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
-        : fetcher_(std::move(fetcher)),
-          timing_(std::move(timing)),
-          timer_(timing_object(timing_).make_timer()),
-          options_(options) {
+        : fetcher_(std::move(fetcher)), timing_(std::move(timing)),
+          timer_(timing_object(timing_).make_timer()), options_(options) {
         options_.validate();
     }
     ~shared_token_state() {
@@ -4480,9 +4997,11 @@ public:
             // or a client that renews before expiry (renew_before_expiry) would
             // count the full lifetime from now and renew too late.
             if (current_->expiry)
-                r.value.lifetime = std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
+                r.value.lifetime =
+                    std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
             ++stats_.served_from_cache;
-            const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
+            const bool refresh =
+                current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
             if (refresh) begin_fetch(now);
             lock.unlock();
             handler(std::move(r));
@@ -4566,7 +5085,9 @@ private:
 
     clock_source& clock() noexcept { return timing_object(timing_); }
 
-    static bool usable(const cached_token& t, time_point now) { return !t.expiry || now < t.hard_at; }
+    static bool usable(const cached_token& t, time_point now) {
+        return !t.expiry || now < t.hard_at;
+    }
 
     bool holding(time_point now) const { return failure_ && now < failure_->until; }
 
@@ -4617,8 +5138,9 @@ private:
 
     duration hold_for(const token_result& r) const {
         if (r.error == error::operation_cancelled) return duration::zero();
-        duration d = std::chrono::duration_cast<duration>(
-            is_permanent_token_error(r.error) ? options_.permanent_failure_hold : options_.failure_hold);
+        duration d = std::chrono::duration_cast<duration>(is_permanent_token_error(r.error)
+                                                              ? options_.permanent_failure_hold
+                                                              : options_.failure_hold);
         if (r.retry_after) d = std::max(d, std::chrono::duration_cast<duration>(*r.retry_after));
         return d;
     }
@@ -4644,8 +5166,9 @@ private:
             fetching_ = false;
             const time_point now = clock().now();
             if (!r.error && is_rejected(r.value.value))
-                r = token_result::failure(make_error_code(error::token_rejected),
-                                          "the fetcher returned a token the server had already rejected");
+                r = token_result::failure(
+                    make_error_code(error::token_rejected),
+                    "the fetcher returned a token the server had already rejected");
             if (!r.error) {
                 failure_.reset();
                 install(std::move(r.value));
@@ -4663,17 +5186,20 @@ private:
                     failure_ = held{r, now + hold};
                 else
                     failure_.reset();
-                for (auto& w : waiters_) ready.emplace_back(std::move(w.handler), r);
+                for (auto& w : waiters_)
+                    ready.emplace_back(std::move(w.handler), r);
                 // A failed background refresh: try again while the token lasts.
                 if (current_ && current_->expiry && usable(*current_, now)) {
                     const time_point retry =
-                        now + std::max(hold, std::chrono::duration_cast<duration>(options_.background_retry));
+                        now + std::max(hold, std::chrono::duration_cast<duration>(
+                                                 options_.background_retry));
                     if (retry < current_->hard_at) arm_timer(retry);
                 }
             }
             waiters_.clear();
         }
-        for (auto& [handler, result] : ready) handler(std::move(result));
+        for (auto& [handler, result] : ready)
+            handler(std::move(result));
     }
 
     void install(token t) {
@@ -4688,8 +5214,10 @@ private:
             // somewhere between then and now. Ten years keeps arithmetic safe.
             const auto lifetime = std::chrono::duration_cast<duration>(
                 std::min(*c.value.lifetime, std::chrono::seconds(std::chrono::hours(24 * 3660))));
-            const auto soft = std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
-            const auto hard = std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
+            const auto soft =
+                std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
+            const auto hard =
+                std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
             c.expiry = fetch_started_ + lifetime;
             c.soft_at = *c.expiry - soft;
             c.hard_at = *c.expiry - hard;
@@ -4749,8 +5277,7 @@ private:
 
 /// One client's view of a shared_token_source; a TokenPolicy. Move-only.
 /// Its cancel() and destructor remove only its own pending request.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token {
+template <class Fetcher, class Timing = steady_timing> class shared_token {
 public:
     shared_token(shared_token&& other) noexcept : state_(std::move(other.state_)), id_(other.id_) {}
     shared_token& operator=(shared_token&& other) noexcept {
@@ -4768,11 +5295,10 @@ public:
     /// Completes inline with the cached token when it is usable; otherwise
     /// joins (or starts) the one fetch in flight and completes on the
     /// fetcher's thread.
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->get(id_, std::function<void(token_result)>(
-                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
-                                 token_result r) { (*h)(std::move(r)); }));
+                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(
+                                  handler))](token_result r) { (*h)(std::move(r)); }));
     }
     void invalidate(const secret& rejected) { state_->invalidate(id_, rejected); }
     void cancel() { state_->cancel(id_); }
@@ -4780,7 +5306,8 @@ public:
 private:
     friend class shared_token_source<Fetcher, Timing>;
     using state_type = detail::shared_token_state<Fetcher, Timing>;
-    explicit shared_token(std::shared_ptr<state_type> s) : state_(std::move(s)), id_(state_->add_handle()) {}
+    explicit shared_token(std::shared_ptr<state_type> s)
+        : state_(std::move(s)), id_(state_->add_handle()) {}
     void release() noexcept {
         if (state_) {
             state_->remove_handle(id_);
@@ -4810,8 +5337,7 @@ private:
 /// While a token with a lifetime is cached, its refresh timer is armed on the
 /// Timing's executor: io_context::run() returns only after the source and
 /// all its handles are gone.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token_source {
+template <class Fetcher, class Timing = steady_timing> class shared_token_source {
     static_assert(is_token_policy_v<Fetcher>,
                   "tether::shared_token_source: Fetcher must be a TokenPolicy "
                   "(async_get_token, invalidate, cancel)");
@@ -4858,8 +5384,7 @@ public:
     explicit static_token(secret value) : value_(std::move(value)) {}
     explicit static_token(std::string value) : value_(std::move(value)) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         if (rejected_)
             std::forward<Handler>(h)(token_result::failure(error::token_rejected));
         else
@@ -4920,10 +5445,10 @@ namespace detail {
 
 /// The parts of a WebSocket URL a transport needs.
 struct ws_url {
-    bool secure = false;      ///< wss://
-    std::string host;         ///< without the brackets of an IPv6 literal
-    std::uint16_t port = 0;   ///< explicit or the scheme's default
-    std::string target;       ///< path and query, always starting with '/'
+    bool secure = false;    ///< wss://
+    std::string host;       ///< without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or the scheme's default
+    std::string target;     ///< path and query, always starting with '/'
     bool ipv6_literal = false;
 };
 
@@ -4999,8 +5524,9 @@ inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why
         return std::nullopt;
     }
     for (const char c : out.host) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                        (out.ipv6_literal && (c == ':' || c == '%'));
         if (!ok) {
             why = "the host contains a character that is not allowed";
             return std::nullopt;
@@ -5060,7 +5586,8 @@ inline bool is_loopback_host(std::string_view host) noexcept {
 
 /// A credential may travel over `url` when the channel is encrypted, when it
 /// never leaves the machine, or when the user opted in by name.
-inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+inline bool token_transport_allowed(const ws_url& url,
+                                    bool allow_insecure_token_transport) noexcept {
     return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
 }
 
@@ -5073,7 +5600,8 @@ inline std::string percent_encode(std::string_view in) {
     for (const char c : in) {
         const auto u = static_cast<unsigned char>(c);
         const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                                c == '~';
         if (unreserved) {
             out += c;
         } else {
@@ -5086,7 +5614,8 @@ inline std::string percent_encode(std::string_view in) {
 }
 
 /// Appends name=value (both percent-encoded) to a request target.
-inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
+inline void append_query_parameter(std::string& target, std::string_view name,
+                                   std::string_view value) {
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += percent_encode(name);
     target += '=';
@@ -5097,8 +5626,21 @@ inline void append_query_parameter(std::string& target, std::string_view name, s
 inline bool is_http_token_char(char c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
     default: return false;
     }
 }
@@ -5257,8 +5799,9 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     if (!o.client_certificate_chain_file.empty()) {
         ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)
-            detail::throw_tls_setup_error(
-                "cannot load client_certificate_chain_file '" + o.client_certificate_chain_file + "'", ec);
+            detail::throw_tls_setup_error("cannot load client_certificate_chain_file '" +
+                                              o.client_certificate_chain_file + "'",
+                                          ec);
         ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
         if (ec)
             detail::throw_tls_setup_error(
@@ -5274,8 +5817,10 @@ inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
     return a.ca_file == b.ca_file && a.ca_dir == b.ca_dir && a.ca_pem == b.ca_pem &&
            a.also_use_system_trust_store == b.also_use_system_trust_store &&
            a.client_certificate_chain_file == b.client_certificate_chain_file &&
-           a.client_private_key_file == b.client_private_key_file && a.min_version == b.min_version &&
-           a.insecure_skip_verify_i_know_what_i_am_doing == b.insecure_skip_verify_i_know_what_i_am_doing;
+           a.client_private_key_file == b.client_private_key_file &&
+           a.min_version == b.min_version &&
+           a.insecure_skip_verify_i_know_what_i_am_doing ==
+               b.insecure_skip_verify_i_know_what_i_am_doing;
 }
 } // namespace detail
 
@@ -5368,8 +5913,7 @@ private:
 /// released with it.
 inline int tls_report_index() {
     static const int index = SSL_get_ex_new_index(
-        0, nullptr, nullptr, nullptr,
-        [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
             delete static_cast<std::shared_ptr<tls_handshake_report>*>(ptr);
         });
     return index;
@@ -5436,7 +5980,6 @@ TETHER_NAMESPACE_END
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -5455,7 +5998,8 @@ namespace detail {
 /// Overwrites a string that held a credential before it is freed.
 inline void wipe(std::string& s) noexcept {
     volatile char* p = s.data();
-    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        p[i] = 0;
     s.clear();
 }
 
@@ -5467,8 +6011,8 @@ inline std::string form_urlencode(std::string_view in) {
     out.reserve(in.size() * 3);
     for (char c : in) {
         const auto u = static_cast<unsigned char>(c);
-        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '*' ||
-            u == '-' || u == '.' || u == '_') {
+        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+            u == '*' || u == '-' || u == '.' || u == '_') {
             out.push_back(c);
         } else if (u == ' ') {
             out.push_back('+');
@@ -5515,9 +6059,9 @@ inline std::string base64_encode(std::string_view in) {
 /// An http:// or https:// URL, split for a request.
 struct http_url {
     bool tls = true;
-    std::string host;        ///< lower case, IPv6 without brackets
+    std::string host; ///< lower case, IPv6 without brackets
     std::uint16_t port = 443;
-    std::string target;      ///< path and query, at least "/"
+    std::string target; ///< path and query, at least "/"
 
     /// The Host field: host, [v6], plus the port when it is not the default.
     std::string host_field() const {
@@ -5554,8 +6098,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
     }
     const auto authority_end = url.find_first_of("/?#");
     std::string_view authority = url.substr(0, authority_end);
-    std::string_view rest = authority_end == std::string_view::npos ? std::string_view{}
-                                                                    : url.substr(authority_end);
+    std::string_view rest =
+        authority_end == std::string_view::npos ? std::string_view{} : url.substr(authority_end);
     if (authority.find('@') != std::string_view::npos) {
         why = "user information in the URL is not allowed; pass credentials as options";
         return std::nullopt;
@@ -5618,7 +6162,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
         }
         out.port = static_cast<std::uint16_t>(value);
     }
-    for (char c : host) out.host.push_back(ascii_lower(c));
+    for (char c : host)
+        out.host.push_back(ascii_lower(c));
 
     const auto hash = rest.find('#');
     if (hash != std::string_view::npos) {
@@ -5687,8 +6232,8 @@ public:
     static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
                                                 secret request, http_exchange_options opts,
                                                 handler_type handler) {
-        std::shared_ptr<http_exchange> self(
-            new http_exchange(ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
+        std::shared_ptr<http_exchange> self(new http_exchange(
+            ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
         asio::dispatch(self->strand_, [self] { self->begin(); });
         return self;
     }
@@ -5707,13 +6252,8 @@ private:
 
     http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
                   http_exchange_options opts, handler_type handler)
-        : strand_(asio::make_strand(ex)),
-          url_(std::move(url)),
-          request_(std::move(request)),
-          opts_(std::move(opts)),
-          handler_(std::move(handler)),
-          resolver_(strand_),
-          timer_(strand_),
+        : strand_(asio::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
+          opts_(std::move(opts)), handler_(std::move(handler)), resolver_(strand_), timer_(strand_),
           parser_(opts_.limits) {
         if (url_.tls && opts_.tls_context)
             tls_.emplace(strand_, *opts_.tls_context);
@@ -5732,7 +6272,8 @@ private:
             finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
             return;
         }
-        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host && !is_loopback_host(url_.host)) {
+        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !is_loopback_host(url_.host)) {
             finish(make_error_code(error::insecure_transport),
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
@@ -5744,11 +6285,11 @@ private:
             self->abort_io();
         });
         trace("resolving " + url_.host_field());
-        resolver_.async_resolve(url_.host, std::to_string(url_.port),
-                                [self = shared_from_this()](std::error_code ec,
-                                                            tcp::resolver::results_type results) {
-                                    self->on_resolved(ec, std::move(results));
-                                });
+        resolver_.async_resolve(
+            url_.host, std::to_string(url_.port),
+            [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
+                self->on_resolved(ec, std::move(results));
+            });
     }
 
     void abort_io() {
@@ -5764,9 +6305,9 @@ private:
         if (cancelled_)
             finish(make_error_code(error::operation_cancelled), "request cancelled");
         else if (timed_out_)
-            finish(asio::error::timed_out,
-                   "no complete response within " + std::to_string(opts_.timeout.count()) + " ms (" +
-                       what + ")");
+            finish(asio::error::timed_out, "no complete response within " +
+                                               std::to_string(opts_.timeout.count()) + " ms (" +
+                                               what + ")");
         else
             finish(ec, what + ": " + ec.message());
         return true;
@@ -5788,10 +6329,11 @@ private:
         }
         trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
-        asio::async_connect(socket(), endpoints,
-                            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
-                                self->on_connected(ec, ep);
-                            });
+        asio::async_connect(
+            socket(), endpoints,
+            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
+                self->on_connected(ec, ep);
+            });
     }
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
@@ -5808,17 +6350,17 @@ private:
             finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
-        tls_->async_handshake(asio::ssl::stream_base::client,
-                              [self = shared_from_this()](std::error_code ec) {
-                                  self->on_handshake(ec);
-                              });
+        tls_->async_handshake(
+            asio::ssl::stream_base::client,
+            [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); });
     }
 
     void on_handshake(std::error_code ec) {
         if (ec && !timed_out_ && !cancelled_) {
             if (tls_report_->verification_failed()) {
                 finish(make_error_code(error::tls_verification_failed),
-                       "TLS certificate of " + url_.host_field() + " rejected: " + tls_report_->describe());
+                       "TLS certificate of " + url_.host_field() +
+                           " rejected: " + tls_report_->describe());
                 return;
             }
             const std::string why = tls_report_->describe();
@@ -5866,7 +6408,8 @@ private:
                 // its own framing (the parser says incomplete), but a body
                 // delimited by the close may have been cut by an attacker.
                 if (parser_.reading_until_close()) {
-                    finish(ec, "TLS connection closed without close_notify: the body may be truncated");
+                    finish(ec,
+                           "TLS connection closed without close_notify: the body may be truncated");
                     return;
                 }
                 parser_.feed_eof();
@@ -5909,7 +6452,8 @@ private:
 
     static std::string endpoint_text(const tcp::endpoint& ep) {
         const auto a = ep.address();
-        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
+               std::to_string(ep.port());
     }
 
     strand_type strand_;
@@ -6011,12 +6555,14 @@ struct oauth2_options {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
         if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
-        if (!url->tls && !allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
+        if (!url->tls && !allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
             throw std::invalid_argument(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
-        if (client_id.empty()) throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+        if (client_id.empty())
+            throw std::invalid_argument("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
             throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
         if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
@@ -6024,16 +6570,21 @@ struct oauth2_options {
                 "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
                 "carry; use client_auth::http_basic");
         if (default_lifetime.count() <= 0)
-            throw std::invalid_argument("tether: oauth2_options::default_lifetime must be positive");
-        if (timeout.count() <= 0) throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::default_lifetime must be positive");
+        if (timeout.count() <= 0)
+            throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
         if (max_response_bytes == 0)
-            throw std::invalid_argument("tether: oauth2_options::max_response_bytes must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::max_response_bytes must be positive");
         for (const auto& p : extra_params)
             if (p.first.empty())
-                throw std::invalid_argument("tether: oauth2_options::extra_params has an empty name");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::extra_params has an empty name");
         for (char c : user_agent)
             if (!detail::is_field_char(c) || c == '\t')
-                throw std::invalid_argument("tether: oauth2_options::user_agent has a control character");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::user_agent has a control character");
     }
 
     friend std::ostream& operator<<(std::ostream& os, const oauth2_options& o) {
@@ -6046,7 +6597,8 @@ struct oauth2_options {
                                                              : "request_body");
         if (!o.scope.empty()) os << ", scope=" << o.scope;
         if (!o.audience.empty()) os << ", audience=" << o.audience;
-        for (const auto& p : o.extra_params) os << ", " << p.first << "=[redacted]";
+        for (const auto& p : o.extra_params)
+            os << ", " << p.first << "=[redacted]";
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -6071,8 +6623,7 @@ public:
     oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->start(std::function<void(token_result)>(
             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
                 token_result r) { (*h)(std::move(r)); }));
@@ -6095,12 +6646,12 @@ public:
 
 private:
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor ex, oauth2_options o) : executor(std::move(ex)), options(std::move(o)) {
+        state(asio::any_io_executor ex, oauth2_options o)
+            : executor(std::move(ex)), options(std::move(o)) {
             options.validate();
             std::string why;
             url = *detail::parse_http_url(options.token_url, why);
-            if (url.tls)
-                tls_context = make_tls_client_context(options.tls);
+            if (url.tls) tls_context = make_tls_client_context(options.tls);
             rules.default_lifetime = options.default_lifetime;
             rules.redact.push_back(options.client_secret.reveal());
         }
@@ -6111,12 +6662,13 @@ private:
             detail::http_exchange_options xo;
             xo.timeout = options.timeout;
             xo.limits.max_body_bytes = options.max_response_bytes;
-            xo.allow_plain_http_to_non_loopback_host = options.allow_plain_http_to_non_loopback_host;
+            xo.allow_plain_http_to_non_loopback_host =
+                options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
             xo.trace = options.trace;
-            trace("POST " + url.display() + " (grant client_credentials, client_id " + options.client_id +
-                  ", client auth " + auth_name() + ")");
+            trace("POST " + url.display() + " (grant client_credentials, client_id " +
+                  options.client_id + ", client auth " + auth_name() + ")");
             auto self = shared_from_this();
             auto exchange = detail::http_exchange::start(
                 executor, url, std::move(request), std::move(xo),
@@ -6131,8 +6683,9 @@ private:
         token_result complete(detail::http_result r) {
             token_result out;
             if (r.error) {
-                out = token_result::failure(map_transport_error(r.error), "token request to " + url.display() +
-                                                                             " failed: " + r.detail);
+                out = token_result::failure(map_transport_error(r.error),
+                                            "token request to " + url.display() +
+                                                " failed: " + r.detail);
             } else {
                 out = parse_token_response(r.response, rules, std::chrono::system_clock::now());
                 detail::wipe(r.response.body);
@@ -6144,7 +6697,8 @@ private:
             if (out.error)
                 trace("token request failed: " + out.error.message() + " (" + out.detail + ")");
             else
-                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) + " s");
+                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) +
+                      " s");
             return out;
         }
 
@@ -6166,7 +6720,8 @@ private:
             };
             if (!options.scope.empty()) param("scope", options.scope);
             if (!options.audience.empty()) param("audience", options.audience);
-            for (const auto& p : options.extra_params) param(p.first, p.second);
+            for (const auto& p : options.extra_params)
+                param(p.first, p.second);
 
             std::string authorization;
             if (options.auth == client_auth::request_body) {
@@ -6249,7 +6804,8 @@ private:
                     if (auto p = w.lock()) live.push_back(std::move(p));
                 in_flight.clear();
             }
-            for (auto& p : live) p->cancel();
+            for (auto& p : live)
+                p->cancel();
         }
 
         static constexpr std::size_t max_remembered = 16;
@@ -7275,7 +7831,8 @@ struct websocketpp_transport_options {
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
             fail("token_subprotocol_prefix must consist of HTTP token characters");
-        if (!detail::is_safe_header_value(user_agent)) fail("user_agent contains a control character");
+        if (!detail::is_safe_header_value(user_agent))
+            fail("user_agent contains a control character");
         for (const auto& h : headers)
             if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second))
                 fail("header '" + h.first + "' is not a valid HTTP header");
@@ -7290,8 +7847,7 @@ namespace detail {
 /// thread), silent (the library logs to stdout by default), and with
 /// websocketpp's per-phase connect timeouts pushed out of the way because the
 /// transport enforces one overall handshake deadline itself.
-template <class Base, class SocketType>
-struct wspp_client_config : Base {
+template <class Base, class SocketType> struct wspp_client_config : Base {
     typedef wspp_client_config type;
     typedef Base base;
 
@@ -7303,7 +7859,8 @@ struct wspp_client_config : Base {
     typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
-    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type> rng_type;
+    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type>
+        rng_type;
 
     struct transport_config : base::transport_config {
         typedef typename type::concurrency_type concurrency_type;
@@ -7347,8 +7904,7 @@ struct transport_sink_ref {
     void (*message)(void*, connection_id, const message_view&) = nullptr;
     void (*close)(void*, connection_id, close_event&&) = nullptr;
 
-    template <class Sink>
-    static transport_sink_ref to(Sink& s) {
+    template <class Sink> static transport_sink_ref to(Sink& s) {
         transport_sink_ref r;
         r.self = &s;
         r.open = [](void* p, connection_id id, const open_info& i) {
@@ -7368,7 +7924,8 @@ struct transport_sink_ref {
 inline std::string bounded_close_reason(std::string_view reason) {
     if (reason.size() <= 123) return std::string(reason);
     std::size_t n = 123;
-    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n;
     return std::string(reason.substr(0, n));
 }
 
@@ -7386,8 +7943,7 @@ inline bool is_sendable_close_code(std::uint16_t code) noexcept {
 enum class websocket_schemes : unsigned char { ws_and_wss, wss_only, ws_only };
 
 /// The production Transport (see transport/concept.hpp for the contract).
-template <websocket_schemes Schemes>
-class basic_websocketpp_transport {
+template <websocket_schemes Schemes> class basic_websocketpp_transport {
     static constexpr bool with_plain = Schemes != websocket_schemes::wss_only;
     static constexpr bool with_tls = Schemes != websocket_schemes::ws_only;
 
@@ -7419,8 +7975,7 @@ public:
     std::size_t active_connections() const noexcept { return core_->conns.size(); }
 
     /// Starts one attempt; every outcome reaches `sink` later, on the executor.
-    template <class Sink>
-    connection_id connect(const connect_request& req, Sink& sink) {
+    template <class Sink> connection_id connect(const connect_request& req, Sink& sink) {
         return core_->connect(req, detail::transport_sink_ref::to(sink));
     }
 
@@ -7479,8 +8034,7 @@ private:
 
         std::string where() const { return host + ":" + std::to_string(port); }
 
-        template <class F>
-        void with_connection(F&& f) {
+        template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
                 if (plain) f(*plain);
             if constexpr (with_tls)
@@ -7511,7 +8065,8 @@ private:
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
                     return constructing ? constructing->owner->tls_context : nullptr;
                 });
-                tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                tls.set_socket_init_handler([this](websocketpp::connection_hdl,
+                                                   detail::wspp_tls_stream& s) {
                     if (!constructing) return;
                     constructing->tls_report = std::make_shared<tls_handshake_report>();
                     prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
@@ -7554,7 +8109,8 @@ private:
             // connection's state, so they stay valid until the io_context
             // drops those handlers.
             auto all = std::move(conns);
-            for (auto& entry : all) detach(*entry.second);
+            for (auto& entry : all)
+                detach(*entry.second);
         }
 
         asio::io_context* io;
@@ -7581,7 +8137,8 @@ private:
             st->host = url->host;
             st->port = url->port;
             const bool has_token = !req.token.empty();
-            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+            if (has_token &&
+                !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
                 fail_early(*st, error::insecure_transport,
                            "refusing to send the token over ws:// to '" + url->host +
                                "': use wss:// or set allow_insecure_token_transport");
@@ -7612,21 +8169,25 @@ private:
                     return id;
                 }
             }
-            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols, &req.subprotocols};
+            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols,
+                                                                   &req.subprotocols};
             for (const auto* list : subprotocol_lists)
                 for (const auto& p : *list) {
                     if (!detail::is_http_token(p)) {
                         fail_early(*st, error::invalid_upgrade_request,
-                                   "subprotocol '" + detail::body_excerpt(p, 64) + "' is not a valid token");
+                                   "subprotocol '" + detail::body_excerpt(p, 64) +
+                                       "' is not a valid token");
                         return id;
                     }
                     st->offered_subprotocols.push_back(p);
                 }
-            if (!st->token_subprotocol.empty()) st->offered_subprotocols.push_back(st->token_subprotocol);
+            if (!st->token_subprotocol.empty())
+                st->offered_subprotocols.push_back(st->token_subprotocol);
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
                 for (const auto& h : *list)
-                    if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
+                    if (!detail::is_http_token(h.first) ||
+                        !detail::is_safe_header_value(h.second)) {
                         fail_early(*st, error::invalid_upgrade_request,
                                    "header '" + detail::body_excerpt(h.first, 64) +
                                        "' is not a valid HTTP header");
@@ -7635,11 +8196,13 @@ private:
 
             if (url->secure ? !with_tls : !with_plain) {
                 fail_early(*st, error::invalid_url,
-                           url->secure ? "this transport was built for ws:// only (websocket_schemes)"
-                                       : "this transport was built for wss:// only (websocket_schemes)");
+                           url->secure
+                               ? "this transport was built for ws:// only (websocket_schemes)"
+                               : "this transport was built for wss:// only (websocket_schemes)");
                 return id;
             }
-            auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            auto location =
+                std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
@@ -7650,13 +8213,13 @@ private:
             if (ec) {
                 st->plain.reset();
                 st->tls.reset();
-                fail_early(*st, error::connection_failed, "cannot create the connection: " + ec.message());
+                fail_early(*st, error::connection_failed,
+                           "cannot create the connection: " + ec.message());
                 return id;
             }
 
-            st->with_connection([&](auto& con) {
-                prepare(st, con, req, has_token ? token : std::string_view{});
-            });
+            st->with_connection(
+                [&](auto& con) { prepare(st, con, req, has_token ? token : std::string_view{}); });
             arm_handshake_deadline(st);
             if constexpr (with_tls)
                 if (st->tls) eps->tls.connect(st->tls);
@@ -7670,20 +8233,24 @@ private:
                      std::string_view token) {
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
-                for (const auto& h : *list) con.append_header(h.first, h.second);
+                for (const auto& h : *list)
+                    con.append_header(h.first, h.second);
             if (!token.empty() && opts.token_in == token_placement::authorization_header)
                 con.replace_header("Authorization", "Bearer " + std::string(token));
             if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
                 con.replace_header("User-Agent", opts.user_agent);
-            for (const auto& p : st->offered_subprotocols) con.add_subprotocol(p);
+            for (const auto& p : st->offered_subprotocols)
+                con.add_subprotocol(p);
 
             con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
             con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
             con.set_pong_timeout(0);
             con.set_max_message_size(opts.max_message_size);
 
-            con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-            con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+            con.set_tcp_pre_init_handler(
+                [st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
+            con.set_tcp_post_init_handler(
+                [st](websocketpp::connection_hdl) { st->tls_done = true; });
             con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
             con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
             con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
@@ -7700,9 +8267,8 @@ private:
                 ++s->frames_received;
                 return true; // answer with a pong
             });
-            con.set_pong_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
-                ++s->frames_received;
-            });
+            con.set_pong_handler(
+                [s = st.get()](websocketpp::connection_hdl, std::string) { ++s->frames_received; });
         }
 
         /// Reports a failure found before any network activity (later, never inline).
@@ -7726,9 +8292,11 @@ private:
             });
             if constexpr (with_tls) {
                 if (st.tls && st.state != phase::finished) {
-                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids
+                    // that
                     asio::ip::make_address(st.host, ec);
-                    if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+                    if (!ec)
+                        SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
                 }
             }
         }
@@ -7738,13 +8306,14 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage = !s->tcp_connected                 ? "resolving and connecting"
-                                    : (s->tls && !s->tls_done)        ? "in the TLS handshake"
-                                                                      : "waiting for the upgrade response";
+                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                                    : (s->tls && !s->tls_done) ? "in the TLS handshake"
+                                                               : "waiting for the upgrade response";
                 close_event ev;
                 ev.error = error::handshake_timeout;
                 ev.detail = "no WebSocket handshake with " + s->where() + " within " +
-                            std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " + stage + ")";
+                            std::to_string(s->owner->opts.handshake_timeout.count()) +
+                            " ms (stuck " + stage + ")";
                 s->owner->finish(*s, std::move(ev), true);
             });
         }
@@ -7755,15 +8324,17 @@ private:
             if (!st->owner || st->state != phase::connecting) return;
             core& self = *st->owner;
             std::string selected;
-            st->with_connection([&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
+            st->with_connection(
+                [&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
             bool offered = selected.empty();
-            for (const auto& p : st->offered_subprotocols) offered = offered || p == selected;
+            for (const auto& p : st->offered_subprotocols)
+                offered = offered || p == selected;
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
                 close_event ev;
                 ev.error = error::protocol_error;
-                ev.detail = "the server selected subprotocol '" + detail::body_excerpt(selected, 64) +
-                            "', which was not offered";
+                ev.detail = "the server selected subprotocol '" +
+                            detail::body_excerpt(selected, 64) + "', which was not offered";
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -7791,8 +8362,7 @@ private:
             st->owner->finish(*st, std::move(ev), false);
         }
 
-        template <class Con>
-        static close_event describe_failure(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_failure(conn_state& st, Con& con) {
             close_event ev;
             const std::error_code ec = con.get_ec();
             const int status = static_cast<int>(con.get_response_code());
@@ -7801,12 +8371,15 @@ private:
                 ev.http_status = status;
                 ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
                                                            std::chrono::system_clock::now());
-                ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
-                ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
+                ev.body_excerpt =
+                    detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                ev.detail = "handshake refused by " + st.where() + ": HTTP " +
+                            std::to_string(status) + " " +
                             detail::body_excerpt(con.get_response_msg(), 64);
                 const std::string& location = con.get_response_header("Location");
                 if (status >= 300 && status < 400 && !location.empty())
-                    ev.detail += " (redirects are not followed; Location: " + detail::body_excerpt(location, 200) + ")";
+                    ev.detail += " (redirects are not followed; Location: " +
+                                 detail::body_excerpt(location, 200) + ")";
                 return ev;
             }
             if (status == 101) {
@@ -7816,17 +8389,19 @@ private:
             }
             namespace wt = websocketpp::transport;
             namespace sock = wt::asio::socket;
-            const bool tls_failure = ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
-                                     ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
-                                     ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
-                                     ec.category() == asio::error::get_ssl_category();
+            const bool tls_failure =
+                ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
+                ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
+                ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
+                ec.category() == asio::error::get_ssl_category();
             if (tls_failure) {
                 const bool verify = st.tls_report && st.tls_report->verification_failed();
                 ev.error = verify ? error::tls_verification_failed : error::connection_failed;
                 const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
-                ev.detail = "TLS handshake with " + st.where() + " failed: " +
-                            (why.empty() ? ec.message() : why);
-            } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
+                ev.detail = "TLS handshake with " + st.where() +
+                            " failed: " + (why.empty() ? ec.message() : why);
+            } else if (ec == wt::error::timeout ||
+                       ec == websocketpp::error::open_handshake_timeout) {
                 ev.error = error::handshake_timeout;
                 ev.detail = "handshake with " + st.where() + " timed out";
             } else if (ec.category() == asio::error::get_netdb_category() ||
@@ -7838,7 +8413,8 @@ private:
                 ev.detail = "cannot connect to " + st.where() + ": " + ec.message();
             } else {
                 ev.error = error::connection_failed;
-                ev.detail = "connection to " + st.where() + " lost during the handshake: " + ec.message();
+                ev.detail =
+                    "connection to " + st.where() + " lost during the handshake: " + ec.message();
             }
             return ev;
         }
@@ -7847,15 +8423,15 @@ private:
         /// sent a message over the limit; websocketpp dropped the connection.
         static bool is_peer_violation(const std::error_code& ec) {
             namespace we = websocketpp::error;
-            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            if (ec.category() == websocketpp::processor::error::get_processor_category())
+                return true;
             return ec == we::make_error_code(we::bad_close_code) ||
                    ec == we::make_error_code(we::invalid_close_code) ||
                    ec == we::make_error_code(we::reserved_close_code) ||
                    ec == we::make_error_code(we::invalid_utf8);
         }
 
-        template <class Con>
-        static close_event describe_close(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_close(conn_state& st, Con& con) {
             namespace cs = websocketpp::close::status;
             close_event ev;
             ev.was_open = true;
@@ -7863,10 +8439,12 @@ private:
             const std::error_code ec = con.get_ec();
             if (st.close_requested) {
                 ev.initiated_locally = true;
-                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                const bool echoed =
+                    remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
                 ev.code = echoed ? remote : st.requested_code;
                 ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
-                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
+                if (ec == websocketpp::error::make_error_code(
+                              websocketpp::error::close_handshake_timeout)) {
                     ev.error = error::close_timeout;
                     ev.detail = "the peer did not finish the closing handshake in time";
                 }
@@ -7881,7 +8459,8 @@ private:
                 } else {
                     ev.code = ec.category() == pe::get_processor_category()
                                   ? static_cast<std::uint16_t>(pe::to_ws(ec))
-                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                  : (ec == websocketpp::error::make_error_code(
+                                               websocketpp::error::invalid_utf8)
                                          ? close_code::invalid_payload
                                          : close_code::protocol_error);
                     ev.error = error::protocol_error;
@@ -7910,9 +8489,10 @@ private:
             st->frames_at_idle_check = st->frames_received;
             if (opts.ping_interval.count() > 0) {
                 st->ping_timer.expires_at(now + opts.ping_interval);
-                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+                st->ping_timer.async_wait(
+                    [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                        if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                    });
             }
             if (opts.idle_timeout.count() > 0) arm_idle_check(st);
         }
@@ -7926,9 +8506,10 @@ private:
             st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
             // a failed ping write shows up as a close; the pong deadline still applies
             st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                    if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+                });
         }
 
         static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
@@ -7947,9 +8528,10 @@ private:
             }
             auto next = st->ping_sent_at + self.opts.ping_interval;
             st->ping_timer.expires_at(next);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                if (auto s = w.lock(); s && !ec) on_ping_due(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                });
         }
 
         void arm_idle_check(const std::shared_ptr<conn_state>& st) {
@@ -7957,27 +8539,28 @@ private:
             auto period = opts.idle_timeout / 4;
             if (period.count() < 1) period = std::chrono::milliseconds(1);
             st->idle_timer.expires_after(period);
-            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                auto s = w.lock();
-                if (ec || !s || !s->owner || s->state != phase::open) return;
-                core& self = *s->owner;
-                const auto now = clock_type::now();
-                if (s->frames_received != s->frames_at_idle_check) {
-                    s->frames_at_idle_check = s->frames_received;
-                    s->last_activity = now;
-                } else if (now - s->last_activity >= self.opts.idle_timeout) {
-                    close_event ev;
-                    ev.was_open = true;
-                    ev.initiated_locally = true;
-                    ev.code = close_code::abnormal;
-                    ev.error = error::idle_timeout;
-                    ev.detail = "no frame from " + s->where() + " for " +
-                                std::to_string(self.opts.idle_timeout.count()) + " ms";
-                    self.finish(*s, std::move(ev), true);
-                    return;
-                }
-                self.arm_idle_check(s);
-            });
+            st->idle_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    auto s = w.lock();
+                    if (ec || !s || !s->owner || s->state != phase::open) return;
+                    core& self = *s->owner;
+                    const auto now = clock_type::now();
+                    if (s->frames_received != s->frames_at_idle_check) {
+                        s->frames_at_idle_check = s->frames_received;
+                        s->last_activity = now;
+                    } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                        close_event ev;
+                        ev.was_open = true;
+                        ev.initiated_locally = true;
+                        ev.code = close_code::abnormal;
+                        ev.error = error::idle_timeout;
+                        ev.detail = "no frame from " + s->where() + " for " +
+                                    std::to_string(self.opts.idle_timeout.count()) + " ms";
+                        self.finish(*s, std::move(ev), true);
+                        return;
+                    }
+                    self.arm_idle_check(s);
+                });
         }
 
         // ---- send / close ------------------------------------------------
@@ -7991,7 +8574,8 @@ private:
                                                          : websocketpp::frame::opcode::text;
             st.with_connection([&](auto& con) { ec = con.send(data.data(), data.size(), op); });
             if (!ec) return {};
-            if (ec == websocketpp::processor::error::invalid_payload) return error::invalid_text_message;
+            if (ec == websocketpp::processor::error::invalid_payload)
+                return error::invalid_text_message;
             return error::not_connected;
         }
 
@@ -8017,7 +8601,8 @@ private:
             std::error_code ec;
             // fails only when websocketpp is already closing (the peer started it): then
             // its close callback reports, and the deadline below still bounds the wait
-            st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
+            st->with_connection(
+                [&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
             st->deadline.expires_after(opts.close_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
                 auto s = w.lock();
@@ -8063,7 +8648,8 @@ private:
                 auto io = st.owner->io;
                 const auto terminate_later = [io](auto con) {
                     asio::post(*io, [con] {
-                        con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+                        con->terminate(
+                            websocketpp::error::make_error_code(websocketpp::error::general));
                     });
                 };
                 if constexpr (with_plain)
@@ -8254,14 +8840,16 @@ TETHER_NAMESPACE_BEGIN
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
 template <class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
-using reconnecting_client = basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
+using reconnecting_client =
+    basic_reconnecting_client<websocketpp_transport, TokenPolicy, ClosePolicy, Backoff>;
 
 /// One OAuth2 client-credentials token shared by any number of clients.
 using oauth2_token_source = shared_token_source<oauth2_client_credentials>;
 
 /// A client whose token comes from an oauth2_token_source.
 template <class ClosePolicy = default_close_policy, class Backoff = exponential_backoff>
-using oauth2_reconnecting_client = reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
+using oauth2_reconnecting_client =
+    reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
 
 TETHER_NAMESPACE_END
 

@@ -43,7 +43,8 @@ struct args {
     args(int argc, char** argv, int from) {
         for (int i = from; i < argc; ++i) {
             std::string k = argv[i];
-            if (k.rfind("--", 0) != 0 || i + 1 >= argc) die("bad argument '" + k + "' (expected --name value)");
+            if (k.rfind("--", 0) != 0 || i + 1 >= argc)
+                die("bad argument '" + k + "' (expected --name value)");
             kv[k.substr(2)] = argv[++i];
         }
     }
@@ -63,8 +64,7 @@ struct args {
 };
 
 /// Runs `io` to completion, then once more for handlers posted by destructors.
-template <class F>
-void run_scoped(asio::io_context& io, F&& with_objects) {
+template <class F> void run_scoped(asio::io_context& io, F&& with_objects) {
     with_objects();
     io.restart();
     io.run();
@@ -100,7 +100,8 @@ throughput_result receive_plain(bench::server_process& srv, std::size_t n, std::
                 c.close(h, websocketpp::close::status::normal, "", ec);
             }
         });
-        c.set_fail_handler([&](websocketpp::connection_hdl) { die("plain client: the connection failed"); });
+        c.set_fail_handler(
+            [&](websocketpp::connection_hdl) { die("plain client: the connection failed"); });
         std::error_code ec;
         auto con = c.get_connection(srv.ws_url("/stream"), ec);
         if (ec) die("plain client: " + ec.message());
@@ -109,8 +110,8 @@ throughput_result receive_plain(bench::server_process& srv, std::size_t n, std::
     });
     if (!opened) die("plain client: never opened");
     if (count != n || bytes != n * size)
-        die("plain client received " + std::to_string(count) + " messages (" + std::to_string(bytes) +
-            " bytes), expected exactly " + std::to_string(n));
+        die("plain client received " + std::to_string(count) + " messages (" +
+            std::to_string(bytes) + " bytes), expected exactly " + std::to_string(n));
     return {(t1 - t0) / 1e9, (c1 - c0) / 1e9};
 }
 
@@ -121,10 +122,12 @@ throughput_result receive_tether(bench::server_process& srv, std::size_t n, std:
     bool opened = false, stopped = false;
     run_scoped(io, [&] {
         tether::websocketpp_transport_options to;
-        to.ping_interval = 0ms; // the server writes raw frames; keep websocketpp from writing pongs among them
+        to.ping_interval =
+            0ms; // the server writes raw frames; keep websocketpp from writing pongs among them
         tether::client_options o;
         o.url = srv.ws_url("/stream");
-        tether::basic_reconnecting_client<tether::websocketpp_transport> c(o, tether::websocketpp_transport(io, to));
+        tether::basic_reconnecting_client<tether::websocketpp_transport> c(
+            o, tether::websocketpp_transport(io, to));
         c.on_open([&](const tether::open_event&) {
             opened = true;
             t0 = mono_ns();
@@ -139,7 +142,9 @@ throughput_result receive_tether(bench::server_process& srv, std::size_t n, std:
             }
         });
         c.on_close([&](const tether::close_event& ev, const tether::reconnect_decision&) {
-            if (count != n) die("tether client: closed after " + std::to_string(count) + " messages: " + ev.detail);
+            if (count != n)
+                die("tether client: closed after " + std::to_string(count) +
+                    " messages: " + ev.detail);
         });
         c.on_stopped([&](const tether::stopped_event&) { stopped = true; });
         c.start();
@@ -148,25 +153,29 @@ throughput_result receive_tether(bench::server_process& srv, std::size_t n, std:
     if (!opened) die("tether client: never opened");
     if (!stopped) die("tether client: did not stop");
     if (count != n || bytes != n * size)
-        die("tether client received " + std::to_string(count) + " messages (" + std::to_string(bytes) +
-            " bytes), expected exactly " + std::to_string(n));
+        die("tether client received " + std::to_string(count) + " messages (" +
+            std::to_string(bytes) + " bytes), expected exactly " + std::to_string(n));
     return {(t1 - t0) / 1e9, (c1 - c0) / 1e9};
 }
 
 int cmd_throughput(const args& a) {
     const std::size_t size = a.num("size", 64), n = a.num("count", 100000), reps = a.num("reps", 5);
     const std::string only = a.str("only", "both");
-    if (only != "both" && only != "plain" && only != "tether") die("--only is plain, tether or both");
+    if (only != "both" && only != "plain" && only != "tether")
+        die("--only is plain, tether or both");
     bench::server_process srv({bench::server_config::mode::stream, size, n});
     for (std::size_t rep = 0; rep < reps; ++rep) {
         for (const std::string variant : {"plain", "tether"}) { // A B A B ...
             if (only != "both" && only != variant) continue;
             bench::watchdog(600, "throughput run");
-            const throughput_result r = variant == "plain" ? receive_plain(srv, n, size) : receive_tether(srv, n, size);
+            const throughput_result r =
+                variant == "plain" ? receive_plain(srv, n, size) : receive_tether(srv, n, size);
             const std::string sent = srv.read_line(60000);
             std::size_t sent_n = 0;
             long long server_cpu = 0, server_wall = 0;
-            if (std::sscanf(sent.c_str(), "sent %zu %lld %lld", &sent_n, &server_cpu, &server_wall) != 3 || sent_n != n)
+            if (std::sscanf(sent.c_str(), "sent %zu %lld %lld", &sent_n, &server_cpu,
+                            &server_wall) != 3 ||
+                sent_n != n)
                 die("server: '" + sent + "'");
             alarm(0);
             json j;
@@ -191,14 +200,15 @@ int cmd_throughput(const args& a) {
 std::int64_t close_stamp(const tether::close_event& ev) {
     const auto at = ev.reason.find('@');
     if (ev.code != 4001 || at == std::string::npos)
-        die("expected close 4001 'Token expired @<ns>', got " + std::to_string(ev.code) + " '" + ev.reason + "' " +
-            ev.detail);
+        die("expected close 4001 'Token expired @<ns>', got " + std::to_string(ev.code) + " '" +
+            ev.reason + "' " + ev.detail);
     return std::stoll(ev.reason.substr(at + 1));
 }
 
 tether::default_close_policy seed_close_policy() {
     tether::default_close_policy::options o;
-    o.application_codes = tether::close_action::refresh_token_then_reconnect; // 4001: the seed's token expiry
+    o.application_codes =
+        tether::close_action::refresh_token_then_reconnect; // 4001: the seed's token expiry
     return tether::default_close_policy(o);
 }
 
@@ -222,8 +232,10 @@ public:
             std::error_code ec;
             client_.close(h, websocketpp::close::status::normal, "", ec);
         });
-        client_.set_close_handler([this](websocketpp::connection_hdl) { asio::post(io_, std::move(done_)); });
-        client_.set_fail_handler([](websocketpp::connection_hdl) { die("baseline connect failed"); });
+        client_.set_close_handler(
+            [this](websocketpp::connection_hdl) { asio::post(io_, std::move(done_)); });
+        client_.set_fail_handler(
+            [](websocketpp::connection_hdl) { die("baseline connect failed"); });
     }
 
     void fetch(std::function<void()> done, bool timed = true) {
@@ -269,9 +281,12 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         baselines base(io, srv);
         tether::client_options o;
         o.url = srv.ws_url("/seed/fetch");
-        o.auth_failure_uptime = 0ms; // cycles are short: an expiry close is never a quick rejection here
-        using client_t = tether::basic_reconnecting_client<tether::websocketpp_transport, tether::oauth2_client_credentials>;
-        client_t c(o, tether::websocketpp_transport(io), tether::oauth2_client_credentials(io.get_executor(), token_options(srv)),
+        o.auth_failure_uptime =
+            0ms; // cycles are short: an expiry close is never a quick rejection here
+        using client_t = tether::basic_reconnecting_client<tether::websocketpp_transport,
+                                                           tether::oauth2_client_credentials>;
+        client_t c(o, tether::websocketpp_transport(io),
+                   tether::oauth2_client_credentials(io.get_executor(), token_options(srv)),
                    seed_close_policy());
         std::size_t opens = 0;
         std::int64_t closed_at = 0, close_seen_at = 0;
@@ -285,7 +300,8 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
             closed_at = close_stamp(ev);
             close_seen_at = mono_ns();
             fetches_at_close = c.token_policy().requests_started();
-            if (d.action != tether::close_action::refresh_token_then_reconnect) die("4001 did not mean refresh");
+            if (d.action != tether::close_action::refresh_token_then_reconnect)
+                die("4001 did not mean refresh");
         });
         c.on_open([&](const tether::open_event&) {
             if (++opens > 1) {
@@ -309,10 +325,18 @@ void reconnect_fetching(bench::server_process& srv, std::size_t cycles) {
         });
         c.start();
         io.run();
-        if (cycle_ms.size() != cycles) die("only " + std::to_string(cycle_ms.size()) + " reconnects");
-        for (std::size_t i = 0; i < cycles; ++i) sum_ms.push_back(base.fetch_ms.at(i) + base.connect_ms.at(i));
-        json j{{"kind", "reconnect"}, {"variant", "fetch"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)}, {"close_frame_to_on_close", summary(close_event_ms)},
-               {"on_close_to_on_token", summary(token_ms)}, {"baseline_fetch", summary(base.fetch_ms)}, {"baseline_connect", summary(base.connect_ms)},
+        if (cycle_ms.size() != cycles)
+            die("only " + std::to_string(cycle_ms.size()) + " reconnects");
+        for (std::size_t i = 0; i < cycles; ++i)
+            sum_ms.push_back(base.fetch_ms.at(i) + base.connect_ms.at(i));
+        json j{{"kind", "reconnect"},
+               {"variant", "fetch"},
+               {"cycles", cycles},
+               {"reconnect", summary(cycle_ms)},
+               {"close_frame_to_on_close", summary(close_event_ms)},
+               {"on_close_to_on_token", summary(token_ms)},
+               {"baseline_fetch", summary(base.fetch_ms)},
+               {"baseline_connect", summary(base.connect_ms)},
                {"baseline", summary(sum_ms)}};
         bench::emit(j);
     });
@@ -332,7 +356,8 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
         tether::client_options o;
         o.url = srv.ws_url("/seed/fresh");
         o.auth_failure_uptime = 0ms;
-        using client_t = tether::basic_reconnecting_client<tether::websocketpp_transport, source_t::handle_type>;
+        using client_t =
+            tether::basic_reconnecting_client<tether::websocketpp_transport, source_t::handle_type>;
         client_t c(o, tether::websocketpp_transport(io), source.handle(), seed_close_policy());
         std::size_t opens = 0;
         std::int64_t closed_at = 0, close_seen_at = 0;
@@ -345,7 +370,8 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
                 asio::post(io, [&, current = r.value.value] {
                     other.invalidate(current);
                     other.async_get_token([&, current](tether::token_result r2) {
-                        if (r2.error || r2.value.value == current) die("the background refresh failed");
+                        if (r2.error || r2.value.value == current)
+                            die("the background refresh failed");
                         asio::post(io, [&] { srv.command('x'); });
                     });
                 });
@@ -362,7 +388,8 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
                 const std::int64_t now = mono_ns();
                 cycle_ms.push_back((now - closed_at) / 1e6);
                 close_event_ms.push_back((close_seen_at - closed_at) / 1e6);
-                if (source.stats().fetches != fetches_at_close) die("the reconnect fetched a token: it was not fresh");
+                if (source.stats().fetches != fetches_at_close)
+                    die("the reconnect fetched a token: it was not fresh");
             }
             if (opens > cycles) {
                 stopping = true;
@@ -377,8 +404,13 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
         });
         base.fetch([&] { c.start(); }, false); // a token for the baseline connects
         io.run();
-        if (cycle_ms.size() != cycles) die("only " + std::to_string(cycle_ms.size()) + " reconnects");
-        json j{{"kind", "reconnect"}, {"variant", "fresh"}, {"cycles", cycles}, {"reconnect", summary(cycle_ms)}, {"close_frame_to_on_close", summary(close_event_ms)},
+        if (cycle_ms.size() != cycles)
+            die("only " + std::to_string(cycle_ms.size()) + " reconnects");
+        json j{{"kind", "reconnect"},
+               {"variant", "fresh"},
+               {"cycles", cycles},
+               {"reconnect", summary(cycle_ms)},
+               {"close_frame_to_on_close", summary(close_event_ms)},
                {"baseline", summary(base.connect_ms)}};
         bench::emit(j);
     });
@@ -405,7 +437,8 @@ int cmd_storm(const args& a) {
     bench::watchdog(300, "storm");
     asio::io_context io;
     using source_t = tether::shared_token_source<tether::oauth2_client_credentials>;
-    using client_t = tether::basic_reconnecting_client<tether::websocketpp_transport, source_t::handle_type>;
+    using client_t =
+        tether::basic_reconnecting_client<tether::websocketpp_transport, source_t::handle_type>;
     source_t source(tether::oauth2_client_credentials(io.get_executor(), token_options(srv)),
                     tether::steady_timing(io.get_executor()));
     std::vector<std::unique_ptr<client_t>> clients;
@@ -419,8 +452,8 @@ int cmd_storm(const args& a) {
         const std::size_t i = started++;
         tether::client_options o;
         o.url = srv.ws_url("/seed/storm-" + std::to_string(i)); // default auth_failure_uptime (2 s)
-        clients.push_back(std::make_unique<client_t>(o, tether::websocketpp_transport(io), source.handle(),
-                                                     seed_close_policy()));
+        clients.push_back(std::make_unique<client_t>(o, tether::websocketpp_transport(io),
+                                                     source.handle(), seed_close_policy()));
         client_t& c = *clients.back();
         c.on_open([&](const tether::open_event&) {
             if (!storm) {
@@ -428,7 +461,8 @@ int cmd_storm(const args& a) {
                     // older than auth_failure_uptime, so the close is an expiry, not a rejection
                     settle.expires_after(2200ms);
                     settle.async_wait([&](std::error_code) {
-                        requests_before = bench::server_process::field(srv.stats(), "token_requests");
+                        requests_before =
+                            bench::server_process::field(srv.stats(), "token_requests");
                         storm = true;
                         srv.command('x');
                     });
@@ -446,12 +480,15 @@ int cmd_storm(const args& a) {
             const std::int64_t at = close_stamp(ev);
             if (closes++ == 0 || at < first_close) first_close = at;
         });
-        c.on_stopped([](const tether::stopped_event& e) { die("a client stopped: " + e.reason.message()); });
+        c.on_stopped(
+            [](const tether::stopped_event& e) { die("a client stopped: " + e.reason.message()); });
         c.start();
     };
-    for (std::size_t i = 0; i < window; ++i) start_next();
+    for (std::size_t i = 0; i < window; ++i)
+        start_next();
     io.run();
-    if (reopened != k || closes != k) die("storm: " + std::to_string(reopened) + " of " + std::to_string(k) + " reopened");
+    if (reopened != k || closes != k)
+        die("storm: " + std::to_string(reopened) + " of " + std::to_string(k) + " reopened");
     const std::string st = srv.stats();
     json j{{"kind", "storm"},
            {"clients", k},
@@ -488,7 +525,8 @@ int cmd_idle(const args& a) {
     };
 
     wspp_plain plain;
-    std::vector<std::unique_ptr<tether::basic_reconnecting_client<tether::websocketpp_transport>>> clients;
+    std::vector<std::unique_ptr<tether::basic_reconnecting_client<tether::websocketpp_transport>>>
+        clients;
     std::function<void()> start_next;
     if (variant == "plain") {
         quiet(plain, io);
@@ -496,8 +534,10 @@ int cmd_idle(const args& a) {
             if (++opened == k) return all_open();
             start_next();
         });
-        plain.set_fail_handler([](websocketpp::connection_hdl) { die("plain: a connection failed"); });
-        plain.set_close_handler([](websocketpp::connection_hdl) { die("plain: an idle connection closed"); });
+        plain.set_fail_handler(
+            [](websocketpp::connection_hdl) { die("plain: a connection failed"); });
+        plain.set_close_handler(
+            [](websocketpp::connection_hdl) { die("plain: an idle connection closed"); });
         start_next = [&] {
             if (started == k) return;
             ++started;
@@ -513,8 +553,9 @@ int cmd_idle(const args& a) {
             ++started;
             tether::client_options o;
             o.url = url;
-            clients.push_back(std::make_unique<tether::basic_reconnecting_client<tether::websocketpp_transport>>(
-                o, tether::websocketpp_transport(io)));
+            clients.push_back(
+                std::make_unique<tether::basic_reconnecting_client<tether::websocketpp_transport>>(
+                    o, tether::websocketpp_transport(io)));
             auto& c = *clients.back();
             c.on_open([&](const tether::open_event&) {
                 if (++opened == k) return all_open();
@@ -529,9 +570,11 @@ int cmd_idle(const args& a) {
     rss0 = bench::proc_status_kb("VmRSS");
     const int threads0 = bench::thread_count();
     t0 = mono_ns();
-    for (std::size_t i = 0; i < window; ++i) start_next();
+    for (std::size_t i = 0; i < window; ++i)
+        start_next();
     io.run();
-    if (opened != k) die("only " + std::to_string(opened) + " of " + std::to_string(k) + " connections opened");
+    if (opened != k)
+        die("only " + std::to_string(opened) + " of " + std::to_string(k) + " connections opened");
     io.restart();
     io.run_for(200ms); // let the last handlers settle before reading memory
     const long rss1 = bench::proc_status_kb("VmRSS");

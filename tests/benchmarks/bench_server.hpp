@@ -43,8 +43,8 @@ namespace bench {
 
 struct server_config {
     enum class mode { stream, idle, seed } what = mode::idle;
-    std::size_t size = 64;  // stream
-    std::size_t count = 0;  // stream
+    std::size_t size = 64; // stream
+    std::size_t count = 0; // stream
 };
 
 /// One WebSocket text frame from a server (unmasked), `size` bytes of payload.
@@ -59,9 +59,11 @@ inline std::string text_frame(std::size_t size) {
         f.push_back(static_cast<char>(size & 0xFF));
     } else {
         f.push_back(static_cast<char>(127));
-        for (int shift = 56; shift >= 0; shift -= 8) f.push_back(static_cast<char>((size >> shift) & 0xFF));
+        for (int shift = 56; shift >= 0; shift -= 8)
+            f.push_back(static_cast<char>((size >> shift) & 0xFF));
     }
-    for (std::size_t i = 0; i < size; ++i) f.push_back(static_cast<char>('a' + i % 26));
+    for (std::size_t i = 0; i < size; ++i)
+        f.push_back(static_cast<char>('a' + i % 26));
     return f;
 }
 
@@ -81,19 +83,22 @@ public:
             const std::size_t per_write = std::max<std::size_t>(1, 65536 / frame.size());
             frames_per_write_ = per_write;
             frame_size_ = frame.size();
-            for (std::size_t i = 0; i < per_write; ++i) batch_ += frame;
+            for (std::size_t i = 0; i < per_write; ++i)
+                batch_ += frame;
         }
         if (cfg_.what == server_config::mode::seed) {
             tokens_ = std::make_unique<tether_test::local_token_endpoint>(
                 [this](const tether_test::received_request&, std::size_t n) {
-                    const std::string tok = "bench-" + std::to_string(n) + "-" + std::to_string(mono_ns());
+                    const std::string tok =
+                        "bench-" + std::to_string(n) + "-" + std::to_string(mono_ns());
                     {
                         std::lock_guard<std::mutex> lock(valid_mutex_);
                         valid_.insert(tok);
                     }
                     return tether_test::respond(200, tether_test::token_json(tok, "3600"));
                 });
-            srv_.set_validate_handler([this](websocketpp::connection_hdl h) { return validate(h); });
+            srv_.set_validate_handler(
+                [this](websocketpp::connection_hdl h) { return validate(h); });
         }
         srv_.set_open_handler([this](websocketpp::connection_hdl h) { on_open(h); });
         srv_.set_close_handler([this](websocketpp::connection_hdl h) { forget(h); });
@@ -106,7 +111,8 @@ public:
         std::error_code ec;
         const auto ep = srv_.get_local_endpoint(ec);
         if (ec) die("server: no local endpoint: " + ec.message());
-        reply("ready " + std::to_string(ep.port()) + " " + std::to_string(tokens_ ? tokens_->port() : 0));
+        reply("ready " + std::to_string(ep.port()) + " " +
+              std::to_string(tokens_ ? tokens_->port() : 0));
         read_command();
         io_.run();
         return 0;
@@ -139,10 +145,11 @@ private:
 
     std::string stats() {
         return "stats token_requests=" + std::to_string(tokens_ ? tokens_->requests() : 0) +
-               " handshakes=" + std::to_string(handshakes_) + " rejected=" + std::to_string(rejected_) +
-               " opened=" + std::to_string(opened_) + " open=" + std::to_string(open_.size()) +
-               " closed_4001=" + std::to_string(closed_4001_) + " close_spread_ns=" +
-               std::to_string(close_spread_ns_);
+               " handshakes=" + std::to_string(handshakes_) +
+               " rejected=" + std::to_string(rejected_) + " opened=" + std::to_string(opened_) +
+               " open=" + std::to_string(open_.size()) +
+               " closed_4001=" + std::to_string(closed_4001_) +
+               " close_spread_ns=" + std::to_string(close_spread_ns_);
     }
 
     static std::string bearer(const std::string& authorization) {
@@ -187,7 +194,8 @@ private:
 
     void write_more(const std::shared_ptr<stream_state>& st) {
         if (st->left == 0) {
-            reply("sent " + std::to_string(cfg_.count) + " " + std::to_string(process_cpu_ns() - st->cpu0) + " " +
+            reply("sent " + std::to_string(cfg_.count) + " " +
+                  std::to_string(process_cpu_ns() - st->cpu0) + " " +
                   std::to_string(mono_ns() - st->t0));
             return;
         }
@@ -206,7 +214,8 @@ private:
         std::vector<std::pair<websocketpp::connection_hdl, std::string>> victims;
         for (const auto& entry : open_) {
             auto con = srv_.get_con_from_hdl(entry.first);
-            if (con->get_state() == websocketpp::session::state::open && con->get_resource().rfind("/seed", 0) == 0)
+            if (con->get_state() == websocketpp::session::state::open &&
+                con->get_resource().rfind("/seed", 0) == 0)
                 victims.push_back(entry);
         }
         if (victims.empty()) {
@@ -216,7 +225,8 @@ private:
         pending_expire_ = false;
         {
             std::lock_guard<std::mutex> lock(valid_mutex_);
-            for (const auto& v : victims) valid_.erase(v.second);
+            for (const auto& v : victims)
+                valid_.erase(v.second);
         }
         const std::int64_t first = mono_ns();
         for (const auto& v : victims) {
@@ -240,7 +250,8 @@ private:
     std::unique_ptr<tether_test::local_token_endpoint> tokens_;
     std::mutex valid_mutex_;
     std::set<std::string> valid_;
-    std::map<websocketpp::connection_hdl, std::string, std::owner_less<websocketpp::connection_hdl>> open_;
+    std::map<websocketpp::connection_hdl, std::string, std::owner_less<websocketpp::connection_hdl>>
+        open_;
     bool pending_expire_ = false;
     std::size_t handshakes_ = 0, rejected_ = 0, opened_ = 0, closed_4001_ = 0;
     std::int64_t close_spread_ns_ = 0;
@@ -305,7 +316,8 @@ public:
             }
             pollfd p{res_fd_, POLLIN, 0};
             const int r = poll(&p, 1, timeout_ms);
-            if (r <= 0) die("no answer from the server within " + std::to_string(timeout_ms) + " ms");
+            if (r <= 0)
+                die("no answer from the server within " + std::to_string(timeout_ms) + " ms");
             char tmp[512];
             const ssize_t n = read(res_fd_, tmp, sizeof tmp);
             if (n <= 0) die("the server process died");

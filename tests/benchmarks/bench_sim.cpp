@@ -25,14 +25,14 @@ constexpr auto window = std::chrono::minutes(10);
 /// Issues a new token for every request after token_latency; counts them.
 class counting_token_policy {
 public:
-    counting_token_policy(simulation& sim, std::shared_ptr<std::size_t> count) : sim_(&sim), count_(std::move(count)) {}
+    counting_token_policy(simulation& sim, std::shared_ptr<std::size_t> count)
+        : sim_(&sim), count_(std::move(count)) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         const std::size_t n = ++*count_;
         sim_->schedule(token_latency, [n, h = std::forward<Handler>(h)]() mutable {
-            h(tether::token_result::success(
-                tether::token{tether::secret("always-rejected-" + std::to_string(n)), 3600s, true}));
+            h(tether::token_result::success(tether::token{
+                tether::secret("always-rejected-" + std::to_string(n)), 3600s, true}));
         });
     }
     void invalidate(const tether::secret&) {}
@@ -76,7 +76,9 @@ private:
 
 int main() {
     bench::print_env("tether_bench_sim");
-    const auto reject_all = [](const tether::testing::server_handshake&) { return server_response::reject(401); };
+    const auto reject_all = [](const tether::testing::server_handshake&) {
+        return server_response::reject(401);
+    };
 
     std::size_t tether_handshakes = 0, tether_tokens = 0;
     std::string stop_reason = "not stopped";
@@ -95,7 +97,8 @@ int main() {
         tether_handshakes = server.handshakes.size();
         tether_tokens = *tokens;
         if (tether_handshakes == 0) bench::die("tether made no handshake at all");
-        if (c.state() != tether::client_state::stopped) bench::die("tether did not stop within 10 virtual minutes");
+        if (c.state() != tether::client_state::stopped)
+            bench::die("tether did not stop within 10 virtual minutes");
         bench::emit({{"kind", "rejected"},
                      {"variant", "tether"},
                      {"auth_failure_limit", o.auth_failure_limit},

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -82,7 +82,8 @@ inline long proc_status_kb(const char* name) {
     std::string line;
     const std::string key = std::string(name) + ":";
     while (std::getline(f, line))
-        if (line.compare(0, key.size(), key) == 0) return std::strtol(line.c_str() + key.size(), nullptr, 10);
+        if (line.compare(0, key.size(), key) == 0)
+            return std::strtol(line.c_str() + key.size(), nullptr, 10);
     die(std::string("cannot read ") + name + " from /proc/self/status");
 }
 
@@ -105,7 +106,8 @@ inline void raise_nofile(rlim_t want) {
         die("need " + std::to_string(want) + " file descriptors, the hard limit is " +
             std::to_string(rl.rlim_max) + " (raise it with ulimit -Hn)");
     rl.rlim_cur = want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) die("setrlimit(RLIMIT_NOFILE) failed: " + std::string(std::strerror(errno)));
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        die("setrlimit(RLIMIT_NOFILE) failed: " + std::string(std::strerror(errno)));
 }
 
 /// Kills the process with a message when a phase takes longer than `seconds`.
@@ -132,7 +134,8 @@ inline double median(std::vector<double> v) {
 inline double percentile(std::vector<double> v, double p) {
     if (v.empty()) die("percentile of nothing");
     std::sort(v.begin(), v.end());
-    std::size_t rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+    std::size_t rank =
+        static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
     if (rank == 0) rank = 1;
     return v[rank - 1];
 }

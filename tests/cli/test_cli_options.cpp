@@ -32,13 +32,50 @@ tether::reconnect_decision decide(const cli_options& o, std::uint16_t code) {
 } // namespace
 
 TEST_CASE("a full command line is parsed into options") {
-    const auto r = parse({"--token-url", "https://login.example/oauth/token", "--client-id", "me", "--scope",
-                          "a b", "--token-auth=post", "--auth", "query:access_token", "--expiry-code", "4001",
-                          "--expiry-code", "4401", "--stop-code", "4500-4599", "--reconnect-code", "4000-4999",
-                          "--send", "one", "--send", "two", "--header", "X-Trace:  abc", "--subprotocol", "v1",
-                          "--ping-interval", "0.5", "--pong-timeout", "2", "--idle-timeout", "30",
-                          "--backoff-initial", "100", "--backoff-max", "5000", "--auth-failure-limit", "5",
-                          "--max-attempts", "7", "--max-messages", "10", "--duration", "1.25", "--quiet",
+    const auto r = parse({"--token-url",
+                          "https://login.example/oauth/token",
+                          "--client-id",
+                          "me",
+                          "--scope",
+                          "a b",
+                          "--token-auth=post",
+                          "--auth",
+                          "query:access_token",
+                          "--expiry-code",
+                          "4001",
+                          "--expiry-code",
+                          "4401",
+                          "--stop-code",
+                          "4500-4599",
+                          "--reconnect-code",
+                          "4000-4999",
+                          "--send",
+                          "one",
+                          "--send",
+                          "two",
+                          "--header",
+                          "X-Trace:  abc",
+                          "--subprotocol",
+                          "v1",
+                          "--ping-interval",
+                          "0.5",
+                          "--pong-timeout",
+                          "2",
+                          "--idle-timeout",
+                          "30",
+                          "--backoff-initial",
+                          "100",
+                          "--backoff-max",
+                          "5000",
+                          "--auth-failure-limit",
+                          "5",
+                          "--max-attempts",
+                          "7",
+                          "--max-messages",
+                          "10",
+                          "--duration",
+                          "1.25",
+                          "--quiet",
                           "wss://stream.example/v1?x=1"});
     REQUIRE(r.ok());
     const cli_options& o = r.options;
@@ -68,18 +105,26 @@ TEST_CASE("a full command line is parsed into options") {
     CHECK(o.quiet);
 }
 
-TEST_CASE("the close-code table: expiry codes first, then stop, then reconnect, then the defaults") {
-    const auto r = parse({"--stop-code", "4000-4999", "--reconnect-code", "4100", "ws://127.0.0.1/"});
+TEST_CASE(
+    "the close-code table: expiry codes first, then stop, then reconnect, then the defaults") {
+    const auto r =
+        parse({"--stop-code", "4000-4999", "--reconnect-code", "4100", "ws://127.0.0.1/"});
     REQUIRE(r.ok());
-    CHECK(decide(r.options, 4001).action == tether::close_action::refresh_token_then_reconnect); // default expiry code
-    CHECK(decide(r.options, 4100).action == tether::close_action::stop); // the stop range is listed first
+    CHECK(decide(r.options, 4001).action ==
+          tether::close_action::refresh_token_then_reconnect); // default expiry code
+    CHECK(decide(r.options, 4100).action ==
+          tether::close_action::stop); // the stop range is listed first
     CHECK(decide(r.options, 4500).action == tether::close_action::stop);
-    CHECK(decide(r.options, 1001).action == tether::close_action::reconnect); // default_close_policy
-    CHECK(decide(r.options, 1000).action == tether::close_action::stop); // the CLI's own default (README)
+    CHECK(decide(r.options, 1001).action ==
+          tether::close_action::reconnect); // default_close_policy
+    CHECK(decide(r.options, 1000).action ==
+          tether::close_action::stop); // the CLI's own default (README)
 
-    const auto custom = parse({"--expiry-code", "4401", "--reconnect-code", "1000", "ws://127.0.0.1/"});
+    const auto custom =
+        parse({"--expiry-code", "4401", "--reconnect-code", "1000", "ws://127.0.0.1/"});
     REQUIRE(custom.ok());
-    CHECK(decide(custom.options, 4401).action == tether::close_action::refresh_token_then_reconnect);
+    CHECK(decide(custom.options, 4401).action ==
+          tether::close_action::refresh_token_then_reconnect);
     // giving --expiry-code replaces the default 4001, which falls back to "reconnect"
     CHECK(decide(custom.options, 4001).action == tether::close_action::reconnect);
     CHECK(decide(custom.options, 1000).action == tether::close_action::reconnect);
@@ -88,10 +133,13 @@ TEST_CASE("the close-code table: expiry codes first, then stop, then reconnect, 
 TEST_CASE("usage errors name the problem") {
     CHECK(error_of({}).find("missing URL") != std::string::npos);
     CHECK(error_of({"https://x/"}).find("ws://") != std::string::npos);
-    CHECK(error_of({"--client-secret", "s", "ws://x/"}).find("TETHER_CLIENT_SECRET") != std::string::npos);
+    CHECK(error_of({"--client-secret", "s", "ws://x/"}).find("TETHER_CLIENT_SECRET") !=
+          std::string::npos);
     CHECK(error_of({"--client-secret=s", "ws://x/"}).find("not accepted") != std::string::npos);
-    CHECK(error_of({"--token-url", "https://t/", "ws://x/"}).find("--client-id") != std::string::npos);
-    CHECK(error_of({"--token-url", "ftp://t/", "--client-id", "c", "ws://x/"}).find("https://") != std::string::npos);
+    CHECK(error_of({"--token-url", "https://t/", "ws://x/"}).find("--client-id") !=
+          std::string::npos);
+    CHECK(error_of({"--token-url", "ftp://t/", "--client-id", "c", "ws://x/"}).find("https://") !=
+          std::string::npos);
     CHECK(error_of({"--scope", "s", "ws://x/"}).find("--token-url") != std::string::npos);
     CHECK(error_of({"--token-url", "https://t/", "--client-id", "c", "--auth", "none", "ws://x/"})
               .find("--auth none") != std::string::npos);
@@ -100,12 +148,16 @@ TEST_CASE("usage errors name the problem") {
     CHECK(error_of({"--stop-code", "40x", "ws://x/"}).find("CODE") != std::string::npos);
     CHECK(error_of({"--duration", "-1", "ws://x/"}).find("seconds") != std::string::npos);
     CHECK(error_of({"--duration", "1.2.3", "ws://x/"}).find("seconds") != std::string::npos);
-    CHECK(error_of({"--max-messages", "99999999999999999999999", "ws://x/"}).find("too large") != std::string::npos);
-    CHECK(error_of({"--auth-failure-limit", "0", "ws://x/"}).find("at least 1") != std::string::npos);
-    CHECK(error_of({"--backoff-initial", "500", "--backoff-max", "100", "ws://x/"}).find("exceeds") !=
+    CHECK(error_of({"--max-messages", "99999999999999999999999", "ws://x/"}).find("too large") !=
           std::string::npos);
+    CHECK(error_of({"--auth-failure-limit", "0", "ws://x/"}).find("at least 1") !=
+          std::string::npos);
+    CHECK(
+        error_of({"--backoff-initial", "500", "--backoff-max", "100", "ws://x/"}).find("exceeds") !=
+        std::string::npos);
     CHECK(error_of({"--header", "Bad Name:v", "ws://x/"}).find("header name") != std::string::npos);
-    CHECK(error_of({"--header", std::string("X:a\nb"), "ws://x/"}).find("control character") != std::string::npos);
+    CHECK(error_of({"--header", std::string("X:a\nb"), "ws://x/"}).find("control character") !=
+          std::string::npos);
     CHECK(error_of({"--subprotocol", "a,b", "ws://x/"}).find("token") != std::string::npos);
     CHECK(error_of({"--quiet=yes", "ws://x/"}).find("takes no value") != std::string::npos);
     CHECK(error_of({"ws://x/", "--send"}).find("needs a value") != std::string::npos);
@@ -147,7 +199,8 @@ TEST_CASE("the client secret comes from --client-secret-file, else TETHER_CLIENT
     }
     o.client_secret_file = path;
     error.clear();
-    CHECK(load_client_secret(o, env, error).reveal() == "from-file"); // the file wins; line break dropped
+    CHECK(load_client_secret(o, env, error).reveal() ==
+          "from-file"); // the file wins; line break dropped
     CHECK(error.empty());
     {
         std::ofstream f(path, std::ios::trunc);

@@ -35,8 +35,8 @@ int main() {
 
     tether::client_options opts;
     opts.url = "wss://consumer.invalid/stream";
-    tether::basic_reconnecting_client<testing::simulated_transport, tether::static_token>
-        client(opts, testing::simulated_transport(sim, server), tether::static_token("consumer-token"));
+    tether::basic_reconnecting_client<testing::simulated_transport, tether::static_token> client(
+        opts, testing::simulated_transport(sim, server), tether::static_token("consumer-token"));
 
     int opens = 0;
     std::string received;

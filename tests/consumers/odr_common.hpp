@@ -3,8 +3,8 @@
 #ifndef TETHER_TESTS_CONSUMERS_ODR_COMMON_HPP
 #define TETHER_TESTS_CONSUMERS_ODR_COMMON_HPP
 
-#include <tether/tether.hpp>
 #include <tether/testing.hpp>
+#include <tether/tether.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -19,8 +19,9 @@ inline int run_client(const char* unit) {
     tether::testing::simulated_server server;
     tether::client_options opts;
     opts.url = "wss://odr.invalid/";
-    tether::basic_reconnecting_client<tether::testing::simulated_transport, tether::static_token> client(
-        opts, tether::testing::simulated_transport(sim, server), tether::static_token("odr"));
+    tether::basic_reconnecting_client<tether::testing::simulated_transport, tether::static_token>
+        client(opts, tether::testing::simulated_transport(sim, server),
+               tether::static_token("odr"));
     int opens = 0;
     bool stopped = false;
     client.on_open([&](const tether::open_event&) { ++opens; });
@@ -30,7 +31,8 @@ inline int run_client(const char* unit) {
     client.stop();
     sim.run_for(10s);
     if (opens != 1 || !stopped) {
-        std::fprintf(stderr, "odr: client in unit %s: %d opens, stopped=%d\n", unit, opens, stopped);
+        std::fprintf(stderr, "odr: client in unit %s: %d opens, stopped=%d\n", unit, opens,
+                     stopped);
         return 1;
     }
     return 0;

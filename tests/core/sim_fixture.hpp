@@ -44,12 +44,14 @@ public:
         std::vector<std::pair<std::string, std::size_t>> invalidated_after;
     };
 
-    explicit recording_token_policy(simulation& sim) : s_(std::make_shared<state>()) { s_->sim = &sim; }
+    explicit recording_token_policy(simulation& sim) : s_(std::make_shared<state>()) {
+        s_->sim = &sim;
+    }
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         if (s_->served_cache && !s_->cached.empty()) {
-            h(tether::token_result::success(tether::token{tether::secret(s_->cached), 300s, false}));
+            h(tether::token_result::success(
+                tether::token{tether::secret(s_->cached), 300s, false}));
             return;
         }
         ++s_->fetches;
@@ -69,7 +71,8 @@ public:
     }
     void invalidate(const tether::secret& s) {
         s_->invalidated.emplace_back(std::string(s.reveal()), s_->sim->now());
-        if (s_->handshakes) s_->invalidated_after.emplace_back(std::string(s.reveal()), s_->handshakes->size());
+        if (s_->handshakes)
+            s_->invalidated_after.emplace_back(std::string(s.reveal()), s_->handshakes->size());
         if (s.reveal() == s_->cached) s_->cached.clear();
     }
     void cancel() { ++s_->cancels; }
@@ -88,7 +91,8 @@ struct seed_service {
 
     seed_service() {
         server.on_handshake = [this](const server_handshake& h) {
-            if (h.token.empty() || expired.count(std::string(h.token.reveal()))) return server_response::reject(401);
+            if (h.token.empty() || expired.count(std::string(h.token.reveal())))
+                return server_response::reject(401);
             return server_response::accept();
         };
     }
@@ -124,8 +128,7 @@ struct event_log {
     std::vector<tether::dropped_message> dropped;
     std::vector<std::string> messages;
 
-    template <class Client>
-    void attach(Client& c) {
+    template <class Client> void attach(Client& c) {
         c.on_state_change([this](const tether::state_change_event& e) {
             lines.push_back(std::string("state ") + tether::to_string(e.to));
         });

@@ -27,30 +27,42 @@ struct invariant_run {
     }
 
     int pick(int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); }
-    std::chrono::milliseconds ms(int lo, int hi) { return std::chrono::milliseconds(lo + pick(hi - lo + 1)); }
+    std::chrono::milliseconds ms(int lo, int hi) {
+        return std::chrono::milliseconds(lo + pick(hi - lo + 1));
+    }
 
     server_response random_response(const server_handshake& h) {
         if (svc.expired.count(std::string(h.token.reveal()))) return server_response::reject(401);
         switch (pick(12)) {
         case 0: return server_response::reject(401);
-        case 1: return server_response::reject(503, pick(2) ? std::optional(ms(0, 3000)) : std::nullopt);
+        case 1:
+            return server_response::reject(503,
+                                           pick(2) ? std::optional(ms(0, 3000)) : std::nullopt);
         case 2: return server_response::reject(429, ms(100, 5000));
         case 3: return server_response::fail(make_error_code(std::errc::connection_refused));
         case 4: return server_response::stall();
         case 5: return server_response::accept().then_drop(ms(1, 20000));
         case 6: return server_response::accept().then_close(ms(1, 20000), 4001, "Token expired");
-        case 7: return server_response::accept().then_close(ms(1, 20000), tether::close_code::going_away);
-        case 8: return server_response::accept().then_close(ms(1, 20000), tether::close_code::try_again_later);
+        case 7:
+            return server_response::accept().then_close(ms(1, 20000),
+                                                        tether::close_code::going_away);
+        case 8:
+            return server_response::accept().then_close(ms(1, 20000),
+                                                        tether::close_code::try_again_later);
         case 9:
-            if (pick(20) == 0) return server_response::accept().then_close(ms(1, 20000), tether::close_code::policy_violation);
+            if (pick(20) == 0)
+                return server_response::accept().then_close(ms(1, 20000),
+                                                            tether::close_code::policy_violation);
             return server_response::accept();
         default: return server_response::accept();
         }
     }
 
     std::error_code run() {
-        using client_t = tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
-                                                           tether::close_code_table<>, tether::exponential_backoff>;
+        using client_t =
+            tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
+                                              tether::close_code_table<>,
+                                              tether::exponential_backoff>;
         simulated_transport::options topts;
         topts.latency = ms(0, 20);
         topts.handshake_timeout = std::chrono::seconds(3);
@@ -58,12 +70,14 @@ struct invariant_run {
         opts.min_uptime = std::chrono::seconds(2);
         opts.auth_failure_limit = 1 + static_cast<unsigned>(pick(4));
         opts.queue_capacity = 4;
-        opts.overflow = pick(2) ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
+        opts.overflow =
+            pick(2) ? tether::overflow_policy::reject : tether::overflow_policy::drop_oldest;
         if (pick(3) == 0) opts.renew_before_expiry = ms(100000, 290000);
         if (pick(3) == 0) opts.max_attempts = 3 + static_cast<unsigned>(pick(10));
 
-        client_t client(opts, simulated_transport(sim, svc.server, topts), recording_token_policy(sim),
-                        seed_close_policy(), tether::exponential_backoff(ladders, tether::jitter_rng(seed)));
+        client_t client(opts, simulated_transport(sim, svc.server, topts),
+                        recording_token_policy(sim), seed_close_policy(),
+                        tether::exponential_backoff(ladders, tether::jitter_rng(seed)));
         auto& tok = client.token_policy().st();
         tok.latency = ms(0, 300);
         tok.served_cache = pick(2) == 0;
@@ -99,7 +113,8 @@ struct invariant_run {
         const auto stop_at = ms(0, 120000);
         bool stop_called = false;
         // the application sends now and then
-        for (auto t = std::chrono::milliseconds(0); t < std::chrono::minutes(3); t += ms(100, 5000)) {
+        for (auto t = std::chrono::milliseconds(0); t < std::chrono::minutes(3);
+             t += ms(100, 5000)) {
             sim.run_until(simulation::time_point(t));
             if (pick(3) == 0) client.send("m");
             if (pick(8) == 0) client.handover();
@@ -132,8 +147,8 @@ struct invariant_run {
             const auto& h = svc.server.handshakes[i];
             auto it = rejected_after.find(std::string(h.token.reveal()));
             if (it != rejected_after.end()) {
-                INFO("handshake #" << i << " used " << h.token.reveal() << ", rejected after handshake #"
-                                   << it->second);
+                INFO("handshake #" << i << " used " << h.token.reveal()
+                                   << ", rejected after handshake #" << it->second);
                 REQUIRE(i < it->second);
             }
         }
@@ -142,7 +157,8 @@ struct invariant_run {
             const auto cap = ladders[r.cls].max;
             if (r.delay > cap) {
                 bool explained = false;
-                for (const auto& m : min_delays) explained = explained || (m && *m == r.delay);
+                for (const auto& m : min_delays)
+                    explained = explained || (m && *m == r.delay);
                 REQUIRE(explained);
             }
             REQUIRE(r.delay.count() >= 0);
@@ -163,7 +179,8 @@ TEST_CASE("randomized schedules keep every invariant") {
         reasons[r.run().message()]++;
     }
     // the schedules must reach every way of stopping, or they test too little
-    for (const auto& [reason, n] : reasons) UNSCOPED_INFO(n << " x " << reason);
+    for (const auto& [reason, n] : reasons)
+        UNSCOPED_INFO(n << " x " << reason);
     CHECK(reasons[std::error_code(tether::error::stopped_by_user).message()] > 0);
     CHECK(reasons[std::error_code(tether::error::unauthorized).message()] > 0);
     CHECK(reasons[std::error_code(tether::error::stop_close_code).message()] > 0);

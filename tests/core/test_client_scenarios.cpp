@@ -7,14 +7,15 @@
 #include <thread>
 
 using namespace fixture;
-using tether::close_action;
 using tether::client_state;
+using tether::close_action;
 using tether::error;
 
 namespace {
 
-using seed_client = tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
-                                                      tether::close_code_table<>, tether::exponential_backoff>;
+using seed_client =
+    tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
+                                      tether::close_code_table<>, tether::exponential_backoff>;
 
 struct seed_world {
     simulation sim;
@@ -33,13 +34,15 @@ struct seed_world {
 
 std::vector<std::string> handshake_tokens(const simulated_server& s) {
     std::vector<std::string> v;
-    for (const auto& h : s.handshakes) v.emplace_back(h.token.reveal());
+    for (const auto& h : s.handshakes)
+        v.emplace_back(h.token.reveal());
     return v;
 }
 
 } // namespace
 
-TEST_CASE("seed flow: expiry close -> rejected token reported -> one refresh -> new token on the next handshake") {
+TEST_CASE("seed flow: expiry close -> rejected token reported -> one refresh -> new token on the "
+          "next handshake") {
     seed_world w;
     w.client.start();
     w.sim.run_for(1s);
@@ -64,7 +67,8 @@ TEST_CASE("seed flow: expiry close -> rejected token reported -> one refresh -> 
     CHECK(w.tokens.max_in_flight == 1);
     CHECK(w.log.retries.empty()); // an expiry is not a failure: no backoff
     CHECK(w.client.counters().rejected_handshakes == 0);
-    for (const auto& d : w.log.decisions) CHECK(d.action == close_action::refresh_token_then_reconnect);
+    for (const auto& d : w.log.decisions)
+        CHECK(d.action == close_action::refresh_token_then_reconnect);
     // the open event reports the downtime, which is about one fetch plus a handshake
     REQUIRE(w.log.opens.size() == 11);
     CHECK(w.log.opens.back().downtime > 50ms);
@@ -89,9 +93,11 @@ TEST_CASE("a stale cached token gets 401: one immediate refresh, no backoff, no 
     CHECK(w.log.retries[0].cls == tether::failure_class::network);
 }
 
-TEST_CASE("refresh fails, then succeeds: the client waits on the auth ladder and never handshakes without a token") {
+TEST_CASE("refresh fails, then succeeds: the client waits on the auth ladder and never handshakes "
+          "without a token") {
     seed_world w;
-    w.tokens.script.push_back(tether::token_result::failure(error::token_request_failed, "503 from IdP"));
+    w.tokens.script.push_back(
+        tether::token_result::failure(error::token_request_failed, "503 from IdP"));
     w.tokens.script.push_back(tether::token_result::failure(error::token_request_timeout));
     w.client.start();
     w.sim.run_for(20min);
@@ -134,13 +140,16 @@ TEST_CASE("stop() while a refresh is in flight: stops once, cancels, no handshak
     CHECK(w.client.state() == client_state::stopped);
 }
 
-TEST_CASE("fresh tokens rejected K times in a row: stopped 'unauthorized' after exactly K handshakes") {
+TEST_CASE(
+    "fresh tokens rejected K times in a row: stopped 'unauthorized' after exactly K handshakes") {
     for (unsigned k : {1u, 3u, 5u}) {
         INFO("K = " << k);
         auto o = options();
         o.auth_failure_limit = k;
         seed_world w(o);
-        w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(401); };
+        w.svc.server.on_handshake = [](const server_handshake&) {
+            return server_response::reject(401);
+        };
         w.client.start();
         w.sim.run();
         REQUIRE(w.log.stops.size() == 1);
@@ -148,7 +157,8 @@ TEST_CASE("fresh tokens rejected K times in a row: stopped 'unauthorized' after 
         CHECK(w.svc.server.handshakes.size() == k);
         CHECK(w.tokens.fetches == static_cast<int>(k));
         CHECK(w.log.retries.size() == k - 1);
-        for (const auto& r : w.log.retries) CHECK(r.cls == tether::failure_class::auth);
+        for (const auto& r : w.log.retries)
+            CHECK(r.cls == tether::failure_class::auth);
         // no handshake ever reused a rejected token
         auto t = handshake_tokens(w.svc.server);
         CHECK(std::set<std::string>(t.begin(), t.end()).size() == t.size());
@@ -183,7 +193,9 @@ TEST_CASE("1008 policy violation: stopped, no reconnect") {
 
 TEST_CASE("403 on the handshake: stopped with handshake_refused") {
     seed_world w;
-    w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(403); };
+    w.svc.server.on_handshake = [](const server_handshake&) {
+        return server_response::reject(403);
+    };
     w.client.start();
     w.sim.run();
     REQUIRE(w.log.stops.size() == 1);
@@ -195,7 +207,8 @@ TEST_CASE("Retry-After is honoured") {
     seed_world w;
     int n = 0;
     w.svc.server.on_handshake = [&n](const server_handshake&) {
-        return ++n == 1 ? server_response::reject(429, std::chrono::milliseconds(30000)) : server_response::accept();
+        return ++n == 1 ? server_response::reject(429, std::chrono::milliseconds(30000))
+                        : server_response::accept();
     };
     w.client.start();
     w.sim.run_for(5min);
@@ -216,16 +229,18 @@ TEST_CASE("a server that closes 10 ms after every open does not reset the backof
     };
     auto o = options();
     o.max_attempts = 8;
-    tether::basic_reconnecting_client<simulated_transport, tether::no_token, tether::default_close_policy,
-                                      tether::delay_table>
-        client(o, simulated_transport(sim, server), {}, {}, tether::delay_table{1s, 2s, 4s, 8s, 16s});
+    tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                      tether::default_close_policy, tether::delay_table>
+        client(o, simulated_transport(sim, server), {}, {},
+               tether::delay_table{1s, 2s, 4s, 8s, 16s});
     event_log log;
     log.attach(client);
     client.start();
     sim.run();
     REQUIRE(log.retries.size() == 7);
     std::vector<long long> delays;
-    for (const auto& r : log.retries) delays.push_back(r.delay.count());
+    for (const auto& r : log.retries)
+        delays.push_back(r.delay.count());
     CHECK(delays == std::vector<long long>{1000, 2000, 4000, 8000, 16000, 16000, 16000});
     REQUIRE(log.stops.size() == 1);
     CHECK(log.stops[0].reason == error::retries_exhausted);
@@ -238,9 +253,10 @@ TEST_CASE("a connection that stays up min_uptime resets the ladder") {
     server.on_handshake = [](const server_handshake&) {
         return server_response::accept().then_close(10s, tether::close_code::going_away);
     };
-    tether::basic_reconnecting_client<simulated_transport, tether::no_token, tether::default_close_policy,
-                                      tether::delay_table>
-        client(options(), simulated_transport(sim, server), {}, {}, tether::delay_table{1s, 2s, 4s});
+    tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                      tether::default_close_policy, tether::delay_table>
+        client(options(), simulated_transport(sim, server), {}, {},
+               tether::delay_table{1s, 2s, 4s});
     event_log log;
     log.attach(client);
     client.start();
@@ -248,7 +264,8 @@ TEST_CASE("a connection that stays up min_uptime resets the ladder") {
     client.stop();
     sim.run();
     REQUIRE(log.retries.size() >= 4);
-    for (const auto& r : log.retries) CHECK(r.delay == 1s);
+    for (const auto& r : log.retries)
+        CHECK(r.delay == 1s);
 }
 
 TEST_CASE("max_elapsed bounds how long the client keeps failing") {
@@ -259,8 +276,8 @@ TEST_CASE("max_elapsed bounds how long the client keeps failing") {
     };
     auto o = options();
     o.max_elapsed = 10s;
-    tether::basic_reconnecting_client<simulated_transport, tether::no_token, tether::default_close_policy,
-                                      tether::constant_backoff>
+    tether::basic_reconnecting_client<simulated_transport, tether::no_token,
+                                      tether::default_close_policy, tether::constant_backoff>
         client(o, simulated_transport(sim, server), {}, {}, tether::constant_backoff(3s));
     event_log log;
     log.attach(client);
@@ -281,7 +298,8 @@ TEST_CASE("a stalled handshake times out and is retried") {
     };
     simulated_transport::options topts;
     topts.handshake_timeout = 5s;
-    tether::basic_reconnecting_client<simulated_transport> client(options(), simulated_transport(sim, server, topts));
+    tether::basic_reconnecting_client<simulated_transport> client(
+        options(), simulated_transport(sim, server, topts));
     event_log log;
     log.attach(client);
     client.start();
@@ -297,7 +315,8 @@ TEST_CASE("a static token that is rejected stops the client: nothing else to off
     seed_service svc;
     svc.expired.insert("key-1");
     tether::basic_reconnecting_client<simulated_transport, tether::static_token> client(
-        options(), simulated_transport(sim, svc.server), tether::static_token(std::string("key-1")));
+        options(), simulated_transport(sim, svc.server),
+        tether::static_token(std::string("key-1")));
     event_log log;
     log.attach(client);
     client.start();
@@ -316,7 +335,8 @@ TEST_CASE("send: queued while not open, subscriptions first, then the queue in o
     w.client.start();
     w.sim.run_for(1s);
     std::vector<std::string> got;
-    for (const auto& r : w.svc.server.received) got.push_back(r.data);
+    for (const auto& r : w.svc.server.received)
+        got.push_back(r.data);
     CHECK(got == std::vector<std::string>{"subscribe:a", "subscribe:b", "m1", "m2"});
     // while open, send goes straight out
     w.client.send("m3");
@@ -326,8 +346,10 @@ TEST_CASE("send: queued while not open, subscriptions first, then the queue in o
     w.svc.expire_current();
     w.sim.run_for(1s);
     got.clear();
-    for (const auto& r : w.svc.server.received) got.push_back(r.data);
-    CHECK(got == std::vector<std::string>{"subscribe:a", "subscribe:b", "m1", "m2", "m3", "subscribe:a", "subscribe:b"});
+    for (const auto& r : w.svc.server.received)
+        got.push_back(r.data);
+    CHECK(got == std::vector<std::string>{"subscribe:a", "subscribe:b", "m1", "m2", "m3",
+                                          "subscribe:a", "subscribe:b"});
     CHECK(w.client.counters().messages_sent == 7);
 }
 
@@ -351,7 +373,8 @@ TEST_CASE("queue overflow: reject leaves the queue alone, drop_oldest reports ev
         o.queue_capacity = 2;
         o.overflow = tether::overflow_policy::drop_oldest;
         seed_world w(o);
-        for (auto m : {"a", "b", "c", "d"}) CHECK(!w.client.send(m));
+        for (auto m : {"a", "b", "c", "d"})
+            CHECK(!w.client.send(m));
         w.client.start();
         w.sim.run_for(1s);
         REQUIRE(w.svc.server.received.size() == 2);
@@ -365,7 +388,9 @@ TEST_CASE("queue overflow: reject leaves the queue alone, drop_oldest reports ev
     }
     SECTION("messages still queued at stop are reported as dropped") {
         seed_world w;
-        w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(503); };
+        w.svc.server.on_handshake = [](const server_handshake&) {
+            return server_response::reject(503);
+        };
         w.client.start();
         w.client.send("never");
         w.sim.run_for(1s);
@@ -409,7 +434,9 @@ TEST_CASE("stop() twice, and stop() before start(): exactly one stopped event") 
     }
     SECTION("while waiting to retry") {
         seed_world w;
-        w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(503); };
+        w.svc.server.on_handshake = [](const server_handshake&) {
+            return server_response::reject(503);
+        };
         w.client.start();
         w.sim.run_for(100ms);
         REQUIRE(w.client.state() == client_state::waiting_to_retry);
@@ -420,7 +447,9 @@ TEST_CASE("stop() twice, and stop() before start(): exactly one stopped event") 
     }
     SECTION("while connecting") {
         seed_world w;
-        w.svc.server.on_handshake = [](const server_handshake&) { return server_response::stall(); };
+        w.svc.server.on_handshake = [](const server_handshake&) {
+            return server_response::stall();
+        };
         w.client.start();
         w.sim.run_for(1s);
         REQUIRE(w.client.state() == client_state::connecting);
@@ -450,16 +479,16 @@ TEST_CASE("destruction with work in flight: no handler runs afterwards, nothing 
         int calls_after = 0;
         bool destroyed = false;
         {
-            seed_client client(options(), simulated_transport(sim, svc.server), recording_token_policy(sim),
-                               seed_close_policy());
+            seed_client client(options(), simulated_transport(sim, svc.server),
+                               recording_token_policy(sim), seed_close_policy());
             auto count = [&](auto&&...) { calls_after += destroyed ? 1 : 0; };
             client.on_state_change(count);
             client.on_stopped(count);
             client.on_close(count);
             client.start();
-            if (phase >= 1) sim.run_for(20ms);  // token in flight
-            if (phase >= 2) sim.run_for(40ms);  // handshaking
-            if (phase >= 3) sim.run_for(1s);    // open
+            if (phase >= 1) sim.run_for(20ms); // token in flight
+            if (phase >= 2) sim.run_for(40ms); // handshaking
+            if (phase >= 3) sim.run_for(1s);   // open
             destroyed = true;
         }
         sim.run();
@@ -478,7 +507,7 @@ TEST_CASE("a 1001 going-away reconnects and reports the downtime") {
     CHECK(w.log.opens[1].attempt == 2);
     CHECK(w.log.opens[1].downtime > 0ns);
     CHECK(w.log.opens[1].downtime <= 1s + 10ms); // first network step: at most 1 s
-    CHECK(w.tokens.fetches == 1);                 // the cached token was still good
+    CHECK(w.tokens.fetches == 1);                // the cached token was still good
 }
 
 TEST_CASE("messages reach on_message; counters add up") {
@@ -502,9 +531,11 @@ TEST_CASE("bad options are rejected at construction with a clear message") {
     simulation sim;
     simulated_server server;
     const auto make = [&](tether::client_options o) {
-        tether::basic_reconnecting_client<simulated_transport> c(std::move(o), simulated_transport(sim, server));
+        tether::basic_reconnecting_client<simulated_transport> c(std::move(o),
+                                                                 simulated_transport(sim, server));
     };
-    CHECK_THROWS_WITH(make(options("http://x")), Catch::Contains("url must start with ws:// or wss://"));
+    CHECK_THROWS_WITH(make(options("http://x")),
+                      Catch::Contains("url must start with ws:// or wss://"));
     auto o = options();
     o.queue_capacity = 0;
     CHECK_THROWS_WITH(make(o), Catch::Contains("queue_capacity"));
@@ -554,7 +585,8 @@ TEST_CASE("handover: the new connection opens before the old one is closed; noth
     CHECK(w.client.counters().handovers == 1);
     // subscriptions go to the new connection too
     int subs = 0;
-    for (const auto& r : w.svc.server.received) subs += r.data == "subscribe";
+    for (const auto& r : w.svc.server.received)
+        subs += r.data == "subscribe";
     CHECK(subs == 2);
     // the new connection carries the messages from now on
     w.client.send("after");
@@ -562,7 +594,8 @@ TEST_CASE("handover: the new connection opens before the old one is closed; noth
     CHECK(w.svc.server.received.back().id == *w.svc.server.newest());
 }
 
-TEST_CASE("handover: a message the server sends just before it sees the new connection is not lost") {
+TEST_CASE(
+    "handover: a message the server sends just before it sees the new connection is not lost") {
     // The server keeps writing to the old socket until the new handshake
     // reaches it; such a message is still in flight when the client learns
     // the new connection is open. A transport that drops data after its own
@@ -579,7 +612,8 @@ TEST_CASE("handover: a message the server sends just before it sees the new conn
         const auto old_id = *server.newest();
         server.on_handshake = [&server, &w, old_id](const server_handshake&) {
             // the server's last word on the old socket leaves as the new one opens
-            w.sim.schedule(1ms, [&server, old_id] { server.send(old_id, "last on the old socket"); });
+            w.sim.schedule(1ms,
+                           [&server, old_id] { server.send(old_id, "last on the old socket"); });
             w.sim.schedule(3ms, [&server, old_id] { server.close(old_id, 1000, "replaced"); });
             return server_response::accept();
         };
@@ -598,7 +632,8 @@ TEST_CASE("handover: a message the server sends just before it sees the new conn
     }
 }
 
-TEST_CASE("handover_drain: stop() closes a draining connection at once; negative values are refused") {
+TEST_CASE(
+    "handover_drain: stop() closes a draining connection at once; negative values are refused") {
     seed_world w;
     w.client.start();
     w.sim.run_for(1min);
@@ -619,14 +654,17 @@ TEST_CASE("handover_drain: stop() closes a draining connection at once; negative
 
 TEST_CASE("handover against a server whose second socket takes over (Genesys)") {
     for (auto takeover_delay : {0ms, 1ms, 5ms}) {
-        INFO("server closes the old socket " << takeover_delay.count() << " ms after the new handshake");
+        INFO("server closes the old socket " << takeover_delay.count()
+                                             << " ms after the new handshake");
         seed_world w;
         w.client.start();
         w.sim.run_for(1min);
         auto& server = w.svc.server;
         server.on_handshake = [&server, &w, takeover_delay](const server_handshake& h) {
             for (auto id : server.open_connections())
-                if (id != h.id) w.sim.schedule(takeover_delay, [&server, id] { server.close(id, 1000, "taken over"); });
+                if (id != h.id)
+                    w.sim.schedule(takeover_delay,
+                                   [&server, id] { server.close(id, 1000, "taken over"); });
             return server_response::accept();
         };
         w.client.handover();
@@ -647,7 +685,9 @@ TEST_CASE("a failed handover keeps the old connection") {
     w.client.start();
     w.sim.run_for(1min);
     const auto old_id = *w.svc.server.newest();
-    w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(503); };
+    w.svc.server.on_handshake = [](const server_handshake&) {
+        return server_response::reject(503);
+    };
     w.client.handover();
     w.sim.run_for(1s);
     CHECK(w.client.state() == client_state::open);
@@ -658,7 +698,9 @@ TEST_CASE("a failed handover keeps the old connection") {
     w.sim.run_for(1s);
     CHECK(w.log.messages == std::vector<std::string>{"still here"});
     // a 403 on the handover means stop, for both connections
-    w.svc.server.on_handshake = [](const server_handshake&) { return server_response::reject(403); };
+    w.svc.server.on_handshake = [](const server_handshake&) {
+        return server_response::reject(403);
+    };
     w.client.handover();
     w.sim.run();
     REQUIRE(w.log.stops.size() == 1);
@@ -679,7 +721,8 @@ TEST_CASE("stop() during a handover closes both connections and stops once") {
     CHECK(w.client.transport().live_connections() == 0);
 }
 
-TEST_CASE("renew_before_expiry: a new connection with a new token before expiry; the server never closes us") {
+TEST_CASE("renew_before_expiry: a new connection with a new token before expiry; the server never "
+          "closes us") {
     auto o = options();
     o.renew_before_expiry = 30s;
     seed_world w(o);
@@ -710,7 +753,8 @@ TEST_CASE("renew_before_expiry: a new connection with a new token before expiry;
     w.sim.run();
 }
 
-TEST_CASE("reconnect(): the application's own liveness verdict drops the connection and reconnects") {
+TEST_CASE(
+    "reconnect(): the application's own liveness verdict drops the connection and reconnects") {
     seed_world w;
     w.client.start();
     w.sim.run_for(1min);
@@ -736,8 +780,9 @@ TEST_CASE("a token may carry its own endpoint (channel URL, pre-signed URL)") {
         r.value.fresh = true;
         return r;
     };
-    tether::basic_reconnecting_client<simulated_transport, tether::callback_token<decltype(fetch)>> client(
-        options("wss://streaming.example.test/"), simulated_transport(sim, server), tether::callback_token(fetch));
+    tether::basic_reconnecting_client<simulated_transport, tether::callback_token<decltype(fetch)>>
+        client(options("wss://streaming.example.test/"), simulated_transport(sim, server),
+               tether::callback_token(fetch));
     client.start();
     sim.run_for(1s);
     REQUIRE(server.handshakes.size() == 1);

@@ -23,7 +23,8 @@ struct my_backoff {
 };
 struct my_close_policy {
     tether::reconnect_decision decide(const close_event& ev) const {
-        return ev.code == 4001 ? tether::reconnect_decision::refresh_token() : tether::reconnect_decision::reconnect();
+        return ev.code == 4001 ? tether::reconnect_decision::refresh_token()
+                               : tether::reconnect_decision::reconnect();
     }
 };
 struct not_a_policy {};
@@ -59,15 +60,19 @@ struct empty_b {};
 struct empty_c {};
 static_assert(sizeof(tether::detail::policy_storage<empty_a, empty_b, empty_c>) == 1);
 static_assert(sizeof(tether::detail::policy_storage<empty_a, empty_b, long>) == sizeof(long));
-static_assert(sizeof(tether::detail::policy_storage<tether::no_token, empty_b, long>) == sizeof(long));
+static_assert(sizeof(tether::detail::policy_storage<tether::no_token, empty_b, long>) ==
+              sizeof(long));
 
 TEST_CASE("user-written sample policies compose into a working client") {
     simulation sim;
     simulated_server server;
-    server.on_handshake = [](const server_handshake&) { return server_response::accept().then_close(100ms, 4001); };
+    server.on_handshake = [](const server_handshake&) {
+        return server_response::accept().then_close(100ms, 4001);
+    };
     auto o = options();
     o.max_attempts = 3;
-    tether::basic_reconnecting_client<simulated_transport, recording_token_policy, my_close_policy, my_backoff>
+    tether::basic_reconnecting_client<simulated_transport, recording_token_policy, my_close_policy,
+                                      my_backoff>
         client(o, simulated_transport(sim, server), recording_token_policy(sim));
     event_log log;
     log.attach(client);
@@ -76,7 +81,8 @@ TEST_CASE("user-written sample policies compose into a working client") {
     // 4001 after 100 ms: refresh each time until the breaker trips (fresh tokens, short uptime)
     REQUIRE(log.stops.size() == 1);
     CHECK(log.stops[0].reason == tether::error::unauthorized);
-    for (const auto& r : log.retries) CHECK(r.delay == std::chrono::milliseconds(250));
+    for (const auto& r : log.retries)
+        CHECK(r.delay == std::chrono::milliseconds(250));
 }
 
 // --- backoff ------------------------------------------------------------------
@@ -97,24 +103,30 @@ TEST_CASE("exponential_backoff: full jitter within the ladder, growing caps, res
     }
     // ladders are independent
     b.reset();
-    for (int i = 0; i < 10; ++i) b.next_delay(failure_class::network);
+    for (int i = 0; i < 10; ++i)
+        b.next_delay(failure_class::network);
     long long max_auth = 0;
     for (int round = 0; round < 100; ++round) {
         tether::exponential_backoff c(l, tether::jitter_rng(round));
-        for (int i = 0; i < 10; ++i) c.next_delay(failure_class::network);
+        for (int i = 0; i < 10; ++i)
+            c.next_delay(failure_class::network);
         max_auth = std::max<long long>(max_auth, c.next_delay(failure_class::auth).count());
     }
     CHECK(max_auth <= l.auth.initial.count());
     // the same seed gives the same delays
     tether::exponential_backoff x(l, tether::jitter_rng(99)), y(l, tether::jitter_rng(99));
-    for (int i = 0; i < 20; ++i) CHECK(x.next_delay(failure_class::overload) == y.next_delay(failure_class::overload));
+    for (int i = 0; i < 20; ++i)
+        CHECK(x.next_delay(failure_class::overload) == y.next_delay(failure_class::overload));
 }
 
-TEST_CASE("jitter_rng: small, deterministic per seed, uniform enough for jitter; other engines still fit") {
+TEST_CASE("jitter_rng: small, deterministic per seed, uniform enough for jitter; other engines "
+          "still fit") {
     STATIC_REQUIRE(sizeof(tether::jitter_rng) == 8);
-    STATIC_REQUIRE(sizeof(tether::exponential_backoff) < 128); // was over 2.5 kB with std::mt19937_64
+    STATIC_REQUIRE(sizeof(tether::exponential_backoff) <
+                   128); // was over 2.5 kB with std::mt19937_64
     tether::jitter_rng a(5), b(5), c(6);
-    for (int i = 0; i < 10; ++i) CHECK(a() == b());
+    for (int i = 0; i < 10; ++i)
+        CHECK(a() == b());
     CHECK(a() != c());
     // 100,000 delays in [0, 1000]: every decile holds 10% +- 1%
     tether::exponential_backoff e({}, tether::jitter_rng(11));
@@ -126,7 +138,8 @@ TEST_CASE("jitter_rng: small, deterministic per seed, uniform enough for jitter;
         REQUIRE(d <= 1000);
         ++deciles[static_cast<std::size_t>(std::min<long long>(d / 100, 9))];
     }
-    for (int n : deciles) CHECK(std::abs(n - 10000) < 1000);
+    for (int n : deciles)
+        CHECK(std::abs(n - 10000) < 1000);
     // a user's engine of choice
     tether::basic_exponential_backoff<std::mt19937_64> m({}, std::mt19937_64(1));
     CHECK(m.next_delay(failure_class::network).count() <= 1000);
@@ -172,7 +185,8 @@ TEST_CASE("delay_table and constant_backoff") {
 TEST_CASE("bad backoff settings are rejected at construction") {
     tether::backoff_ladders l;
     l.auth = {10s, 1s, 2.0};
-    CHECK_THROWS_WITH(tether::exponential_backoff(l), Catch::Contains("'auth': initial exceeds max"));
+    CHECK_THROWS_WITH(tether::exponential_backoff(l),
+                      Catch::Contains("'auth': initial exceeds max"));
     l = {};
     l.network.multiplier = 0.5;
     CHECK_THROWS_WITH(tether::exponential_backoff(l), Catch::Contains("multiplier"));
@@ -221,7 +235,8 @@ TEST_CASE("default_close_policy: RFC 6455 codes") {
     }
     CHECK(p.decide(code(4321)).action == close_action::reconnect);
     tether::default_close_policy q({false, close_action::stop});
-    CHECK(q.decide(code(1000)).action == close_action::stop); // the option: a server's 1000 ends the stream
+    CHECK(q.decide(code(1000)).action ==
+          close_action::stop); // the option: a server's 1000 ends the stream
     CHECK(q.decide(code(1000)).stop_reason == tether::error::stop_close_code);
     CHECK(q.decide(code(4321)).action == close_action::stop);
 }
@@ -245,7 +260,8 @@ TEST_CASE("default_close_policy: handshake statuses and transport errors") {
     CHECK(p.decide(failed(tether::error::tls_verification_failed)).action == close_action::stop);
     CHECK(p.decide(failed(tether::error::insecure_transport)).action == close_action::stop);
     CHECK(p.decide(failed(tether::error::invalid_upgrade_request)).action == close_action::stop);
-    CHECK(p.decide(failed(make_error_code(std::errc::connection_refused))).action == close_action::reconnect);
+    CHECK(p.decide(failed(make_error_code(std::errc::connection_refused))).action ==
+          close_action::reconnect);
     CHECK(p.decide(failed(tether::error::pong_timeout)).cls == failure_class::network);
 }
 
@@ -261,10 +277,12 @@ TEST_CASE("close_code_table: codes and ranges as data, first match wins, the res
     CHECK(t.decide(code(4500)).action == close_action::stop);
     CHECK(t.decide(code(4999)).stop_reason == tether::error::stop_close_code);
     CHECK(t.decide(code(1013)).cls == failure_class::network); // overridden
-    CHECK(t.decide(code(1008)).action == close_action::stop);   // fallback
+    CHECK(t.decide(code(1008)).action == close_action::stop);  // fallback
     CHECK(t.decide(http(401)).action == close_action::refresh_token_then_reconnect);
-    CHECK_THROWS_WITH((tether::close_code_table<>{{4999, 4000, close_action::stop}}), Catch::Contains("empty"));
-    CHECK_THROWS_WITH((tether::close_code_table<>{{999, close_action::stop}}), Catch::Contains("1000-4999"));
+    CHECK_THROWS_WITH((tether::close_code_table<>{{4999, 4000, close_action::stop}}),
+                      Catch::Contains("empty"));
+    CHECK_THROWS_WITH((tether::close_code_table<>{{999, close_action::stop}}),
+                      Catch::Contains("1000-4999"));
 }
 
 // --- tokens and secrets ---------------------------------------------------------
@@ -301,7 +319,8 @@ TEST_CASE("callback_token: sync and async forms, freshness, rejected tokens neve
             return n == 1 ? "a" : "b";
         });
         std::vector<tether::token_result> got;
-        for (int i = 0; i < 3; ++i) cb.async_get_token([&](tether::token_result r) { got.push_back(std::move(r)); });
+        for (int i = 0; i < 3; ++i)
+            cb.async_get_token([&](tether::token_result r) { got.push_back(std::move(r)); });
         REQUIRE(got.size() == 3);
         CHECK(got[0].value.fresh);
         CHECK(got[1].value.value.reveal() == "b");
@@ -322,7 +341,8 @@ TEST_CASE("callback_token: sync and async forms, freshness, rejected tokens neve
     }
     SECTION("async completion from another thread, once") {
         std::vector<tether::token_completion> pending;
-        tether::callback_token cb([&pending](tether::token_completion done) { pending.push_back(done); });
+        tether::callback_token cb(
+            [&pending](tether::token_completion done) { pending.push_back(done); });
         std::atomic<int> calls{0};
         std::string value;
         cb.async_get_token([&](tether::token_result r) {
@@ -345,11 +365,13 @@ TEST_CASE("callback_token drives a client; an async function completing later wo
     seed_service svc;
     int n = 0;
     auto fetch = [&sim, &n](tether::token_completion done) {
-        sim.schedule(30ms, [done, &n] { done("cb-" + std::to_string(++n), std::chrono::seconds(3600)); });
+        sim.schedule(30ms,
+                     [done, &n] { done("cb-" + std::to_string(++n), std::chrono::seconds(3600)); });
     };
     tether::basic_reconnecting_client<simulated_transport, tether::callback_token<decltype(fetch)>,
                                       tether::close_code_table<>>
-        client(options(), simulated_transport(sim, svc.server), tether::callback_token(fetch), seed_close_policy());
+        client(options(), simulated_transport(sim, svc.server), tether::callback_token(fetch),
+               seed_close_policy());
     client.start();
     sim.run_for(1min);
     svc.expire_current();

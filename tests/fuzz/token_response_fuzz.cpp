@@ -27,12 +27,14 @@ void check_result(const tether::token_result& r, const tether::oauth2_response_r
         require(!r.value.value.empty());
         require(r.value.lifetime.has_value());
         require(r.value.lifetime->count() > 0 && *r.value.lifetime <= rules.max_lifetime);
-        for (char c : r.value.value.reveal()) require(c > 0x20 && c < 0x7f);
+        for (char c : r.value.value.reveal())
+            require(c > 0x20 && c < 0x7f);
         require(r.detail.empty());
     } else {
         require(!r.detail.empty());
     }
-    if (r.retry_after) require(r.retry_after->count() >= 0 && *r.retry_after <= rules.max_retry_after);
+    if (r.retry_after)
+        require(r.retry_after->count() >= 0 && *r.retry_after <= rules.max_retry_after);
 }
 
 } // namespace

@@ -107,8 +107,10 @@ public:
     local_token_endpoint& operator=(const local_token_endpoint&) = delete;
 
     unsigned short port() const { return port_; }
-    std::string url(const std::string& host = "127.0.0.1", const std::string& path = "/oauth/token") const {
-        return std::string(tls_ ? "https://" : "http://") + host + ":" + std::to_string(port_) + path;
+    std::string url(const std::string& host = "127.0.0.1",
+                    const std::string& path = "/oauth/token") const {
+        return std::string(tls_ ? "https://" : "http://") + host + ":" + std::to_string(port_) +
+               path;
     }
     /// Requests read completely (what "reached the endpoint" means in the tests).
     std::size_t requests() const { return requests_.load(); }
@@ -121,8 +123,7 @@ public:
     std::size_t filler_written() const { return filler_written_.load(); }
 
 private:
-    template <class Stream>
-    struct session : std::enable_shared_from_this<session<Stream>> {
+    template <class Stream> struct session : std::enable_shared_from_this<session<Stream>> {
         local_token_endpoint& owner;
         Stream stream;
         asio::streambuf in;
@@ -157,25 +158,27 @@ private:
 
         void read_header() {
             auto self = this->shared_from_this();
-            asio::async_read_until(stream, in, "\r\n\r\n", [self](std::error_code ec, std::size_t n) {
-                if (ec) return;
-                std::string head(asio::buffers_begin(self->in.data()),
-                                 asio::buffers_begin(self->in.data()) + static_cast<std::ptrdiff_t>(n));
-                self->in.consume(n);
-                self->parse_head(head);
-                std::size_t length = 0;
-                const std::string cl = self->request.header("Content-Length");
-                if (!cl.empty()) length = std::stoul(cl);
-                const std::size_t have = self->in.size();
-                if (have >= length) {
-                    self->take_body(length);
-                    return;
-                }
-                asio::async_read(self->stream, self->in, asio::transfer_exactly(length - have),
-                                 [self, length](std::error_code ec2, std::size_t) {
-                                     if (!ec2) self->take_body(length);
-                                 });
-            });
+            asio::async_read_until(
+                stream, in, "\r\n\r\n", [self](std::error_code ec, std::size_t n) {
+                    if (ec) return;
+                    std::string head(asio::buffers_begin(self->in.data()),
+                                     asio::buffers_begin(self->in.data()) +
+                                         static_cast<std::ptrdiff_t>(n));
+                    self->in.consume(n);
+                    self->parse_head(head);
+                    std::size_t length = 0;
+                    const std::string cl = self->request.header("Content-Length");
+                    if (!cl.empty()) length = std::stoul(cl);
+                    const std::size_t have = self->in.size();
+                    if (have >= length) {
+                        self->take_body(length);
+                        return;
+                    }
+                    asio::async_read(self->stream, self->in, asio::transfer_exactly(length - have),
+                                     [self, length](std::error_code ec2, std::size_t) {
+                                         if (!ec2) self->take_body(length);
+                                     });
+                });
         }
 
         void parse_head(const std::string& head) {
@@ -192,7 +195,8 @@ private:
                 const std::string line = head.substr(pos, end - pos);
                 const auto colon = line.find(':');
                 std::string value = line.substr(colon + 1);
-                while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+                while (!value.empty() && value.front() == ' ')
+                    value.erase(0, 1);
                 request.headers.emplace_back(line.substr(0, colon), value);
                 pos = end + 2;
             }
@@ -200,7 +204,8 @@ private:
 
         void take_body(std::size_t length) {
             request.body.assign(asio::buffers_begin(in.data()),
-                                asio::buffers_begin(in.data()) + static_cast<std::ptrdiff_t>(length));
+                                asio::buffers_begin(in.data()) +
+                                    static_cast<std::ptrdiff_t>(length));
             in.consume(length);
             std::size_t number = 0;
             {
@@ -221,10 +226,11 @@ private:
             step& s = steps[next_step++];
             switch (s.what) {
             case step::send:
-                asio::async_write(stream, asio::buffer(s.data), [self](std::error_code ec, std::size_t) {
-                    if (ec) return self->abort();
-                    self->run_step();
-                });
+                asio::async_write(stream, asio::buffer(s.data),
+                                  [self](std::error_code ec, std::size_t) {
+                                      if (ec) return self->abort();
+                                      self->run_step();
+                                  });
                 break;
             case step::send_filler:
                 filler.assign(64 * 1024, 'x');
@@ -238,24 +244,23 @@ private:
                     if (!ec) self->run_step();
                 });
                 break;
-            case step::reset:
-                abort();
-                break;
+            case step::reset: abort(); break;
             }
         }
 
         void write_filler() {
             auto self = this->shared_from_this();
             const std::size_t n = std::min(filler_left, filler.size());
-            asio::async_write(stream, asio::buffer(filler.data(), n), [self](std::error_code ec, std::size_t k) {
-                self->owner.filler_written_ += k;
-                if (ec) return self->abort();
-                self->filler_left -= k;
-                if (self->filler_left == 0)
-                    self->run_step();
-                else
-                    self->write_filler();
-            });
+            asio::async_write(stream, asio::buffer(filler.data(), n),
+                              [self](std::error_code ec, std::size_t k) {
+                                  self->owner.filler_written_ += k;
+                                  if (ec) return self->abort();
+                                  self->filler_left -= k;
+                                  if (self->filler_left == 0)
+                                      self->run_step();
+                                  else
+                                      self->write_filler();
+                              });
         }
 
         // RST instead of FIN: the peer sees "connection reset".
@@ -271,25 +276,27 @@ private:
             // Drain until the client closes, so our close never turns into a RST.
             auto self = this->shared_from_this();
             auto buf = std::make_shared<std::array<char, 4096>>();
-            socket().async_read_some(asio::buffer(*buf), [self, buf](std::error_code ec, std::size_t) {
-                if (ec) {
-                    std::error_code ignored2;
-                    self->socket().close(ignored2);
-                    return;
-                }
-                self->finish_drain(buf);
-            });
+            socket().async_read_some(asio::buffer(*buf),
+                                     [self, buf](std::error_code ec, std::size_t) {
+                                         if (ec) {
+                                             std::error_code ignored2;
+                                             self->socket().close(ignored2);
+                                             return;
+                                         }
+                                         self->finish_drain(buf);
+                                     });
         }
         void finish_drain(std::shared_ptr<std::array<char, 4096>> buf) {
             auto self = this->shared_from_this();
-            socket().async_read_some(asio::buffer(*buf), [self, buf](std::error_code ec, std::size_t) {
-                if (ec) {
-                    std::error_code ignored;
-                    self->socket().close(ignored);
-                    return;
-                }
-                self->finish_drain(buf);
-            });
+            socket().async_read_some(asio::buffer(*buf),
+                                     [self, buf](std::error_code ec, std::size_t) {
+                                         if (ec) {
+                                             std::error_code ignored;
+                                             self->socket().close(ignored);
+                                             return;
+                                         }
+                                         self->finish_drain(buf);
+                                     });
         }
     };
 

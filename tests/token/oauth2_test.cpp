@@ -48,7 +48,8 @@ http_response_parser parse_all(const std::string& bytes, bool eof = false,
 // Feeding one byte at a time must give the same result as all at once.
 http_response_parser parse_bytewise(const std::string& bytes, bool eof = false) {
     http_response_parser p;
-    for (char c : bytes) p.feed(&c, 1);
+    for (char c : bytes)
+        p.feed(&c, 1);
     if (eof) p.feed_eof();
     return p;
 }
@@ -59,8 +60,9 @@ http_response_parser parse_bytewise(const std::string& bytes, bool eof = false) 
 // HTTP response parser (pure)
 
 TEST_CASE("parser: a Content-Length response, at once and byte by byte") {
-    const std::string msg = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n"
-                            "X-Empty:\r\n\r\n{\"a\":\"hello\"}";
+    const std::string msg =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n"
+        "X-Empty:\r\n\r\n{\"a\":\"hello\"}";
     for (auto p : {parse_all(msg), parse_bytewise(msg)}) {
         REQUIRE(p.done());
         CHECK(p.response().status == 200);
@@ -74,8 +76,9 @@ TEST_CASE("parser: a Content-Length response, at once and byte by byte") {
 }
 
 TEST_CASE("parser: chunked body with extensions and trailers") {
-    const std::string msg = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "4;name=value\r\n{\"a\"\r\nA\r\n:\"0123456\"\r\n1\r\n}\r\n0\r\nTrailer: x\r\n\r\n";
+    const std::string msg =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4;name=value\r\n{\"a\"\r\nA\r\n:\"0123456\"\r\n1\r\n}\r\n0\r\nTrailer: x\r\n\r\n";
     for (auto p : {parse_all(msg), parse_bytewise(msg)}) {
         REQUIRE(p.done());
         CHECK(p.response().body == "{\"a\":\"0123456\"}");
@@ -83,7 +86,8 @@ TEST_CASE("parser: chunked body with extensions and trailers") {
 }
 
 TEST_CASE("parser: interim 1xx responses are skipped; 204 has no body") {
-    auto p = parse_all("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    auto p =
+        parse_all("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
     REQUIRE(p.done());
     CHECK(p.response().status == 200);
     CHECK(p.response().body == "{}");
@@ -123,30 +127,36 @@ TEST_CASE("parser: refuses what a strict reader must refuse") {
     };
     const std::string big_field(20000, 'a');
     std::string many_fields = "HTTP/1.1 200 OK\r\n";
-    for (int i = 0; i < 101; ++i) many_fields += "X-" + std::to_string(i) + ": v\r\n";
+    for (int i = 0; i < 101; ++i)
+        many_fields += "X-" + std::to_string(i) + ": v\r\n";
     many_fields += "\r\n";
     const std::vector<bad> cases = {
-        {"bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n", false, error::malformed_http_response},
+        {"bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n", false,
+         error::malformed_http_response},
         {"not HTTP", "ICY 200 OK\r\n\r\n", false, error::malformed_http_response},
         {"HTTP/2 status line", "HTTP/2 200 OK\r\n\r\n", false, error::malformed_http_response},
         {"status out of range", "HTTP/1.1 999 No\r\n\r\n", false, error::malformed_http_response},
         {"two-digit status", "HTTP/1.1 20 OK\r\n\r\n", false, error::malformed_http_response},
         {"control char in reason", std::string("HTTP/1.1 200 O\x01K\r\n\r\n"), false,
          error::malformed_http_response},
-        {"obs-fold", "HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", false, error::malformed_http_response},
-        {"space before colon", "HTTP/1.1 200 OK\r\nA : b\r\n\r\n", false, error::malformed_http_response},
+        {"obs-fold", "HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", false,
+         error::malformed_http_response},
+        {"space before colon", "HTTP/1.1 200 OK\r\nA : b\r\n\r\n", false,
+         error::malformed_http_response},
         {"no colon", "HTTP/1.1 200 OK\r\nAb\r\n\r\n", false, error::malformed_http_response},
         {"NUL in value", std::string("HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n", 28), false,
          error::malformed_http_response},
-        {"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", false,
-         error::malformed_http_response},
+        {"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+         false, error::malformed_http_response},
         {"TE gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false,
          error::malformed_http_response},
-        {"two TE", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        {"two TE",
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
          false, error::malformed_http_response},
-        {"conflicting CL", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", false,
+        {"conflicting CL", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+         false, error::malformed_http_response},
+        {"signed CL", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n", false,
          error::malformed_http_response},
-        {"signed CL", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n", false, error::malformed_http_response},
         {"huge CL", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", false,
          error::malformed_http_response},
         {"CL over the cap", "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n", false,
@@ -157,13 +167,13 @@ TEST_CASE("parser: refuses what a strict reader must refuse") {
         {"101", "HTTP/1.1 101 Switching Protocols\r\n\r\n", false, error::malformed_http_response},
         {"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false,
          error::malformed_http_response},
-        {"chunk over the cap", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA00000\r\n", false,
-         error::response_too_large},
+        {"chunk over the cap", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA00000\r\n",
+         false, error::response_too_large},
         {"chunk size overflow",
          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n", false,
          error::malformed_http_response},
-        {"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX", false,
-         error::malformed_http_response},
+        {"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX",
+         false, error::malformed_http_response},
         {"EOF in the body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", true,
          error::malformed_http_response},
         {"EOF in the header", "HTTP/1.1 200 OK\r\nContent-", true, error::malformed_http_response},
@@ -274,13 +284,16 @@ tether::detail::http_response make_response(int status, std::string body,
     r.headers = std::move(headers);
     return r;
 }
-const auto fixed_now = std::chrono::system_clock::time_point(std::chrono::seconds(784111777)); // 1994-11-06 08:49:37 GMT
+const auto fixed_now = std::chrono::system_clock::time_point(
+    std::chrono::seconds(784111777)); // 1994-11-06 08:49:37 GMT
 } // namespace
 
 TEST_CASE("token response: success and expires_in handling") {
     tether::oauth2_response_rules rules;
     rules.default_lifetime = 1234s;
-    auto ok = [&](const std::string& body) { return tether::parse_token_response(make_response(200, body), rules, fixed_now); };
+    auto ok = [&](const std::string& body) {
+        return tether::parse_token_response(make_response(200, body), rules, fixed_now);
+    };
 
     auto r = ok(R"({"access_token":"abc","token_type":"Bearer","expires_in":3600})");
     REQUIRE_FALSE(r.error);
@@ -291,10 +304,11 @@ TEST_CASE("token response: success and expires_in handling") {
 
     CHECK(ok(R"({"access_token":"abc"})").value.lifetime == 1234s);
     CHECK(ok(R"({"access_token":"abc","expires_in":59.9})").value.lifetime == 59s);
-    CHECK(ok(R"({"access_token":"abc","expires_in":18446744073709551615})").value.lifetime == rules.max_lifetime);
+    CHECK(ok(R"({"access_token":"abc","expires_in":18446744073709551615})").value.lifetime ==
+          rules.max_lifetime);
     CHECK(ok(R"({"access_token":"abc","expires_in":1e300})").value.lifetime == rules.max_lifetime);
-    CHECK(ok(R"({"access_token":"abc","token_type":"bearer","scope":"x","extra":{"n":[1,2]}})").value.lifetime ==
-          1234s);
+    CHECK(ok(R"({"access_token":"abc","token_type":"bearer","scope":"x","extra":{"n":[1,2]}})")
+              .value.lifetime == 1234s);
 
     struct bad {
         std::string body;
@@ -328,21 +342,25 @@ TEST_CASE("token response: success and expires_in handling") {
 
 TEST_CASE("token response: error classification") {
     tether::oauth2_response_rules rules;
-    auto classify = [&](int status, const std::string& body, std::vector<tether::http_header> h = {}) {
-        return tether::parse_token_response(make_response(status, body, std::move(h)), rules, fixed_now);
+    auto classify = [&](int status, const std::string& body,
+                        std::vector<tether::http_header> h = {}) {
+        return tether::parse_token_response(make_response(status, body, std::move(h)), rules,
+                                            fixed_now);
     };
     CHECK(classify(401, R"({"error":"invalid_client"})").error == error::invalid_credentials);
     CHECK(classify(400, R"({"error":"invalid_grant"})").error == error::invalid_credentials);
     CHECK(classify(400, R"({"error":"unauthorized_client"})").error == error::invalid_credentials);
     CHECK(classify(400, R"({"error":"invalid_scope"})").error == error::invalid_credentials);
     CHECK(classify(500, R"({"error":"invalid_client"})").error == error::invalid_credentials);
-    CHECK(classify(400, R"({"error":"temporarily_unavailable"})").error == error::token_request_failed);
+    CHECK(classify(400, R"({"error":"temporarily_unavailable"})").error ==
+          error::token_request_failed);
     CHECK(classify(401, "").error == error::invalid_credentials);
     CHECK(classify(403, "<html>forbidden</html>").error == error::invalid_credentials);
     CHECK(classify(500, "").error == error::token_request_failed);
     CHECK(classify(502, "").error == error::token_request_failed);
     CHECK(classify(404, "").error == error::token_request_failed);
-    CHECK_THAT(classify(302, "", {{"Location", "https://elsewhere/"}}).detail, Catch::Contains("redirects are not followed"));
+    CHECK_THAT(classify(302, "", {{"Location", "https://elsewhere/"}}).detail,
+               Catch::Contains("redirects are not followed"));
     CHECK(tether::is_permanent_token_error(classify(401, "").error));
     CHECK_FALSE(tether::is_permanent_token_error(classify(500, "").error));
 
@@ -352,7 +370,8 @@ TEST_CASE("token response: error classification") {
     r = classify(429, "", {{"retry-after", " 3 "}});
     CHECK(r.error == error::rate_limited);
     CHECK(r.retry_after == 3000ms);
-    r = classify(429, "", {{"Retry-After", "Sun, 06 Nov 1994 08:50:37 GMT"}}); // 60 s after fixed_now
+    r = classify(429, "",
+                 {{"Retry-After", "Sun, 06 Nov 1994 08:50:37 GMT"}}); // 60 s after fixed_now
     CHECK(r.retry_after == 60000ms);
     r = classify(429, "", {{"Retry-After", "Sun, 06 Nov 1994 08:00:00 GMT"}}); // in the past
     CHECK(r.retry_after == 0ms);
@@ -369,8 +388,8 @@ TEST_CASE("token response: error text from the server is made safe and redacted"
     rules.redact.push_back(client_secret_value);
     const std::string long_text(1000, 'd');
     auto r = tether::parse_token_response(
-        make_response(401, R"({"error":"invalid_client","error_description":"bad secret )" + client_secret_value +
-                               R"( \u0007 )" + long_text + R"("})"),
+        make_response(401, R"({"error":"invalid_client","error_description":"bad secret )" +
+                               client_secret_value + R"( \u0007 )" + long_text + R"("})"),
         rules, fixed_now);
     CHECK(r.error == error::invalid_credentials);
     CHECK_THAT(r.detail, Catch::Contains("invalid_client"));
@@ -401,12 +420,14 @@ struct capture {
     std::string all() const {
         std::lock_guard<std::mutex> lock(*mutex);
         std::string out;
-        for (const auto& l : *lines) out += l + "\n";
+        for (const auto& l : *lines)
+            out += l + "\n";
         return out;
     }
 };
 
-tether::oauth2_options options_for(const local_token_endpoint& ep, const std::string& host = "127.0.0.1") {
+tether::oauth2_options options_for(const local_token_endpoint& ep,
+                                   const std::string& host = "127.0.0.1") {
     tether::oauth2_options o;
     o.token_url = ep.url(host);
     o.client_id = client_id_value;
@@ -435,8 +456,8 @@ outcome fetch_once(const tether::oauth2_options& o, const capture* log = nullptr
     if (log) {
         // Everything a user might print at the most verbose setting.
         std::ostringstream os;
-        os << policy << " | " << o << " | " << out->value.value << " | " << out->error.message() << " | "
-           << out->detail;
+        os << policy << " | " << o << " | " << out->value.value << " | " << out->error.message()
+           << " | " << out->detail;
         log->add(os.str());
     }
     return {std::move(*out), took};
@@ -457,9 +478,12 @@ reply chunked_token(std::size_t n) {
         os << std::hex << v;
         return os.str();
     };
-    return {tether_test::send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"),
-            tether_test::send(hex(a.size()) + "\r\n" + a + "\r\n"), tether_test::pause(20ms),
-            tether_test::send(hex(b.size()) + ";ext=1\r\n" + b + "\r\n"), tether_test::pause(20ms),
+    return {tether_test::send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+                              "application/json\r\n\r\n"),
+            tether_test::send(hex(a.size()) + "\r\n" + a + "\r\n"),
+            tether_test::pause(20ms),
+            tether_test::send(hex(b.size()) + ";ext=1\r\n" + b + "\r\n"),
+            tether_test::pause(20ms),
             tether_test::send("0\r\n\r\n")};
 }
 
@@ -474,7 +498,9 @@ std::vector<scenario> scenarios() {
     auto no_change = [](tether::oauth2_options&) {};
     return {
         {"normal (Basic auth, scope, audience)",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n))); },
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n)));
+         },
          no_change,
          [](const outcome& o, const std::vector<received_request>& rq) {
              REQUIRE_FALSE(o.result.error);
@@ -490,13 +516,17 @@ std::vector<scenario> scenarios() {
              CHECK(rq[0].header("Host").rfind("127.0.0.1:", 0) == 0);
              // RFC 6749 2.3.1: id and secret form-encoded, then base64.
              CHECK(rq[0].header("Authorization") ==
-                   "Basic " + tether::detail::base64_encode(client_id_value + ":" +
-                                                            tether::detail::form_urlencode(client_secret_value)));
-             CHECK(rq[0].body == "grant_type=client_credentials&scope=read+write&audience=https%3A%2F%2Fapi.example");
+                   "Basic " + tether::detail::base64_encode(
+                                  client_id_value + ":" +
+                                  tether::detail::form_urlencode(client_secret_value)));
+             CHECK(rq[0].body == "grant_type=client_credentials&scope=read+write&audience=https%3A%"
+                                 "2F%2Fapi.example");
              CHECK(rq[0].header("Content-Length") == std::to_string(rq[0].body.size()));
          }},
         {"client secret in the body",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n))); },
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n)));
+         },
          [](tether::oauth2_options& o) {
              o.auth = tether::client_auth::request_body;
              o.scope.clear();
@@ -507,17 +537,22 @@ std::vector<scenario> scenarios() {
              REQUIRE_FALSE(o.result.error);
              REQUIRE(rq.size() == 1);
              CHECK(rq[0].header("Authorization").empty());
-             CHECK(rq[0].body == "grant_type=client_credentials&resource=urn%3Ax+y&client_id=tether-client"
-                                 "&client_secret=" + tether::detail::form_urlencode(client_secret_value));
+             CHECK(rq[0].body ==
+                   "grant_type=client_credentials&resource=urn%3Ax+y&client_id=tether-client"
+                   "&client_secret=" +
+                       tether::detail::form_urlencode(client_secret_value));
          }},
         {"Basic auth without form encoding",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n))); },
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n)));
+         },
          [](tether::oauth2_options& o) { o.auth = tether::client_auth::http_basic_unencoded; },
          [](const outcome& o, const std::vector<received_request>& rq) {
              REQUIRE_FALSE(o.result.error);
              REQUIRE(rq.size() == 1);
              CHECK(rq[0].header("Authorization") ==
-                   "Basic " + tether::detail::base64_encode(client_id_value + ":" + client_secret_value));
+                   "Basic " +
+                       tether::detail::base64_encode(client_id_value + ":" + client_secret_value));
          }},
         {"chunked response",
          [](const received_request&, std::size_t n) { return chunked_token(n); }, no_change,
@@ -527,27 +562,37 @@ std::vector<scenario> scenarios() {
              CHECK(o.result.value.lifetime == 120s);
          }},
         {"expires_in missing -> default lifetime",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n), "")); },
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n), ""));
+         },
          [](tether::oauth2_options& o) { o.default_lifetime = 777s; },
          [](const outcome& o, const std::vector<received_request>&) {
              REQUIRE_FALSE(o.result.error);
              CHECK(o.result.value.lifetime == 777s);
          }},
         {"expires_in zero",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n), "0")); },
-         no_change, [](const outcome& o, const std::vector<received_request>&) {
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n), "0"));
+         },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::malformed_token_response);
              CHECK_THAT(o.result.detail, Catch::Contains("expires_in is 0"));
          }},
         {"expires_in negative",
-         [](const received_request&, std::size_t n) { return respond(200, token_json(issued_token(n), "-60")); },
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n), "-60"));
+         },
          no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::malformed_token_response); }},
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::malformed_token_response);
+         }},
         {"expires_in a string",
          [](const received_request&, std::size_t n) {
              return respond(200, token_json(issued_token(n), "\"3600\""));
          },
-         no_change, [](const outcome& o, const std::vector<received_request>&) {
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::malformed_token_response);
              CHECK_THAT(o.result.detail, Catch::Contains("string"));
          }},
@@ -556,19 +601,31 @@ std::vector<scenario> scenarios() {
              return respond(200, "{\"access_token\":\"" + issued_token(n) + "\",");
          },
          no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::malformed_token_response); }},
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::malformed_token_response);
+         }},
         {"no access_token",
-         [](const received_request&, std::size_t) { return respond(200, R"({"token_type":"Bearer"})"); }, no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::malformed_token_response); }},
+         [](const received_request&, std::size_t) {
+             return respond(200, R"({"token_type":"Bearer"})");
+         },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::malformed_token_response);
+         }},
         {"500",
-         [](const received_request&, std::size_t) { return respond(500, R"({"error":"server_error"})"); }, no_change,
+         [](const received_request&, std::size_t) {
+             return respond(500, R"({"error":"server_error"})");
+         },
+         no_change,
          [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::token_request_failed);
              CHECK_FALSE(tether::is_permanent_token_error(o.result.error));
              CHECK_THAT(o.result.detail, Catch::Contains("HTTP 500"));
          }},
         {"503 with Retry-After",
-         [](const received_request&, std::size_t) { return respond(503, "", "Retry-After: 7\r\n", "text/plain"); },
+         [](const received_request&, std::size_t) {
+             return respond(503, "", "Retry-After: 7\r\n", "text/plain");
+         },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::rate_limited);
@@ -585,8 +642,9 @@ std::vector<scenario> scenarios() {
          }},
         {"401 invalid_client echoing the secret",
          [](const received_request&, std::size_t) {
-             return respond(401, R"({"error":"invalid_client","error_description":"client secret )" +
-                                     client_secret_value + R"( is wrong"})");
+             return respond(401,
+                            R"({"error":"invalid_client","error_description":"client secret )" +
+                                client_secret_value + R"( is wrong"})");
          },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
@@ -596,11 +654,19 @@ std::vector<scenario> scenarios() {
              CHECK_THAT(o.result.detail, Catch::Contains("[redacted]"));
          }},
         {"400 invalid_grant",
-         [](const received_request&, std::size_t) { return respond(400, R"({"error":"invalid_grant"})"); }, no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::invalid_credentials); }},
+         [](const received_request&, std::size_t) {
+             return respond(400, R"({"error":"invalid_grant"})");
+         },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::invalid_credentials);
+         }},
         {"403 without a body",
-         [](const received_request&, std::size_t) { return respond(403, "", "", "text/plain"); }, no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::invalid_credentials); }},
+         [](const received_request&, std::size_t) { return respond(403, "", "", "text/plain"); },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::invalid_credentials);
+         }},
         {"302 redirect is not followed",
          [](const received_request&, std::size_t) {
              return respond(302, "", "Location: http://127.0.0.1:1/elsewhere\r\n", "text/plain");
@@ -613,7 +679,8 @@ std::vector<scenario> scenarios() {
         {"slow endpoint -> timeout",
          [](const received_request&, std::size_t n) {
              reply r{pause(3000ms)};
-             for (auto& s : respond(200, token_json(issued_token(n)))) r.push_back(s);
+             for (auto& s : respond(200, token_json(issued_token(n))))
+                 r.push_back(s);
              return r;
          },
          [](tether::oauth2_options& o) { o.timeout = 300ms; },
@@ -623,7 +690,8 @@ std::vector<scenario> scenarios() {
          }},
         {"10 MB body with Content-Length",
          [](const received_request&, std::size_t) {
-             return reply{send("HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n"), send_filler(10485760)};
+             return reply{send("HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n"),
+                          send_filler(10485760)};
          },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
@@ -636,17 +704,24 @@ std::vector<scenario> scenarios() {
                           send_filler(10485760), send("\r\n0\r\n\r\n")};
          },
          no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::response_too_large); }},
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::response_too_large);
+         }},
         {"10 MB body until close",
          [](const received_request&, std::size_t) {
-             return reply{send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"), send_filler(10485760)};
+             return reply{send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"),
+                          send_filler(10485760)};
          },
          no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::response_too_large); }},
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::response_too_large);
+         }},
         {"connection reset mid-body",
          [](const received_request&, std::size_t) {
-             return reply{send("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"access_token\":\"" + token_marker),
-                          pause(50ms), reset_connection()};
+             return reply{
+                 send("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"access_token\":\"" +
+                      token_marker),
+                 pause(50ms), reset_connection()};
          },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
@@ -655,16 +730,24 @@ std::vector<scenario> scenarios() {
          }},
         {"connection closed mid-body",
          [](const received_request&, std::size_t) {
-             return reply{send("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"access_token\":\"" + token_marker)};
+             return reply{
+                 send("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"access_token\":\"" +
+                      token_marker)};
          },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::malformed_http_response);
-             CHECK_THAT(o.result.detail, Catch::Contains("closed before the response was complete"));
+             CHECK_THAT(o.result.detail,
+                        Catch::Contains("closed before the response was complete"));
          }},
         {"not HTTP at all",
-         [](const received_request&, std::size_t) { return reply{send("SSH-2.0-OpenSSH_9.2\r\n")}; }, no_change,
-         [](const outcome& o, const std::vector<received_request>&) { expect_error(o, error::malformed_http_response); }},
+         [](const received_request&, std::size_t) {
+             return reply{send("SSH-2.0-OpenSSH_9.2\r\n")};
+         },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
+             expect_error(o, error::malformed_http_response);
+         }},
     };
 }
 
@@ -683,7 +766,8 @@ void run_scenario(const scenario& s, const std::optional<tether_test::key_and_ce
 }
 
 // One Catch section per scenario.
-void run_scenarios(const std::optional<tether_test::key_and_cert>& tls, const std::string& ca_file) {
+void run_scenarios(const std::optional<tether_test::key_and_cert>& tls,
+                   const std::string& ca_file) {
     for (const auto& s : scenarios())
         DYNAMIC_SECTION(s.name) { run_scenario(s, tls, ca_file, nullptr); }
 }
@@ -763,7 +847,9 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
         o.client_secret = tether::secret(client_secret_value);
         return o;
     };
-    auto construct = [&](const tether::oauth2_options& o) { tether::oauth2_client_credentials p(ioc.get_executor(), o); };
+    auto construct = [&](const tether::oauth2_options& o) {
+        tether::oauth2_client_credentials p(ioc.get_executor(), o);
+    };
 
     CHECK_NOTHROW(construct(base()));
     auto o = base();
@@ -771,7 +857,8 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
     CHECK_THROWS_WITH(construct(o), Catch::Contains("allow_plain_http_to_non_loopback_host"));
     o.token_url = "http://192.0.2.1/oauth/token";
     CHECK_THROWS_AS(construct(o), std::invalid_argument);
-    o.allow_plain_http_to_non_loopback_host = true; // named opt-in: constructs (nothing is sent here)
+    o.allow_plain_http_to_non_loopback_host =
+        true; // named opt-in: constructs (nothing is sent here)
     CHECK_NOTHROW(construct(o));
     o = base();
     o.token_url = "http://localhost:8080/token";
@@ -820,7 +907,8 @@ TEST_CASE("oauth2: connection refused is transient") {
     unsigned short port = 0;
     {
         asio::io_context io;
-        asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        asio::ip::tcp::acceptor a(io,
+                                  asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
         port = a.local_endpoint().port();
     } // closed again: nothing listens there now
     tether::oauth2_options o;
@@ -833,13 +921,15 @@ TEST_CASE("oauth2: connection refused is transient") {
 }
 
 TEST_CASE("oauth2: cancel() aborts a request in flight") {
-    local_token_endpoint ep([](const received_request&, std::size_t) { return reply{tether_test::pause(5000ms)}; });
+    local_token_endpoint ep(
+        [](const received_request&, std::size_t) { return reply{tether_test::pause(5000ms)}; });
     asio::io_context ioc;
     tether::oauth2_client_credentials policy(ioc.get_executor(), options_for(ep));
     std::optional<tether::token_result> out;
     policy.async_get_token([&](tether::token_result r) { out = std::move(r); });
     const auto start = std::chrono::steady_clock::now();
-    while (ep.requests() == 0 && std::chrono::steady_clock::now() - start < 5s) ioc.run_for(10ms);
+    while (ep.requests() == 0 && std::chrono::steady_clock::now() - start < 5s)
+        ioc.run_for(10ms);
     REQUIRE(ep.requests() == 1);
     policy.cancel();
     ioc.run_for(5s);
@@ -874,8 +964,9 @@ TEST_CASE("http client: an oversized body is not read to the end") {
         const char* name;
         std::string head;
     };
-    for (const auto& s : {shape{"Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n"},
-                          shape{"until close", "HTTP/1.1 200 OK\r\n\r\n"}}) {
+    for (const auto& s :
+         {shape{"Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n"},
+          shape{"until close", "HTTP/1.1 200 OK\r\n\r\n"}}) {
         INFO(s.name);
         local_token_endpoint ep([&](const received_request&, std::size_t) {
             return reply{tether_test::send(s.head), tether_test::send_filler(10485760)};
@@ -888,8 +979,9 @@ TEST_CASE("http client: an oversized body is not read to the end") {
         xo.timeout = 10s;
         std::optional<tether::detail::http_result> out;
         tether::detail::http_exchange::start(
-            ioc.get_executor(), *url, tether::secret("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-            xo, [&](tether::detail::http_result r) { out = std::move(r); });
+            ioc.get_executor(), *url,
+            tether::secret("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), xo,
+            [&](tether::detail::http_result r) { out = std::move(r); });
         ioc.run_for(15s);
         REQUIRE(out);
         CHECK(out->error == error::response_too_large);
@@ -905,9 +997,11 @@ namespace {
 // script exits after its request budget (or 30 s), which pclose() waits for.
 class python_endpoint {
 public:
-    explicit python_endpoint(int requests, const std::string& cert = {}, const std::string& key = {}) {
-        std::string cmd = std::string(TETHER_TEST_PYTHON) + " '" + TETHER_TEST_PYTHON_ENDPOINT + "' '" +
-                          client_id_value + "' '" + client_secret_value + "' " + std::to_string(requests);
+    explicit python_endpoint(int requests, const std::string& cert = {},
+                             const std::string& key = {}) {
+        std::string cmd = std::string(TETHER_TEST_PYTHON) + " '" + TETHER_TEST_PYTHON_ENDPOINT +
+                          "' '" + client_id_value + "' '" + client_secret_value + "' " +
+                          std::to_string(requests);
         if (!cert.empty()) cmd += " '" + cert + "' '" + key + "'";
         pipe_ = popen(cmd.c_str(), "r");
         REQUIRE(pipe_ != nullptr);

@@ -3,13 +3,13 @@
 // on real threads against a local endpoint that counts requests.
 #include "local_token_endpoint.hpp"
 
+#include <tether/core.hpp>
+#include <tether/testing/simulated_transport.hpp>
+#include <tether/testing/simulation.hpp>
 #include <tether/token_policy/callback_token.hpp>
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
-#include <tether/testing/simulation.hpp>
-#include <tether/core.hpp>
-#include <tether/testing/simulated_transport.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -60,8 +60,7 @@ struct fetch_log {
 
 struct manual_fetcher {
     std::shared_ptr<fetch_log> log = std::make_shared<fetch_log>();
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         ++log->calls;
         log->pending.emplace_back(std::forward<Handler>(h));
     }
@@ -80,7 +79,9 @@ struct results {
     std::function<void(token_result)> sink() {
         return [this](token_result r) { got.push_back(std::move(r)); };
     }
-    std::string last() const { return got.empty() ? std::string("<none>") : std::string(got.back().value.value.reveal()); }
+    std::string last() const {
+        return got.empty() ? std::string("<none>") : std::string(got.back().value.value.reveal());
+    }
 };
 
 tether::shared_token_options margins() {
@@ -94,7 +95,8 @@ tether::shared_token_options margins() {
 
 TEST_CASE("shared_token is a TokenPolicy") {
     STATIC_REQUIRE(tether::is_token_policy_v<handle_type>);
-    STATIC_REQUIRE(tether::is_token_policy_v<tether::shared_token<tether::oauth2_client_credentials>>);
+    STATIC_REQUIRE(
+        tether::is_token_policy_v<tether::shared_token<tether::oauth2_client_credentials>>);
 }
 
 TEST_CASE("shared source: concurrent requests cause one fetch; all waiters get its result") {
@@ -104,12 +106,15 @@ TEST_CASE("shared source: concurrent requests cause one fetch; all waiters get i
     source_type src(f, &sim, margins());
     std::vector<handle_type> handles;
     std::vector<results> res(10);
-    for (int i = 0; i < 10; ++i) handles.push_back(src.handle());
-    for (int i = 0; i < 10; ++i) handles[i].async_get_token(res[i].sink());
+    for (int i = 0; i < 10; ++i)
+        handles.push_back(src.handle());
+    for (int i = 0; i < 10; ++i)
+        handles[i].async_get_token(res[i].sink());
 
     CHECK(log->calls == 1);
     CHECK(src.stats().waiting == 10);
-    for (auto& r : res) CHECK(r.got.empty());
+    for (auto& r : res)
+        CHECK(r.got.empty());
     log->succeed("A");
     for (int i = 0; i < 10; ++i) {
         REQUIRE(res[i].got.size() == 1);
@@ -138,16 +143,20 @@ TEST_CASE("shared source: 1000 clients reporting the same rejected token cause o
     source_type src(f, &sim, margins());
     std::vector<handle_type> handles;
     std::vector<results> res(1000);
-    for (int i = 0; i < 1000; ++i) handles.push_back(src.handle());
-    for (int i = 0; i < 1000; ++i) handles[i].async_get_token(res[i].sink());
+    for (int i = 0; i < 1000; ++i)
+        handles.push_back(src.handle());
+    for (int i = 0; i < 1000; ++i)
+        handles[i].async_get_token(res[i].sink());
     log->succeed("A");
 
     const tether::secret rejected("A");
-    for (auto& h : handles) h.invalidate(rejected);
+    for (auto& h : handles)
+        h.invalidate(rejected);
     CHECK(src.stats().tokens_dropped == 1);
     CHECK(src.stats().invalidations == 1000);
     CHECK(log->invalidated == std::vector<std::string>{"A"}); // forwarded once
-    for (int i = 0; i < 1000; ++i) handles[i].async_get_token(res[i].sink());
+    for (int i = 0; i < 1000; ++i)
+        handles[i].async_get_token(res[i].sink());
     CHECK(log->calls == 2);
     log->succeed("B");
     int fresh = 0;
@@ -378,7 +387,7 @@ TEST_CASE("shared source: cancel() and destruction remove only their own waiter"
     CHECK(sentinel.use_count() == 2);
     h2.cancel();
     CHECK(sentinel.use_count() == 1); // its handler is gone, unrun
-    h3.reset();                        // a destroyed client leaves too
+    h3.reset();                       // a destroyed client leaves too
     CHECK(src.stats().waiting == 1);
     CHECK(log->cancels == 0); // the fetch goes on for the others
     log->succeed("A");
@@ -472,15 +481,18 @@ expiry_run run_with_client(const tether::shared_token_options& margins) {
 
     tether::client_options opts;
     opts.url = "wss://streaming.example.com/channels/1";
-    tether::basic_reconnecting_client<tt::simulated_transport, tether::shared_token<fetcher, sim_type*>,
+    tether::basic_reconnecting_client<tt::simulated_transport,
+                                      tether::shared_token<fetcher, sim_type*>,
                                       tether::close_code_table<>>
-        client(opts, tt::simulated_transport(sim, server), source.handle(),
-               tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+        client(
+            opts, tt::simulated_transport(sim, server), source.handle(),
+            tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
     client.on_close([&](const tether::close_event& e, const tether::reconnect_decision&) {
         if (e.code == 4001) ++out.expiry_closes;
     });
     client.start();
-    for (auto at : {250s, 500s, 750s}) sim.schedule(at, [&client] { client.handover(); });
+    for (auto at : {250s, 500s, 750s})
+        sim.schedule(at, [&client] { client.handover(); });
     sim.run_for(900s);
     out.rejected = server.rejected;
     client.stop();
@@ -489,7 +501,8 @@ expiry_run run_with_client(const tether::shared_token_options& margins) {
 }
 } // namespace
 
-TEST_CASE("shared source with the client: after the soft margin the next handshake uses the new token") {
+TEST_CASE(
+    "shared source with the client: after the soft margin the next handshake uses the new token") {
     SECTION("proactive refresh: no expiry close at all") {
         const auto run = run_with_client(margins()); // soft 60 s, hard 10 s
         CHECK(run.expiry_closes == 0);
@@ -515,13 +528,15 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
     using namespace tether_test;
     local_token_endpoint ep([](const received_request&, std::size_t n) {
         reply r{pause(100ms)}; // keep the fetch in flight while the others pile up
-        for (auto& s : respond(200, token_json("tok-" + std::to_string(n), "3600"))) r.push_back(s);
+        for (auto& s : respond(200, token_json("tok-" + std::to_string(n), "3600")))
+            r.push_back(s);
         return r;
     });
     asio::io_context io;
     auto work = asio::make_work_guard(io);
     std::vector<std::thread> io_threads;
-    for (int i = 0; i < 2; ++i) io_threads.emplace_back([&] { io.run(); });
+    for (int i = 0; i < 2; ++i)
+        io_threads.emplace_back([&] { io.run(); });
 
     tether::oauth2_options o;
     o.token_url = ep.url();
@@ -529,13 +544,15 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
     o.client_secret = tether::secret("secret");
     o.timeout = 10s;
     std::optional<tether::shared_token_source<tether::oauth2_client_credentials>> src;
-    src.emplace(tether::oauth2_client_credentials(io.get_executor(), o), tether::steady_timing(io.get_executor()));
+    src.emplace(tether::oauth2_client_credentials(io.get_executor(), o),
+                tether::steady_timing(io.get_executor()));
 
     constexpr int clients = 1000;
     constexpr int client_threads = 4;
     constexpr int rounds = 5;
     std::vector<tether::shared_token<tether::oauth2_client_credentials>> handles;
-    for (int i = 0; i < clients; ++i) handles.push_back(src->handle());
+    for (int i = 0; i < clients; ++i)
+        handles.push_back(src->handle());
 
     std::vector<std::size_t> seen_per_round;
     std::string previous;
@@ -548,7 +565,8 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
         std::vector<std::thread> threads;
         for (int t = 0; t < client_threads; ++t) {
             threads.emplace_back([&, t] {
-                while (!go.load()) std::this_thread::yield();
+                while (!go.load())
+                    std::this_thread::yield();
                 for (int i = t; i < clients; i += client_threads) {
                     if (!previous.empty()) handles[i].invalidate(tether::secret(previous));
                     handles[i].async_get_token([&, i](token_result r) {
@@ -560,7 +578,8 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
             });
         }
         go = true;
-        for (auto& th : threads) th.join();
+        for (auto& th : threads)
+            th.join();
         {
             std::unique_lock<std::mutex> lock(m);
             REQUIRE(cv.wait_for(lock, 20s, [&] { return done == clients; }));
@@ -580,9 +599,11 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
             CHECK(fresh == clients);
         previous = expected;
     }
-    std::cout << "[token] 1,000-client single-flight: endpoint saw " << ep.requests() << " requests over "
-              << rounds << " rounds of " << clients << " clients (cumulative per round:";
-    for (auto n : seen_per_round) std::cout << ' ' << n;
+    std::cout << "[token] 1,000-client single-flight: endpoint saw " << ep.requests()
+              << " requests over " << rounds << " rounds of " << clients
+              << " clients (cumulative per round:";
+    for (auto n : seen_per_round)
+        std::cout << ' ' << n;
     std::cout << ")\n";
     CHECK(ep.requests() == static_cast<std::size_t>(rounds));
     CHECK(src->stats().fetches == static_cast<std::uint64_t>(rounds));
@@ -591,5 +612,6 @@ TEST_CASE("shared source: 1000 clients on threads, one request per round at the 
     handles.clear();
     src.reset();
     work.reset();
-    for (auto& th : io_threads) th.join();
+    for (auto& th : io_threads)
+        th.join();
 }

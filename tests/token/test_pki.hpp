@@ -105,7 +105,8 @@ public:
         std::ofstream(ca_file_) << pki_detail::to_pem(ca_.get());
     }
     ~test_pki() {
-        for (const auto& f : files_) std::remove(f.c_str());
+        for (const auto& f : files_)
+            std::remove(f.c_str());
         std::remove(ca_file_.c_str());
         rmdir(dir_.c_str());
     }

@@ -77,37 +77,43 @@ private:
     }
 
     void read_request() {
-        asio::async_read_until(*socket_, buf_, "\r\n\r\n", [this, s = socket_](const std::error_code& ec, std::size_t n) {
-            if (ec) return;
-            const auto data = buf_.data();
-            const std::string all(asio::buffers_begin(data), asio::buffers_end(data));
-            request = all.substr(0, n);
-            received = all.substr(n);
-            buf_.consume(buf_.size());
-            if (answer_handshake) respond();
-            read_rest();
-        });
+        asio::async_read_until(*socket_, buf_, "\r\n\r\n",
+                               [this, s = socket_](const std::error_code& ec, std::size_t n) {
+                                   if (ec) return;
+                                   const auto data = buf_.data();
+                                   const std::string all(asio::buffers_begin(data),
+                                                         asio::buffers_end(data));
+                                   request = all.substr(0, n);
+                                   received = all.substr(n);
+                                   buf_.consume(buf_.size());
+                                   if (answer_handshake) respond();
+                                   read_rest();
+                               });
     }
 
     void respond() {
         std::string key;
         const auto at = request.find("Sec-WebSocket-Key: ");
-        if (at != std::string::npos) key = request.substr(at + 19, request.find("\r\n", at) - at - 19);
-        response_ = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: " +
-                    websocket_accept(key) + "\r\n" + extra_response_headers + "\r\n" + after_handshake;
-        asio::async_write(*socket_, asio::buffer(response_), [s = socket_](const std::error_code&, std::size_t) {});
+        if (at != std::string::npos)
+            key = request.substr(at + 19, request.find("\r\n", at) - at - 19);
+        response_ =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: " +
+            websocket_accept(key) + "\r\n" + extra_response_headers + "\r\n" + after_handshake;
+        asio::async_write(*socket_, asio::buffer(response_),
+                          [s = socket_](const std::error_code&, std::size_t) {});
     }
 
     void read_rest() {
-        socket_->async_read_some(asio::buffer(chunk_), [this, s = socket_](const std::error_code& ec, std::size_t n) {
-            if (ec) {
-                peer_closed = true;
-                return;
-            }
-            received.append(chunk_.data(), n);
-            read_rest();
-        });
+        socket_->async_read_some(asio::buffer(chunk_),
+                                 [this, s = socket_](const std::error_code& ec, std::size_t n) {
+                                     if (ec) {
+                                         peer_closed = true;
+                                         return;
+                                     }
+                                     received.append(chunk_.data(), n);
+                                     read_rest();
+                                 });
     }
 
     asio::ip::tcp::acceptor acceptor_;

@@ -34,7 +34,8 @@ namespace test_support {
 
 /// Runs `io` until `done()` or `limit` passes; false on timeout.
 template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+bool run_until(asio::io_context& io, Pred done,
+               std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done()) {
         if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -49,13 +50,15 @@ bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit 
 
 /// Runs `io` for `d` of wall time (to show that something does NOT happen).
 inline void run_for(asio::io_context& io, std::chrono::milliseconds d) {
-    run_until(io, [] { return false; }, d);
+    run_until(
+        io, [] { return false; }, d);
 }
 
 class temp_dir {
 public:
     temp_dir() {
-        std::string templ = (std::filesystem::temp_directory_path() / "tether-test-XXXXXX").string();
+        std::string templ =
+            (std::filesystem::temp_directory_path() / "tether-test-XXXXXX").string();
         if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
         path_ = templ;
     }
@@ -115,7 +118,8 @@ inline void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 /// A certificate for `key`; self-signed when issuer is null. Validity in
 /// seconds relative to now (negative: in the past).
 inline cert_ptr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key,
-                          long not_before, long not_after, bool is_ca, const std::string& san, long serial) {
+                          long not_before, long not_after, bool is_ca, const std::string& san,
+                          long serial) {
     cert_ptr c(X509_new());
     X509_set_version(c.get(), 2);
     ASN1_INTEGER_set(X509_get_serialNumber(c.get()), serial);
@@ -123,10 +127,10 @@ inline cert_ptr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EV
     X509_gmtime_adj(X509_getm_notAfter(c.get()), not_after);
     X509_set_pubkey(c.get(), key);
     X509_NAME* name = X509_get_subject_name(c.get());
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("tether tests"),
-                               -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("tether tests"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
     X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : name);
     X509* signer = issuer ? issuer : c.get();
     if (is_ca) {
@@ -167,20 +171,23 @@ inline std::string to_pem(EVP_PKEY* k) {
 struct test_pki {
     std::string ca_pem;
     std::string ca_file;
-    issued good;      ///< localhost + 127.0.0.1, valid
-    issued wrong_name;///< wrong.example only
-    issued expired;   ///< localhost + 127.0.0.1, expired yesterday
+    issued good;       ///< localhost + 127.0.0.1, valid
+    issued wrong_name; ///< wrong.example only
+    issued expired;    ///< localhost + 127.0.0.1, expired yesterday
     issued self_signed;
 
     explicit test_pki(const temp_dir& dir) {
         const long day = 86400;
         const auto ca_key = new_key();
-        const auto ca = make_cert(ca_key.get(), "tether test CA", nullptr, nullptr, -day, 30 * day, true, "", 1);
+        const auto ca = make_cert(ca_key.get(), "tether test CA", nullptr, nullptr, -day, 30 * day,
+                                  true, "", 1);
         ca_pem = to_pem(ca.get());
         ca_file = dir.write("ca.pem", ca_pem);
-        const auto leaf = [&](const std::string& cn, const std::string& san, long nb, long na, long serial) {
+        const auto leaf = [&](const std::string& cn, const std::string& san, long nb, long na,
+                              long serial) {
             const auto k = new_key();
-            const auto c = make_cert(k.get(), cn, ca.get(), ca_key.get(), nb, na, false, san, serial);
+            const auto c =
+                make_cert(k.get(), cn, ca.get(), ca_key.get(), nb, na, false, san, serial);
             return issued{to_pem(c.get()), to_pem(k.get())};
         };
         good = leaf("localhost", "DNS:localhost,IP:127.0.0.1", -day, 30 * day, 2);
@@ -208,7 +215,8 @@ public:
         posix_spawn_file_actions_addclose(&actions, fds[0]);
         posix_spawn_file_actions_addclose(&actions, fds[1]);
         std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        for (const auto& a : argv)
+            args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
         const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
         posix_spawn_file_actions_destroy(&actions);

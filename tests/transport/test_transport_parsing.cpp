@@ -42,20 +42,20 @@ TEST_CASE("parse_ws_url splits scheme, host, port and target", "[url]") {
 
 TEST_CASE("parse_ws_url rejects malformed URLs with a reason", "[url]") {
     const char* bad[] = {
-        "http://example.com/",     // wrong scheme
-        "example.com/ws",          // no scheme
-        "ws://",                   // no host
-        "ws://host:/",             // empty port
-        "ws://host:0/",            // port 0
-        "ws://host:65536/",        // port too large
-        "ws://host:12ab/",         // not a number
-        "ws://user:pw@host/",      // user info
-        "ws://host/path#frag",     // fragment (RFC 6455 3)
-        "ws://ho st/",             // white space
-        "ws://host/\r\nX: y",      // header injection attempt
-        "ws://[::1/",              // unterminated IPv6
-        "ws://[::1]x/",            // junk after IPv6
-        "ws://ex%41mple.com/",     // percent in host
+        "http://example.com/", // wrong scheme
+        "example.com/ws",      // no scheme
+        "ws://",               // no host
+        "ws://host:/",         // empty port
+        "ws://host:0/",        // port 0
+        "ws://host:65536/",    // port too large
+        "ws://host:12ab/",     // not a number
+        "ws://user:pw@host/",  // user info
+        "ws://host/path#frag", // fragment (RFC 6455 3)
+        "ws://ho st/",         // white space
+        "ws://host/\r\nX: y",  // header injection attempt
+        "ws://[::1/",          // unterminated IPv6
+        "ws://[::1]x/",        // junk after IPv6
+        "ws://ex%41mple.com/", // percent in host
     };
     for (const char* url : bad) {
         std::string why;
@@ -137,9 +137,11 @@ TEST_CASE("Retry-After: the three HTTP-date forms", "[retry-after]") {
     CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"));
 
     const auto now = expected - std::chrono::seconds(30);
-    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now) == std::chrono::milliseconds(30000));
+    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now) ==
+          std::chrono::milliseconds(30000));
     // a date in the past means: now
-    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", expected + 1h) == std::chrono::milliseconds(0));
+    CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", expected + 1h) ==
+          std::chrono::milliseconds(0));
     // leap day
     CHECK(parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT") ==
           std::chrono::system_clock::time_point(std::chrono::seconds(1709164800)));
@@ -152,7 +154,8 @@ TEST_CASE("tls_options: bad trust settings fail at construction with the option'
         tether::make_tls_client_context(o);
         FAIL("expected an exception");
     } catch (const std::invalid_argument& e) {
-        CHECK(std::string(e.what()).find("ca_file '/nonexistent/tether-ca.pem'") != std::string::npos);
+        CHECK(std::string(e.what()).find("ca_file '/nonexistent/tether-ca.pem'") !=
+              std::string::npos);
     }
     tether::tls_options p;
     p.ca_pem = "not a certificate";

@@ -26,16 +26,16 @@ static_assert(tether::is_transport_v<tether::websocketpp_wss_transport>);
 static_assert(tether::is_transport_v<tether::websocketpp_ws_transport>);
 
 using namespace std::chrono_literals;
+using Catch::Contains;
+using test_support::handshake_verdict;
+using test_support::plain_test_server;
+using test_support::run_until;
+using test_support::seen_request;
 using tether::close_event;
 using tether::connection_id;
 using tether::message_kind;
 using tether::websocketpp_transport;
 using tether::websocketpp_transport_options;
-using test_support::handshake_verdict;
-using test_support::plain_test_server;
-using test_support::run_until;
-using test_support::seen_request;
-using Catch::Contains;
 
 namespace {
 
@@ -45,7 +45,9 @@ using steady = std::chrono::steady_clock;
 /// shared and the tests also run under sanitizers.
 constexpr auto scheduling_slack = 400ms;
 
-long long ms(steady::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+long long ms(steady::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 /// Records every sink call, and flags any made from inside a transport call.
 struct recording_sink {
@@ -116,7 +118,8 @@ struct driver {
         sink.inside_transport_call = false;
         return id;
     }
-    std::error_code send(connection_id id, const std::string& data, message_kind k = message_kind::text) {
+    std::error_code send(connection_id id, const std::string& data,
+                         message_kind k = message_kind::text) {
         sink.inside_transport_call = true;
         const auto ec = t.send(id, data, k);
         sink.inside_transport_call = false;
@@ -190,7 +193,8 @@ TEST_CASE("ws: open, text and binary echo, graceful close", "[transport][ws]") {
     check_contract(sink);
 }
 
-TEST_CASE("ws: bearer header, extra headers, user agent and subprotocols reach the server", "[transport][ws]") {
+TEST_CASE("ws: bearer header, extra headers, user agent and subprotocols reach the server",
+          "[transport][ws]") {
     asio::io_context io;
     plain_test_server server(io);
     server.decide = [](const seen_request& r) {
@@ -238,7 +242,8 @@ TEST_CASE("ws: token as a percent-encoded query parameter, accepted by a server 
     const std::string token = "a+b/c=d e&f";
     server.decide = [](const seen_request& r) {
         handshake_verdict v;
-        if (r.resource != "/events?topic=x&auth=a%2Bb%2Fc%3Dd%20e%26f" || !r.authorization.empty()) v.status = 401;
+        if (r.resource != "/events?topic=x&auth=a%2Bb%2Fc%3Dd%20e%26f" || !r.authorization.empty())
+            v.status = 401;
         return v;
     };
     recording_sink sink;
@@ -299,7 +304,8 @@ TEST_CASE("ws: token as a Sec-WebSocket-Protocol entry, accepted by a server tha
     check_contract(sink);
 }
 
-TEST_CASE("ws: refused handshakes carry status, Retry-After and a bounded body", "[transport][ws][refusal]") {
+TEST_CASE("ws: refused handshakes carry status, Retry-After and a bounded body",
+          "[transport][ws][refusal]") {
     asio::io_context io;
     plain_test_server server(io);
     const std::string long_body(5000, 'z');
@@ -318,7 +324,8 @@ TEST_CASE("ws: refused handshakes carry status, Retry-After and a bounded body",
         } else if (tok == "down") {
             v.status = 503;
             // an HTTP-date about 30 s ahead
-            const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + 30s);
+            const auto t =
+                std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + 30s);
             char buf[64];
             std::tm tm{};
             gmtime_r(&t, &tm);
@@ -337,7 +344,8 @@ TEST_CASE("ws: refused handshakes carry status, Retry-After and a bounded body",
     const auto busy = d.connect(server.url(), "busy");
     const auto down = d.connect(server.url(), "down");
     REQUIRE(run_until(io, [&] {
-        return sink.closed(stale) && sink.closed(forbidden) && sink.closed(busy) && sink.closed(down);
+        return sink.closed(stale) && sink.closed(forbidden) && sink.closed(busy) &&
+               sink.closed(down);
     }));
     const tether::default_close_policy policy;
 
@@ -409,14 +417,17 @@ TEST_CASE("ws: server-initiated closes keep their code and reason", "[transport]
     CHECK(sink.close_of(id).code == 1012);
     CHECK(sink.close_of(id).reason == "restarting");
     CHECK_FALSE(sink.close_of(id).initiated_locally);
-    CHECK(tether::default_close_policy().decide(sink.close_of(id)).action == tether::close_action::reconnect);
+    CHECK(tether::default_close_policy().decide(sink.close_of(id)).action ==
+          tether::close_action::reconnect);
 }
 
-TEST_CASE("ws: connection refused is a connection_failed with the address", "[transport][ws][failure]") {
+TEST_CASE("ws: connection refused is a connection_failed with the address",
+          "[transport][ws][failure]") {
     asio::io_context io;
     std::uint16_t port = 0;
     {
-        asio::ip::tcp::acceptor probe(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        asio::ip::tcp::acceptor probe(
+            io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
         port = probe.local_endpoint().port();
     } // closed: nothing listens there now
     recording_sink sink;
@@ -456,7 +467,8 @@ TEST_CASE("ws: a server that accepts TCP but never answers hits the handshake ti
     CHECK(took <= 300ms + scheduling_slack);
     CHECK_THAT(peer.request, Contains("Authorization: Bearer tok"));
     // the abandoned socket is closed
-    REQUIRE(run_until(io, [&] { return peer.peer_closed; }, 5s));
+    REQUIRE(run_until(
+        io, [&] { return peer.peer_closed; }, 5s));
     check_contract(sink);
 }
 
@@ -491,13 +503,15 @@ TEST_CASE("ws: malformed URLs and unsafe headers fail clearly, later, without a 
     const auto b = d.connect("ws://127.0.0.1:1/", "", {}, {{"X-Evil", "a\r\nInjected: 1"}});
     const auto c = d.connect("ws://127.0.0.1:1/", "tok\r\nX: y");
     const auto e = d.connect("ws://127.0.0.1:1/", "", {"bad protocol"});
-    REQUIRE(run_until(io, [&] { return sink.closed(a) && sink.closed(b) && sink.closed(c) && sink.closed(e); }));
+    REQUIRE(run_until(
+        io, [&] { return sink.closed(a) && sink.closed(b) && sink.closed(c) && sink.closed(e); }));
     CHECK(sink.close_of(a).error == tether::error::invalid_url);
     CHECK_THAT(sink.close_of(a).detail, Contains("scheme"));
     CHECK(sink.close_of(b).error == tether::error::invalid_upgrade_request);
     CHECK(sink.close_of(c).error == tether::error::invalid_upgrade_request);
     CHECK(sink.close_of(e).error == tether::error::invalid_upgrade_request);
-    CHECK(tether::default_close_policy().decide(sink.close_of(a)).action == tether::close_action::stop);
+    CHECK(tether::default_close_policy().decide(sink.close_of(a)).action ==
+          tether::close_action::stop);
     check_contract(sink);
 }
 
@@ -553,7 +567,8 @@ TEST_CASE("liveness: a server that stops answering is detected within ping inter
 
     d.send(id, "pause"); // the server stops reading: no pong, no close, no FIN
     const auto paused_at = steady::now();
-    REQUIRE(run_until(io, [&] { return sink.closed(id); }, 3s));
+    REQUIRE(run_until(
+        io, [&] { return sink.closed(id); }, 3s));
     const auto took = sink.records[id].closed_at - paused_at;
     const close_event& ev = sink.close_of(id);
     INFO(ev.detail);
@@ -562,7 +577,7 @@ TEST_CASE("liveness: a server that stops answering is detected within ping inter
     CHECK(ev.was_open);
     CHECK(ev.initiated_locally);
     INFO("detected after " << ms(took) << " ms");
-    CHECK(took >= 100ms);                           // not before a pong could have come
+    CHECK(took >= 100ms);                            // not before a pong could have come
     CHECK(took <= 150ms + 100ms + scheduling_slack); // ping interval + pong timeout
     CHECK(tether::default_close_policy().decide(ev).action == tether::close_action::reconnect);
     check_contract(sink);
@@ -586,8 +601,10 @@ TEST_CASE("liveness: idle timeout when no frame arrives", "[transport][liveness]
     }
     CHECK_FALSE(sink.closed(id));
     d.send(id, "silent");
-    REQUIRE(run_until(io, [&] { return sink.closed(id); }, 3s));
-    // measured from the last frame received (echoes of "ping-me" may still arrive after "silent" went out)
+    REQUIRE(run_until(
+        io, [&] { return sink.closed(id); }, 3s));
+    // measured from the last frame received (echoes of "ping-me" may still arrive after "silent"
+    // went out)
     const auto took = sink.records[id].closed_at - sink.records[id].last_message_at;
     CHECK(sink.close_of(id).error == tether::error::idle_timeout);
     CHECK(sink.close_of(id).code == tether::close_code::abnormal);
@@ -622,7 +639,8 @@ TEST_CASE("limits: an oversized incoming message closes with 1009 and message_to
     check_contract(sink);
 }
 
-TEST_CASE("protocol: invalid close frames from the peer are clear protocol errors", "[transport][protocol]") {
+TEST_CASE("protocol: invalid close frames from the peer are clear protocol errors",
+          "[transport][protocol]") {
     struct sample {
         const char* name;
         std::string frame;
@@ -649,7 +667,8 @@ TEST_CASE("protocol: invalid close frames from the peer are clear protocol error
             CHECK(sink.opened(id));
             INFO(ev.detail);
             CHECK(ev.error == tether::error::protocol_error);
-            CHECK((ev.code == tether::close_code::protocol_error || ev.code == tether::close_code::invalid_payload));
+            CHECK((ev.code == tether::close_code::protocol_error ||
+                   ev.code == tether::close_code::invalid_payload));
             CHECK(ev.initiated_locally);
             CHECK_THAT(ev.detail, Contains(s.expect));
             CHECK(tether::default_close_policy().decide(ev).action == tether::close_action::stop);
@@ -658,7 +677,8 @@ TEST_CASE("protocol: invalid close frames from the peer are clear protocol error
     }
 }
 
-TEST_CASE("protocol: a subprotocol the client did not offer fails the connection", "[transport][protocol]") {
+TEST_CASE("protocol: a subprotocol the client did not offer fails the connection",
+          "[transport][protocol]") {
     asio::io_context io;
     test_support::raw_peer peer(io);
     peer.extra_response_headers = "Sec-WebSocket-Protocol: something.else\r\n";
@@ -673,7 +693,8 @@ TEST_CASE("protocol: a subprotocol the client did not offer fails the connection
     check_contract(sink);
 }
 
-TEST_CASE("close: a peer that never answers the close frame hits the close timeout", "[transport][close]") {
+TEST_CASE("close: a peer that never answers the close frame hits the close timeout",
+          "[transport][close]") {
     asio::io_context io;
     test_support::raw_peer peer(io);
     recording_sink sink;
@@ -700,7 +721,8 @@ TEST_CASE("close: a peer that never answers the close frame hits the close timeo
     check_contract(sink);
 }
 
-TEST_CASE("close: while connecting, close() aborts and reports exactly once", "[transport][close]") {
+TEST_CASE("close: while connecting, close() aborts and reports exactly once",
+          "[transport][close]") {
     asio::io_context io;
     test_support::raw_peer peer(io);
     peer.answer_handshake = false;
@@ -717,7 +739,8 @@ TEST_CASE("close: while connecting, close() aborts and reports exactly once", "[
     CHECK(sink.close_of(id).initiated_locally);
     test_support::run_for(io, 100ms);
     CHECK(sink.records[id].closes == 1);
-    REQUIRE(run_until(io, [&] { return peer.peer_closed; }, 5s));
+    REQUIRE(run_until(
+        io, [&] { return peer.peer_closed; }, 5s));
 
     // close() right after connect(), before anything ran
     const auto id2 = d.connect(peer.url());
@@ -729,7 +752,8 @@ TEST_CASE("close: while connecting, close() aborts and reports exactly once", "[
     check_contract(sink);
 }
 
-TEST_CASE("send: clear errors for unknown ids, closed connections and invalid text", "[transport][send]") {
+TEST_CASE("send: clear errors for unknown ids, closed connections and invalid text",
+          "[transport][send]") {
     asio::io_context io;
     plain_test_server server(io);
     recording_sink sink;
@@ -750,7 +774,8 @@ TEST_CASE("send: clear errors for unknown ids, closed connections and invalid te
     check_contract(sink);
 }
 
-TEST_CASE("lifetime: destroying the transport with work in flight calls no sink", "[transport][lifetime]") {
+TEST_CASE("lifetime: destroying the transport with work in flight calls no sink",
+          "[transport][lifetime]") {
     asio::io_context io;
     plain_test_server server(io);
     test_support::raw_peer hanging(io);
@@ -809,12 +834,14 @@ close_event tls_attempt(const test_support::issued& server_cert, websocketpp_tra
                         const std::string& host = "127.0.0.1", bool server_tls12_max = false,
                         bool* opened = nullptr) {
     asio::io_context io;
-    test_support::tls_test_server server(
-        io, test_support::server_tls_context(server_cert.cert_pem, server_cert.key_pem, server_tls12_max));
+    test_support::tls_test_server server(io, test_support::server_tls_context(server_cert.cert_pem,
+                                                                              server_cert.key_pem,
+                                                                              server_tls12_max));
     recording_sink sink;
     websocketpp_transport t(io, o);
     driver d{t, sink};
-    const auto id = d.connect("wss://" + host + ":" + std::to_string(server.port()) + "/", "tls-token");
+    const auto id =
+        d.connect("wss://" + host + ":" + std::to_string(server.port()) + "/", "tls-token");
     REQUIRE(run_until(io, [&] { return sink.opened(id) || sink.closed(id); }));
     if (opened) *opened = sink.opened(id);
     if (sink.opened(id)) {
@@ -831,7 +858,8 @@ close_event tls_attempt(const test_support::issued& server_cert, websocketpp_tra
 }
 } // namespace
 
-TEST_CASE("wss: a certificate from the configured CA connects, by IP and by name", "[transport][tls]") {
+TEST_CASE("wss: a certificate from the configured CA connects, by IP and by name",
+          "[transport][tls]") {
     auto o = quick_options();
     o.tls.ca_file = pki().pki.ca_file;
     bool opened = false;
@@ -847,7 +875,8 @@ TEST_CASE("wss: a certificate from the configured CA connects, by IP and by name
     CHECK_FALSE(ev.error);
 }
 
-TEST_CASE("wss: wrong host name, expired, self-signed and unknown CA are refused clearly", "[transport][tls]") {
+TEST_CASE("wss: wrong host name, expired, self-signed and unknown CA are refused clearly",
+          "[transport][tls]") {
     const tether::default_close_policy policy;
     auto o = quick_options();
     o.tls.ca_file = pki().pki.ca_file;
@@ -880,7 +909,8 @@ TEST_CASE("wss: transports on one io_context keep their own TLS settings, also i
     // only the system store, and their connections are built alternately.
     asio::io_context io;
     test_support::tls_test_server server(
-        io, test_support::server_tls_context(pki().pki.good.cert_pem, pki().pki.good.key_pem, false));
+        io,
+        test_support::server_tls_context(pki().pki.good.cert_pem, pki().pki.good.key_pem, false));
     auto trusting_opts = quick_options();
     trusting_opts.tls.ca_file = pki().pki.ca_file;
     recording_sink trusting_sink, default_sink;
@@ -901,13 +931,15 @@ TEST_CASE("wss: transports on one io_context keep their own TLS settings, also i
             if (!default_sink.closed(id)) return false;
         return true;
     }));
-    for (auto id : good) CHECK(trusting_sink.opened(id));
+    for (auto id : good)
+        CHECK(trusting_sink.opened(id));
     for (auto id : refused) {
         CHECK_FALSE(default_sink.opened(id));
         CHECK(default_sink.close_of(id).error == tether::error::tls_verification_failed);
     }
     CHECK(server.handshakes == 3); // tokens reached the server only over the verified connections
-    for (auto id : good) trusting_d.close(id);
+    for (auto id : good)
+        trusting_d.close(id);
     REQUIRE(run_until(io, [&] {
         for (auto id : good)
             if (!trusting_sink.closed(id)) return false;
@@ -935,7 +967,8 @@ TEST_CASE("wss: minimum TLS version is enforced", "[transport][tls]") {
     CHECK_THAT(ev.detail, Contains("version"));
 }
 
-TEST_CASE("wss: a plain server behind a wss:// URL times out in the TLS handshake", "[transport][tls]") {
+TEST_CASE("wss: a plain server behind a wss:// URL times out in the TLS handshake",
+          "[transport][tls]") {
     asio::io_context io;
     plain_test_server server(io); // reads the ClientHello as the start of an HTTP request
     recording_sink sink;
@@ -1030,13 +1063,15 @@ TEST_CASE("interop: Python websockets server, ws:// and wss://", "[transport][in
             o.pong_timeout = 2s;
             websocketpp_transport t(io, o);
             driver d{t, sink};
-            const std::string url = std::string(tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(py.port) + "/x";
+            const std::string url =
+                std::string(tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(py.port) + "/x";
 
             // a stale token: 401 with Retry-After, from an independent implementation
             const auto refused = d.connect(url, "wrong");
             REQUIRE(run_until(io, [&] { return sink.closed(refused); }));
             CHECK(sink.close_of(refused).http_status == 401);
-            CHECK(sink.close_of(refused).retry_after == std::optional<std::chrono::milliseconds>(3000ms));
+            CHECK(sink.close_of(refused).retry_after ==
+                  std::optional<std::chrono::milliseconds>(3000ms));
 
             const auto id = d.connect(url, "py-token", {"chat.v1"});
             REQUIRE(run_until(io, [&] { return sink.opened(id) || sink.closed(id); }));
@@ -1045,7 +1080,7 @@ TEST_CASE("interop: Python websockets server, ws:// and wss://", "[transport][in
             const std::string binary("\x00\x80\xff", 3);
             CHECK_FALSE(d.send(id, "héllo"));
             CHECK_FALSE(d.send(id, binary, message_kind::binary));
-            CHECK_FALSE(d.send(id, std::string(70000, 'a')));   // 64-bit length, masked by us
+            CHECK_FALSE(d.send(id, std::string(70000, 'a'))); // 64-bit length, masked by us
             CHECK_FALSE(d.send(id, "big 60000"));
             REQUIRE(run_until(io, [&] { return sink.message_count(id) == 3 || sink.closed(id); }));
             // the 70000-byte echo exceeds our max_message_size: the peer must see 1009 from us
@@ -1115,12 +1150,15 @@ struct token_authority {
     }
 };
 
-using e2e_client = tether::basic_reconnecting_client<websocketpp_transport, tether::callback_token<std::function<std::string()>>,
-                                                     tether::close_code_table<>>;
+using e2e_client =
+    tether::basic_reconnecting_client<websocketpp_transport,
+                                      tether::callback_token<std::function<std::string()>>,
+                                      tether::close_code_table<>>;
 
 } // namespace
 
-TEST_CASE("end to end: a token that expires every second, 10 cycles, one refresh each, no rejected handshake",
+TEST_CASE("end to end: a token that expires every second, 10 cycles, one refresh each, no rejected "
+          "handshake",
           "[transport][e2e]") {
     asio::io_context io;
     plain_test_server server(io);
@@ -1130,21 +1168,25 @@ TEST_CASE("end to end: a token that expires every second, 10 cycles, one refresh
     tether::client_options opts;
     opts.url = server.url("/v2/events");
     opts.auth_failure_uptime = 500ms; // a token that lived ~1 s worked
-    e2e_client client(opts, websocketpp_transport(io, quick_options()),
-                      tether::callback_token<std::function<std::string()>>([&] { return idp.issue(); }),
-                      tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
+    e2e_client client(
+        opts, websocketpp_transport(io, quick_options()),
+        tether::callback_token<std::function<std::string()>>([&] { return idp.issue(); }),
+        tether::close_code_table<>{{4001, tether::close_action::refresh_token_then_reconnect}});
     std::vector<std::string> log;
     int expiries = 0;
     client.on_open([&](const tether::open_event&) { log.push_back("open"); });
     client.on_token([&](const tether::token_event&) { log.push_back("token"); });
     client.on_close([&](const close_event& ev, const tether::reconnect_decision& d) {
-        log.push_back("close " + std::to_string(ev.code) + (ev.http_status ? " http " + std::to_string(ev.http_status) : ""));
-        if (ev.code == 4001 && d.action == tether::close_action::refresh_token_then_reconnect) ++expiries;
+        log.push_back("close " + std::to_string(ev.code) +
+                      (ev.http_status ? " http " + std::to_string(ev.http_status) : ""));
+        if (ev.code == 4001 && d.action == tether::close_action::refresh_token_then_reconnect)
+            ++expiries;
     });
     bool stopped = false;
     client.on_stopped([&](const tether::stopped_event&) { stopped = true; });
     client.start();
-    REQUIRE(run_until(io, [&] { return expiries == 10 && client.state() == tether::client_state::open; }, 20s));
+    REQUIRE(run_until(
+        io, [&] { return expiries == 10 && client.state() == tether::client_state::open; }, 20s));
     client.stop();
     REQUIRE(run_until(io, [&] { return stopped; }));
 
@@ -1166,10 +1208,12 @@ TEST_CASE("end to end: a token that expires every second, 10 cycles, one refresh
     CHECK(log == expected);
 }
 
-TEST_CASE("end to end: TLS verification failure stops the client, no retry storm", "[transport][e2e][tls]") {
+TEST_CASE("end to end: TLS verification failure stops the client, no retry storm",
+          "[transport][e2e][tls]") {
     asio::io_context io;
     test_support::tls_test_server server(
-        io, test_support::server_tls_context(pki().pki.wrong_name.cert_pem, pki().pki.wrong_name.key_pem));
+        io, test_support::server_tls_context(pki().pki.wrong_name.cert_pem,
+                                             pki().pki.wrong_name.key_pem));
     auto o = quick_options();
     o.tls.ca_file = pki().pki.ca_file;
     tether::client_options opts;
@@ -1198,7 +1242,8 @@ TEST_CASE("end to end: a server that stops answering is detected and the client 
     o.pong_timeout = 100ms;
     tether::client_options opts;
     opts.url = server.url();
-    tether::basic_reconnecting_client<websocketpp_transport> client(opts, websocketpp_transport(io, o));
+    tether::basic_reconnecting_client<websocketpp_transport> client(opts,
+                                                                    websocketpp_transport(io, o));
     int opens = 0;
     std::optional<close_event> first_close;
     client.on_open([&](const tether::open_event&) {
@@ -1208,7 +1253,8 @@ TEST_CASE("end to end: a server that stops answering is detected and the client 
         if (!first_close) first_close = ev;
     });
     client.start();
-    REQUIRE(run_until(io, [&] { return opens == 2; }, 5s));
+    REQUIRE(run_until(
+        io, [&] { return opens == 2; }, 5s));
     REQUIRE(first_close);
     CHECK(first_close->error == tether::error::pong_timeout);
     CHECK(first_close->uptime < 1s);

@@ -48,8 +48,7 @@ struct seen_request {
     std::map<std::string, std::string> extra; ///< X-* headers
 };
 
-template <class Config>
-class wspp_test_server {
+template <class Config> class wspp_test_server {
 public:
     using server_type = websocketpp::server<Config>;
     using connection_ptr = typename server_type::connection_ptr;
@@ -88,8 +87,8 @@ public:
             ++pings_received;
             return true;
         });
-        server_.set_message_handler(
-            [this](websocketpp::connection_hdl h, typename server_type::message_ptr m) { message(h, m); });
+        server_.set_message_handler([this](websocketpp::connection_hdl h,
+                                           typename server_type::message_ptr m) { message(h, m); });
         server_.listen(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
         server_.start_accept();
         std::error_code ec;
@@ -137,7 +136,8 @@ private:
         }
         ++refused;
         con->set_status(static_cast<websocketpp::http::status_code::value>(v.status));
-        for (const auto& hdr : v.headers) con->append_header(hdr.first, hdr.second);
+        for (const auto& hdr : v.headers)
+            con->append_header(hdr.first, hdr.second);
         if (!v.body.empty()) con->set_body(v.body);
         return false;
     }
@@ -174,7 +174,8 @@ private:
             const auto code = static_cast<std::uint16_t>(std::stoi(p.substr(6, sp - 6)));
             con->close(code, sp == std::string::npos ? "" : p.substr(sp + 1), ec);
         } else if (p.rfind("big ", 0) == 0) {
-            con->send(std::string(std::stoul(p.substr(4)), 'x'), websocketpp::frame::opcode::binary);
+            con->send(std::string(std::stoul(p.substr(4)), 'x'),
+                      websocketpp::frame::opcode::binary);
         } else if (p == "pause") {
             // with no read pending nothing else holds the connection: keep it
             // alive, silent and open, like a peer that vanished without a FIN
@@ -201,7 +202,8 @@ using plain_test_server = wspp_test_server<websocketpp::config::asio>;
 using tls_test_server = wspp_test_server<websocketpp::config::asio_tls>;
 
 /// A server-side TLS context with the given certificate and key (PEM text).
-inline std::shared_ptr<asio::ssl::context> server_tls_context(const std::string& cert_pem, const std::string& key_pem,
+inline std::shared_ptr<asio::ssl::context> server_tls_context(const std::string& cert_pem,
+                                                              const std::string& key_pem,
                                                               bool tls12_max = false) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
     ctx->use_certificate_chain(asio::buffer(cert_pem));

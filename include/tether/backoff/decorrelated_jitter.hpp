@@ -14,8 +14,7 @@ TETHER_NAMESPACE_BEGIN
 /// "decorrelated jitter"): never below `initial`, grows about as fast as
 /// exponential backoff, and consecutive delays are not correlated. The
 /// ladder's multiplier is not used.
-template <class Random = jitter_rng>
-class basic_decorrelated_jitter {
+template <class Random = jitter_rng> class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))

@@ -18,8 +18,7 @@ TETHER_NAMESPACE_BEGIN
 /// connection backoff (1 s initial, 120 s cap); auth and overload start at 5 s
 /// and cap at 5 min, because hammering a server that refused our credential or
 /// asked us to slow down is what turns an incident into an outage.
-template <class Random = jitter_rng>
-class basic_exponential_backoff {
+template <class Random = jitter_rng> class basic_exponential_backoff {
 public:
     using random_type = Random;
 

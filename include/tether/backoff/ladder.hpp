@@ -45,18 +45,21 @@ struct backoff_ladder {
 
     void validate(const char* what) const {
         if (initial.count() < 0 || max.count() < 0)
-            throw std::invalid_argument(std::string("tether: ") + what + ": delays must not be negative");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": delays must not be negative");
         if (initial > max)
             throw std::invalid_argument(std::string("tether: ") + what + ": initial exceeds max");
         if (!(multiplier >= 1.0))
-            throw std::invalid_argument(std::string("tether: ") + what + ": multiplier must be >= 1");
+            throw std::invalid_argument(std::string("tether: ") + what +
+                                        ": multiplier must be >= 1");
     }
 
     /// min(max, initial * multiplier^step), computed without overflow.
     std::chrono::milliseconds cap_at(unsigned step) const noexcept {
         double cap = static_cast<double>(initial.count());
         const double limit = static_cast<double>(max.count());
-        for (unsigned i = 0; i < step && cap < limit; ++i) cap *= multiplier;
+        for (unsigned i = 0; i < step && cap < limit; ++i)
+            cap *= multiplier;
         return cap >= limit ? max : std::chrono::milliseconds(static_cast<long long>(cap));
     }
 };
@@ -65,7 +68,8 @@ struct backoff_ladder {
 struct backoff_ladders {
     backoff_ladder network{std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 2.0};
     backoff_ladder auth{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
-    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000), 2.0};
+    backoff_ladder overload{std::chrono::milliseconds(5000), std::chrono::milliseconds(300000),
+                            2.0};
 
     const backoff_ladder& operator[](failure_class c) const noexcept {
         switch (c) {
@@ -94,8 +98,7 @@ struct ladder_steps {
 /// result is the same for a given seed on every standard library
 /// (std::uniform_int_distribution is not); the modulo bias is below 2^-40
 /// for any delay range tether uses.
-template <class Rng>
-long long uniform_between(Rng& rng, long long lo, long long hi) {
+template <class Rng> long long uniform_between(Rng& rng, long long lo, long long hi) {
     static_assert(Rng::max() - Rng::min() >= 0xFFFFFFFFULL,
                   "tether: the backoff's random generator must produce at least 32 bits");
     if (hi <= lo) return lo;

@@ -36,8 +36,7 @@ struct close_code_rule {
 ///         {4000, 4499, tether::close_action::reconnect},
 ///         {4500, 4999, tether::close_action::stop},
 ///     };
-template <class Fallback = default_close_policy>
-class close_code_table {
+template <class Fallback = default_close_policy> class close_code_table {
 public:
     close_code_table(std::initializer_list<close_code_rule> rules, Fallback fallback = Fallback())
         : close_code_table(std::vector<close_code_rule>(rules), std::move(fallback)) {}
@@ -51,8 +50,9 @@ public:
                                             std::to_string(r.first) + "-" + std::to_string(r.last) +
                                             " is empty");
             if (r.first < 1000 || r.last > 4999)
-                throw std::invalid_argument("tether: close_code_table: close codes are 1000-4999, got " +
-                                            std::to_string(r.first) + "-" + std::to_string(r.last));
+                throw std::invalid_argument(
+                    "tether: close_code_table: close codes are 1000-4999, got " +
+                    std::to_string(r.first) + "-" + std::to_string(r.last));
         }
     }
 

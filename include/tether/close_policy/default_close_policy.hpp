@@ -19,9 +19,8 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 401                             | refresh token, then reconnect        | auth     |
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
-/// | TLS verification failure, bad URL or upgrade request, refusal to send a credential in clear |
-/// stop | | | any other transport failure (DNS, TCP, liveness) | reconnect                     |
-/// network  |
+/// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
+/// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
     struct options {

@@ -23,7 +23,6 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -42,7 +41,8 @@ namespace detail {
 /// Overwrites a string that held a credential before it is freed.
 inline void wipe(std::string& s) noexcept {
     volatile char* p = s.data();
-    for (std::size_t i = 0; i < s.size(); ++i) p[i] = 0;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        p[i] = 0;
     s.clear();
 }
 
@@ -54,8 +54,8 @@ inline std::string form_urlencode(std::string_view in) {
     out.reserve(in.size() * 3);
     for (char c : in) {
         const auto u = static_cast<unsigned char>(c);
-        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '*' ||
-            u == '-' || u == '.' || u == '_') {
+        if ((u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+            u == '*' || u == '-' || u == '.' || u == '_') {
             out.push_back(c);
         } else if (u == ' ') {
             out.push_back('+');
@@ -102,9 +102,9 @@ inline std::string base64_encode(std::string_view in) {
 /// An http:// or https:// URL, split for a request.
 struct http_url {
     bool tls = true;
-    std::string host;        ///< lower case, IPv6 without brackets
+    std::string host; ///< lower case, IPv6 without brackets
     std::uint16_t port = 443;
-    std::string target;      ///< path and query, at least "/"
+    std::string target; ///< path and query, at least "/"
 
     /// The Host field: host, [v6], plus the port when it is not the default.
     std::string host_field() const {
@@ -141,8 +141,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
     }
     const auto authority_end = url.find_first_of("/?#");
     std::string_view authority = url.substr(0, authority_end);
-    std::string_view rest = authority_end == std::string_view::npos ? std::string_view{}
-                                                                    : url.substr(authority_end);
+    std::string_view rest =
+        authority_end == std::string_view::npos ? std::string_view{} : url.substr(authority_end);
     if (authority.find('@') != std::string_view::npos) {
         why = "user information in the URL is not allowed; pass credentials as options";
         return std::nullopt;
@@ -205,7 +205,8 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
         }
         out.port = static_cast<std::uint16_t>(value);
     }
-    for (char c : host) out.host.push_back(ascii_lower(c));
+    for (char c : host)
+        out.host.push_back(ascii_lower(c));
 
     const auto hash = rest.find('#');
     if (hash != std::string_view::npos) {
@@ -274,8 +275,8 @@ public:
     static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
                                                 secret request, http_exchange_options opts,
                                                 handler_type handler) {
-        std::shared_ptr<http_exchange> self(
-            new http_exchange(ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
+        std::shared_ptr<http_exchange> self(new http_exchange(
+            ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
         asio::dispatch(self->strand_, [self] { self->begin(); });
         return self;
     }
@@ -294,13 +295,8 @@ private:
 
     http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
                   http_exchange_options opts, handler_type handler)
-        : strand_(asio::make_strand(ex)),
-          url_(std::move(url)),
-          request_(std::move(request)),
-          opts_(std::move(opts)),
-          handler_(std::move(handler)),
-          resolver_(strand_),
-          timer_(strand_),
+        : strand_(asio::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
+          opts_(std::move(opts)), handler_(std::move(handler)), resolver_(strand_), timer_(strand_),
           parser_(opts_.limits) {
         if (url_.tls && opts_.tls_context)
             tls_.emplace(strand_, *opts_.tls_context);
@@ -319,7 +315,8 @@ private:
             finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
             return;
         }
-        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host && !is_loopback_host(url_.host)) {
+        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host &&
+            !is_loopback_host(url_.host)) {
             finish(make_error_code(error::insecure_transport),
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
@@ -331,11 +328,11 @@ private:
             self->abort_io();
         });
         trace("resolving " + url_.host_field());
-        resolver_.async_resolve(url_.host, std::to_string(url_.port),
-                                [self = shared_from_this()](std::error_code ec,
-                                                            tcp::resolver::results_type results) {
-                                    self->on_resolved(ec, std::move(results));
-                                });
+        resolver_.async_resolve(
+            url_.host, std::to_string(url_.port),
+            [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
+                self->on_resolved(ec, std::move(results));
+            });
     }
 
     void abort_io() {
@@ -351,9 +348,9 @@ private:
         if (cancelled_)
             finish(make_error_code(error::operation_cancelled), "request cancelled");
         else if (timed_out_)
-            finish(asio::error::timed_out,
-                   "no complete response within " + std::to_string(opts_.timeout.count()) + " ms (" +
-                       what + ")");
+            finish(asio::error::timed_out, "no complete response within " +
+                                               std::to_string(opts_.timeout.count()) + " ms (" +
+                                               what + ")");
         else
             finish(ec, what + ": " + ec.message());
         return true;
@@ -375,10 +372,11 @@ private:
         }
         trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
-        asio::async_connect(socket(), endpoints,
-                            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
-                                self->on_connected(ec, ep);
-                            });
+        asio::async_connect(
+            socket(), endpoints,
+            [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
+                self->on_connected(ec, ep);
+            });
     }
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
@@ -395,17 +393,17 @@ private:
             finish(make_error_code(error::connection_failed), "TLS setup failed: SNI name refused");
             return;
         }
-        tls_->async_handshake(asio::ssl::stream_base::client,
-                              [self = shared_from_this()](std::error_code ec) {
-                                  self->on_handshake(ec);
-                              });
+        tls_->async_handshake(
+            asio::ssl::stream_base::client,
+            [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); });
     }
 
     void on_handshake(std::error_code ec) {
         if (ec && !timed_out_ && !cancelled_) {
             if (tls_report_->verification_failed()) {
                 finish(make_error_code(error::tls_verification_failed),
-                       "TLS certificate of " + url_.host_field() + " rejected: " + tls_report_->describe());
+                       "TLS certificate of " + url_.host_field() +
+                           " rejected: " + tls_report_->describe());
                 return;
             }
             const std::string why = tls_report_->describe();
@@ -453,7 +451,8 @@ private:
                 // its own framing (the parser says incomplete), but a body
                 // delimited by the close may have been cut by an attacker.
                 if (parser_.reading_until_close()) {
-                    finish(ec, "TLS connection closed without close_notify: the body may be truncated");
+                    finish(ec,
+                           "TLS connection closed without close_notify: the body may be truncated");
                     return;
                 }
                 parser_.feed_eof();
@@ -496,7 +495,8 @@ private:
 
     static std::string endpoint_text(const tcp::endpoint& ep) {
         const auto a = ep.address();
-        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+        return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
+               std::to_string(ep.port());
     }
 
     strand_type strand_;

@@ -9,8 +9,8 @@
 #ifndef TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 #define TETHER_DETAIL_HTTP_RESPONSE_PARSER_HPP
 
-#include <tether/detail/ascii.hpp>
 #include <tether/connect_request.hpp>
+#include <tether/detail/ascii.hpp>
 #include <tether/error.hpp>
 
 #include <cstddef>
@@ -33,8 +33,10 @@ struct http_limits {
 };
 
 inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -42,11 +44,22 @@ inline std::string_view trim_ows(std::string_view s) noexcept {
 inline bool is_tchar(char c) noexcept {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -104,7 +117,8 @@ public:
         if (state_ == state::body_until_close)
             state_ = state::done;
         else if (state_ != state::done && state_ != state::failed)
-            fail(tether::error::malformed_http_response, "connection closed before the response was complete");
+            fail(tether::error::malformed_http_response,
+                 "connection closed before the response was complete");
     }
 
     bool done() const noexcept { return state_ == state::done; }
@@ -208,7 +222,8 @@ private:
             reason = line.substr(13);
             for (char c : reason)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in reason phrase");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in reason phrase");
                     return;
                 }
         }
@@ -230,13 +245,15 @@ private:
         name = line.substr(0, colon);
         for (char c : name)
             if (!is_tchar(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field name");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field name");
                 return false;
             }
         value = trim_ows(line.substr(colon + 1));
         for (char c : value)
             if (!is_field_char(c)) {
-                fail(tether::error::malformed_http_response, "invalid character in a header field value");
+                fail(tether::error::malformed_http_response,
+                     "invalid character in a header field value");
                 return false;
             }
         return true;
@@ -282,7 +299,8 @@ private:
                     return;
                 }
                 if (has_length && v != length) {
-                    fail(tether::error::malformed_http_response, "conflicting Content-Length fields");
+                    fail(tether::error::malformed_http_response,
+                         "conflicting Content-Length fields");
                     return;
                 }
                 has_length = true;
@@ -297,7 +315,8 @@ private:
             }
         }
         if (has_length && chunked) {
-            fail(tether::error::malformed_http_response, "both Content-Length and Transfer-Encoding");
+            fail(tether::error::malformed_http_response,
+                 "both Content-Length and Transfer-Encoding");
             return;
         }
         if (status == 204 || status == 304) {
@@ -358,7 +377,8 @@ private:
             return;
         }
         std::string_view rest = line.substr(i);
-        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t'))
+            rest.remove_prefix(1);
         if (!rest.empty()) {
             if (rest.front() != ';') {
                 fail(tether::error::malformed_http_response, "invalid chunk size");
@@ -366,7 +386,8 @@ private:
             }
             for (char c : rest)
                 if (!is_field_char(c)) {
-                    fail(tether::error::malformed_http_response, "invalid character in a chunk extension");
+                    fail(tether::error::malformed_http_response,
+                         "invalid character in a chunk extension");
                     return;
                 }
         }

@@ -22,8 +22,7 @@ public:
     const T& get() const noexcept { return *this; }
 };
 
-template <std::size_t I, class T>
-class ebo_slot<I, T, false> {
+template <std::size_t I, class T> class ebo_slot<I, T, false> {
 public:
     explicit ebo_slot(T&& t) : value_(std::move(t)) {}
     T& get() noexcept { return value_; }
@@ -33,8 +32,7 @@ private:
     T value_;
 };
 
-template <class Seq, class... Ts>
-class policy_storage_impl;
+template <class Seq, class... Ts> class policy_storage_impl;
 
 template <std::size_t... I, class... Ts>
 class policy_storage_impl<std::index_sequence<I...>, Ts...> : public ebo_slot<I, Ts>... {
@@ -49,13 +47,11 @@ class policy_storage : public policy_storage_impl<std::index_sequence_for<Ts...>
 public:
     explicit policy_storage(Ts... ts) : base(std::move(ts)...) {}
 
-    template <std::size_t N>
-    auto& get() noexcept {
+    template <std::size_t N> auto& get() noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<ebo_slot<N, T>&>(*this).get();
     }
-    template <std::size_t N>
-    const auto& get() const noexcept {
+    template <std::size_t N> const auto& get() const noexcept {
         using T = std::tuple_element_t<N, std::tuple<Ts...>>;
         return static_cast<const ebo_slot<N, T>&>(*this).get();
     }

@@ -25,8 +25,10 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
 namespace retry_after_parse {
 
 inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -61,7 +63,8 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 /// Parses an HTTP-date in any of the three forms a recipient must accept:
 /// IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94
 /// 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
+inline std::optional<std::chrono::system_clock::time_point>
+parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
     s = trim(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
@@ -99,7 +102,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
         return std::nullopt;
     }
     if (day < 1 || day > 31) return std::nullopt;
-    const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+    const auto days =
+        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
     return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
 }

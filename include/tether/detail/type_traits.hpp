@@ -27,6 +27,12 @@ constexpr bool detected_convertible() {
         return false;
 }
 
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// What detected_convertible checks, as a concept: the same rule in both forms.
+template <class From, class To>
+concept converts_to = std::is_convertible_v<From, To>;
+#endif
+
 } // namespace detail
 TETHER_NAMESPACE_END
 

@@ -15,10 +15,10 @@ namespace detail {
 
 /// The parts of a WebSocket URL a transport needs.
 struct ws_url {
-    bool secure = false;      ///< wss://
-    std::string host;         ///< without the brackets of an IPv6 literal
-    std::uint16_t port = 0;   ///< explicit or the scheme's default
-    std::string target;       ///< path and query, always starting with '/'
+    bool secure = false;    ///< wss://
+    std::string host;       ///< without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or the scheme's default
+    std::string target;     ///< path and query, always starting with '/'
     bool ipv6_literal = false;
 };
 
@@ -94,8 +94,9 @@ inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why
         return std::nullopt;
     }
     for (const char c : out.host) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '.' || c == '_' || (out.ipv6_literal && (c == ':' || c == '%'));
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                        (out.ipv6_literal && (c == ':' || c == '%'));
         if (!ok) {
             why = "the host contains a character that is not allowed";
             return std::nullopt;
@@ -155,7 +156,8 @@ inline bool is_loopback_host(std::string_view host) noexcept {
 
 /// A credential may travel over `url` when the channel is encrypted, when it
 /// never leaves the machine, or when the user opted in by name.
-inline bool token_transport_allowed(const ws_url& url, bool allow_insecure_token_transport) noexcept {
+inline bool token_transport_allowed(const ws_url& url,
+                                    bool allow_insecure_token_transport) noexcept {
     return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
 }
 
@@ -168,7 +170,8 @@ inline std::string percent_encode(std::string_view in) {
     for (const char c : in) {
         const auto u = static_cast<unsigned char>(c);
         const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                                c == '~';
         if (unreserved) {
             out += c;
         } else {
@@ -181,7 +184,8 @@ inline std::string percent_encode(std::string_view in) {
 }
 
 /// Appends name=value (both percent-encoded) to a request target.
-inline void append_query_parameter(std::string& target, std::string_view name, std::string_view value) {
+inline void append_query_parameter(std::string& target, std::string_view name,
+                                   std::string_view value) {
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += percent_encode(name);
     target += '=';
@@ -192,8 +196,21 @@ inline void append_query_parameter(std::string& target, std::string_view name, s
 inline bool is_http_token_char(char c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~': return true;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
     default: return false;
     }
 }

@@ -39,7 +39,8 @@ struct server_response {
     std::string subprotocol;
 
     static server_response accept() { return {}; }
-    static server_response reject(int status, std::optional<std::chrono::milliseconds> retry_after = {}) {
+    static server_response reject(int status,
+                                  std::optional<std::chrono::milliseconds> retry_after = {}) {
         server_response r;
         r.what = kind::reject;
         r.status = status;
@@ -60,7 +61,8 @@ struct server_response {
         return r;
     }
     /// Accept, then close with `code` after `d`.
-    server_response& then_close(std::chrono::nanoseconds d, std::uint16_t code, std::string reason = {}) {
+    server_response& then_close(std::chrono::nanoseconds d, std::uint16_t code,
+                                std::string reason = {}) {
         close_after = d;
         close_code = code;
         close_reason = std::move(reason);
@@ -111,7 +113,8 @@ public:
     /// Connections currently open, oldest first.
     std::vector<connection_id> open_connections() const {
         std::vector<connection_id> ids;
-        for (const auto& c : live_) if (c.second) ids.push_back(c.first);
+        for (const auto& c : live_)
+            if (c.second) ids.push_back(c.first);
         return ids;
     }
     bool is_open(connection_id id) const {
@@ -149,7 +152,7 @@ private:
     struct registry {
         std::map<connection_id, simulated_transport*> owners;
         std::map<connection_id, bool> live; // id -> open
-        connection_id next_id = 0;           // ids are unique per server
+        connection_id next_id = 0;          // ids are unique per server
     };
     std::shared_ptr<registry> reg_ = std::make_shared<registry>();
     std::map<connection_id, simulated_transport*>& owners_ = reg_->owners;
@@ -173,13 +176,16 @@ public:
         bool drops_data_after_close = true;
     };
 
-    simulated_transport(simulation& sim, simulated_server& server) : simulated_transport(sim, server, options{}) {}
+    simulated_transport(simulation& sim, simulated_server& server)
+        : simulated_transport(sim, server, options{}) {}
     simulated_transport(simulation& sim, simulated_server& server, options o)
-        : sim_(&sim), server_(&server), reg_(server.reg_), opts_(o), alive_(std::make_shared<bool>(true)) {}
+        : sim_(&sim), server_(&server), reg_(server.reg_), opts_(o),
+          alive_(std::make_shared<bool>(true)) {}
     simulated_transport(simulated_transport&& o) noexcept
-        : sim_(o.sim_), server_(o.server_), reg_(o.reg_), opts_(o.opts_), alive_(std::move(o.alive_)),
-          conns_(std::move(o.conns_)) {
-        for (auto& c : conns_) reg_->owners[c.first] = this;
+        : sim_(o.sim_), server_(o.server_), reg_(o.reg_), opts_(o.opts_),
+          alive_(std::move(o.alive_)), conns_(std::move(o.conns_)) {
+        for (auto& c : conns_)
+            reg_->owners[c.first] = this;
         o.alive_ = std::make_shared<bool>(false);
     }
     simulated_transport& operator=(simulated_transport&&) = delete;
@@ -195,15 +201,15 @@ public:
     clock_type::time_point now() const noexcept { return sim_->now(); }
     timer_type make_timer() { return sim_->make_timer(); }
 
-    template <class Sink>
-    connection_id connect(const connect_request& req, Sink& sink) {
+    template <class Sink> connection_id connect(const connect_request& req, Sink& sink) {
         const connection_id id = ++reg_->next_id;
         conn& c = conns_[id];
         c.on_open = [&sink, id](const open_info& i) { sink.on_transport_open(id, i); };
         c.on_message = [&sink, id](const message_view& m) { sink.on_transport_message(id, m); };
         c.on_close = [&sink, id](close_event&& e) { sink.on_transport_close(id, std::move(e)); };
         reg_->owners[id] = this;
-        server_handshake h{id, req.url, req.token, req.headers, req.subprotocols, req.attempt, sim_->now()};
+        server_handshake h{id,          req.url,    req.token, req.headers, req.subprotocols,
+                           req.attempt, sim_->now()};
         ++connects_;
         later(opts_.latency, [this, id, h = std::move(h)] { handshake(id, h); });
         c.timeout = later(opts_.handshake_timeout, [this, id] {
@@ -286,17 +292,19 @@ private:
     std::shared_ptr<simulation::timer> later(std::chrono::nanoseconds d, std::function<void()> f) {
         auto t = std::make_shared<simulation::timer>(*sim_);
         t->expires_after(d);
-        t->async_wait([alive = std::weak_ptr<bool>(alive_), f = std::move(f), t](std::error_code ec) {
-            auto a = alive.lock();
-            if (!ec && a && *a) f();
-        });
+        t->async_wait(
+            [alive = std::weak_ptr<bool>(alive_), f = std::move(f), t](std::error_code ec) {
+                auto a = alive.lock();
+                if (!ec && a && *a) f();
+            });
         return t;
     }
     void post_finish(connection_id id, close_event&& ev) {
-        asio::post(sim_->context(), [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
-            auto a = alive.lock();
-            if (a && *a) finish(id, std::move(ev));
-        });
+        asio::post(sim_->context(),
+                   [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
+                       auto a = alive.lock();
+                       if (a && *a) finish(id, std::move(ev));
+                   });
     }
 
     void handshake(connection_id id, const server_handshake& h) {

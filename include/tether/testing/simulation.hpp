@@ -61,9 +61,12 @@ public:
 
     /// Calls `f` at now() + d (on the simulation's thread).
     void schedule(duration d, std::function<void()> f) {
-        arm(now_ + (d.count() < 0 ? duration(0) : d), [f = std::move(f)](std::error_code ec) {
-            if (!ec) f();
-        }, nullptr);
+        arm(
+            now_ + (d.count() < 0 ? duration(0) : d),
+            [f = std::move(f)](std::error_code ec) {
+                if (!ec) f();
+            },
+            nullptr);
     }
 
     /// Runs ready handlers without moving time. Returns handlers run.
@@ -79,11 +82,12 @@ public:
     }
 
     /// Runs until no handler is ready and no timer is armed (or `limit` virtual time passed).
-    std::size_t run(duration limit = std::chrono::hours(24 * 365)) { return step_until(now_ + limit); }
+    std::size_t run(duration limit = std::chrono::hours(24 * 365)) {
+        return step_until(now_ + limit);
+    }
 
     /// Runs until pred() holds (checked after every batch) or `limit` passes. Returns pred().
-    template <class Pred>
-    bool run_until(Pred pred, duration limit) {
+    template <class Pred> bool run_until(Pred pred, duration limit) {
         const time_point end = now_ + limit;
         for (;;) {
             drain();
@@ -119,7 +123,9 @@ private:
         std::size_t n = 0;
         for (auto it = queue_.begin(); it != queue_.end();) {
             if (it->second.owner == owner) {
-                asio::post(ctx_, [h = std::move(it->second.handler)] { h(asio::error::operation_aborted); });
+                asio::post(ctx_, [h = std::move(it->second.handler)] {
+                    h(asio::error::operation_aborted);
+                });
                 it = queue_.erase(it);
                 ++n;
             } else {
@@ -159,7 +165,8 @@ private:
 
     std::size_t step_until(time_point limit) {
         std::size_t n = drain();
-        while (fire_next(limit)) n += drain();
+        while (fire_next(limit))
+            n += drain();
         return n;
     }
 
@@ -203,10 +210,10 @@ public:
     }
     time_point expiry() const noexcept { return deadline_; }
 
-    template <class Handler>
-    void async_wait(Handler&& h) {
+    template <class Handler> void async_wait(Handler&& h) {
         auto p = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(h));
-        sim_->arm(deadline_, [p](std::error_code ec) { (*p)(ec); }, this);
+        sim_->arm(
+            deadline_, [p](std::error_code ec) { (*p)(ec); }, this);
     }
 
     std::size_t cancel() { return sim_ ? sim_->cancel_owner(this) : 0; }

@@ -54,13 +54,12 @@ private:
 /// A token equal to the one handed out last counts as cached (not fresh); a
 /// token the server rejected is never handed out again: the client gets
 /// `error::token_rejected` instead, and stops.
-template <class Fetch>
-class callback_token {
+template <class Fetch> class callback_token {
 public:
-    explicit callback_token(Fetch fetch) : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
+    explicit callback_token(Fetch fetch)
+        : fetch_(std::move(fetch)), shared_(std::make_shared<shared>()) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         auto filter = [sh = shared_, h = std::forward<Handler>(handler)](token_result r) mutable {
             if (!r.error) sh->admit(r);
             h(std::move(r));
@@ -95,8 +94,9 @@ private:
         void admit(token_result& r) {
             std::lock_guard<std::mutex> lock(mutex);
             if (std::find(rejected.begin(), rejected.end(), r.value.value) != rejected.end()) {
-                r = token_result::failure(error::token_rejected,
-                                          "the token function returned a token the server rejected");
+                r = token_result::failure(
+                    error::token_rejected,
+                    "the token function returned a token the server rejected");
                 return;
             }
             r.value.fresh = !(r.value.value == last);
@@ -113,7 +113,8 @@ private:
                 static_assert(std::is_convertible_v<result, std::string>,
                               "tether: callback_token: the function must take a token_completion, "
                               "or return token_result or std::string");
-                return token_result::success(token{secret(std::string(fetch_())), std::nullopt, true});
+                return token_result::success(
+                    token{secret(std::string(fetch_())), std::nullopt, true});
             }
         } catch (const std::exception& e) {
             return token_result::failure(error::token_request_failed,

@@ -10,8 +10,7 @@ TETHER_NAMESPACE_BEGIN
 
 /// For servers that need no token (or authorise by URL, as Genesys channels do).
 struct no_token {
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         std::forward<Handler>(h)(token_result::success(token{}));
     }
     void invalidate(const secret&) noexcept {}

@@ -70,12 +70,14 @@ struct oauth2_options {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
         if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
-        if (!url->tls && !allow_plain_http_to_non_loopback_host && !detail::is_loopback_host(url->host))
+        if (!url->tls && !allow_plain_http_to_non_loopback_host &&
+            !detail::is_loopback_host(url->host))
             throw std::invalid_argument(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
-        if (client_id.empty()) throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+        if (client_id.empty())
+            throw std::invalid_argument("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
             throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
         if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
@@ -83,16 +85,21 @@ struct oauth2_options {
                 "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
                 "carry; use client_auth::http_basic");
         if (default_lifetime.count() <= 0)
-            throw std::invalid_argument("tether: oauth2_options::default_lifetime must be positive");
-        if (timeout.count() <= 0) throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::default_lifetime must be positive");
+        if (timeout.count() <= 0)
+            throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
         if (max_response_bytes == 0)
-            throw std::invalid_argument("tether: oauth2_options::max_response_bytes must be positive");
+            throw std::invalid_argument(
+                "tether: oauth2_options::max_response_bytes must be positive");
         for (const auto& p : extra_params)
             if (p.first.empty())
-                throw std::invalid_argument("tether: oauth2_options::extra_params has an empty name");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::extra_params has an empty name");
         for (char c : user_agent)
             if (!detail::is_field_char(c) || c == '\t')
-                throw std::invalid_argument("tether: oauth2_options::user_agent has a control character");
+                throw std::invalid_argument(
+                    "tether: oauth2_options::user_agent has a control character");
     }
 
     friend std::ostream& operator<<(std::ostream& os, const oauth2_options& o) {
@@ -105,7 +112,8 @@ struct oauth2_options {
                                                              : "request_body");
         if (!o.scope.empty()) os << ", scope=" << o.scope;
         if (!o.audience.empty()) os << ", audience=" << o.audience;
-        for (const auto& p : o.extra_params) os << ", " << p.first << "=[redacted]";
+        for (const auto& p : o.extra_params)
+            os << ", " << p.first << "=[redacted]";
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -130,8 +138,7 @@ public:
     oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->start(std::function<void(token_result)>(
             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
                 token_result r) { (*h)(std::move(r)); }));
@@ -154,12 +161,12 @@ public:
 
 private:
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor ex, oauth2_options o) : executor(std::move(ex)), options(std::move(o)) {
+        state(asio::any_io_executor ex, oauth2_options o)
+            : executor(std::move(ex)), options(std::move(o)) {
             options.validate();
             std::string why;
             url = *detail::parse_http_url(options.token_url, why);
-            if (url.tls)
-                tls_context = make_tls_client_context(options.tls);
+            if (url.tls) tls_context = make_tls_client_context(options.tls);
             rules.default_lifetime = options.default_lifetime;
             rules.redact.push_back(options.client_secret.reveal());
         }
@@ -170,12 +177,13 @@ private:
             detail::http_exchange_options xo;
             xo.timeout = options.timeout;
             xo.limits.max_body_bytes = options.max_response_bytes;
-            xo.allow_plain_http_to_non_loopback_host = options.allow_plain_http_to_non_loopback_host;
+            xo.allow_plain_http_to_non_loopback_host =
+                options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
             xo.trace = options.trace;
-            trace("POST " + url.display() + " (grant client_credentials, client_id " + options.client_id +
-                  ", client auth " + auth_name() + ")");
+            trace("POST " + url.display() + " (grant client_credentials, client_id " +
+                  options.client_id + ", client auth " + auth_name() + ")");
             auto self = shared_from_this();
             auto exchange = detail::http_exchange::start(
                 executor, url, std::move(request), std::move(xo),
@@ -190,8 +198,9 @@ private:
         token_result complete(detail::http_result r) {
             token_result out;
             if (r.error) {
-                out = token_result::failure(map_transport_error(r.error), "token request to " + url.display() +
-                                                                             " failed: " + r.detail);
+                out = token_result::failure(map_transport_error(r.error),
+                                            "token request to " + url.display() +
+                                                " failed: " + r.detail);
             } else {
                 out = parse_token_response(r.response, rules, std::chrono::system_clock::now());
                 detail::wipe(r.response.body);
@@ -203,7 +212,8 @@ private:
             if (out.error)
                 trace("token request failed: " + out.error.message() + " (" + out.detail + ")");
             else
-                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) + " s");
+                trace("token obtained, lifetime " + std::to_string(out.value.lifetime->count()) +
+                      " s");
             return out;
         }
 
@@ -225,7 +235,8 @@ private:
             };
             if (!options.scope.empty()) param("scope", options.scope);
             if (!options.audience.empty()) param("audience", options.audience);
-            for (const auto& p : options.extra_params) param(p.first, p.second);
+            for (const auto& p : options.extra_params)
+                param(p.first, p.second);
 
             std::string authorization;
             if (options.auth == client_auth::request_body) {
@@ -308,7 +319,8 @@ private:
                     if (auto p = w.lock()) live.push_back(std::move(p));
                 in_flight.clear();
             }
-            for (auto& p : live) p->cancel();
+            for (auto& p : live)
+                p->cancel();
         }
 
         static constexpr std::size_t max_remembered = 16;

@@ -3,13 +3,17 @@
 // A pure function (no I/O, the current time passed in) so that tests and the
 // fuzzer exercise exactly what oauth2_client_credentials runs.
 //
-// | response                                              | token_result.error         |
-// |-------------------------------------------------------|----------------------------|
-// | 2xx, JSON object, non-empty `access_token`            | none (lifetime from `expires_in`, else the default) |
-// | 2xx, anything else (not JSON, no token, bad expires_in)| malformed_token_response  |
-// | 429 or 503                                            | rate_limited (+ retry_after from Retry-After) |
-// | `error` invalid_client / invalid_grant / unauthorized_client, or 400 / 401 / 403 | invalid_credentials (permanent) |
-// | any other status (3xx, other 4xx, 5xx)                | token_request_failed       |
+// | response                                                 | token_result.error             |
+// |----------------------------------------------------------|--------------------------------|
+// | 2xx, JSON object, non-empty `access_token`               | none (see below)               |
+// | 2xx, anything else (not JSON, no token, bad expires_in)  | malformed_token_response       |
+// | 429 or 503                                               | rate_limited (see below)       |
+// | `error`: invalid_client, invalid_grant, unauthorized_client | invalid_credentials (permanent) |
+// | 400, 401 or 403                                          | invalid_credentials (permanent)|
+// | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
+//
+// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
@@ -83,7 +87,8 @@ inline token_result parse_token_response(const detail::http_response& response,
 
     if (status >= 200 && status < 300) {
         auto malformed = [&](const std::string& why) {
-            return token_result::failure(make_error_code(error::malformed_token_response), where + ": " + why);
+            return token_result::failure(make_error_code(error::malformed_token_response),
+                                         where + ": " + why);
         };
         if (body.is_discarded()) return malformed("the body is not valid JSON");
         if (!body.is_object()) return malformed("the body is not a JSON object");
@@ -96,7 +101,8 @@ inline token_result parse_token_response(const detail::http_response& response,
             if (!detail::is_token_char(c))
                 return malformed("access_token contains characters not allowed in an HTTP header");
         const auto type = body.find("token_type");
-        if (type != body.end() && !type->is_string()) return malformed("token_type is not a string");
+        if (type != body.end() && !type->is_string())
+            return malformed("token_type is not a string");
 
         std::chrono::seconds lifetime = rules.default_lifetime;
         const auto expires = body.find("expires_in");
@@ -112,9 +118,11 @@ inline token_result parse_token_response(const detail::http_response& response,
                                    : std::chrono::seconds(static_cast<std::int64_t>(v));
                 } else {
                     const auto v = expires->get<std::int64_t>();
-                    if (v <= 0) return malformed("expires_in is not positive (" + std::to_string(v) + ")");
-                    lifetime = std::chrono::seconds(v) > rules.max_lifetime ? rules.max_lifetime
-                                                                            : std::chrono::seconds(v);
+                    if (v <= 0)
+                        return malformed("expires_in is not positive (" + std::to_string(v) + ")");
+                    lifetime = std::chrono::seconds(v) > rules.max_lifetime
+                                   ? rules.max_lifetime
+                                   : std::chrono::seconds(v);
                 }
             } else if (expires->is_number_float()) {
                 const double v = expires->get<double>();
@@ -123,7 +131,8 @@ inline token_result parse_token_response(const detail::http_response& response,
                                ? rules.max_lifetime
                                : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
             } else {
-                return malformed(std::string("expires_in is ") + expires->type_name() + ", not a number");
+                return malformed(std::string("expires_in is ") + expires->type_name() +
+                                 ", not a number");
             }
         }
         token t;
@@ -142,7 +151,8 @@ inline token_result parse_token_response(const detail::http_response& response,
         if (d != body.end() && d->is_string()) description = d->get<std::string>();
     }
     std::string detail = where;
-    if (!oauth_error.empty()) detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
+    if (!oauth_error.empty())
+        detail += ", error \"" + detail::log_safe(oauth_error, rules.redact, 64) + "\"";
     if (!description.empty()) detail += ": " + detail::log_safe(description, rules.redact);
 
     std::optional<std::chrono::milliseconds> retry_after;

@@ -48,11 +48,13 @@ struct shared_token_options {
     /// Throws std::invalid_argument naming the bad option.
     void validate() const {
         if (soft_margin.count() < 0 || hard_margin.count() < 0)
-            throw std::invalid_argument("tether: shared_token_options: margins must not be negative");
+            throw std::invalid_argument(
+                "tether: shared_token_options: margins must not be negative");
         if (hard_margin > soft_margin)
             throw std::invalid_argument(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
-        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 || background_retry.count() <= 0)
+        if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
+            background_retry.count() <= 0)
             throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
     }
 };
@@ -85,10 +87,10 @@ struct shared_token_stats {
     std::uint64_t fetches = 0;             ///< fetcher calls (foreground and background)
     std::uint64_t proactive_refreshes = 0; ///< fetches started by the soft-margin timer
     std::uint64_t fetch_failures = 0;
-    std::uint64_t held_failures = 0;       ///< requests answered with a held failure
-    std::uint64_t invalidations = 0;       ///< invalidate() calls
-    std::uint64_t tokens_dropped = 0;      ///< invalidations that dropped the current token
-    std::size_t waiting = 0;               ///< requests waiting for a fetch now
+    std::uint64_t held_failures = 0;  ///< requests answered with a held failure
+    std::uint64_t invalidations = 0;  ///< invalidate() calls
+    std::uint64_t tokens_dropped = 0; ///< invalidations that dropped the current token
+    std::size_t waiting = 0;          ///< requests waiting for a fetch now
     bool has_token = false;
 };
 
@@ -101,7 +103,8 @@ template <class T> T& timing_object(T& t) noexcept { return t; }
 template <class T> T& timing_object(T* t) noexcept { return *t; }
 
 template <class Fetcher, class Timing>
-class shared_token_state : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
+class shared_token_state
+    : public std::enable_shared_from_this<shared_token_state<Fetcher, Timing>> {
 public:
     using clock_source = std::remove_pointer_t<Timing>;
     using time_point = decltype(std::declval<clock_source&>().now());
@@ -110,10 +113,8 @@ public:
     using handler_type = std::function<void(token_result)>;
 
     shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
-        : fetcher_(std::move(fetcher)),
-          timing_(std::move(timing)),
-          timer_(timing_object(timing_).make_timer()),
-          options_(options) {
+        : fetcher_(std::move(fetcher)), timing_(std::move(timing)),
+          timer_(timing_object(timing_).make_timer()), options_(options) {
         options_.validate();
     }
     ~shared_token_state() {
@@ -161,9 +162,11 @@ public:
             // or a client that renews before expiry (renew_before_expiry) would
             // count the full lifetime from now and renew too late.
             if (current_->expiry)
-                r.value.lifetime = std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
+                r.value.lifetime =
+                    std::chrono::floor<std::chrono::seconds>(*current_->expiry - now);
             ++stats_.served_from_cache;
-            const bool refresh = current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
+            const bool refresh =
+                current_->expiry && now >= current_->soft_at && !fetching_ && !holding(now);
             if (refresh) begin_fetch(now);
             lock.unlock();
             handler(std::move(r));
@@ -247,7 +250,9 @@ private:
 
     clock_source& clock() noexcept { return timing_object(timing_); }
 
-    static bool usable(const cached_token& t, time_point now) { return !t.expiry || now < t.hard_at; }
+    static bool usable(const cached_token& t, time_point now) {
+        return !t.expiry || now < t.hard_at;
+    }
 
     bool holding(time_point now) const { return failure_ && now < failure_->until; }
 
@@ -298,8 +303,9 @@ private:
 
     duration hold_for(const token_result& r) const {
         if (r.error == error::operation_cancelled) return duration::zero();
-        duration d = std::chrono::duration_cast<duration>(
-            is_permanent_token_error(r.error) ? options_.permanent_failure_hold : options_.failure_hold);
+        duration d = std::chrono::duration_cast<duration>(is_permanent_token_error(r.error)
+                                                              ? options_.permanent_failure_hold
+                                                              : options_.failure_hold);
         if (r.retry_after) d = std::max(d, std::chrono::duration_cast<duration>(*r.retry_after));
         return d;
     }
@@ -325,8 +331,9 @@ private:
             fetching_ = false;
             const time_point now = clock().now();
             if (!r.error && is_rejected(r.value.value))
-                r = token_result::failure(make_error_code(error::token_rejected),
-                                          "the fetcher returned a token the server had already rejected");
+                r = token_result::failure(
+                    make_error_code(error::token_rejected),
+                    "the fetcher returned a token the server had already rejected");
             if (!r.error) {
                 failure_.reset();
                 install(std::move(r.value));
@@ -344,17 +351,20 @@ private:
                     failure_ = held{r, now + hold};
                 else
                     failure_.reset();
-                for (auto& w : waiters_) ready.emplace_back(std::move(w.handler), r);
+                for (auto& w : waiters_)
+                    ready.emplace_back(std::move(w.handler), r);
                 // A failed background refresh: try again while the token lasts.
                 if (current_ && current_->expiry && usable(*current_, now)) {
                     const time_point retry =
-                        now + std::max(hold, std::chrono::duration_cast<duration>(options_.background_retry));
+                        now + std::max(hold, std::chrono::duration_cast<duration>(
+                                                 options_.background_retry));
                     if (retry < current_->hard_at) arm_timer(retry);
                 }
             }
             waiters_.clear();
         }
-        for (auto& [handler, result] : ready) handler(std::move(result));
+        for (auto& [handler, result] : ready)
+            handler(std::move(result));
     }
 
     void install(token t) {
@@ -369,8 +379,10 @@ private:
             // somewhere between then and now. Ten years keeps arithmetic safe.
             const auto lifetime = std::chrono::duration_cast<duration>(
                 std::min(*c.value.lifetime, std::chrono::seconds(std::chrono::hours(24 * 3660))));
-            const auto soft = std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
-            const auto hard = std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
+            const auto soft =
+                std::min(std::chrono::duration_cast<duration>(options_.soft_margin), lifetime / 2);
+            const auto hard =
+                std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
             c.expiry = fetch_started_ + lifetime;
             c.soft_at = *c.expiry - soft;
             c.hard_at = *c.expiry - hard;
@@ -430,8 +442,7 @@ private:
 
 /// One client's view of a shared_token_source; a TokenPolicy. Move-only.
 /// Its cancel() and destructor remove only its own pending request.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token {
+template <class Fetcher, class Timing = steady_timing> class shared_token {
 public:
     shared_token(shared_token&& other) noexcept : state_(std::move(other.state_)), id_(other.id_) {}
     shared_token& operator=(shared_token&& other) noexcept {
@@ -449,11 +460,10 @@ public:
     /// Completes inline with the cached token when it is usable; otherwise
     /// joins (or starts) the one fetch in flight and completes on the
     /// fetcher's thread.
-    template <class Handler>
-    void async_get_token(Handler&& handler) {
+    template <class Handler> void async_get_token(Handler&& handler) {
         state_->get(id_, std::function<void(token_result)>(
-                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler))](
-                                 token_result r) { (*h)(std::move(r)); }));
+                             [h = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(
+                                  handler))](token_result r) { (*h)(std::move(r)); }));
     }
     void invalidate(const secret& rejected) { state_->invalidate(id_, rejected); }
     void cancel() { state_->cancel(id_); }
@@ -461,7 +471,8 @@ public:
 private:
     friend class shared_token_source<Fetcher, Timing>;
     using state_type = detail::shared_token_state<Fetcher, Timing>;
-    explicit shared_token(std::shared_ptr<state_type> s) : state_(std::move(s)), id_(state_->add_handle()) {}
+    explicit shared_token(std::shared_ptr<state_type> s)
+        : state_(std::move(s)), id_(state_->add_handle()) {}
     void release() noexcept {
         if (state_) {
             state_->remove_handle(id_);
@@ -491,8 +502,7 @@ private:
 /// While a token with a lifetime is cached, its refresh timer is armed on the
 /// Timing's executor: io_context::run() returns only after the source and
 /// all its handles are gone.
-template <class Fetcher, class Timing = steady_timing>
-class shared_token_source {
+template <class Fetcher, class Timing = steady_timing> class shared_token_source {
     static_assert(is_token_policy_v<Fetcher>,
                   "tether::shared_token_source: Fetcher must be a TokenPolicy "
                   "(async_get_token, invalidate, cancel)");

@@ -17,8 +17,7 @@ public:
     explicit static_token(secret value) : value_(std::move(value)) {}
     explicit static_token(std::string value) : value_(std::move(value)) {}
 
-    template <class Handler>
-    void async_get_token(Handler&& h) {
+    template <class Handler> void async_get_token(Handler&& h) {
         if (rejected_)
             std::forward<Handler>(h)(token_result::failure(error::token_rejected));
         else

@@ -113,7 +113,8 @@ struct websocketpp_transport_options {
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
             fail("token_subprotocol_prefix must consist of HTTP token characters");
-        if (!detail::is_safe_header_value(user_agent)) fail("user_agent contains a control character");
+        if (!detail::is_safe_header_value(user_agent))
+            fail("user_agent contains a control character");
         for (const auto& h : headers)
             if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second))
                 fail("header '" + h.first + "' is not a valid HTTP header");
@@ -128,8 +129,7 @@ namespace detail {
 /// thread), silent (the library logs to stdout by default), and with
 /// websocketpp's per-phase connect timeouts pushed out of the way because the
 /// transport enforces one overall handshake deadline itself.
-template <class Base, class SocketType>
-struct wspp_client_config : Base {
+template <class Base, class SocketType> struct wspp_client_config : Base {
     typedef wspp_client_config type;
     typedef Base base;
 
@@ -141,7 +141,8 @@ struct wspp_client_config : Base {
     typedef typename base::endpoint_msg_manager_type endpoint_msg_manager_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
     typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
-    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type> rng_type;
+    typedef websocketpp::random::random_device::int_generator<std::uint32_t, concurrency_type>
+        rng_type;
 
     struct transport_config : base::transport_config {
         typedef typename type::concurrency_type concurrency_type;
@@ -185,8 +186,7 @@ struct transport_sink_ref {
     void (*message)(void*, connection_id, const message_view&) = nullptr;
     void (*close)(void*, connection_id, close_event&&) = nullptr;
 
-    template <class Sink>
-    static transport_sink_ref to(Sink& s) {
+    template <class Sink> static transport_sink_ref to(Sink& s) {
         transport_sink_ref r;
         r.self = &s;
         r.open = [](void* p, connection_id id, const open_info& i) {
@@ -206,7 +206,8 @@ struct transport_sink_ref {
 inline std::string bounded_close_reason(std::string_view reason) {
     if (reason.size() <= 123) return std::string(reason);
     std::size_t n = 123;
-    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n;
     return std::string(reason.substr(0, n));
 }
 
@@ -224,8 +225,7 @@ inline bool is_sendable_close_code(std::uint16_t code) noexcept {
 enum class websocket_schemes : unsigned char { ws_and_wss, wss_only, ws_only };
 
 /// The production Transport (see transport/concept.hpp for the contract).
-template <websocket_schemes Schemes>
-class basic_websocketpp_transport {
+template <websocket_schemes Schemes> class basic_websocketpp_transport {
     static constexpr bool with_plain = Schemes != websocket_schemes::wss_only;
     static constexpr bool with_tls = Schemes != websocket_schemes::ws_only;
 
@@ -257,8 +257,7 @@ public:
     std::size_t active_connections() const noexcept { return core_->conns.size(); }
 
     /// Starts one attempt; every outcome reaches `sink` later, on the executor.
-    template <class Sink>
-    connection_id connect(const connect_request& req, Sink& sink) {
+    template <class Sink> connection_id connect(const connect_request& req, Sink& sink) {
         return core_->connect(req, detail::transport_sink_ref::to(sink));
     }
 
@@ -317,8 +316,7 @@ private:
 
         std::string where() const { return host + ":" + std::to_string(port); }
 
-        template <class F>
-        void with_connection(F&& f) {
+        template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
                 if (plain) f(*plain);
             if constexpr (with_tls)
@@ -349,7 +347,8 @@ private:
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
                     return constructing ? constructing->owner->tls_context : nullptr;
                 });
-                tls.set_socket_init_handler([this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                tls.set_socket_init_handler([this](websocketpp::connection_hdl,
+                                                   detail::wspp_tls_stream& s) {
                     if (!constructing) return;
                     constructing->tls_report = std::make_shared<tls_handshake_report>();
                     prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
@@ -392,7 +391,8 @@ private:
             // connection's state, so they stay valid until the io_context
             // drops those handlers.
             auto all = std::move(conns);
-            for (auto& entry : all) detach(*entry.second);
+            for (auto& entry : all)
+                detach(*entry.second);
         }
 
         asio::io_context* io;
@@ -419,7 +419,8 @@ private:
             st->host = url->host;
             st->port = url->port;
             const bool has_token = !req.token.empty();
-            if (has_token && !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+            if (has_token &&
+                !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
                 fail_early(*st, error::insecure_transport,
                            "refusing to send the token over ws:// to '" + url->host +
                                "': use wss:// or set allow_insecure_token_transport");
@@ -450,21 +451,25 @@ private:
                     return id;
                 }
             }
-            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols, &req.subprotocols};
+            const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols,
+                                                                   &req.subprotocols};
             for (const auto* list : subprotocol_lists)
                 for (const auto& p : *list) {
                     if (!detail::is_http_token(p)) {
                         fail_early(*st, error::invalid_upgrade_request,
-                                   "subprotocol '" + detail::body_excerpt(p, 64) + "' is not a valid token");
+                                   "subprotocol '" + detail::body_excerpt(p, 64) +
+                                       "' is not a valid token");
                         return id;
                     }
                     st->offered_subprotocols.push_back(p);
                 }
-            if (!st->token_subprotocol.empty()) st->offered_subprotocols.push_back(st->token_subprotocol);
+            if (!st->token_subprotocol.empty())
+                st->offered_subprotocols.push_back(st->token_subprotocol);
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
                 for (const auto& h : *list)
-                    if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
+                    if (!detail::is_http_token(h.first) ||
+                        !detail::is_safe_header_value(h.second)) {
                         fail_early(*st, error::invalid_upgrade_request,
                                    "header '" + detail::body_excerpt(h.first, 64) +
                                        "' is not a valid HTTP header");
@@ -473,11 +478,13 @@ private:
 
             if (url->secure ? !with_tls : !with_plain) {
                 fail_early(*st, error::invalid_url,
-                           url->secure ? "this transport was built for ws:// only (websocket_schemes)"
-                                       : "this transport was built for wss:// only (websocket_schemes)");
+                           url->secure
+                               ? "this transport was built for ws:// only (websocket_schemes)"
+                               : "this transport was built for wss:// only (websocket_schemes)");
                 return id;
             }
-            auto location = std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            auto location =
+                std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
@@ -488,13 +495,13 @@ private:
             if (ec) {
                 st->plain.reset();
                 st->tls.reset();
-                fail_early(*st, error::connection_failed, "cannot create the connection: " + ec.message());
+                fail_early(*st, error::connection_failed,
+                           "cannot create the connection: " + ec.message());
                 return id;
             }
 
-            st->with_connection([&](auto& con) {
-                prepare(st, con, req, has_token ? token : std::string_view{});
-            });
+            st->with_connection(
+                [&](auto& con) { prepare(st, con, req, has_token ? token : std::string_view{}); });
             arm_handshake_deadline(st);
             if constexpr (with_tls)
                 if (st->tls) eps->tls.connect(st->tls);
@@ -508,20 +515,24 @@ private:
                      std::string_view token) {
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
-                for (const auto& h : *list) con.append_header(h.first, h.second);
+                for (const auto& h : *list)
+                    con.append_header(h.first, h.second);
             if (!token.empty() && opts.token_in == token_placement::authorization_header)
                 con.replace_header("Authorization", "Bearer " + std::string(token));
             if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
                 con.replace_header("User-Agent", opts.user_agent);
-            for (const auto& p : st->offered_subprotocols) con.add_subprotocol(p);
+            for (const auto& p : st->offered_subprotocols)
+                con.add_subprotocol(p);
 
             con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
             con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
             con.set_pong_timeout(0);
             con.set_max_message_size(opts.max_message_size);
 
-            con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-            con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+            con.set_tcp_pre_init_handler(
+                [st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
+            con.set_tcp_post_init_handler(
+                [st](websocketpp::connection_hdl) { st->tls_done = true; });
             con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
             con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
             con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
@@ -538,9 +549,8 @@ private:
                 ++s->frames_received;
                 return true; // answer with a pong
             });
-            con.set_pong_handler([s = st.get()](websocketpp::connection_hdl, std::string) {
-                ++s->frames_received;
-            });
+            con.set_pong_handler(
+                [s = st.get()](websocketpp::connection_hdl, std::string) { ++s->frames_received; });
         }
 
         /// Reports a failure found before any network activity (later, never inline).
@@ -564,9 +574,11 @@ private:
             });
             if constexpr (with_tls) {
                 if (st.tls && st.state != phase::finished) {
-                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids that
+                    // websocketpp sets SNI from the URL host even for IP literals; RFC 6066 forbids
+                    // that
                     asio::ip::make_address(st.host, ec);
-                    if (!ec) SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
+                    if (!ec)
+                        SSL_set_tlsext_host_name(st.tls->get_socket().native_handle(), nullptr);
                 }
             }
         }
@@ -576,13 +588,14 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage = !s->tcp_connected                 ? "resolving and connecting"
-                                    : (s->tls && !s->tls_done)        ? "in the TLS handshake"
-                                                                      : "waiting for the upgrade response";
+                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                                    : (s->tls && !s->tls_done) ? "in the TLS handshake"
+                                                               : "waiting for the upgrade response";
                 close_event ev;
                 ev.error = error::handshake_timeout;
                 ev.detail = "no WebSocket handshake with " + s->where() + " within " +
-                            std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " + stage + ")";
+                            std::to_string(s->owner->opts.handshake_timeout.count()) +
+                            " ms (stuck " + stage + ")";
                 s->owner->finish(*s, std::move(ev), true);
             });
         }
@@ -593,15 +606,17 @@ private:
             if (!st->owner || st->state != phase::connecting) return;
             core& self = *st->owner;
             std::string selected;
-            st->with_connection([&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
+            st->with_connection(
+                [&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
             bool offered = selected.empty();
-            for (const auto& p : st->offered_subprotocols) offered = offered || p == selected;
+            for (const auto& p : st->offered_subprotocols)
+                offered = offered || p == selected;
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
                 close_event ev;
                 ev.error = error::protocol_error;
-                ev.detail = "the server selected subprotocol '" + detail::body_excerpt(selected, 64) +
-                            "', which was not offered";
+                ev.detail = "the server selected subprotocol '" +
+                            detail::body_excerpt(selected, 64) + "', which was not offered";
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -629,8 +644,7 @@ private:
             st->owner->finish(*st, std::move(ev), false);
         }
 
-        template <class Con>
-        static close_event describe_failure(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_failure(conn_state& st, Con& con) {
             close_event ev;
             const std::error_code ec = con.get_ec();
             const int status = static_cast<int>(con.get_response_code());
@@ -639,12 +653,15 @@ private:
                 ev.http_status = status;
                 ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
                                                            std::chrono::system_clock::now());
-                ev.body_excerpt = detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
-                ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) + " " +
+                ev.body_excerpt =
+                    detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                ev.detail = "handshake refused by " + st.where() + ": HTTP " +
+                            std::to_string(status) + " " +
                             detail::body_excerpt(con.get_response_msg(), 64);
                 const std::string& location = con.get_response_header("Location");
                 if (status >= 300 && status < 400 && !location.empty())
-                    ev.detail += " (redirects are not followed; Location: " + detail::body_excerpt(location, 200) + ")";
+                    ev.detail += " (redirects are not followed; Location: " +
+                                 detail::body_excerpt(location, 200) + ")";
                 return ev;
             }
             if (status == 101) {
@@ -654,17 +671,19 @@ private:
             }
             namespace wt = websocketpp::transport;
             namespace sock = wt::asio::socket;
-            const bool tls_failure = ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
-                                     ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
-                                     ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
-                                     ec.category() == asio::error::get_ssl_category();
+            const bool tls_failure =
+                ec == sock::make_error_code(sock::error::tls_handshake_failed) ||
+                ec == sock::make_error_code(sock::error::tls_failed_sni_hostname) ||
+                ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
+                ec.category() == asio::error::get_ssl_category();
             if (tls_failure) {
                 const bool verify = st.tls_report && st.tls_report->verification_failed();
                 ev.error = verify ? error::tls_verification_failed : error::connection_failed;
                 const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
-                ev.detail = "TLS handshake with " + st.where() + " failed: " +
-                            (why.empty() ? ec.message() : why);
-            } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
+                ev.detail = "TLS handshake with " + st.where() +
+                            " failed: " + (why.empty() ? ec.message() : why);
+            } else if (ec == wt::error::timeout ||
+                       ec == websocketpp::error::open_handshake_timeout) {
                 ev.error = error::handshake_timeout;
                 ev.detail = "handshake with " + st.where() + " timed out";
             } else if (ec.category() == asio::error::get_netdb_category() ||
@@ -676,7 +695,8 @@ private:
                 ev.detail = "cannot connect to " + st.where() + ": " + ec.message();
             } else {
                 ev.error = error::connection_failed;
-                ev.detail = "connection to " + st.where() + " lost during the handshake: " + ec.message();
+                ev.detail =
+                    "connection to " + st.where() + " lost during the handshake: " + ec.message();
             }
             return ev;
         }
@@ -685,15 +705,15 @@ private:
         /// sent a message over the limit; websocketpp dropped the connection.
         static bool is_peer_violation(const std::error_code& ec) {
             namespace we = websocketpp::error;
-            if (ec.category() == websocketpp::processor::error::get_processor_category()) return true;
+            if (ec.category() == websocketpp::processor::error::get_processor_category())
+                return true;
             return ec == we::make_error_code(we::bad_close_code) ||
                    ec == we::make_error_code(we::invalid_close_code) ||
                    ec == we::make_error_code(we::reserved_close_code) ||
                    ec == we::make_error_code(we::invalid_utf8);
         }
 
-        template <class Con>
-        static close_event describe_close(conn_state& st, Con& con) {
+        template <class Con> static close_event describe_close(conn_state& st, Con& con) {
             namespace cs = websocketpp::close::status;
             close_event ev;
             ev.was_open = true;
@@ -701,10 +721,12 @@ private:
             const std::error_code ec = con.get_ec();
             if (st.close_requested) {
                 ev.initiated_locally = true;
-                const bool echoed = remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
+                const bool echoed =
+                    remote != cs::abnormal_close && !cs::invalid(remote) && !cs::reserved(remote);
                 ev.code = echoed ? remote : st.requested_code;
                 ev.reason = echoed ? con.get_remote_close_reason() : st.requested_reason;
-                if (ec == websocketpp::error::make_error_code(websocketpp::error::close_handshake_timeout)) {
+                if (ec == websocketpp::error::make_error_code(
+                              websocketpp::error::close_handshake_timeout)) {
                     ev.error = error::close_timeout;
                     ev.detail = "the peer did not finish the closing handshake in time";
                 }
@@ -719,7 +741,8 @@ private:
                 } else {
                     ev.code = ec.category() == pe::get_processor_category()
                                   ? static_cast<std::uint16_t>(pe::to_ws(ec))
-                                  : (ec == websocketpp::error::make_error_code(websocketpp::error::invalid_utf8)
+                                  : (ec == websocketpp::error::make_error_code(
+                                               websocketpp::error::invalid_utf8)
                                          ? close_code::invalid_payload
                                          : close_code::protocol_error);
                     ev.error = error::protocol_error;
@@ -748,9 +771,10 @@ private:
             st->frames_at_idle_check = st->frames_received;
             if (opts.ping_interval.count() > 0) {
                 st->ping_timer.expires_at(now + opts.ping_interval);
-                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+                st->ping_timer.async_wait(
+                    [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                        if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                    });
             }
             if (opts.idle_timeout.count() > 0) arm_idle_check(st);
         }
@@ -764,9 +788,10 @@ private:
             st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
             // a failed ping write shows up as a close; the pong deadline still applies
             st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                    if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+                });
         }
 
         static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
@@ -785,9 +810,10 @@ private:
             }
             auto next = st->ping_sent_at + self.opts.ping_interval;
             st->ping_timer.expires_at(next);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                if (auto s = w.lock(); s && !ec) on_ping_due(s);
-            });
+            st->ping_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
+                });
         }
 
         void arm_idle_check(const std::shared_ptr<conn_state>& st) {
@@ -795,27 +821,28 @@ private:
             auto period = opts.idle_timeout / 4;
             if (period.count() < 1) period = std::chrono::milliseconds(1);
             st->idle_timer.expires_after(period);
-            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                auto s = w.lock();
-                if (ec || !s || !s->owner || s->state != phase::open) return;
-                core& self = *s->owner;
-                const auto now = clock_type::now();
-                if (s->frames_received != s->frames_at_idle_check) {
-                    s->frames_at_idle_check = s->frames_received;
-                    s->last_activity = now;
-                } else if (now - s->last_activity >= self.opts.idle_timeout) {
-                    close_event ev;
-                    ev.was_open = true;
-                    ev.initiated_locally = true;
-                    ev.code = close_code::abnormal;
-                    ev.error = error::idle_timeout;
-                    ev.detail = "no frame from " + s->where() + " for " +
-                                std::to_string(self.opts.idle_timeout.count()) + " ms";
-                    self.finish(*s, std::move(ev), true);
-                    return;
-                }
-                self.arm_idle_check(s);
-            });
+            st->idle_timer.async_wait(
+                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                    auto s = w.lock();
+                    if (ec || !s || !s->owner || s->state != phase::open) return;
+                    core& self = *s->owner;
+                    const auto now = clock_type::now();
+                    if (s->frames_received != s->frames_at_idle_check) {
+                        s->frames_at_idle_check = s->frames_received;
+                        s->last_activity = now;
+                    } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                        close_event ev;
+                        ev.was_open = true;
+                        ev.initiated_locally = true;
+                        ev.code = close_code::abnormal;
+                        ev.error = error::idle_timeout;
+                        ev.detail = "no frame from " + s->where() + " for " +
+                                    std::to_string(self.opts.idle_timeout.count()) + " ms";
+                        self.finish(*s, std::move(ev), true);
+                        return;
+                    }
+                    self.arm_idle_check(s);
+                });
         }
 
         // ---- send / close ------------------------------------------------
@@ -829,7 +856,8 @@ private:
                                                          : websocketpp::frame::opcode::text;
             st.with_connection([&](auto& con) { ec = con.send(data.data(), data.size(), op); });
             if (!ec) return {};
-            if (ec == websocketpp::processor::error::invalid_payload) return error::invalid_text_message;
+            if (ec == websocketpp::processor::error::invalid_payload)
+                return error::invalid_text_message;
             return error::not_connected;
         }
 
@@ -855,7 +883,8 @@ private:
             std::error_code ec;
             // fails only when websocketpp is already closing (the peer started it): then
             // its close callback reports, and the deadline below still bounds the wait
-            st->with_connection([&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
+            st->with_connection(
+                [&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
             st->deadline.expires_after(opts.close_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
                 auto s = w.lock();
@@ -901,7 +930,8 @@ private:
                 auto io = st.owner->io;
                 const auto terminate_later = [io](auto con) {
                     asio::post(*io, [con] {
-                        con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+                        con->terminate(
+                            websocketpp::error::make_error_code(websocketpp::error::general));
                     });
                 };
                 if constexpr (with_plain)

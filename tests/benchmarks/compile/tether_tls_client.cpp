@@ -11,8 +11,12 @@ int main() {
     tether::basic_reconnecting_client<tether::websocketpp_transport, tether::static_token> c(
         o, tether::websocketpp_transport(io), tether::static_token(tether::secret("token")));
     c.on_open([](const tether::open_event&) { std::puts("open"); });
-    c.on_message([](const tether::message_view& m) { std::fwrite(m.data.data(), 1, m.data.size(), stdout); });
-    c.on_close([](const tether::close_event& ev, const tether::reconnect_decision&) { std::puts(ev.detail.c_str()); });
+    c.on_message([](const tether::message_view& m) {
+        std::fwrite(m.data.data(), 1, m.data.size(), stdout);
+    });
+    c.on_close([](const tether::close_event& ev, const tether::reconnect_decision&) {
+        std::puts(ev.detail.c_str());
+    });
     c.start();
     io.run();
 }

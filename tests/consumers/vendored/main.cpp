@@ -95,13 +95,15 @@ int main() {
     io.run_for(std::chrono::seconds(10));
 
     expect(server.handshakes == 1, "exactly one handshake: a refused static token is not retried");
-    expect(server.last_request.find("\r\nAuthorization: Bearer vendored-token\r\n") != std::string::npos,
+    expect(server.last_request.find("\r\nAuthorization: Bearer vendored-token\r\n") !=
+               std::string::npos,
            "the token travels as a bearer header");
     expect(refused_status == 401, "the client saw the 401");
-    expect(stopped_reason && *stopped_reason == tether::error::token_rejected, "stops with token_rejected");
+    expect(stopped_reason && *stopped_reason == tether::error::token_rejected,
+           "stops with token_rejected");
 
     std::printf("vendored: tether %d.%d.%d against 127.0.0.1:%u: %d handshake(s), %s\n",
-                tether::version.major, tether::version.minor, tether::version.patch,
-                port, server.handshakes, failures ? "FAILED" : "ok");
+                tether::version.major, tether::version.minor, tether::version.patch, port,
+                server.handshakes, failures ? "FAILED" : "ok");
     return failures == 0 ? 0 : 1;
 }
