@@ -867,13 +867,14 @@ private:
             }
             cancel_token_request();
             parked_.reset();
-            set_state(client_state::stopped);
+            // send() refuses from here on, before anyone can see `stopped`.
             std::deque<outgoing> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
             }
+            set_state(client_state::stopped);
             for (auto& m : left)
                 report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
