@@ -22,6 +22,18 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+/// Seconds since the epoch as a system_clock time point, clamped to what the
+/// clock can hold: on 64-bit nanosecond clocks anything past 2262-04-11 would
+/// overflow (and wrap into the past) when converted.
+constexpr std::chrono::system_clock::time_point sys_time_from_seconds(std::int64_t seconds) noexcept {
+    using clock = std::chrono::system_clock;
+    constexpr auto max_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    constexpr auto min_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
+    if (seconds >= max_s) return clock::time_point(clock::duration::max());
+    if (seconds <= min_s) return clock::time_point(clock::duration::min());
+    return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
+}
+
 namespace retry_after_parse {
 
 inline std::string_view trim(std::string_view s) noexcept {
@@ -101,7 +113,7 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     if (day < 1 || day > 31) return std::nullopt;
     const auto days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
-    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    return sys_time_from_seconds(seconds);
 }
 
 /// Retry-After as a delay from `now`: delta-seconds or an HTTP-date (a date in
