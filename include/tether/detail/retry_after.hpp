@@ -2,6 +2,7 @@
 #ifndef TETHER_DETAIL_RETRY_AFTER_HPP
 #define TETHER_DETAIL_RETRY_AFTER_HPP
 
+#include <tether/detail/ascii.hpp>
 #include <tether/version.hpp>
 
 #include <chrono>
@@ -36,12 +37,6 @@ constexpr std::chrono::system_clock::time_point sys_time_from_seconds(std::int64
 
 namespace retry_after_parse {
 
-inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 /// Reads exactly `n` digits at `pos`.
 inline bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
     if (pos + n > s.size()) return false;
@@ -75,7 +70,7 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 /// 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994".
 inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
-    s = trim(s);
+    s = trim_ows(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
     const auto comma = s.find(',');
     if (comma != std::string_view::npos) {
@@ -123,7 +118,7 @@ inline std::optional<std::chrono::milliseconds>
 parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now,
                   std::chrono::milliseconds cap = std::chrono::hours(24)) noexcept {
     using namespace retry_after_parse;
-    value = trim(value);
+    value = trim_ows(value);
     if (value.empty()) return std::nullopt;
     if (value.front() >= '0' && value.front() <= '9') {
         std::uint64_t seconds = 0;
