@@ -21,8 +21,9 @@ using namespace fixture;
 
 namespace {
 
-using soak_client = tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
-                                                      tether::close_code_table<>, tether::exponential_backoff>;
+using soak_client =
+    tether::basic_reconnecting_client<simulated_transport, recording_token_policy,
+                                      tether::close_code_table<>, tether::exponential_backoff>;
 
 long rss_kb() {
     std::ifstream f("/proc/self/statm");
@@ -34,7 +35,8 @@ long rss_kb() {
 int open_fds() {
     int n = 0;
     if (DIR* d = opendir("/proc/self/fd")) {
-        while (readdir(d)) ++n;
+        while (readdir(d))
+            ++n;
         closedir(d);
     }
     return n - 3; // ".", ".." and the directory's own descriptor
@@ -75,7 +77,8 @@ TEST_CASE("soak: 10,000 expiry-refresh-reconnect cycles on virtual time stay fla
     simulation sim;
     seed_service svc;
     soak_client client(options(), simulated_transport(sim, svc.server), recording_token_policy(sim),
-                       seed_close_policy(), tether::exponential_backoff({}, tether::jitter_rng(42)));
+                       seed_close_policy(),
+                       tether::exponential_backoff({}, tether::jitter_rng(42)));
     auto& tokens = client.token_policy().st();
     client.start();
     sim.run_for(1s);
@@ -106,8 +109,8 @@ TEST_CASE("soak: 10,000 expiry-refresh-reconnect cycles on virtual time stay fla
     client.stop();
     sim.run_for(10s);
 
-    std::printf("soak (virtual time): %ld cycles, fds %d, threads %d, RSS %.0f kB -> %.0f kB", cycles, fds0,
-                threads0, rss.front(), rss.back());
+    std::printf("soak (virtual time): %ld cycles, fds %d, threads %d, RSS %.0f kB -> %.0f kB",
+                cycles, fds0, threads0, rss.front(), rss.back());
     if (rss.size() >= 3) {
         // slope after the first sample (allocator warm-up)
         const std::vector<double> x(at.begin() + 1, at.end()), y(rss.begin() + 1, rss.end());
