@@ -85,7 +85,8 @@ async def main():
             events[name] += 1
         if name == "close" and e.get("http_status") == 401:
             rejected += 1
-        if name == "message" and events["message"] % 100 == 0 and proc.returncode is None:
+        # not at the last message: the client is stopping then (its resolver thread exits)
+        if name == "message" and events["message"] % 100 == 0 and events["message"] < a.cycles:
             try:
                 samples.append((events["message"], *sample(proc.pid)))
             except (FileNotFoundError, KeyError):  # exiting: no longer sampled
