@@ -3718,13 +3718,17 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
 /// Seconds since the epoch as a system_clock time point, clamped to what the
 /// clock can hold: on 64-bit nanosecond clocks anything past 2262-04-11 would
 /// overflow (and wrap into the past) when converted.
-constexpr std::chrono::system_clock::time_point sys_time_from_seconds(std::int64_t seconds) noexcept {
+constexpr std::chrono::system_clock::time_point
+sys_time_from_seconds(std::int64_t seconds) noexcept {
     using clock = std::chrono::system_clock;
-    constexpr auto max_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
-    constexpr auto min_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
+    constexpr auto max_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    constexpr auto min_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
     if (seconds >= max_s) return clock::time_point(clock::duration::max());
     if (seconds <= min_s) return clock::time_point(clock::duration::min());
-    return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
+    return clock::time_point(
+        std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
 }
 
 namespace retry_after_parse {
@@ -6286,7 +6290,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(
     const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
     const auto whole = detail::sys_time_from_seconds(secs);
-    if (whole == std::chrono::system_clock::time_point::max()) return whole; // clamped: no fraction to add
+    if (whole == std::chrono::system_clock::time_point::max())
+        return whole; // clamped: no fraction to add
     return whole + std::chrono::milliseconds(millis);
 }
 

@@ -209,7 +209,8 @@ TEST_CASE("tls_options: equal settings share one client context while it lives",
 
 // ---- issue 12: defects found in review ---------------------------------------
 
-TEST_CASE("HTTP dates past 2262 are capped, not wrapped into 'retry now' (issue 12 #3)", "[retry-after]") {
+TEST_CASE("HTTP dates past 2262 are capped, not wrapped into 'retry now' (issue 12 #3)",
+          "[retry-after]") {
     using tether::detail::parse_http_date;
     using tether::detail::parse_retry_after;
     const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(784111777));
@@ -217,8 +218,10 @@ TEST_CASE("HTTP dates past 2262 are capped, not wrapped into 'retry now' (issue 
     const auto far = parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT");
     REQUIRE(far);
     CHECK(*far > now);
-    CHECK(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now, 1h) == std::chrono::milliseconds(1h));
-    CHECK(parse_retry_after("Mon, 01 Jan 2263 00:00:00 GMT", now, 1h) == std::chrono::milliseconds(1h));
+    CHECK(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now, 1h) ==
+          std::chrono::milliseconds(1h));
+    CHECK(parse_retry_after("Mon, 01 Jan 2263 00:00:00 GMT", now, 1h) ==
+          std::chrono::milliseconds(1h));
     CHECK(parse_retry_after("Fri Dec 31 23:59:59 9999", now, 2h) == std::chrono::milliseconds(2h));
 }
 

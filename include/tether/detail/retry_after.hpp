@@ -26,13 +26,17 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
 /// Seconds since the epoch as a system_clock time point, clamped to what the
 /// clock can hold: on 64-bit nanosecond clocks anything past 2262-04-11 would
 /// overflow (and wrap into the past) when converted.
-constexpr std::chrono::system_clock::time_point sys_time_from_seconds(std::int64_t seconds) noexcept {
+constexpr std::chrono::system_clock::time_point
+sys_time_from_seconds(std::int64_t seconds) noexcept {
     using clock = std::chrono::system_clock;
-    constexpr auto max_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
-    constexpr auto min_s = std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
+    constexpr auto max_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    constexpr auto min_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
     if (seconds >= max_s) return clock::time_point(clock::duration::max());
     if (seconds <= min_s) return clock::time_point(clock::duration::min());
-    return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
+    return clock::time_point(
+        std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
 }
 
 namespace retry_after_parse {

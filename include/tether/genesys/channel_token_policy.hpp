@@ -86,7 +86,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_utc_timestamp(
     const auto days = detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
     const auto whole = detail::sys_time_from_seconds(secs);
-    if (whole == std::chrono::system_clock::time_point::max()) return whole; // clamped: no fraction to add
+    if (whole == std::chrono::system_clock::time_point::max())
+        return whole; // clamped: no fraction to add
     return whole + std::chrono::milliseconds(millis);
 }
 
