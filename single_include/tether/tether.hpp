@@ -7214,8 +7214,8 @@ private:
             auto location = std::make_shared<websocketpp::uri>(
                 url->secure, url->ipv6_literal ? "[" + url->host + "]" : url->host, url->port,
                 target);
-            detail::wipe(
-                target); // may hold the token (query placement); websocketpp keeps its own copy
+            // may hold the token (query placement); websocketpp keeps its own copy
+            detail::wipe(target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
