@@ -1,6 +1,8 @@
 // tether-cli: command-line parsing (no network, no websocketpp: cheap to test).
 #include "cli_options.hpp"
 
+#include <tether/detail/ascii.hpp>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -19,18 +21,7 @@ struct usage_error {
 
 [[noreturn]] void fail(const std::string& what) { throw usage_error{what}; }
 
-bool is_token_char(char c) {
-    if (c >= '0' && c <= '9') return true;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (char c : s)
-        if (!is_token_char(c)) return false;
-    return true;
-}
+bool is_token(std::string_view s) { return tether::detail::is_http_token(s); }
 
 std::uint64_t parse_count(const std::string& opt, const std::string& v, std::uint64_t max) {
     if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)

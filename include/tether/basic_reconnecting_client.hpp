@@ -55,10 +55,11 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 /// token -> handshake -> open -> close_event -> ClosePolicy -> (refresh) ->
 /// Backoff -> again, or stop with a reason.
 ///
-/// All state lives on the transport's executor and every handler runs there;
-/// run that executor on one thread or give the transport a strand. start(),
-/// stop(), send() and the accessors for state() and counters() may be called
-/// from any thread. Register handlers before start().
+/// All state lives on the transport's executor and every handler runs there:
+/// run it on one thread (the websocketpp transport refuses an io_context run
+/// by several). start(), stop(), send(), async_send() and the accessors for
+/// state() and counters() may be called from any thread. Register handlers
+/// before start().
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {

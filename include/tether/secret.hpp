@@ -2,6 +2,7 @@
 #ifndef TETHER_SECRET_HPP
 #define TETHER_SECRET_HPP
 
+#include <tether/detail/wipe.hpp>
 #include <tether/version.hpp>
 
 #include <ostream>
@@ -50,13 +51,7 @@ public:
     friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
-    void wipe() noexcept {
-        // volatile writes so the compiler cannot drop them as dead stores
-        volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i)
-            p[i] = 0;
-        value_.clear();
-    }
+    void wipe() noexcept { detail::wipe(value_); }
     std::string value_;
 };
 

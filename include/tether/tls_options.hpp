@@ -249,17 +249,16 @@ inline void tls_info_callback(const SSL* ssl, int where, int ret) {
 } // namespace detail
 
 /// Prepares one client stream for a handshake with `host` (the name from the
-/// URL): SNI for host names (never for IP literals, RFC 6066), peer and
-/// host-name verification unless switched off, and failure recording into
-/// `report`. Returns false when OpenSSL refuses the SNI name.
+/// URL, without IPv6 brackets): peer and host-name verification unless
+/// switched off, failure recording into `report`, then SNI for host names
+/// (never for IP literals, RFC 6066). Verification is installed first, so it
+/// is in place whatever happens to SNI. Returns false when OpenSSL refuses the
+/// SNI name; the caller must then fail the connection (a server choosing its
+/// certificate by SNI would otherwise answer for some other name).
 template <class SslStream>
 bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const tls_options& o,
                                std::shared_ptr<tls_handshake_report> report) {
     SSL* ssl = stream.native_handle();
-    std::error_code ec;
-    asio::ip::make_address(host, ec);
-    const bool is_ip_literal = !ec;
-    if (!is_ip_literal && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
     if (report) {
         const int index = detail::tls_report_index();
         delete static_cast<std::shared_ptr<tls_handshake_report>*>(SSL_get_ex_data(ssl, index));
@@ -268,11 +267,15 @@ bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const
     }
     if (o.insecure_skip_verify_i_know_what_i_am_doing) {
         stream.set_verify_mode(asio::ssl::verify_none);
-        return true;
+    } else {
+        stream.set_verify_mode(asio::ssl::verify_peer);
+        stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
     }
-    stream.set_verify_mode(asio::ssl::verify_peer);
-    stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
-    return true;
+    std::error_code ec;
+    asio::ip::make_address(host, ec);
+    const bool is_ip_literal = !ec;
+    if (is_ip_literal) return true;
+    return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;
 }
 
 TETHER_NAMESPACE_END

@@ -720,6 +720,55 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_SECRET_HPP
 #define TETHER_SECRET_HPP
 
+// ---- begin <tether/detail/wipe.hpp> ----
+// tether: overwriting memory that held a credential, before it is released.
+#ifndef TETHER_DETAIL_WIPE_HPP
+#define TETHER_DETAIL_WIPE_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// Zeroes `n` bytes at `p`. Volatile writes, so the compiler cannot drop them
+/// as dead stores (the same guarantee OPENSSL_cleanse gives, without making
+/// every user of secret.hpp link libcrypto).
+inline void wipe(void* p, std::size_t n) noexcept {
+    volatile unsigned char* b = static_cast<volatile unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i)
+        b[i] = 0;
+}
+
+/// Zeroes a string's whole buffer, including the capacity beyond its size
+/// (a shorter value may have been written over a longer one), then empties it.
+inline void wipe(std::string& s) noexcept {
+    s.resize(s.capacity()); // no reallocation: within capacity; noexcept in practice
+    wipe(s.data(), s.size());
+    s.clear();
+}
+
+/// Appends to a string that may hold a credential without leaving a copy
+/// behind: when it must grow, the old buffer is wiped before it is freed.
+inline void append_wiping(std::string& s, const char* p, std::size_t n) {
+    if (s.size() + n > s.capacity()) {
+        std::string bigger;
+        bigger.reserve(std::max(s.size() + n, 2 * s.capacity()));
+        bigger.append(s);
+        wipe(s);
+        s.swap(bigger);
+    }
+    s.append(p, n);
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/wipe.hpp> ----
 // #include <tether/version.hpp> (inlined above)
 
 #include <ostream>
@@ -768,13 +817,7 @@ public:
     friend std::ostream& operator<<(std::ostream& os, const secret&) { return os << "[redacted]"; }
 
 private:
-    void wipe() noexcept {
-        // volatile writes so the compiler cannot drop them as dead stores
-        volatile char* p = value_.data();
-        for (std::size_t i = 0; i < value_.size(); ++i)
-            p[i] = 0;
-        value_.clear();
-    }
+    void wipe() noexcept { detail::wipe(value_); }
     std::string value_;
 };
 
@@ -1672,10 +1715,11 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 /// token -> handshake -> open -> close_event -> ClosePolicy -> (refresh) ->
 /// Backoff -> again, or stop with a reason.
 ///
-/// All state lives on the transport's executor and every handler runs there;
-/// run that executor on one thread or give the transport a strand. start(),
-/// stop(), send() and the accessors for state() and counters() may be called
-/// from any thread. Register handlers before start().
+/// All state lives on the transport's executor and every handler runs there:
+/// run it on one thread (the websocketpp transport refuses an io_context run
+/// by several). start(), stop(), send(), async_send() and the accessors for
+/// state() and counters() may be called from any thread. Register handlers
+/// before start().
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
@@ -2484,13 +2528,14 @@ private:
             }
             cancel_token_request();
             parked_.reset();
-            set_state(client_state::stopped);
+            // send() refuses from here on, before anyone can see `stopped`.
             std::deque<outgoing> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
             }
+            set_state(client_state::stopped);
             for (auto& m : left)
                 report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
@@ -2965,7 +3010,8 @@ TETHER_NAMESPACE_END
 
 // #include <tether/close_event.hpp> (inlined above)
 // ---- begin <tether/detail/ascii.hpp> ----
-// tether: locale-independent ASCII helpers for protocol text.
+// tether: locale-independent ASCII helpers for protocol text: the one
+// token-character check, the one header-value check, the one trim.
 #ifndef TETHER_DETAIL_ASCII_HPP
 #define TETHER_DETAIL_ASCII_HPP
 
@@ -2986,6 +3032,68 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
     for (std::size_t i = 0; i < a.size(); ++i)
         if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
     return true;
+}
+
+/// RFC 9110 `tchar`: what header names, subprotocols and other tokens consist of.
+inline bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
+    }
+}
+
+/// A non-empty run of tchar (RFC 9110 `token`).
+inline bool is_http_token(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s)
+        if (!is_tchar(c)) return false;
+    return true;
+}
+
+/// A header value may hold visible characters, spaces and tabs, but never a
+/// line break or another control character (that would inject headers).
+inline bool is_safe_header_value(std::string_view s) noexcept {
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+    }
+    return true;
+}
+
+/// A credential (access token) as it may be placed after "Bearer ": non-empty,
+/// visible ASCII only (no space, no control character, no byte above 0x7e).
+/// The token endpoint's answer and the transport check with this same rule.
+inline bool is_credential_text(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) return false;
+    }
+    return true;
+}
+
+/// Strips optional white space (RFC 9110 OWS: spaces and tabs) at both ends.
+inline std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
 }
 
 } // namespace detail
@@ -4056,11 +4164,13 @@ TETHER_NAMESPACE_END
 // | 400, 401 or 403                                          | invalid_credentials (permanent)|
 // | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
 //
-// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// A token's lifetime is `expires_in` (a JSON number or a decimal string),
+// else the default; rate_limited carries
 // retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
+// #include <tether/detail/ascii.hpp> (inlined above)
 // ---- begin <tether/detail/http_response_parser.hpp> ----
 // tether: a small, strict, incremental HTTP/1.1 response parser.
 //
@@ -4075,6 +4185,7 @@ TETHER_NAMESPACE_END
 
 // #include <tether/connect_request.hpp> (inlined above)
 // #include <tether/detail/ascii.hpp> (inlined above)
+// #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 
 #include <cstddef>
@@ -4095,37 +4206,6 @@ struct http_limits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_header_fields = 100;
 };
-
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
-/// RFC 9110 tchar: the characters of a field name or a token.
-inline bool is_tchar(char c) noexcept {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~': return true;
-    default: return false;
-    }
-}
 
 /// Field value and reason phrase characters: VCHAR, obs-text, SP, HTAB.
 inline bool is_field_char(char c) noexcept {
@@ -4195,6 +4275,13 @@ public:
 
     http_response& response() noexcept { return response_; }
     const http_response& response() const noexcept { return response_; }
+
+    /// Overwrites what the parser holds of the response (the body may be a
+    /// token): for a response that is abandoned rather than handed on.
+    void wipe() noexcept {
+        detail::wipe(response_.body);
+        detail::wipe(line_);
+    }
 
 private:
     enum class state : unsigned char {
@@ -4404,7 +4491,7 @@ private:
 
     std::size_t take_body_length(const char* p, std::size_t n) {
         const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
-        response_.body.append(p, k);
+        append_wiping(response_.body, p, k);
         remaining_ -= k;
         if (remaining_ == 0) state_ = state::done;
         return k;
@@ -4415,7 +4502,7 @@ private:
             fail_too_large();
             return n;
         }
-        response_.body.append(p, n);
+        append_wiping(response_.body, p, n);
         return n;
     }
 
@@ -4469,7 +4556,7 @@ private:
 
     std::size_t take_chunk_data(const char* p, std::size_t n) {
         const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
-        response_.body.append(p, k);
+        append_wiping(response_.body, p, k);
         remaining_ -= k;
         if (remaining_ == 0) state_ = state::chunk_data_cr;
         return k;
@@ -4534,6 +4621,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_DETAIL_RETRY_AFTER_HPP
 #define TETHER_DETAIL_RETRY_AFTER_HPP
 
+// #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
 #include <chrono>
@@ -4554,15 +4642,23 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
-namespace retry_after_parse {
-
-inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
+/// Seconds since the epoch as a system_clock time point, clamped to what the
+/// clock can hold: on 64-bit nanosecond clocks anything past 2262-04-11 would
+/// overflow (and wrap into the past) when converted.
+constexpr std::chrono::system_clock::time_point
+sys_time_from_seconds(std::int64_t seconds) noexcept {
+    using clock = std::chrono::system_clock;
+    constexpr auto max_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    constexpr auto min_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
+    if (seconds >= max_s) return clock::time_point(clock::duration::max());
+    if (seconds <= min_s) return clock::time_point(clock::duration::min());
+    return clock::time_point(
+        std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
 }
+
+namespace retry_after_parse {
 
 /// Reads exactly `n` digits at `pos`.
 inline bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
@@ -4598,7 +4694,7 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 inline std::optional<std::chrono::system_clock::time_point>
 parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
-    s = trim(s);
+    s = trim_ows(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
     const auto comma = s.find(',');
     if (comma != std::string_view::npos) {
@@ -4637,7 +4733,7 @@ parse_http_date(std::string_view s) noexcept {
     const auto days =
         days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
-    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    return sys_time_from_seconds(seconds);
 }
 
 /// Retry-After as a delay from `now`: delta-seconds or an HTTP-date (a date in
@@ -4647,7 +4743,7 @@ inline std::optional<std::chrono::milliseconds>
 parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now,
                   std::chrono::milliseconds cap = std::chrono::hours(24)) noexcept {
     using namespace retry_after_parse;
-    value = trim(value);
+    value = trim_ows(value);
     if (value.empty()) return std::nullopt;
     if (value.front() >= '0' && value.front() <= '9') {
         std::uint64_t seconds = 0;
@@ -4670,6 +4766,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/retry_after.hpp> ----
+// #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 
 #include <nlohmann/json.hpp>
@@ -4719,11 +4816,6 @@ inline std::string log_safe(std::string s, const std::vector<std::string_view>& 
     return out;
 }
 
-inline bool is_token_char(char c) noexcept {
-    const auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f; // visible ASCII: safe inside an HTTP header
-}
-
 } // namespace detail
 
 /// The token_result for a complete HTTP response from a token endpoint.
@@ -4734,7 +4826,29 @@ inline token_result parse_token_response(const detail::http_response& response,
     using nlohmann::json;
     const int status = response.status;
     const std::string where = "token endpoint answered HTTP " + std::to_string(status);
-    const json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    // The DOM holds a copy of the token: wipe it whatever path we leave by.
+    // (nlohmann's lexer keeps short-lived copies of the last tokens it read;
+    // tether cannot reach those: see README, "Secrets in memory".)
+    struct dom_wiper {
+        json& j;
+        ~dom_wiper() { wipe_strings(j); }
+        static void wipe_strings(json& root) noexcept {
+            try {
+                std::vector<json*> todo{&root}; // iterative: nesting depth is the server's choice
+                while (!todo.empty()) {
+                    json* v = todo.back();
+                    todo.pop_back();
+                    if (v->is_string())
+                        detail::wipe(*v->get_ptr<std::string*>());
+                    else if (v->is_structured())
+                        for (auto& e : *v)
+                            todo.push_back(&e);
+                }
+            } catch (...) { // out of memory for the work list: nothing more can be done
+            }
+        }
+    } wipe_on_exit{body};
 
     if (status >= 200 && status < 300) {
         auto malformed = [&](const std::string& why) {
@@ -4748,9 +4862,8 @@ inline token_result parse_token_response(const detail::http_response& response,
         if (!at->is_string()) return malformed("access_token is not a string");
         const auto& value = at->get_ref<const std::string&>();
         if (value.empty()) return malformed("access_token is empty");
-        for (char c : value)
-            if (!detail::is_token_char(c))
-                return malformed("access_token contains characters not allowed in an HTTP header");
+        if (!detail::is_credential_text(value))
+            return malformed("access_token contains characters not allowed in an HTTP header");
         const auto type = body.find("token_type");
         if (type != body.end() && !type->is_string())
             return malformed("token_type is not a string");
@@ -4781,6 +4894,20 @@ inline token_result parse_token_response(const detail::http_response& response,
                 lifetime = v >= static_cast<double>(rules.max_lifetime.count())
                                ? rules.max_lifetime
                                : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
+            } else if (expires->is_string()) {
+                // Some identity providers send "3600": accept plain decimal digits only.
+                const auto& text = expires->get_ref<const std::string&>();
+                if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+                    return malformed("expires_in is not a decimal number");
+                std::uint64_t v = 0;
+                const auto max = static_cast<std::uint64_t>(rules.max_lifetime.count());
+                for (const char c : text) {
+                    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+                    if (v > max) break; // capped below; no overflow
+                }
+                if (v == 0) return malformed("expires_in is 0");
+                lifetime = v > max ? rules.max_lifetime
+                                   : std::chrono::seconds(static_cast<std::int64_t>(v));
             } else {
                 return malformed(std::string("expires_in is ") + expires->type_name() +
                                  ", not a number");
@@ -5428,73 +5555,69 @@ TETHER_NAMESPACE_END
 
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // ---- begin <tether/detail/url.hpp> ----
-// tether: parsing ws:// and wss:// URLs, loopback detection, percent-encoding.
+// tether: the one URL and host grammar: ws://, wss://, http:// and https://
+// URLs, the Host field, loopback classification and the guard that keeps a
+// credential off plain transports to other machines; percent-encoding.
 #ifndef TETHER_DETAIL_URL_HPP
 #define TETHER_DETAIL_URL_HPP
 
 // #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
+#include <asio/ip/address.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 TETHER_NAMESPACE_BEGIN
 namespace detail {
 
-/// The parts of a WebSocket URL a transport needs.
-struct ws_url {
-    bool secure = false;    ///< wss://
-    std::string host;       ///< without the brackets of an IPv6 literal
-    std::uint16_t port = 0; ///< explicit or the scheme's default
-    std::string target;     ///< path and query, always starting with '/'
+/// host[:port] of a URL, checked: a registered name (letters, digits, '-', '.',
+/// '_'; lower-cased) or a bracketed IPv6 literal that parses as an address.
+struct url_authority {
+    std::string host;       ///< lower case, without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or `default_port`
     bool ipv6_literal = false;
 };
 
-/// Parses `url`; on failure returns nothing and says why in `why`.
-/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
-/// would be ambiguous on the wire (user info, white space, control characters).
-inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
-    for (const char c : url) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u == 0x7f) {
-            why = "the URL contains white space or a control character";
-            return std::nullopt;
-        }
+/// Host and port as the Host field (and logs) write them: brackets around
+/// an IPv6 literal, the port only when it is not the scheme's default.
+inline std::string format_authority(std::string_view host, std::uint16_t port,
+                                    std::uint16_t default_port) {
+    std::string out;
+    const bool v6 = host.find(':') != std::string_view::npos;
+    if (v6) out += '[';
+    out += host;
+    if (v6) out += ']';
+    if (port != default_port) {
+        out += ':';
+        out += std::to_string(port);
     }
-    ws_url out;
-    const auto sep = url.find("://");
-    if (sep == std::string_view::npos) {
-        why = "the URL has no scheme (expected ws:// or wss://)";
-        return std::nullopt;
-    }
-    const auto scheme = url.substr(0, sep);
-    if (iequals(scheme, "wss"))
-        out.secure = true;
-    else if (!iequals(scheme, "ws")) {
-        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
-        return std::nullopt;
-    }
-    auto rest = url.substr(sep + 3);
-    if (rest.find('#') != std::string_view::npos) {
-        why = "WebSocket URLs must not contain a fragment ('#')";
-        return std::nullopt;
-    }
-    const auto authority_end = rest.find_first_of("/?");
-    const auto authority = rest.substr(0, authority_end);
+    return out;
+}
+
+/// Parses the authority part of a URL (between "//" and the path).
+inline std::optional<url_authority> parse_authority(std::string_view authority,
+                                                    std::uint16_t default_port, std::string& why) {
     if (authority.find('@') != std::string_view::npos) {
-        why = "user information in the URL is not supported (put credentials in the token)";
+        why = "user information in the URL is not supported (pass credentials as options or in the "
+              "token)";
         return std::nullopt;
     }
+    url_authority out;
+    std::string_view host = authority;
     std::string_view port_text;
+    bool has_port = false;
     if (!authority.empty() && authority.front() == '[') {
         const auto close = authority.find(']');
         if (close == std::string_view::npos) {
             why = "unterminated IPv6 literal";
             return std::nullopt;
         }
-        out.host = std::string(authority.substr(1, close - 1));
+        host = authority.substr(1, close - 1);
         out.ipv6_literal = true;
         const auto after = authority.substr(close + 1);
         if (!after.empty()) {
@@ -5502,39 +5625,41 @@ inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why
                 why = "unexpected characters after the IPv6 literal";
                 return std::nullopt;
             }
+            has_port = true;
             port_text = after.substr(1);
-            if (port_text.empty()) {
-                why = "empty port";
-                return std::nullopt;
-            }
+        }
+        std::error_code ec;
+        asio::ip::make_address_v6(std::string(host), ec);
+        if (ec) {
+            why = "invalid IPv6 literal";
+            return std::nullopt;
         }
     } else {
         const auto colon = authority.find(':');
-        out.host = std::string(authority.substr(0, colon));
         if (colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
             port_text = authority.substr(colon + 1);
-            if (port_text.empty()) {
-                why = "empty port";
+            has_port = true;
+        }
+        for (const char c : host) {
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+            if (!ok) {
+                why = "the host contains a character that is not allowed";
                 return std::nullopt;
             }
         }
     }
-    if (out.host.empty()) {
+    if (host.empty()) {
         why = "the URL has no host";
         return std::nullopt;
     }
-    for (const char c : out.host) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                        (out.ipv6_literal && (c == ':' || c == '%'));
-        if (!ok) {
-            why = "the host contains a character that is not allowed";
-            return std::nullopt;
-        }
+    if (has_port && port_text.empty()) {
+        why = "empty port";
+        return std::nullopt;
     }
-    if (port_text.empty()) {
-        out.port = out.secure ? 443 : 80;
-    } else {
+    out.port = default_port;
+    if (has_port) {
         unsigned long value = 0;
         for (const char c : port_text) {
             if (c < '0' || c > '9' || value > 65535) {
@@ -5549,46 +5674,175 @@ inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why
         }
         out.port = static_cast<std::uint16_t>(value);
     }
-    if (authority_end == std::string_view::npos)
-        out.target = "/";
-    else if (rest[authority_end] == '?')
-        out.target = "/" + std::string(rest.substr(authority_end));
-    else
-        out.target = std::string(rest.substr(authority_end));
+    out.host.reserve(host.size());
+    for (const char c : host)
+        out.host += ascii_lower(c);
     return out;
 }
 
-/// True for "localhost", 127.0.0.0/8 and ::1: names that never leave the machine.
+/// Splits "scheme://authority/path?query" after the caller has checked the
+/// whole string; `rest` is everything after "://".
+inline bool split_after_scheme(std::string_view rest, std::string_view& authority,
+                               std::string& target) {
+    const auto authority_end = rest.find_first_of("/?");
+    authority = rest.substr(0, authority_end);
+    if (authority_end == std::string_view::npos)
+        target = "/";
+    else if (rest[authority_end] == '?')
+        target = "/" + std::string(rest.substr(authority_end));
+    else
+        target = std::string(rest.substr(authority_end));
+    return true;
+}
+
+/// White space, control characters and bytes above 0x7e have no place in a
+/// URL we put on the wire (they would be ambiguous or inject headers).
+inline bool url_has_forbidden_char(std::string_view url) noexcept {
+    for (const char c : url) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) return true;
+    }
+    return false;
+}
+
+/// The parts of a WebSocket URL a transport needs.
+struct ws_url {
+    bool secure = false;    ///< wss://
+    std::string host;       ///< lower case, without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or the scheme's default
+    std::string target;     ///< path and query, always starting with '/'
+    bool ipv6_literal = false;
+
+    /// The Host field: "[::1]:9000", "example.com".
+    std::string authority() const { return format_authority(host, port, secure ? 443 : 80); }
+};
+
+/// Parses `url`; on failure returns nothing and says why in `why`.
+/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
+/// would be ambiguous on the wire (user info, white space, control characters).
+inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
+    if (url_has_forbidden_char(url)) {
+        why = "the URL contains white space, a control character or a non-ASCII byte";
+        return std::nullopt;
+    }
+    ws_url out;
+    const auto sep = url.find("://");
+    if (sep == std::string_view::npos) {
+        why = "the URL has no scheme (expected ws:// or wss://)";
+        return std::nullopt;
+    }
+    const auto scheme = url.substr(0, sep);
+    if (iequals(scheme, "wss"))
+        out.secure = true;
+    else if (!iequals(scheme, "ws")) {
+        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
+        return std::nullopt;
+    }
+    const auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "WebSocket URLs must not contain a fragment ('#')";
+        return std::nullopt;
+    }
+    std::string_view authority;
+    split_after_scheme(rest, authority, out.target);
+    auto a = parse_authority(authority, out.secure ? 443 : 80, why);
+    if (!a) return std::nullopt;
+    out.host = std::move(a->host);
+    out.port = a->port;
+    out.ipv6_literal = a->ipv6_literal;
+    return out;
+}
+
+/// An http:// or https:// URL, split for a request.
+struct http_url {
+    bool tls = true;
+    std::string host; ///< lower case, IPv6 without brackets
+    std::uint16_t port = 443;
+    std::string target; ///< path and query, at least "/"
+
+    /// The Host field: host, [v6], plus the port when it is not the default.
+    std::string host_field() const { return format_authority(host, port, tls ? 443 : 80); }
+    /// For logs: no query, which is where people hide secrets in URLs.
+    std::string display() const {
+        const auto q = target.find('?');
+        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
+    }
+};
+
+/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
+/// no user info (a password in a URL ends up in logs), no fragments, no
+/// spaces or control characters.
+inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
+    http_url out;
+    const auto sep = url.find("://");
+    const auto scheme = sep == std::string_view::npos ? std::string_view{} : url.substr(0, sep);
+    if (iequals(scheme, "https")) {
+        out.tls = true;
+    } else if (iequals(scheme, "http")) {
+        out.tls = false;
+    } else {
+        why = "the URL must start with https:// or http://";
+        return std::nullopt;
+    }
+    if (url_has_forbidden_char(url)) {
+        why = "invalid character (white space, control or non-ASCII) in the URL";
+        return std::nullopt;
+    }
+    const auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "a fragment (#...) has no meaning in a request URL";
+        return std::nullopt;
+    }
+    std::string_view authority;
+    split_after_scheme(rest, authority, out.target);
+    auto a = parse_authority(authority, out.tls ? 443 : 80, why);
+    if (!a) return std::nullopt;
+    out.host = std::move(a->host);
+    out.port = a->port;
+    return out;
+}
+
+inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+    if (a.is_loopback()) return true;
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+    return false;
+}
+
+/// True for names that never leave the machine: "localhost" (also as the
+/// absolute "localhost."), 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8.
+/// Callers that resolve the name check the addresses again before
+/// connecting (see plain_endpoint_allowed), so a hosts file cannot send
+/// "localhost" elsewhere.
 inline bool is_loopback_host(std::string_view host) noexcept {
     if (!host.empty() && host.back() == '.') host.remove_suffix(1);
     if (iequals(host, "localhost")) return true;
-    if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
-    // dotted IPv4 with first octet 127
-    if (host.size() < 7 || host.substr(0, 4) != "127.") return false;
-    int dots = 0;
-    int digits = 0;
-    int value = 0;
-    for (const char c : host) {
-        if (c == '.') {
-            if (digits == 0) return false;
-            ++dots;
-            digits = 0;
-            value = 0;
-        } else if (c >= '0' && c <= '9') {
-            value = value * 10 + (c - '0');
-            if (++digits > 3 || value > 255) return false;
-        } else {
-            return false;
-        }
-    }
-    return dots == 3 && digits > 0;
+    if (host.empty() || host.size() > 64) return false;
+    char text[65];
+    host.copy(text, host.size());
+    text[host.size()] = '\0';
+    std::error_code ec;
+    const auto a = asio::ip::make_address(static_cast<const char*>(text), ec);
+    return !ec && is_loopback_address(a);
+}
+
+/// The one guard for credentials on an unencrypted connection (ws://,
+/// http://): only to a loopback host, unless the user opted in by name.
+inline bool plain_transport_allowed(std::string_view host, bool opted_in) noexcept {
+    return opted_in || is_loopback_host(host);
+}
+
+/// Second half of that guard, after name resolution: an address a plain
+/// connection carrying a credential may go to.
+inline bool plain_endpoint_allowed(const asio::ip::address& a, bool opted_in) noexcept {
+    return opted_in || is_loopback_address(a);
 }
 
 /// A credential may travel over `url` when the channel is encrypted, when it
 /// never leaves the machine, or when the user opted in by name.
 inline bool token_transport_allowed(const ws_url& url,
                                     bool allow_insecure_token_transport) noexcept {
-    return url.secure || is_loopback_host(url.host) || allow_insecure_token_transport;
+    return url.secure || plain_transport_allowed(url.host, allow_insecure_token_transport);
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters, so a
@@ -5622,46 +5876,6 @@ inline void append_query_parameter(std::string& target, std::string_view name,
     target += percent_encode(value);
 }
 
-/// RFC 7230 `tchar`: what header names and subprotocol tokens may contain.
-inline bool is_http_token_char(char c) noexcept {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~': return true;
-    default: return false;
-    }
-}
-
-inline bool is_http_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!is_http_token_char(c)) return false;
-    return true;
-}
-
-/// A header value may hold visible characters, spaces and tabs, but never a
-/// line break or another control character (that would inject headers).
-inline bool is_safe_header_value(std::string_view s) noexcept {
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
-    }
-    return true;
-}
-
 } // namespace detail
 TETHER_NAMESPACE_END
 
@@ -5685,6 +5899,8 @@ TETHER_NAMESPACE_END
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
 // #include <tether/detail/http_response_parser.hpp> (inlined above)
+// #include <tether/detail/url.hpp> (inlined above)
+// #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/secret.hpp> (inlined above)
 // ---- begin <tether/tls_options.hpp> ----
@@ -5939,17 +6155,16 @@ inline void tls_info_callback(const SSL* ssl, int where, int ret) {
 } // namespace detail
 
 /// Prepares one client stream for a handshake with `host` (the name from the
-/// URL): SNI for host names (never for IP literals, RFC 6066), peer and
-/// host-name verification unless switched off, and failure recording into
-/// `report`. Returns false when OpenSSL refuses the SNI name.
+/// URL, without IPv6 brackets): peer and host-name verification unless
+/// switched off, failure recording into `report`, then SNI for host names
+/// (never for IP literals, RFC 6066). Verification is installed first, so it
+/// is in place whatever happens to SNI. Returns false when OpenSSL refuses the
+/// SNI name; the caller must then fail the connection (a server choosing its
+/// certificate by SNI would otherwise answer for some other name).
 template <class SslStream>
 bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const tls_options& o,
                                std::shared_ptr<tls_handshake_report> report) {
     SSL* ssl = stream.native_handle();
-    std::error_code ec;
-    asio::ip::make_address(host, ec);
-    const bool is_ip_literal = !ec;
-    if (!is_ip_literal && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
     if (report) {
         const int index = detail::tls_report_index();
         delete static_cast<std::shared_ptr<tls_handshake_report>*>(SSL_get_ex_data(ssl, index));
@@ -5958,11 +6173,15 @@ bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const
     }
     if (o.insecure_skip_verify_i_know_what_i_am_doing) {
         stream.set_verify_mode(asio::ssl::verify_none);
-        return true;
+    } else {
+        stream.set_verify_mode(asio::ssl::verify_peer);
+        stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
     }
-    stream.set_verify_mode(asio::ssl::verify_peer);
-    stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
-    return true;
+    std::error_code ec;
+    asio::ip::make_address(host, ec);
+    const bool is_ip_literal = !ec;
+    if (is_ip_literal) return true;
+    return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;
 }
 
 TETHER_NAMESPACE_END
@@ -5994,14 +6213,6 @@ TETHER_NAMESPACE_END
 
 TETHER_NAMESPACE_BEGIN
 namespace detail {
-
-/// Overwrites a string that held a credential before it is freed.
-inline void wipe(std::string& s) noexcept {
-    volatile char* p = s.data();
-    for (std::size_t i = 0; i < s.size(); ++i)
-        p[i] = 0;
-    s.clear();
-}
 
 /// application/x-www-form-urlencoded (WHATWG URL standard): alphanumerics and
 /// "*-._" stay, space becomes '+', every other byte is %XX.
@@ -6054,148 +6265,6 @@ inline std::string base64_encode(std::string_view in) {
         out.push_back('=');
     }
     return out;
-}
-
-/// An http:// or https:// URL, split for a request.
-struct http_url {
-    bool tls = true;
-    std::string host; ///< lower case, IPv6 without brackets
-    std::uint16_t port = 443;
-    std::string target; ///< path and query, at least "/"
-
-    /// The Host field: host, [v6], plus the port when it is not the default.
-    std::string host_field() const {
-        std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-        if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
-        return h;
-    }
-    /// For logs: no query, which is where people hide secrets in URLs.
-    std::string display() const {
-        const auto q = target.find('?');
-        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
-    }
-};
-
-/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
-/// no user info (a password in a URL ends up in logs), no fragments, no
-/// spaces or control characters.
-inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
-    http_url out;
-    auto starts_with_ci = [&](std::string_view prefix) {
-        return url.size() >= prefix.size() && iequals(url.substr(0, prefix.size()), prefix);
-    };
-    if (starts_with_ci("https://")) {
-        out.tls = true;
-        out.port = 443;
-        url.remove_prefix(8);
-    } else if (starts_with_ci("http://")) {
-        out.tls = false;
-        out.port = 80;
-        url.remove_prefix(7);
-    } else {
-        why = "the URL must start with https:// or http://";
-        return std::nullopt;
-    }
-    const auto authority_end = url.find_first_of("/?#");
-    std::string_view authority = url.substr(0, authority_end);
-    std::string_view rest =
-        authority_end == std::string_view::npos ? std::string_view{} : url.substr(authority_end);
-    if (authority.find('@') != std::string_view::npos) {
-        why = "user information in the URL is not allowed; pass credentials as options";
-        return std::nullopt;
-    }
-    std::string_view host = authority, port;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-            why = "unterminated IPv6 address";
-            return std::nullopt;
-        }
-        host = authority.substr(1, close - 1);
-        std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                why = "invalid characters after the IPv6 address";
-                return std::nullopt;
-            }
-            port = after.substr(1);
-        }
-        std::error_code ec;
-        asio::ip::make_address_v6(std::string(host), ec);
-        if (ec) {
-            why = "invalid IPv6 address";
-            return std::nullopt;
-        }
-    } else {
-        const auto colon = authority.find(':');
-        if (colon != std::string_view::npos) {
-            host = authority.substr(0, colon);
-            port = authority.substr(colon + 1);
-        }
-        for (char c : host)
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == '-' || c == '.')) {
-                why = "invalid character in the host name";
-                return std::nullopt;
-            }
-    }
-    if (host.empty()) {
-        why = "the URL has no host";
-        return std::nullopt;
-    }
-    if (authority.find(':') != std::string_view::npos && authority.back() == ':') {
-        why = "empty port";
-        return std::nullopt;
-    }
-    if (!port.empty()) {
-        unsigned long value = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9' || value > 65535) {
-                why = "invalid port";
-                return std::nullopt;
-            }
-            value = value * 10 + static_cast<unsigned long>(c - '0');
-        }
-        if (value == 0 || value > 65535) {
-            why = "invalid port";
-            return std::nullopt;
-        }
-        out.port = static_cast<std::uint16_t>(value);
-    }
-    for (char c : host)
-        out.host.push_back(ascii_lower(c));
-
-    const auto hash = rest.find('#');
-    if (hash != std::string_view::npos) {
-        why = "a fragment (#...) has no meaning in a request URL";
-        return std::nullopt;
-    }
-    for (char c : rest) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f) {
-            why = "invalid character in the URL path or query";
-            return std::nullopt;
-        }
-    }
-    if (rest.empty() || rest.front() == '?') out.target = "/";
-    out.target.append(rest.data(), rest.size());
-    return out;
-}
-
-inline bool is_loopback_address(const asio::ip::address& a) noexcept {
-    if (a.is_loopback()) return true;
-    if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-    return false;
-}
-
-/// "localhost" or a loopback literal. Resolved addresses are checked again
-/// before connecting, so a hosts file cannot redirect "localhost" elsewhere.
-inline bool is_loopback_host(const std::string& host) {
-    if (host == "localhost") return true;
-    std::error_code ec;
-    const auto a = asio::ip::make_address(host, ec);
-    return !ec && is_loopback_address(a);
 }
 
 struct http_exchange_options {
@@ -6272,8 +6341,8 @@ private:
             finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
             return;
         }
-        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host &&
-            !is_loopback_host(url_.host)) {
+        if (!url_.tls &&
+            !plain_transport_allowed(url_.host, opts_.allow_plain_http_to_non_loopback_host)) {
             finish(make_error_code(error::insecure_transport),
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
@@ -6318,8 +6387,8 @@ private:
         std::vector<tcp::endpoint> endpoints;
         for (const auto& entry : results) {
             const auto ep = entry.endpoint();
-            if (url_.tls || opts_.allow_plain_http_to_non_loopback_host ||
-                is_loopback_address(ep.address()))
+            if (url_.tls ||
+                plain_endpoint_allowed(ep.address(), opts_.allow_plain_http_to_non_loopback_host))
                 endpoints.push_back(ep);
         }
         if (endpoints.empty()) {
@@ -6447,6 +6516,10 @@ private:
         auto handler = std::move(handler_);
         handler_ = nullptr;
         request_ = secret();
+        // the raw response (a token) passed through the read buffer; on
+        // failure the parser still holds part of it
+        detail::wipe(buffer_.data(), buffer_.size());
+        if (ec) parser_.wipe();
         if (handler) handler(std::move(result));
     }
 
@@ -6555,8 +6628,8 @@ struct oauth2_options {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
         if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
-        if (!url->tls && !allow_plain_http_to_non_loopback_host &&
-            !detail::is_loopback_host(url->host))
+        if (!url->tls &&
+            !detail::plain_transport_allowed(url->host, allow_plain_http_to_non_loopback_host))
             throw std::invalid_argument(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
@@ -6951,8 +7024,8 @@ private:
         if (!url)
             throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
                                         "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
-            !detail::is_loopback_host(url->host))
+        if (!url->tls && !detail::plain_transport_allowed(
+                             url->host, opts_.allow_plain_http_to_non_loopback_host))
             throw std::invalid_argument(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
@@ -7233,9 +7306,10 @@ parse_utc_timestamp(std::string_view s) noexcept {
     const auto days =
         detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(secs) + std::chrono::milliseconds(millis)));
+    const auto whole = detail::sys_time_from_seconds(secs);
+    if (whole == std::chrono::system_clock::time_point::max())
+        return whole; // clamped: no fraction to add
+    return whole + std::chrono::milliseconds(millis);
 }
 
 struct channel_options {
@@ -7728,9 +7802,17 @@ TETHER_NAMESPACE_END
 // at all arrives for `idle_timeout`.
 //
 // Threading: run the io_context on ONE thread and call the transport from
-// that thread (the client does: it lives on the transport's executor). Destroy
+// that thread (the client does: it lives on the transport's executor). The
+// transport refuses an io_context whose handlers it sees on a second thread:
+// that connection and every later one fail with a detail saying so. Destroy
 // the transport before the io_context, and not from inside one of its sink
 // calls.
+//
+// Cancellation: the transport resolves and connects itself (one resolver per
+// connection, so an abandoned resolve is cancelled) and hands websocketpp a
+// connected socket; close(), a handshake timeout or the transport's
+// destruction before the handshake completes closes that socket at once, so
+// no byte of the upgrade request, above all no credential, leaves afterwards.
 //
 //     asio::io_context io;
 //     tether::websocketpp_transport_options o;
@@ -7741,14 +7823,51 @@ TETHER_NAMESPACE_END
 
 // #include <tether/close_event.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
+// ---- begin <tether/detail/close_payload.hpp> ----
+// tether: what goes into a close frame we send (RFC 6455 section 5.5.1, 7.4).
+// No I/O and no websocketpp, so the fuzzer can reach it cheaply.
+#ifndef TETHER_DETAIL_CLOSE_PAYLOAD_HPP
+#define TETHER_DETAIL_CLOSE_PAYLOAD_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
+inline std::string bounded_close_reason(std::string_view reason) {
+    if (reason.size() <= 123) return std::string(reason);
+    std::size_t n = 123;
+    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+        --n;
+    return std::string(reason.substr(0, n));
+}
+
+/// Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
+inline bool is_sendable_close_code(std::uint16_t code) noexcept {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/close_payload.hpp> ----
 // #include <tether/detail/printable.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // #include <tether/detail/url.hpp> (inlined above)
+// #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
 // #include <tether/tls_options.hpp> (inlined above)
 
+#include <asio/connect.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -7756,6 +7875,7 @@ TETHER_NAMESPACE_END
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_client.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -7764,6 +7884,7 @@ TETHER_NAMESPACE_END
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -7920,21 +8041,6 @@ struct transport_sink_ref {
     }
 };
 
-/// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
-inline std::string bounded_close_reason(std::string_view reason) {
-    if (reason.size() <= 123) return std::string(reason);
-    std::size_t n = 123;
-    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
-        --n;
-    return std::string(reason.substr(0, n));
-}
-
-/// Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
-inline bool is_sendable_close_code(std::uint16_t code) noexcept {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
 } // namespace detail
 
 /// Which URL schemes a transport instance serves. Each scheme instantiates a
@@ -8001,7 +8107,8 @@ private:
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), deadline(io), ping_timer(io), idle_timer(io) {}
+            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
+        }
 
         core* owner;
         connection_id id;
@@ -8011,8 +8118,13 @@ private:
         std::shared_ptr<websocketpp::connection<detail::wspp_tls_config>> tls;
         phase state = phase::connecting;
 
-        std::string host;
+        std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
+        asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
+        bool loopback_only = false;       // a token over plain ws://: loopback addresses only
+        bool started = false;             // websocketpp has the connected socket
+        bool handshake_done = false;
+        bool tls_setup_failed = false;
         bool tcp_connected = false;
         bool tls_done = false;
         std::shared_ptr<tls_handshake_report> tls_report;
@@ -8032,7 +8144,7 @@ private:
         clock_type::time_point ping_sent_at{};
         clock_type::time_point last_activity{};
 
-        std::string where() const { return host + ":" + std::to_string(port); }
+        std::string where() const { return detail::format_authority(host, port, 0); }
 
         template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
@@ -8057,22 +8169,43 @@ private:
         std::conditional_t<with_plain, detail::wspp_plain_client, no_endpoint> plain;
         std::conditional_t<with_tls, detail::wspp_tls_client, no_endpoint> tls;
         conn_state* constructing = nullptr; // the connection get_connection() is building
+        /// The thread seen running this io_context's transport handlers, and
+        /// whether a second one was seen (then everything is refused).
+        std::atomic<std::thread::id> runner{};
+        std::atomic<bool> multi_threaded{false};
+        asio::io_context* context;
 
-        explicit endpoints(asio::io_context& io) {
+        explicit endpoints(asio::io_context& io) : context(&io) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
                 tls.init_asio(&io);
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
                     return constructing ? constructing->owner->tls_context : nullptr;
                 });
-                tls.set_socket_init_handler([this](websocketpp::connection_hdl,
-                                                   detail::wspp_tls_stream& s) {
-                    if (!constructing) return;
-                    constructing->tls_report = std::make_shared<tls_handshake_report>();
-                    prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
-                                              constructing->tls_report);
-                });
+                tls.set_socket_init_handler(
+                    [this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                        if (!constructing) return;
+                        constructing->tls_report = std::make_shared<tls_handshake_report>();
+                        if (!prepare_tls_client_stream(s, constructing->host,
+                                                       constructing->owner->opts.tls,
+                                                       constructing->tls_report))
+                            constructing->tls_setup_failed = true;
+                    });
             }
+        }
+
+        /// False once this io_context's handlers have been seen on two threads.
+        /// Checked in every handler and in calls made from a handler; a call
+        /// from outside run() (before it, or from the thread that will run it)
+        /// is not a handler and is not counted.
+        bool single_threaded() noexcept {
+            if (multi_threaded.load(std::memory_order_relaxed)) return false;
+            if (!context->get_executor().running_in_this_thread()) return true;
+            const auto me = std::this_thread::get_id();
+            std::thread::id expected{};
+            if (runner.compare_exchange_strong(expected, me) || expected == me) return true;
+            multi_threaded.store(true);
+            return false;
         }
 
         static std::shared_ptr<endpoints> for_context(asio::io_context& io) {
@@ -8127,6 +8260,10 @@ private:
             auto st = std::make_shared<conn_state>(this, id, sink, *io);
             st->endpoints_keepalive = eps;
             conns.emplace(id, st);
+            if (!eps->single_threaded()) {
+                refuse_threads(*st);
+                return id;
+            }
 
             std::string why;
             auto url = detail::parse_ws_url(req.url, why);
@@ -8144,6 +8281,8 @@ private:
                                "': use wss:// or set allow_insecure_token_transport");
                 return id;
             }
+            // the name said loopback; the addresses it resolves to must say so too
+            st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
 
             std::string target = url->target;
             const std::string_view token = req.token.reveal();
@@ -8151,7 +8290,7 @@ private:
                 bool ok = false;
                 switch (opts.token_in) {
                 case token_placement::authorization_header:
-                    ok = detail::is_safe_header_value(token);
+                    ok = detail::is_credential_text(token);
                     break;
                 case token_placement::query_parameter:
                     detail::append_query_parameter(target, opts.token_query_parameter, token);
@@ -8201,8 +8340,13 @@ private:
                                : "this transport was built for wss:// only (websocket_schemes)");
                 return id;
             }
-            auto location =
-                std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            // websocketpp writes Host from the URI's host: an IPv6 literal needs its
+            // brackets there (RFC 7230 5.4); resolver, SNI and verification use st->host
+            auto location = std::make_shared<websocketpp::uri>(
+                url->secure, url->ipv6_literal ? "[" + url->host + "]" : url->host, url->port,
+                target);
+            // may hold the token (query placement); websocketpp keeps its own copy
+            detail::wipe(target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
@@ -8217,15 +8361,97 @@ private:
                            "cannot create the connection: " + ec.message());
                 return id;
             }
+            if (st->tls_setup_failed) {
+                fail_early(
+                    *st, error::connection_failed,
+                    "TLS setup for '" + detail::body_excerpt(st->host, 64) +
+                        "' failed: OpenSSL refused it as the SNI name (longer than 255 bytes?)");
+                return id;
+            }
 
-            st->with_connection(
-                [&](auto& con) { prepare(st, con, req, has_token ? token : std::string_view{}); });
+            st->with_connection([&](auto& con) {
+                // what websocketpp's own connect() would have set on the socket layer (SNI)
+                static_cast<typename std::decay_t<decltype(con)>::transport_con_type&>(con).set_uri(
+                    location);
+                prepare(st, con, req, has_token ? token : std::string_view{});
+            });
             arm_handshake_deadline(st);
-            if constexpr (with_tls)
-                if (st->tls) eps->tls.connect(st->tls);
-            if constexpr (with_plain)
-                if (st->plain) eps->plain.connect(st->plain);
+            st->resolver.async_resolve(
+                st->host, std::to_string(st->port),
+                [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
+                    on_resolved(st, e, std::move(r));
+                });
             return id;
+        }
+
+        /// A second thread runs this io_context: refuse (see the header comment).
+        void refuse_threads(conn_state& st) {
+            close_event ev;
+            ev.error = error::connection_failed;
+            ev.detail =
+                "websocketpp_transport: the io_context is run by more than one thread; run it on "
+                "one thread (README, Threads)";
+            finish(st, std::move(ev), true);
+        }
+
+        static void on_resolved(const std::shared_ptr<conn_state>& st, const std::error_code& ec,
+                                asio::ip::tcp::resolver::results_type results) {
+            if (!st->owner || st->state != phase::connecting) return; // abandoned
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (ec) {
+                close_event ev;
+                ev.error = error::connection_failed;
+                ev.detail = "cannot resolve '" + st->host + "': " + ec.message();
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            std::vector<asio::ip::tcp::endpoint> endpoints;
+            for (const auto& entry : results)
+                if (!st->loopback_only ||
+                    detail::plain_endpoint_allowed(entry.endpoint().address(), false))
+                    endpoints.push_back(entry.endpoint());
+            if (endpoints.empty()) {
+                close_event ev;
+                ev.error = error::insecure_transport;
+                ev.detail =
+                    "'" + st->host +
+                    "' resolved to no loopback address; refusing to send the token over ws://";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->with_connection([&](auto& con) {
+                asio::async_connect(con.get_raw_socket(), endpoints,
+                                    [st](const std::error_code& e, const asio::ip::tcp::endpoint&) {
+                                        on_connected(st, e);
+                                    });
+            });
+        }
+
+        static void on_connected(const std::shared_ptr<conn_state>& st, const std::error_code& ec) {
+            if (!st->owner || st->state != phase::connecting)
+                return; // abandoned: the socket is closed
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (ec) {
+                close_event ev;
+                ev.error = error::connection_failed;
+                ev.detail = "cannot connect to " + st->where() + ": " + ec.message();
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->tcp_connected = true;
+            st->started = true;
+            // websocketpp takes over the connected socket: TLS, then the upgrade request
+            st->with_connection([](auto& con) { con.start(); });
+        }
+
+        /// The Authorization value in websocketpp's copy of the request. (Its
+        /// serialised request is out of reach: README, "Secrets in memory".)
+        template <class Con> static void wipe_request_credentials(Con& con) noexcept {
+            const std::string& auth = con.get_request_header("Authorization");
+            if (!auth.empty())
+                detail::wipe(const_cast<std::string&>(auth)); // a map value websocketpp owns
         }
 
         template <class Con>
@@ -8235,8 +8461,14 @@ private:
             for (const auto* list : header_lists)
                 for (const auto& h : *list)
                     con.append_header(h.first, h.second);
-            if (!token.empty() && opts.token_in == token_placement::authorization_header)
-                con.replace_header("Authorization", "Bearer " + std::string(token));
+            if (!token.empty() && opts.token_in == token_placement::authorization_header) {
+                std::string value;
+                value.reserve(7 + token.size());
+                value += "Bearer ";
+                value += token;
+                con.replace_header("Authorization", value);
+                detail::wipe(value);
+            }
             if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
                 con.replace_header("User-Agent", opts.user_agent);
             for (const auto& p : st->offered_subprotocols)
@@ -8258,6 +8490,7 @@ private:
                 // s is alive: the connection holding this handler holds `st` too (open handler)
                 ++s->frames_received;
                 if (!s->sink.self || s->state == phase::finished) return;
+                if (!s->owner->eps->single_threaded()) return s->owner->refuse_threads(*s);
                 const auto kind = msg->get_opcode() == websocketpp::frame::opcode::binary
                                       ? message_kind::binary
                                       : message_kind::text;
@@ -8280,14 +8513,8 @@ private:
         }
 
         static void on_tcp_connected(conn_state& st) {
-            st.tcp_connected = true;
             std::error_code ec;
             st.with_connection([&](auto& con) {
-                if (st.state == phase::finished) {
-                    // abandoned while resolving or connecting: send nothing on this socket
-                    con.get_raw_socket().close(ec);
-                    return;
-                }
                 con.get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
             });
             if constexpr (with_tls) {
@@ -8329,6 +8556,7 @@ private:
             bool offered = selected.empty();
             for (const auto& p : st->offered_subprotocols)
                 offered = offered || p == selected;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
                 close_event ev;
@@ -8339,12 +8567,16 @@ private:
                 return;
             }
             st->state = phase::open;
+            st->handshake_done = true;
             st->deadline.cancel();
             self.start_liveness(st);
             open_info info;
-            info.subprotocol = (!st->token_subprotocol.empty() && selected == st->token_subprotocol)
-                                   ? std::string("[token]")
-                                   : std::move(selected);
+            const bool token_selected =
+                !st->token_subprotocol.empty() && selected == st->token_subprotocol;
+            info.subprotocol = token_selected ? std::string("[token]") : std::move(selected);
+            if (token_selected) detail::wipe(selected);
+            st->with_connection([](auto& con) { wipe_request_credentials(con); });
+            wipe_token_copies(*st);
             if (st->sink.self) st->sink.open(st->sink.self, st->id, info);
         }
 
@@ -8638,11 +8870,29 @@ private:
             });
         }
 
+        static void wipe_token_copies(conn_state& st) noexcept {
+            detail::wipe(st.token_subprotocol);
+            for (auto& p : st.offered_subprotocols)
+                detail::wipe(p);
+        }
+
         static void stop_connection(conn_state& st, bool terminate) {
             st.deadline.cancel();
             st.ping_timer.cancel();
             st.idle_timer.cancel();
-            if (terminate && st.owner) {
+            st.resolver.cancel(); // an abandoned resolve must not stay queued
+            st.with_connection([&](auto& con) {
+                wipe_request_credentials(con);
+                if (!st.handshake_done) {
+                    // Before the handshake completed, nothing more may be sent: closing
+                    // the socket now (not in a posted handler) stops a TLS handshake or
+                    // an upgrade request already queued behind us.
+                    std::error_code ignored;
+                    con.get_raw_socket().close(ignored);
+                }
+            });
+            wipe_token_copies(st);
+            if (terminate && st.owner && st.started) {
                 // Posted, because we may be inside one of this connection's own callbacks.
                 // `finished` is set, so websocketpp's fail/close callbacks that follow are ignored.
                 auto io = st.owner->io;

@@ -47,6 +47,10 @@ TEST_CASE("genesys: channel expiry timestamps") {
     CHECK_FALSE(gen::parse_utc_timestamp("2024-05-01T12:00:00+02:00"));
     CHECK_FALSE(gen::parse_utc_timestamp("2024-13-01T12:00:00Z"));
     CHECK_FALSE(gen::parse_utc_timestamp(""));
+    // issue 12 #3: past 2262 the nanosecond clock overflows; clamp, never wrap into the past
+    const auto far = gen::parse_utc_timestamp("9999-12-31T23:59:59Z");
+    REQUIRE(far);
+    CHECK(*far > std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 200));
 }
 
 TEST_CASE("genesys: socket messages are typed") {

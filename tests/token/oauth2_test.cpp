@@ -4,6 +4,7 @@
 #include "local_token_endpoint.hpp"
 
 #include <tether/detail/http_client.hpp>
+#include <tether/detail/url.hpp>
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
@@ -235,7 +236,7 @@ TEST_CASE("URL parsing") {
 
     for (const char* bad : {"ftp://h/", "h/path", "https://", "https://user:pw@h/", "https://h:0/",
                             "https://h:65536/", "https://h:/", "https://h:12a/", "https://[::1/",
-                            "https://[zz]/", "https://h/a b", "https://h/#frag", "https://h_x/"}) {
+                            "https://[zz]/", "https://h/a b", "https://h/#frag", "https://h!x/"}) {
         INFO(bad);
         CHECK_FALSE(tether::detail::parse_http_url(bad, why));
         CHECK_FALSE(why.empty());
@@ -318,7 +319,12 @@ TEST_CASE("token response: success and expires_in handling") {
              {R"({"access_token":"abc","expires_in":0})", "expires_in is 0"},
              {R"({"access_token":"abc","expires_in":-5})", "not positive (-5)"},
              {R"({"access_token":"abc","expires_in":0.5})", "less than one second"},
-             {R"({"access_token":"abc","expires_in":"3600"})", "expires_in is string"},
+             {R"({"access_token":"abc","expires_in":"36x"})", "expires_in is not a decimal number"},
+             {R"({"access_token":"abc","expires_in":""})", "expires_in is not a decimal number"},
+             {R"({"access_token":"abc","expires_in":"-5"})", "expires_in is not a decimal number"},
+             {R"({"access_token":"abc","expires_in":" 60"})", "expires_in is not a decimal number"},
+             {R"({"access_token":"abc","expires_in":"0"})", "expires_in is 0"},
+             {R"({"access_token":"abc","expires_in":[1]})", "expires_in is array"},
              {R"({"access_token":"abc","expires_in":null})", "expires_in is null"},
              {R"({"access_token":"abc","expires_in":true})", "expires_in is boolean"},
              {R"({"access_token":"","expires_in":10})", "access_token is empty"},
@@ -338,6 +344,19 @@ TEST_CASE("token response: success and expires_in handling") {
         CHECK_THAT(x.detail, Catch::Contains(b.says));
         CHECK_THAT(x.detail, !Catch::Contains("abc"));
     }
+}
+
+TEST_CASE("token response: expires_in as a decimal string is accepted (issue 12 #8)") {
+    tether::oauth2_response_rules rules;
+    auto ok = [&](const std::string& body) {
+        return tether::parse_token_response(make_response(200, body), rules, fixed_now);
+    };
+    auto r = ok(R"({"access_token":"abc","expires_in":"3600"})");
+    REQUIRE_FALSE(r.error);
+    CHECK(r.value.lifetime == 3600s);
+    CHECK(ok(R"({"access_token":"abc","expires_in":"1"})").value.lifetime == 1s);
+    CHECK(ok(R"({"access_token":"abc","expires_in":"99999999999999999999999"})").value.lifetime ==
+          rules.max_lifetime);
 }
 
 TEST_CASE("token response: error classification") {
@@ -587,14 +606,23 @@ std::vector<scenario> scenarios() {
          [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::malformed_token_response);
          }},
-        {"expires_in a string",
+        {"expires_in a decimal string (issue 12 #8)",
          [](const received_request&, std::size_t n) {
              return respond(200, token_json(issued_token(n), "\"3600\""));
          },
          no_change,
          [](const outcome& o, const std::vector<received_request>&) {
+             REQUIRE_FALSE(o.result.error);
+             CHECK(o.result.value.lifetime == 3600s);
+         }},
+        {"expires_in a string that is not a number",
+         [](const received_request&, std::size_t n) {
+             return respond(200, token_json(issued_token(n), "\"1h\""));
+         },
+         no_change,
+         [](const outcome& o, const std::vector<received_request>&) {
              expect_error(o, error::malformed_token_response);
-             CHECK_THAT(o.result.detail, Catch::Contains("string"));
+             CHECK_THAT(o.result.detail, Catch::Contains("not a decimal number"));
          }},
         {"malformed JSON",
          [](const received_request&, std::size_t n) {
@@ -885,6 +913,33 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
     o.auth = tether::client_auth::http_basic_unencoded;
     o.client_id = "a:b";
     CHECK_THROWS_WITH(construct(o), Catch::Contains("':'"));
+}
+
+TEST_CASE("ws:// and http:// apply one rule to credentials in the clear (issue 12 #4)") {
+    asio::io_context ioc;
+    for (const std::string host :
+         {"localhost", "localhost.", "LOCALHOST", "127.0.0.1", "127.1.2.3", "[::1]",
+          "[::ffff:127.0.0.1]", "[0:0:0:0:0:0:0:1]", "example.com", "192.0.2.1",
+          "[::ffff:192.0.2.1]", "localhost.example.com", "127.0.0.1.example.com"}) {
+        INFO(host);
+        std::string why;
+        const auto ws = tether::detail::parse_ws_url("ws://" + host + ":9000/", why);
+        REQUIRE(ws);
+        const bool ws_allows = tether::detail::token_transport_allowed(*ws, false);
+        tether::oauth2_options o;
+        o.token_url = "http://" + host + ":9000/token";
+        o.client_id = "id";
+        o.client_secret = tether::secret(client_secret_value);
+        bool http_allows = true;
+        try {
+            tether::oauth2_client_credentials p(ioc.get_executor(), o);
+        } catch (const std::invalid_argument&) {
+            http_allows = false;
+        }
+        CHECK(ws_allows == http_allows);
+    }
+    CHECK(tether::detail::is_loopback_host("localhost.")); // a literal argument is not ambiguous
+    CHECK(tether::detail::is_loopback_host("::ffff:127.0.0.1"));
 }
 
 TEST_CASE("oauth2: options and policy print without secrets") {

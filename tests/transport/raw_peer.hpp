@@ -46,8 +46,8 @@ inline std::string close_frame(std::uint16_t code, const std::string& reason) {
 
 class raw_peer {
 public:
-    explicit raw_peer(asio::io_context& io)
-        : acceptor_(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    explicit raw_peer(asio::io_context& io, const std::string& address = "127.0.0.1")
+        : acceptor_(io, asio::ip::tcp::endpoint(asio::ip::make_address(address), 0)) {
         accept();
     }
 
@@ -64,7 +64,11 @@ public:
     bool peer_closed = false;
 
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-    std::string url() const { return "ws://127.0.0.1:" + std::to_string(port()) + "/"; }
+    std::string url() const {
+        const auto a = acceptor_.local_endpoint().address();
+        const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+        return "ws://" + host + ":" + std::to_string(port()) + "/";
+    }
 
 private:
     void accept() {

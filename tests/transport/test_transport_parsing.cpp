@@ -6,7 +6,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+
 #include <chrono>
+#include <memory>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -203,4 +208,35 @@ TEST_CASE("tls_options: equal settings share one client context while it lives",
     CHECK(fresh != nullptr);
     CHECK(fresh.use_count() == 1);
     (void)old;
+}
+
+// ---- issue 12: defects found in review ---------------------------------------
+
+TEST_CASE("HTTP dates past 2262 are capped, not wrapped into 'retry now' (issue 12 #3)",
+          "[retry-after]") {
+    using tether::detail::parse_http_date;
+    using tether::detail::parse_retry_after;
+    const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(784111777));
+    // 253402300799 s do not fit in int64 nanoseconds: the conversion must clamp
+    const auto far = parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT");
+    REQUIRE(far);
+    CHECK(*far > now);
+    CHECK(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now, 1h) ==
+          std::chrono::milliseconds(1h));
+    CHECK(parse_retry_after("Mon, 01 Jan 2263 00:00:00 GMT", now, 1h) ==
+          std::chrono::milliseconds(1h));
+    CHECK(parse_retry_after("Fri Dec 31 23:59:59 9999", now, 2h) == std::chrono::milliseconds(2h));
+}
+
+TEST_CASE("SNI failure still installs verification and is reported (issue 12 #5)", "[tls]") {
+    asio::io_context io;
+    const auto ctx = tether::make_tls_client_context({});
+    asio::ssl::stream<asio::ip::tcp::socket> s(io, *ctx);
+    // OpenSSL refuses SNI names longer than 255 bytes
+    const std::string host = std::string(250, 'a') + ".example.com";
+    auto report = std::make_shared<tether::tls_handshake_report>();
+    CHECK_FALSE(tether::prepare_tls_client_stream(s, host, tether::tls_options{}, report));
+    // verification (chain and host name) is in place whatever happened to SNI
+    CHECK(SSL_get_verify_mode(s.native_handle()) == SSL_VERIFY_PEER);
+    CHECK(SSL_get_verify_callback(s.native_handle()) != nullptr);
 }

@@ -13,11 +13,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <asio/post.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 static_assert(tether::is_transport_v<tether::websocketpp_transport>,
@@ -1260,4 +1265,101 @@ TEST_CASE("end to end: a server that stops answering is detected and the client 
     CHECK(first_close->uptime < 1s);
     client.stop();
     REQUIRE(run_until(io, [&] { return client.state() == tether::client_state::stopped; }));
+}
+
+// ---- issue 12: defects found in review ------------------------------------------------------
+
+TEST_CASE("cancel: no byte of a cancelled attempt leaves the process (issue 12 #1)",
+          "[transport][close][security]") {
+    asio::io_context io;
+    test_support::raw_peer peer(io);
+    peer.answer_handshake = false;
+    const std::string url = "ws://localhost:" + std::to_string(peer.port()) + "/";
+    recording_sink sink;
+
+    SECTION("close() while resolving") {
+        websocketpp_transport t(io, quick_options());
+        driver d{t, sink};
+        const auto id = d.connect(url, "SECRET-TOKEN-1");
+        d.close(id);
+        REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+        CHECK(sink.close_of(id).error == tether::error::operation_cancelled);
+        // the resolve, connect and upgrade would finish well within this on loopback
+        test_support::run_for(io, 500ms);
+    }
+    SECTION("the transport is destroyed while resolving") {
+        {
+            websocketpp_transport t(io, quick_options());
+            driver d{t, sink};
+            d.connect(url, "SECRET-TOKEN-2");
+        }
+        test_support::run_for(io, 500ms);
+        CHECK(sink.records.empty());
+    }
+    // nothing reached the listener: no request, no credential, not even a connection
+    INFO(peer.request);
+    CHECK(peer.request.find("Authorization") == std::string::npos);
+    CHECK(peer.request.empty());
+    CHECK(peer.connections == 0);
+}
+
+TEST_CASE("IPv6 literal: Host is bracketed (issue 12 #2)", "[transport][url]") {
+    asio::io_context io;
+    std::unique_ptr<test_support::raw_peer> peer;
+    try {
+        peer = std::make_unique<test_support::raw_peer>(io, "::1");
+    } catch (const std::system_error&) {
+        WARN("no IPv6 loopback on this machine; skipped");
+        return;
+    }
+    peer->answer_handshake = false;
+    recording_sink sink;
+    websocketpp_transport t(io, quick_options());
+    driver d{t, sink};
+    const auto id = d.connect(peer->url(), "tok");
+    REQUIRE(run_until(io, [&] { return !peer->request.empty(); }));
+    INFO(peer->request);
+    CHECK_THAT(peer->request, Contains("\r\nHost: [::1]:" + std::to_string(peer->port()) + "\r\n"));
+    d.close(id);
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+}
+
+TEST_CASE("SNI failure fails the connection before anything is sent (issue 12 #5)",
+          "[transport][tls]") {
+    asio::io_context io;
+    recording_sink sink;
+    websocketpp_transport t(io, quick_options());
+    driver d{t, sink};
+    // OpenSSL refuses SNI names over 255 bytes; the name never reaches a resolver
+    const auto id = d.connect("wss://" + std::string(250, 'a') + ".example.com/", "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    INFO(sink.close_of(id).detail);
+    CHECK(sink.close_of(id).error == tether::error::connection_failed);
+    CHECK_THAT(sink.close_of(id).detail, Contains("SNI"));
+}
+
+TEST_CASE("threads: an io_context run by a second thread is refused (issue 12 #6)",
+          "[transport][threads]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    recording_sink sink;
+    websocketpp_transport t(io, quick_options());
+    driver d{t, sink};
+    // this thread runs the io_context first...
+    const connection_id first = d.connect(server.url());
+    REQUIRE(run_until(io, [&] { return sink.opened(first); }));
+    // ...then a second one, while this one lives (a joined thread's id may be
+    // reused): the transport's shared per-io_context state is not
+    // synchronised, so it must refuse.
+    connection_id second = 0;
+    std::thread b([&] {
+        asio::post(io, [&] { second = d.connect(server.url()); });
+        run_until(io, [&] { return second != 0 && sink.closed(second); });
+    });
+    b.join();
+    REQUIRE(second != 0);
+    REQUIRE(sink.closed(second));
+    INFO(sink.close_of(second).detail);
+    CHECK_FALSE(sink.opened(second));
+    CHECK_THAT(sink.close_of(second).detail, Contains("more than one thread"));
 }

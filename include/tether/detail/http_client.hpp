@@ -9,6 +9,8 @@
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
 #include <tether/detail/http_response_parser.hpp>
+#include <tether/detail/url.hpp>
+#include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
 #include <tether/secret.hpp>
 #include <tether/tls_options.hpp>
@@ -37,14 +39,6 @@
 
 TETHER_NAMESPACE_BEGIN
 namespace detail {
-
-/// Overwrites a string that held a credential before it is freed.
-inline void wipe(std::string& s) noexcept {
-    volatile char* p = s.data();
-    for (std::size_t i = 0; i < s.size(); ++i)
-        p[i] = 0;
-    s.clear();
-}
 
 /// application/x-www-form-urlencoded (WHATWG URL standard): alphanumerics and
 /// "*-._" stay, space becomes '+', every other byte is %XX.
@@ -97,148 +91,6 @@ inline std::string base64_encode(std::string_view in) {
         out.push_back('=');
     }
     return out;
-}
-
-/// An http:// or https:// URL, split for a request.
-struct http_url {
-    bool tls = true;
-    std::string host; ///< lower case, IPv6 without brackets
-    std::uint16_t port = 443;
-    std::string target; ///< path and query, at least "/"
-
-    /// The Host field: host, [v6], plus the port when it is not the default.
-    std::string host_field() const {
-        std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-        if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
-        return h;
-    }
-    /// For logs: no query, which is where people hide secrets in URLs.
-    std::string display() const {
-        const auto q = target.find('?');
-        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
-    }
-};
-
-/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
-/// no user info (a password in a URL ends up in logs), no fragments, no
-/// spaces or control characters.
-inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
-    http_url out;
-    auto starts_with_ci = [&](std::string_view prefix) {
-        return url.size() >= prefix.size() && iequals(url.substr(0, prefix.size()), prefix);
-    };
-    if (starts_with_ci("https://")) {
-        out.tls = true;
-        out.port = 443;
-        url.remove_prefix(8);
-    } else if (starts_with_ci("http://")) {
-        out.tls = false;
-        out.port = 80;
-        url.remove_prefix(7);
-    } else {
-        why = "the URL must start with https:// or http://";
-        return std::nullopt;
-    }
-    const auto authority_end = url.find_first_of("/?#");
-    std::string_view authority = url.substr(0, authority_end);
-    std::string_view rest =
-        authority_end == std::string_view::npos ? std::string_view{} : url.substr(authority_end);
-    if (authority.find('@') != std::string_view::npos) {
-        why = "user information in the URL is not allowed; pass credentials as options";
-        return std::nullopt;
-    }
-    std::string_view host = authority, port;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-            why = "unterminated IPv6 address";
-            return std::nullopt;
-        }
-        host = authority.substr(1, close - 1);
-        std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                why = "invalid characters after the IPv6 address";
-                return std::nullopt;
-            }
-            port = after.substr(1);
-        }
-        std::error_code ec;
-        asio::ip::make_address_v6(std::string(host), ec);
-        if (ec) {
-            why = "invalid IPv6 address";
-            return std::nullopt;
-        }
-    } else {
-        const auto colon = authority.find(':');
-        if (colon != std::string_view::npos) {
-            host = authority.substr(0, colon);
-            port = authority.substr(colon + 1);
-        }
-        for (char c : host)
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == '-' || c == '.')) {
-                why = "invalid character in the host name";
-                return std::nullopt;
-            }
-    }
-    if (host.empty()) {
-        why = "the URL has no host";
-        return std::nullopt;
-    }
-    if (authority.find(':') != std::string_view::npos && authority.back() == ':') {
-        why = "empty port";
-        return std::nullopt;
-    }
-    if (!port.empty()) {
-        unsigned long value = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9' || value > 65535) {
-                why = "invalid port";
-                return std::nullopt;
-            }
-            value = value * 10 + static_cast<unsigned long>(c - '0');
-        }
-        if (value == 0 || value > 65535) {
-            why = "invalid port";
-            return std::nullopt;
-        }
-        out.port = static_cast<std::uint16_t>(value);
-    }
-    for (char c : host)
-        out.host.push_back(ascii_lower(c));
-
-    const auto hash = rest.find('#');
-    if (hash != std::string_view::npos) {
-        why = "a fragment (#...) has no meaning in a request URL";
-        return std::nullopt;
-    }
-    for (char c : rest) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f) {
-            why = "invalid character in the URL path or query";
-            return std::nullopt;
-        }
-    }
-    if (rest.empty() || rest.front() == '?') out.target = "/";
-    out.target.append(rest.data(), rest.size());
-    return out;
-}
-
-inline bool is_loopback_address(const asio::ip::address& a) noexcept {
-    if (a.is_loopback()) return true;
-    if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-    return false;
-}
-
-/// "localhost" or a loopback literal. Resolved addresses are checked again
-/// before connecting, so a hosts file cannot redirect "localhost" elsewhere.
-inline bool is_loopback_host(const std::string& host) {
-    if (host == "localhost") return true;
-    std::error_code ec;
-    const auto a = asio::ip::make_address(host, ec);
-    return !ec && is_loopback_address(a);
 }
 
 struct http_exchange_options {
@@ -315,8 +167,8 @@ private:
             finish(make_error_code(error::invalid_url), "https:// needs a TLS context");
             return;
         }
-        if (!url_.tls && !opts_.allow_plain_http_to_non_loopback_host &&
-            !is_loopback_host(url_.host)) {
+        if (!url_.tls &&
+            !plain_transport_allowed(url_.host, opts_.allow_plain_http_to_non_loopback_host)) {
             finish(make_error_code(error::insecure_transport),
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
@@ -361,8 +213,8 @@ private:
         std::vector<tcp::endpoint> endpoints;
         for (const auto& entry : results) {
             const auto ep = entry.endpoint();
-            if (url_.tls || opts_.allow_plain_http_to_non_loopback_host ||
-                is_loopback_address(ep.address()))
+            if (url_.tls ||
+                plain_endpoint_allowed(ep.address(), opts_.allow_plain_http_to_non_loopback_host))
                 endpoints.push_back(ep);
         }
         if (endpoints.empty()) {
@@ -490,6 +342,10 @@ private:
         auto handler = std::move(handler_);
         handler_ = nullptr;
         request_ = secret();
+        // the raw response (a token) passed through the read buffer; on
+        // failure the parser still holds part of it
+        detail::wipe(buffer_.data(), buffer_.size());
+        if (ec) parser_.wipe();
         if (handler) handler(std::move(result));
     }
 

@@ -11,6 +11,7 @@
 
 #include <tether/connect_request.hpp>
 #include <tether/detail/ascii.hpp>
+#include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
 
 #include <cstddef>
@@ -31,37 +32,6 @@ struct http_limits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_header_fields = 100;
 };
-
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
-/// RFC 9110 tchar: the characters of a field name or a token.
-inline bool is_tchar(char c) noexcept {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~': return true;
-    default: return false;
-    }
-}
 
 /// Field value and reason phrase characters: VCHAR, obs-text, SP, HTAB.
 inline bool is_field_char(char c) noexcept {
@@ -131,6 +101,13 @@ public:
 
     http_response& response() noexcept { return response_; }
     const http_response& response() const noexcept { return response_; }
+
+    /// Overwrites what the parser holds of the response (the body may be a
+    /// token): for a response that is abandoned rather than handed on.
+    void wipe() noexcept {
+        detail::wipe(response_.body);
+        detail::wipe(line_);
+    }
 
 private:
     enum class state : unsigned char {
@@ -340,7 +317,7 @@ private:
 
     std::size_t take_body_length(const char* p, std::size_t n) {
         const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
-        response_.body.append(p, k);
+        append_wiping(response_.body, p, k);
         remaining_ -= k;
         if (remaining_ == 0) state_ = state::done;
         return k;
@@ -351,7 +328,7 @@ private:
             fail_too_large();
             return n;
         }
-        response_.body.append(p, n);
+        append_wiping(response_.body, p, n);
         return n;
     }
 
@@ -405,7 +382,7 @@ private:
 
     std::size_t take_chunk_data(const char* p, std::size_t n) {
         const std::size_t k = n < remaining_ ? n : static_cast<std::size_t>(remaining_);
-        response_.body.append(p, k);
+        append_wiping(response_.body, p, k);
         remaining_ -= k;
         if (remaining_ == 0) state_ = state::chunk_data_cr;
         return k;

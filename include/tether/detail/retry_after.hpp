@@ -2,6 +2,7 @@
 #ifndef TETHER_DETAIL_RETRY_AFTER_HPP
 #define TETHER_DETAIL_RETRY_AFTER_HPP
 
+#include <tether/detail/ascii.hpp>
 #include <tether/version.hpp>
 
 #include <chrono>
@@ -22,15 +23,23 @@ constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) n
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
-namespace retry_after_parse {
-
-inline std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
+/// Seconds since the epoch as a system_clock time point, clamped to what the
+/// clock can hold: on 64-bit nanosecond clocks anything past 2262-04-11 would
+/// overflow (and wrap into the past) when converted.
+constexpr std::chrono::system_clock::time_point
+sys_time_from_seconds(std::int64_t seconds) noexcept {
+    using clock = std::chrono::system_clock;
+    constexpr auto max_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::max()).count();
+    constexpr auto min_s =
+        std::chrono::duration_cast<std::chrono::seconds>(clock::duration::min()).count();
+    if (seconds >= max_s) return clock::time_point(clock::duration::max());
+    if (seconds <= min_s) return clock::time_point(clock::duration::min());
+    return clock::time_point(
+        std::chrono::duration_cast<clock::duration>(std::chrono::seconds(seconds)));
 }
+
+namespace retry_after_parse {
 
 /// Reads exactly `n` digits at `pos`.
 inline bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
@@ -66,7 +75,7 @@ inline bool clock_time(std::string_view s, std::size_t pos, int& h, int& m, int&
 inline std::optional<std::chrono::system_clock::time_point>
 parse_http_date(std::string_view s) noexcept {
     using namespace retry_after_parse;
-    s = trim(s);
+    s = trim_ows(s);
     int day = 0, month = 0, year = 0, h = 0, m = 0, sec = 0;
     const auto comma = s.find(',');
     if (comma != std::string_view::npos) {
@@ -105,7 +114,7 @@ parse_http_date(std::string_view s) noexcept {
     const auto days =
         days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const auto seconds = days * 86400 + h * 3600 + m * 60 + sec;
-    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    return sys_time_from_seconds(seconds);
 }
 
 /// Retry-After as a delay from `now`: delta-seconds or an HTTP-date (a date in
@@ -115,7 +124,7 @@ inline std::optional<std::chrono::milliseconds>
 parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now,
                   std::chrono::milliseconds cap = std::chrono::hours(24)) noexcept {
     using namespace retry_after_parse;
-    value = trim(value);
+    value = trim_ows(value);
     if (value.empty()) return std::nullopt;
     if (value.front() >= '0' && value.front() <= '9') {
         std::uint64_t seconds = 0;

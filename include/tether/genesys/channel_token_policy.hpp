@@ -93,9 +93,10 @@ parse_utc_timestamp(std::string_view s) noexcept {
     const auto days =
         detail::days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const auto secs = days * 86400LL + h * 3600LL + mi * 60LL + se;
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(secs) + std::chrono::milliseconds(millis)));
+    const auto whole = detail::sys_time_from_seconds(secs);
+    if (whole == std::chrono::system_clock::time_point::max())
+        return whole; // clamped: no fraction to add
+    return whole + std::chrono::milliseconds(millis);
 }
 
 struct channel_options {

@@ -130,8 +130,8 @@ private:
         if (!url)
             throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
                                         "': " + why);
-        if (!url->tls && !opts_.allow_plain_http_to_non_loopback_host &&
-            !detail::is_loopback_host(url->host))
+        if (!url->tls && !detail::plain_transport_allowed(
+                             url->host, opts_.allow_plain_http_to_non_loopback_host))
             throw std::invalid_argument(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");

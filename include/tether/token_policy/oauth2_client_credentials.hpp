@@ -70,8 +70,8 @@ struct oauth2_options {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
         if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
-        if (!url->tls && !allow_plain_http_to_non_loopback_host &&
-            !detail::is_loopback_host(url->host))
+        if (!url->tls &&
+            !detail::plain_transport_allowed(url->host, allow_plain_http_to_non_loopback_host))
             throw std::invalid_argument(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "

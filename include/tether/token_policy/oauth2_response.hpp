@@ -12,13 +12,16 @@
 // | 400, 401 or 403                                          | invalid_credentials (permanent)|
 // | any other status (3xx, other 4xx, 5xx)                   | token_request_failed           |
 //
-// A token's lifetime is `expires_in`, else the default; rate_limited carries
+// A token's lifetime is `expires_in` (a JSON number or a decimal string),
+// else the default; rate_limited carries
 // retry_after from the Retry-After header.
 #ifndef TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 #define TETHER_TOKEN_POLICY_OAUTH2_RESPONSE_HPP
 
+#include <tether/detail/ascii.hpp>
 #include <tether/detail/http_response_parser.hpp>
 #include <tether/detail/retry_after.hpp>
+#include <tether/detail/wipe.hpp>
 #include <tether/token.hpp>
 
 #include <nlohmann/json.hpp>
@@ -68,11 +71,6 @@ inline std::string log_safe(std::string s, const std::vector<std::string_view>& 
     return out;
 }
 
-inline bool is_token_char(char c) noexcept {
-    const auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f; // visible ASCII: safe inside an HTTP header
-}
-
 } // namespace detail
 
 /// The token_result for a complete HTTP response from a token endpoint.
@@ -83,7 +81,29 @@ inline token_result parse_token_response(const detail::http_response& response,
     using nlohmann::json;
     const int status = response.status;
     const std::string where = "token endpoint answered HTTP " + std::to_string(status);
-    const json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    // The DOM holds a copy of the token: wipe it whatever path we leave by.
+    // (nlohmann's lexer keeps short-lived copies of the last tokens it read;
+    // tether cannot reach those: see README, "Secrets in memory".)
+    struct dom_wiper {
+        json& j;
+        ~dom_wiper() { wipe_strings(j); }
+        static void wipe_strings(json& root) noexcept {
+            try {
+                std::vector<json*> todo{&root}; // iterative: nesting depth is the server's choice
+                while (!todo.empty()) {
+                    json* v = todo.back();
+                    todo.pop_back();
+                    if (v->is_string())
+                        detail::wipe(*v->get_ptr<std::string*>());
+                    else if (v->is_structured())
+                        for (auto& e : *v)
+                            todo.push_back(&e);
+                }
+            } catch (...) { // out of memory for the work list: nothing more can be done
+            }
+        }
+    } wipe_on_exit{body};
 
     if (status >= 200 && status < 300) {
         auto malformed = [&](const std::string& why) {
@@ -97,9 +117,8 @@ inline token_result parse_token_response(const detail::http_response& response,
         if (!at->is_string()) return malformed("access_token is not a string");
         const auto& value = at->get_ref<const std::string&>();
         if (value.empty()) return malformed("access_token is empty");
-        for (char c : value)
-            if (!detail::is_token_char(c))
-                return malformed("access_token contains characters not allowed in an HTTP header");
+        if (!detail::is_credential_text(value))
+            return malformed("access_token contains characters not allowed in an HTTP header");
         const auto type = body.find("token_type");
         if (type != body.end() && !type->is_string())
             return malformed("token_type is not a string");
@@ -130,6 +149,20 @@ inline token_result parse_token_response(const detail::http_response& response,
                 lifetime = v >= static_cast<double>(rules.max_lifetime.count())
                                ? rules.max_lifetime
                                : std::chrono::seconds(static_cast<std::int64_t>(std::floor(v)));
+            } else if (expires->is_string()) {
+                // Some identity providers send "3600": accept plain decimal digits only.
+                const auto& text = expires->get_ref<const std::string&>();
+                if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+                    return malformed("expires_in is not a decimal number");
+                std::uint64_t v = 0;
+                const auto max = static_cast<std::uint64_t>(rules.max_lifetime.count());
+                for (const char c : text) {
+                    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+                    if (v > max) break; // capped below; no overflow
+                }
+                if (v == 0) return malformed("expires_in is 0");
+                lifetime = v > max ? rules.max_lifetime
+                                   : std::chrono::seconds(static_cast<std::int64_t>(v));
             } else {
                 return malformed(std::string("expires_in is ") + expires->type_name() +
                                  ", not a number");

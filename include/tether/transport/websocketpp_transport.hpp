@@ -10,9 +10,17 @@
 // at all arrives for `idle_timeout`.
 //
 // Threading: run the io_context on ONE thread and call the transport from
-// that thread (the client does: it lives on the transport's executor). Destroy
+// that thread (the client does: it lives on the transport's executor). The
+// transport refuses an io_context whose handlers it sees on a second thread:
+// that connection and every later one fail with a detail saying so. Destroy
 // the transport before the io_context, and not from inside one of its sink
 // calls.
+//
+// Cancellation: the transport resolves and connects itself (one resolver per
+// connection, so an abandoned resolve is cancelled) and hands websocketpp a
+// connected socket; close(), a handshake timeout or the transport's
+// destruction before the handshake completes closes that socket at once, so
+// no byte of the upgrade request, above all no credential, leaves afterwards.
 //
 //     asio::io_context io;
 //     tether::websocketpp_transport_options o;
@@ -23,14 +31,18 @@
 
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
+#include <tether/detail/close_payload.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
+#include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
 #include <tether/message.hpp>
 #include <tether/tls_options.hpp>
 
+#include <asio/connect.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -38,6 +50,7 @@
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_client.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -46,6 +59,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -202,21 +216,6 @@ struct transport_sink_ref {
     }
 };
 
-/// The reason text of a close frame: at most 123 bytes, cut on a UTF-8 boundary.
-inline std::string bounded_close_reason(std::string_view reason) {
-    if (reason.size() <= 123) return std::string(reason);
-    std::size_t n = 123;
-    while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
-        --n;
-    return std::string(reason.substr(0, n));
-}
-
-/// Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
-inline bool is_sendable_close_code(std::uint16_t code) noexcept {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
 } // namespace detail
 
 /// Which URL schemes a transport instance serves. Each scheme instantiates a
@@ -283,7 +282,8 @@ private:
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), deadline(io), ping_timer(io), idle_timer(io) {}
+            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
+        }
 
         core* owner;
         connection_id id;
@@ -293,8 +293,13 @@ private:
         std::shared_ptr<websocketpp::connection<detail::wspp_tls_config>> tls;
         phase state = phase::connecting;
 
-        std::string host;
+        std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
+        asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
+        bool loopback_only = false;       // a token over plain ws://: loopback addresses only
+        bool started = false;             // websocketpp has the connected socket
+        bool handshake_done = false;
+        bool tls_setup_failed = false;
         bool tcp_connected = false;
         bool tls_done = false;
         std::shared_ptr<tls_handshake_report> tls_report;
@@ -314,7 +319,7 @@ private:
         clock_type::time_point ping_sent_at{};
         clock_type::time_point last_activity{};
 
-        std::string where() const { return host + ":" + std::to_string(port); }
+        std::string where() const { return detail::format_authority(host, port, 0); }
 
         template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
@@ -339,22 +344,43 @@ private:
         std::conditional_t<with_plain, detail::wspp_plain_client, no_endpoint> plain;
         std::conditional_t<with_tls, detail::wspp_tls_client, no_endpoint> tls;
         conn_state* constructing = nullptr; // the connection get_connection() is building
+        /// The thread seen running this io_context's transport handlers, and
+        /// whether a second one was seen (then everything is refused).
+        std::atomic<std::thread::id> runner{};
+        std::atomic<bool> multi_threaded{false};
+        asio::io_context* context;
 
-        explicit endpoints(asio::io_context& io) {
+        explicit endpoints(asio::io_context& io) : context(&io) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
                 tls.init_asio(&io);
                 tls.set_tls_init_handler([this](websocketpp::connection_hdl) {
                     return constructing ? constructing->owner->tls_context : nullptr;
                 });
-                tls.set_socket_init_handler([this](websocketpp::connection_hdl,
-                                                   detail::wspp_tls_stream& s) {
-                    if (!constructing) return;
-                    constructing->tls_report = std::make_shared<tls_handshake_report>();
-                    prepare_tls_client_stream(s, constructing->host, constructing->owner->opts.tls,
-                                              constructing->tls_report);
-                });
+                tls.set_socket_init_handler(
+                    [this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
+                        if (!constructing) return;
+                        constructing->tls_report = std::make_shared<tls_handshake_report>();
+                        if (!prepare_tls_client_stream(s, constructing->host,
+                                                       constructing->owner->opts.tls,
+                                                       constructing->tls_report))
+                            constructing->tls_setup_failed = true;
+                    });
             }
+        }
+
+        /// False once this io_context's handlers have been seen on two threads.
+        /// Checked in every handler and in calls made from a handler; a call
+        /// from outside run() (before it, or from the thread that will run it)
+        /// is not a handler and is not counted.
+        bool single_threaded() noexcept {
+            if (multi_threaded.load(std::memory_order_relaxed)) return false;
+            if (!context->get_executor().running_in_this_thread()) return true;
+            const auto me = std::this_thread::get_id();
+            std::thread::id expected{};
+            if (runner.compare_exchange_strong(expected, me) || expected == me) return true;
+            multi_threaded.store(true);
+            return false;
         }
 
         static std::shared_ptr<endpoints> for_context(asio::io_context& io) {
@@ -409,6 +435,10 @@ private:
             auto st = std::make_shared<conn_state>(this, id, sink, *io);
             st->endpoints_keepalive = eps;
             conns.emplace(id, st);
+            if (!eps->single_threaded()) {
+                refuse_threads(*st);
+                return id;
+            }
 
             std::string why;
             auto url = detail::parse_ws_url(req.url, why);
@@ -426,6 +456,8 @@ private:
                                "': use wss:// or set allow_insecure_token_transport");
                 return id;
             }
+            // the name said loopback; the addresses it resolves to must say so too
+            st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
 
             std::string target = url->target;
             const std::string_view token = req.token.reveal();
@@ -433,7 +465,7 @@ private:
                 bool ok = false;
                 switch (opts.token_in) {
                 case token_placement::authorization_header:
-                    ok = detail::is_safe_header_value(token);
+                    ok = detail::is_credential_text(token);
                     break;
                 case token_placement::query_parameter:
                     detail::append_query_parameter(target, opts.token_query_parameter, token);
@@ -483,8 +515,13 @@ private:
                                : "this transport was built for wss:// only (websocket_schemes)");
                 return id;
             }
-            auto location =
-                std::make_shared<websocketpp::uri>(url->secure, url->host, url->port, target);
+            // websocketpp writes Host from the URI's host: an IPv6 literal needs its
+            // brackets there (RFC 7230 5.4); resolver, SNI and verification use st->host
+            auto location = std::make_shared<websocketpp::uri>(
+                url->secure, url->ipv6_literal ? "[" + url->host + "]" : url->host, url->port,
+                target);
+            // may hold the token (query placement); websocketpp keeps its own copy
+            detail::wipe(target);
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
@@ -499,15 +536,97 @@ private:
                            "cannot create the connection: " + ec.message());
                 return id;
             }
+            if (st->tls_setup_failed) {
+                fail_early(
+                    *st, error::connection_failed,
+                    "TLS setup for '" + detail::body_excerpt(st->host, 64) +
+                        "' failed: OpenSSL refused it as the SNI name (longer than 255 bytes?)");
+                return id;
+            }
 
-            st->with_connection(
-                [&](auto& con) { prepare(st, con, req, has_token ? token : std::string_view{}); });
+            st->with_connection([&](auto& con) {
+                // what websocketpp's own connect() would have set on the socket layer (SNI)
+                static_cast<typename std::decay_t<decltype(con)>::transport_con_type&>(con).set_uri(
+                    location);
+                prepare(st, con, req, has_token ? token : std::string_view{});
+            });
             arm_handshake_deadline(st);
-            if constexpr (with_tls)
-                if (st->tls) eps->tls.connect(st->tls);
-            if constexpr (with_plain)
-                if (st->plain) eps->plain.connect(st->plain);
+            st->resolver.async_resolve(
+                st->host, std::to_string(st->port),
+                [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
+                    on_resolved(st, e, std::move(r));
+                });
             return id;
+        }
+
+        /// A second thread runs this io_context: refuse (see the header comment).
+        void refuse_threads(conn_state& st) {
+            close_event ev;
+            ev.error = error::connection_failed;
+            ev.detail =
+                "websocketpp_transport: the io_context is run by more than one thread; run it on "
+                "one thread (README, Threads)";
+            finish(st, std::move(ev), true);
+        }
+
+        static void on_resolved(const std::shared_ptr<conn_state>& st, const std::error_code& ec,
+                                asio::ip::tcp::resolver::results_type results) {
+            if (!st->owner || st->state != phase::connecting) return; // abandoned
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (ec) {
+                close_event ev;
+                ev.error = error::connection_failed;
+                ev.detail = "cannot resolve '" + st->host + "': " + ec.message();
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            std::vector<asio::ip::tcp::endpoint> endpoints;
+            for (const auto& entry : results)
+                if (!st->loopback_only ||
+                    detail::plain_endpoint_allowed(entry.endpoint().address(), false))
+                    endpoints.push_back(entry.endpoint());
+            if (endpoints.empty()) {
+                close_event ev;
+                ev.error = error::insecure_transport;
+                ev.detail =
+                    "'" + st->host +
+                    "' resolved to no loopback address; refusing to send the token over ws://";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->with_connection([&](auto& con) {
+                asio::async_connect(con.get_raw_socket(), endpoints,
+                                    [st](const std::error_code& e, const asio::ip::tcp::endpoint&) {
+                                        on_connected(st, e);
+                                    });
+            });
+        }
+
+        static void on_connected(const std::shared_ptr<conn_state>& st, const std::error_code& ec) {
+            if (!st->owner || st->state != phase::connecting)
+                return; // abandoned: the socket is closed
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (ec) {
+                close_event ev;
+                ev.error = error::connection_failed;
+                ev.detail = "cannot connect to " + st->where() + ": " + ec.message();
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->tcp_connected = true;
+            st->started = true;
+            // websocketpp takes over the connected socket: TLS, then the upgrade request
+            st->with_connection([](auto& con) { con.start(); });
+        }
+
+        /// The Authorization value in websocketpp's copy of the request. (Its
+        /// serialised request is out of reach: README, "Secrets in memory".)
+        template <class Con> static void wipe_request_credentials(Con& con) noexcept {
+            const std::string& auth = con.get_request_header("Authorization");
+            if (!auth.empty())
+                detail::wipe(const_cast<std::string&>(auth)); // a map value websocketpp owns
         }
 
         template <class Con>
@@ -517,8 +636,14 @@ private:
             for (const auto* list : header_lists)
                 for (const auto& h : *list)
                     con.append_header(h.first, h.second);
-            if (!token.empty() && opts.token_in == token_placement::authorization_header)
-                con.replace_header("Authorization", "Bearer " + std::string(token));
+            if (!token.empty() && opts.token_in == token_placement::authorization_header) {
+                std::string value;
+                value.reserve(7 + token.size());
+                value += "Bearer ";
+                value += token;
+                con.replace_header("Authorization", value);
+                detail::wipe(value);
+            }
             if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
                 con.replace_header("User-Agent", opts.user_agent);
             for (const auto& p : st->offered_subprotocols)
@@ -540,6 +665,7 @@ private:
                 // s is alive: the connection holding this handler holds `st` too (open handler)
                 ++s->frames_received;
                 if (!s->sink.self || s->state == phase::finished) return;
+                if (!s->owner->eps->single_threaded()) return s->owner->refuse_threads(*s);
                 const auto kind = msg->get_opcode() == websocketpp::frame::opcode::binary
                                       ? message_kind::binary
                                       : message_kind::text;
@@ -562,14 +688,8 @@ private:
         }
 
         static void on_tcp_connected(conn_state& st) {
-            st.tcp_connected = true;
             std::error_code ec;
             st.with_connection([&](auto& con) {
-                if (st.state == phase::finished) {
-                    // abandoned while resolving or connecting: send nothing on this socket
-                    con.get_raw_socket().close(ec);
-                    return;
-                }
                 con.get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
             });
             if constexpr (with_tls) {
@@ -611,6 +731,7 @@ private:
             bool offered = selected.empty();
             for (const auto& p : st->offered_subprotocols)
                 offered = offered || p == selected;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
                 close_event ev;
@@ -621,12 +742,16 @@ private:
                 return;
             }
             st->state = phase::open;
+            st->handshake_done = true;
             st->deadline.cancel();
             self.start_liveness(st);
             open_info info;
-            info.subprotocol = (!st->token_subprotocol.empty() && selected == st->token_subprotocol)
-                                   ? std::string("[token]")
-                                   : std::move(selected);
+            const bool token_selected =
+                !st->token_subprotocol.empty() && selected == st->token_subprotocol;
+            info.subprotocol = token_selected ? std::string("[token]") : std::move(selected);
+            if (token_selected) detail::wipe(selected);
+            st->with_connection([](auto& con) { wipe_request_credentials(con); });
+            wipe_token_copies(*st);
             if (st->sink.self) st->sink.open(st->sink.self, st->id, info);
         }
 
@@ -920,11 +1045,29 @@ private:
             });
         }
 
+        static void wipe_token_copies(conn_state& st) noexcept {
+            detail::wipe(st.token_subprotocol);
+            for (auto& p : st.offered_subprotocols)
+                detail::wipe(p);
+        }
+
         static void stop_connection(conn_state& st, bool terminate) {
             st.deadline.cancel();
             st.ping_timer.cancel();
             st.idle_timer.cancel();
-            if (terminate && st.owner) {
+            st.resolver.cancel(); // an abandoned resolve must not stay queued
+            st.with_connection([&](auto& con) {
+                wipe_request_credentials(con);
+                if (!st.handshake_done) {
+                    // Before the handshake completed, nothing more may be sent: closing
+                    // the socket now (not in a posted handler) stops a TLS handshake or
+                    // an upgrade request already queued behind us.
+                    std::error_code ignored;
+                    con.get_raw_socket().close(ignored);
+                }
+            });
+            wipe_token_copies(st);
+            if (terminate && st.owner && st.started) {
                 // Posted, because we may be inside one of this connection's own callbacks.
                 // `finished` is set, so websocketpp's fail/close callbacks that follow are ignored.
                 auto io = st.owner->io;
