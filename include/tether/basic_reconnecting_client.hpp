@@ -412,7 +412,12 @@ private:
                 // No decision to take, but what the server said still counts:
                 // an expiry close of a draining connection spends its token.
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
-                if (state() == client_state::stopped) return;
+                if (state() == client_state::stopped || r->close_sent)
+                    return; // ours: nothing to learn
+                ev.replaced = true;
+                if (r->open)
+                    ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        transport_.now() - r->opened_at);
                 return apply(close_policy().decide(ev), ev, origin::retiring, *r);
             }
             if (next_ && next_->id == id) {

@@ -342,10 +342,14 @@ struct close_event {
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
     std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
-    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                 ///< resolver / OpenSSL reason text
-    bool was_open = false;              ///< the WebSocket had opened
-    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::error_code error;          ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;             ///< resolver / OpenSSL reason text
+    bool was_open = false;          ///< the WebSocket had opened
+    bool initiated_locally = false; ///< we closed first (stop, liveness, handover)
+    /// The connection had been replaced by a handover and was draining: the
+    /// client acts on the ClosePolicy's verdict only to learn whether the
+    /// token it carried is spent. A stateful policy should not count it.
+    bool replaced = false;
     std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }

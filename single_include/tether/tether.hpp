@@ -386,10 +386,14 @@ struct close_event {
     int http_status = 0;                   ///< non-zero when the handshake was refused
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
     std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
-    std::error_code error;              ///< transport error (DNS, TCP, TLS, liveness)
-    std::string detail;                 ///< resolver / OpenSSL reason text
-    bool was_open = false;              ///< the WebSocket had opened
-    bool initiated_locally = false;     ///< we closed first (stop, liveness, handover)
+    std::error_code error;          ///< transport error (DNS, TCP, TLS, liveness)
+    std::string detail;             ///< resolver / OpenSSL reason text
+    bool was_open = false;          ///< the WebSocket had opened
+    bool initiated_locally = false; ///< we closed first (stop, liveness, handover)
+    /// The connection had been replaced by a handover and was draining: the
+    /// client acts on the ClosePolicy's verdict only to learn whether the
+    /// token it carried is spent. A stateful policy should not count it.
+    bool replaced = false;
     std::chrono::nanoseconds uptime{0}; ///< time spent open (filled by the client)
 
     bool handshake_refused() const noexcept { return !was_open && http_status != 0; }
@@ -2072,7 +2076,12 @@ private:
                 // No decision to take, but what the server said still counts:
                 // an expiry close of a draining connection spends its token.
                 counters_.closes.fetch_add(1, std::memory_order_relaxed);
-                if (state() == client_state::stopped) return;
+                if (state() == client_state::stopped || r->close_sent)
+                    return; // ours: nothing to learn
+                ev.replaced = true;
+                if (r->open)
+                    ev.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        transport_.now() - r->opened_at);
                 return apply(close_policy().decide(ev), ev, origin::retiring, *r);
             }
             if (next_ && next_->id == id) {
@@ -3136,7 +3145,10 @@ namespace genesys {
 /// channels are bounded by channel_options::max_channel_creations and spaced
 /// by channel_options::creation_spacing, so none of this can loop hot.
 /// Closes the client makes itself (stop, handover, reconnect() after a
-/// liveness failure or a system message) never reach a ClosePolicy.
+/// liveness failure or a system message) never reach a ClosePolicy. The
+/// server's close of a socket a handover replaced does, marked
+/// `close_event::replaced`: it changes nothing here (the takeover's 1000)
+/// unless it says the channel is gone.
 class genesys_close_policy {
 public:
     struct options {
@@ -3149,6 +3161,8 @@ public:
     explicit genesys_close_policy(options o) : opts_(o) {}
 
     reconnect_decision decide(const close_event& ev) {
+        if (ev.replaced) // a socket a handover replaced: says nothing about the new one
+            return channel_gone(ev.reason) ? reconnect_decision::refresh_token() : same_channel();
         if (ev.http_status != 0) return handshake_refused(ev);
         if (!ev.was_open) return not_reached(ev);
         if (ev.error == error::message_too_large)

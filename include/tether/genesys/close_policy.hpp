@@ -39,7 +39,10 @@ namespace genesys {
 /// channels are bounded by channel_options::max_channel_creations and spaced
 /// by channel_options::creation_spacing, so none of this can loop hot.
 /// Closes the client makes itself (stop, handover, reconnect() after a
-/// liveness failure or a system message) never reach a ClosePolicy.
+/// liveness failure or a system message) never reach a ClosePolicy. The
+/// server's close of a socket a handover replaced does, marked
+/// `close_event::replaced`: it changes nothing here (the takeover's 1000)
+/// unless it says the channel is gone.
 class genesys_close_policy {
 public:
     struct options {
@@ -52,6 +55,8 @@ public:
     explicit genesys_close_policy(options o) : opts_(o) {}
 
     reconnect_decision decide(const close_event& ev) {
+        if (ev.replaced) // a socket a handover replaced: says nothing about the new one
+            return channel_gone(ev.reason) ? reconnect_decision::refresh_token() : same_channel();
         if (ev.http_status != 0) return handshake_refused(ev);
         if (!ev.was_open) return not_reached(ev);
         if (ev.error == error::message_too_large)
