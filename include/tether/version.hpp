@@ -5,6 +5,7 @@
 // BEGIN version check (tests/tools/amalgamate.py rewrites this block from the numbers below)
 // Before the include guard on purpose: warns when <tether/version.hpp> of tether 0.1.0
 // comes after another tether version in one translation unit.
+// clang-format off
 #if defined(TETHER_VERSION_MAJOR) && !defined(TETHER_DETAIL_MIXED_VERSIONS_WARNED) && \
     (TETHER_VERSION_MAJOR != 0 || TETHER_VERSION_MINOR != 1 || TETHER_VERSION_PATCH != 0)
 #define TETHER_DETAIL_MIXED_VERSIONS_WARNED
@@ -14,6 +15,7 @@
 #pragma message("warning: tether 0.1.0 is included after another tether version in this translation unit: the headers of the version included first are used")
 #endif
 #endif
+// clang-format on
 // END version check
 // clang-format on
 

@@ -135,6 +135,7 @@ def version_guard_check(version, what):
     return (
         f"// Before the include guard on purpose: warns when {what} of tether "
         f"{major}.{minor}.{patch}\n// comes after another tether version in one translation unit.\n"
+        "// clang-format off\n"
         "#if defined(TETHER_VERSION_MAJOR) && !defined(TETHER_DETAIL_MIXED_VERSIONS_WARNED) && \\\n"
         f"    (TETHER_VERSION_MAJOR != {major} || TETHER_VERSION_MINOR != {minor} || "
         f"TETHER_VERSION_PATCH != {patch})\n"
@@ -144,7 +145,8 @@ def version_guard_check(version, what):
         "#elif defined(_MSC_VER)\n"
         f'#pragma message("warning: {message}")\n'
         "#endif\n"
-        "#endif\n")
+        "#endif\n"
+        "// clang-format on\n")
 
 
 def umbrella(name, description, includes, version):
