@@ -8443,8 +8443,12 @@ private:
                 return;
             }
             st->with_connection([&](auto& con) {
+                // The socket is websocketpp's connection's: the operation keeps
+                // that connection alive until it completes (a close or stop
+                // may drop the transport's own reference first).
                 asio::async_connect(con.get_raw_socket(), endpoints,
-                                    [st](const std::error_code& e, const asio::ip::tcp::endpoint&) {
+                                    [st, keep = con.get_shared()](const std::error_code& e,
+                                                                  const asio::ip::tcp::endpoint&) {
                                         on_connected(st, e);
                                     });
             });
