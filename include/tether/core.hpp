@@ -34,8 +34,8 @@
 #include <tether/backoff/exponential_backoff.hpp>
 #include <tether/backoff/ladder.hpp>
 
-#include <tether/close_policy/concept.hpp>
 #include <tether/close_policy/close_code_table.hpp>
+#include <tether/close_policy/concept.hpp>
 #include <tether/close_policy/default_close_policy.hpp>
 
 #include <tether/genesys/close_policy.hpp>
@@ -43,8 +43,8 @@
 #include <tether/genesys/notification_stream.hpp>
 #include <tether/genesys/region.hpp>
 
-#include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/callback_token.hpp>
+#include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/no_token.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
 #include <tether/token_policy/shared_token_source.hpp>

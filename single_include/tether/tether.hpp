@@ -2931,7 +2931,6 @@ TETHER_NAMESPACE_END
 // #include <tether/backoff/exponential_backoff.hpp> (inlined above)
 // #include <tether/backoff/ladder.hpp> (inlined above)
 
-// #include <tether/close_policy/concept.hpp> (inlined above)
 // ---- begin <tether/close_policy/close_code_table.hpp> ----
 // tether: close codes and ranges mapped to actions, as data.
 #ifndef TETHER_CLOSE_POLICY_CLOSE_CODE_TABLE_HPP
@@ -3018,6 +3017,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/close_policy/close_code_table.hpp> ----
+// #include <tether/close_policy/concept.hpp> (inlined above)
 // #include <tether/close_policy/default_close_policy.hpp> (inlined above)
 
 // ---- begin <tether/genesys/close_policy.hpp> ----
@@ -4032,7 +4032,6 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/genesys/region.hpp> ----
 
-// #include <tether/token_policy/concept.hpp> (inlined above)
 // ---- begin <tether/token_policy/callback_token.hpp> ----
 // tether: tokens from a user function, synchronous or asynchronous.
 #ifndef TETHER_TOKEN_POLICY_CALLBACK_TOKEN_HPP
@@ -4170,6 +4169,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/token_policy/callback_token.hpp> ----
+// #include <tether/token_policy/concept.hpp> (inlined above)
 // #include <tether/token_policy/no_token.hpp> (inlined above)
 // ---- begin <tether/token_policy/oauth2_response.hpp> ----
 // tether: turning a token endpoint's HTTP response into a token_result.

@@ -116,11 +116,12 @@ class HeaderTree:
 
 
 def display_order(names):
-    """Root headers first, then one folder at a time with its concept.hpp first."""
+    """Root headers first, then one folder at a time, each sorted as clang-format sorts
+    includes (every header is self-contained, so the order is free)."""
     def key(name):
         parts = name.split("/")
         folder = "/".join(parts[1:-1])
-        return (folder != "", folder, parts[-1] != "concept.hpp", parts[-1])
+        return (folder != "", folder, parts[-1])
     return sorted(names, key=key)
 
 
