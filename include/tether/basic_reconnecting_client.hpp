@@ -13,6 +13,7 @@
 #include <tether/client_options.hpp>
 #include <tether/close_policy/concept.hpp>
 #include <tether/close_policy/default_close_policy.hpp>
+#include <tether/detail/handler_list.hpp>
 #include <tether/detail/policy_storage.hpp>
 #include <tether/events.hpp>
 #include <tether/token_policy/concept.hpp>
@@ -59,7 +60,7 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 /// run it on one thread (the websocketpp transport refuses an io_context run
 /// by several). start(), stop(), send(), async_send() and the accessors for
 /// state() and counters() may be called from any thread. Register handlers
-/// before start().
+/// before start() or on the executor.
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
@@ -177,29 +178,46 @@ public:
         impl_->on_open_messages_.push_back({std::move(data), kind, {}});
     }
 
-    // --- handlers (register before start()) --------------------------------
+    // --- handlers ----------------------------------------------------------
+    //
+    // Each on_*() adds a subscriber (an event may have several; they run in
+    // the order registered) and returns its id for remove_handler(). Register
+    // and remove before start(), or on the client's executor: from a handler
+    // (a handler may add or remove handlers, itself included; one added
+    // during an event is called from the next event on) or from a function
+    // posted to get_executor(). Not from another thread while the client runs.
 
-    void on_state_change(std::function<void(const state_change_event&)> f) {
-        impl_->h_.state = std::move(f);
+    handler_id on_state_change(std::function<void(const state_change_event&)> f) {
+        return impl_->add(impl_->h_.state, std::move(f));
     }
-    void on_open(std::function<void(const open_event&)> f) { impl_->h_.open = std::move(f); }
-    void on_message(std::function<void(const message_view&)> f) {
-        impl_->h_.message = std::move(f);
+    handler_id on_open(std::function<void(const open_event&)> f) {
+        return impl_->add(impl_->h_.open, std::move(f));
     }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
-        impl_->h_.close = std::move(f);
+    handler_id on_message(std::function<void(const message_view&)> f) {
+        return impl_->add(impl_->h_.message, std::move(f));
     }
-    void on_retry(std::function<void(const retry_event&)> f) { impl_->h_.retry = std::move(f); }
-    void on_token(std::function<void(const token_event&)> f) { impl_->h_.token = std::move(f); }
-    void on_token_failure(std::function<void(const token_failure_event&)> f) {
-        impl_->h_.token_failure = std::move(f);
+    handler_id on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        return impl_->add(impl_->h_.close, std::move(f));
     }
-    void on_dropped(std::function<void(const dropped_message&)> f) {
-        impl_->h_.dropped = std::move(f);
+    handler_id on_retry(std::function<void(const retry_event&)> f) {
+        return impl_->add(impl_->h_.retry, std::move(f));
     }
-    void on_stopped(std::function<void(const stopped_event&)> f) {
-        impl_->h_.stopped = std::move(f);
+    handler_id on_token(std::function<void(const token_event&)> f) {
+        return impl_->add(impl_->h_.token, std::move(f));
     }
+    handler_id on_token_failure(std::function<void(const token_failure_event&)> f) {
+        return impl_->add(impl_->h_.token_failure, std::move(f));
+    }
+    handler_id on_dropped(std::function<void(const dropped_message&)> f) {
+        return impl_->add(impl_->h_.dropped, std::move(f));
+    }
+    handler_id on_stopped(std::function<void(const stopped_event&)> f) {
+        return impl_->add(impl_->h_.stopped, std::move(f));
+    }
+    /// Removes one handler registered on this client; false when `id` names
+    /// none (already removed, or another client's). Same threading rule as
+    /// registration.
+    bool remove_handler(handler_id id) noexcept { return impl_->h_.remove(id); }
 
     // --- observation (any thread) ----------------------------------------
 
@@ -239,6 +257,15 @@ private:
         }
 
         // ---- any thread --------------------------------------------------
+
+        // Destroyed with async_sends still queued (the client object went while
+        // a connection was closing): like any Asio object destroyed with
+        // operations pending, they complete with "cancelled". Nothing else
+        // runs here: the completions are posted to their executors.
+        ~impl() {
+            for (outgoing& m : queue_)
+                if (m.done) m.done(make_error_code(error::operation_cancelled));
+        }
 
         void detach() {
             detached_.store(true, std::memory_order_release);
@@ -458,15 +485,21 @@ private:
             completion done; // async_send's, or empty
         };
         struct handlers {
-            std::function<void(const state_change_event&)> state;
-            std::function<void(const open_event&)> open;
-            std::function<void(const message_view&)> message;
-            std::function<void(const close_event&, const reconnect_decision&)> close;
-            std::function<void(const retry_event&)> retry;
-            std::function<void(const token_event&)> token;
-            std::function<void(const token_failure_event&)> token_failure;
-            std::function<void(const dropped_message&)> dropped;
-            std::function<void(const stopped_event&)> stopped;
+            detail::handler_list<void(const state_change_event&)> state;
+            detail::handler_list<void(const open_event&)> open;
+            detail::handler_list<void(const message_view&)> message;
+            detail::handler_list<void(const close_event&, const reconnect_decision&)> close;
+            detail::handler_list<void(const retry_event&)> retry;
+            detail::handler_list<void(const token_event&)> token;
+            detail::handler_list<void(const token_failure_event&)> token_failure;
+            detail::handler_list<void(const dropped_message&)> dropped;
+            detail::handler_list<void(const stopped_event&)> stopped;
+
+            bool remove(handler_id id) noexcept {
+                return state.remove(id) || open.remove(id) || message.remove(id) ||
+                       close.remove(id) || retry.remove(id) || token.remove(id) ||
+                       token_failure.remove(id) || dropped.remove(id) || stopped.remove(id);
+            }
         };
         /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
@@ -535,8 +568,15 @@ private:
             std::uint64_t gen = 0;
         };
 
-        template <class F, class... Args> void emit(const F& f, Args&&... args) {
-            if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
+        template <class List, class F> handler_id add(List& list, F&& f) {
+            const handler_id id{++last_handler_id_};
+            list.add(id, std::forward<F>(f));
+            return id;
+        }
+
+        template <class List, class... Args> void emit(List& list, Args&&... args) {
+            if (!list.empty() && !detached_.load(std::memory_order_acquire))
+                list(std::forward<Args>(args)...);
         }
 
         client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
@@ -1081,6 +1121,7 @@ private:
         guarded_timer renew_timer_; // renew_before_expiry
         guarded_timer drain_timer_; // closes retired connections after handover_drain
         handlers h_;
+        std::uint64_t last_handler_id_ = 0;
         std::vector<outgoing> on_open_messages_;
 
         std::atomic<client_state> state_{client_state::idle};
