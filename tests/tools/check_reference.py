@@ -22,7 +22,9 @@ What is read from include/tether/ and must be in the reference:
 - the client constructor's parameters, in order, and its template
   parameters with their defaults;
 - the concept tables of the four concept headers, also in the generated
-  single_include/tether/tether.hpp (what a vendoring user copies).
+  single_include/tether/tether.hpp (what a vendoring user copies);
+- the name of every public type (namespace-scope struct, class, enum or alias
+  outside detail/), somewhere in the reference in backticks.
 
 The reference documents a struct in a section whose heading names it in
 backticks (### `client_options`), with a Markdown table whose first column
@@ -729,6 +731,26 @@ def main(argv):
                  "run tests/tools/amalgamate.py")
         if f"({rel})" not in doc and f"{rel})" not in doc:
             fail(f"the reference does not link include/tether/{rel}")
+
+    # 9. every public type name (namespace scope, outside detail) is named somewhere
+    types = set()
+    for path in sorted(include.rglob("*.hpp")):
+        if "detail" in path.relative_to(include).parts:
+            continue
+        code = code_of(path)
+        for m in list(re.finditer(r"\bnamespace\s+detail\s*\{", code))[::-1]:
+            k = m.end() - 1
+            code = code[:m.start()] + code[matching(code, k) + 1:]
+        for m in re.finditer(r"^(?:template\s*<[^\n]*>\s*)?(?:struct|class|enum\s+class|enum|using)"
+                             r"\s+(\w+)\b(?!\s*::)", code, re.M):
+            if m.group(1) not in ("namespace", "is_error_code_enum"):
+                types.add(m.group(1))
+    if len(types) < 50:
+        fail(f"only {len(types)} public type names found: the parser is broken")
+    for t in sorted(types):
+        if not re.search(r"`[^`\n]*\b%s\b[^`\n]*`" % re.escape(t), doc):
+            fail(f"public type {t}: not named (in backticks) anywhere in the reference")
+    counts["public type names"] = len(types)
 
     for what, k in counts.items():
         print(f"check_reference: {k} {what}")
