@@ -732,6 +732,11 @@ def main(argv):
         if f"({rel})" not in doc and f"{rel})" not in doc:
             fail(f"the reference does not link include/tether/{rel}")
 
+    # links to files of the repository resolve
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc):
+        if not re.match(r"^[a-z]+:", target) and not (doc_path.parent / target).exists():
+            fail(f"the reference links {target}, which does not exist")
+
     # 9. every public type name (namespace scope, outside detail) is named somewhere
     types = set()
     for path in sorted(include.rglob("*.hpp")):
