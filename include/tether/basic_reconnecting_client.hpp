@@ -223,6 +223,17 @@ public:
 
     client_state state() const noexcept { return impl_->state_.load(std::memory_order_acquire); }
     client_counters counters() const noexcept { return impl_->counters_.snapshot(); }
+    /// Bytes accepted by send()/async_send() and not yet written to the
+    /// socket: the client's queue plus what the transport holds unsent on
+    /// the current connection (when the Transport reports it; see its
+    /// concept). Exact on the executor; from other threads the transport's
+    /// part is as of its last write.
+    std::size_t buffered_amount() const { return impl_->buffered_amount(); }
+    /// The high-water mark: the largest buffered_amount() seen since the
+    /// client was made.
+    std::size_t buffered_amount_peak() const noexcept {
+        return impl_->buffered_peak_.load(std::memory_order_relaxed);
+    }
     const client_options& options() const noexcept { return impl_->opts_; }
     executor_type get_executor() const { return impl_->transport().get_executor(); }
 
@@ -283,6 +294,7 @@ private:
                     const std::error_code ec = transport_.send(current_->id, data, kind);
                     if (ec) return ec; // not accepted: the caller still has the message
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (done) done({});
                     return {};
                 }
@@ -299,7 +311,10 @@ private:
                         return make_error_code(error::queue_full);
                     dropped = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= dropped->data.size();
                 }
+                queued_bytes_ += data.size();
+                note_buffered(queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed));
                 queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
@@ -919,6 +934,7 @@ private:
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
+                queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
             for (auto& m : left)
@@ -1028,6 +1044,7 @@ private:
         slot take_current() {
             slot s = std::move(*current_);
             current_.reset();
+            transport_buffered_.store(0, std::memory_order_relaxed); // its bytes left with it
             return s;
         }
 
@@ -1096,6 +1113,35 @@ private:
             emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
+        // ---- what is buffered ------------------------------------------------
+
+        // The transport's unsent bytes on the current connection, sampled on
+        // the executor after each write (what buffered_amount() reports from
+        // other threads).
+        void sample_transport_buffer() {
+            std::size_t n = 0;
+            if constexpr (detail::is_detected_v<detail::buffered_amount_expr, Transport>) {
+                if (current_ && current_->open) n = transport_.buffered_amount(current_->id);
+            }
+            transport_buffered_.store(n, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            note_buffered(queued_bytes_ + n);
+        }
+
+        void note_buffered(std::size_t total) noexcept {
+            std::size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+            while (total > peak &&
+                   !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+            }
+        }
+
+        std::size_t buffered_amount() {
+            if (detail::running_in_this_thread(transport_.get_executor()))
+                sample_transport_buffer();
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            return queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed);
+        }
+
         void flush() {
             for (;;) {
                 outgoing m;
@@ -1104,11 +1150,13 @@ private:
                     if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= m.data.size();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
                     report_dropped(std::move(m), ec); // accepted earlier: never lost silently
                 else {
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (m.done) m.done({});
                 }
             }
@@ -1130,7 +1178,10 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
-        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
+        std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
+        bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
+        std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
+        std::atomic<std::size_t> buffered_peak_{0};
 
         // executor-only state
         std::optional<slot> current_;

@@ -133,6 +133,31 @@ TEST_CASE("async_send: destroying the client completes what is queued with opera
     CHECK(server.received.empty());
 }
 
+TEST_CASE("buffered_amount: the queue plus what the transport has not written; its peak") {
+    tether::client_options o = options();
+    api_world w(o);
+    CHECK(w.client.buffered_amount() == 0);
+    REQUIRE_FALSE(w.client.send(std::string(100, 'q'))); // queued: nothing is open
+    REQUIRE_FALSE(w.client.send(std::string(50, 'q')));
+    CHECK(w.client.buffered_amount() == 150);
+    // At the open the queue went to the transport, whose latency holds it unsent.
+    std::optional<std::size_t> at_open;
+    w.client.on_open([&](const tether::open_event&) { at_open = w.client.buffered_amount(); });
+    w.client.start();
+    w.sim.run_for(1s); // open, and delivered
+    REQUIRE(at_open);
+    CHECK(*at_open == 150);
+    std::size_t on_executor = 1;
+    REQUIRE(w.server.received.size() == 2);
+    asio::post(w.client.get_executor(), [&] { on_executor = w.client.buffered_amount(); });
+    w.sim.poll();
+    CHECK(on_executor == 0);
+    CHECK(w.client.buffered_amount_peak() == 150);
+    w.client.stop();
+    w.sim.run_for(1s);
+    CHECK(w.client.buffered_amount() == 0);
+}
+
 TEST_CASE("async_send with asio::use_future") {
     api_world w;
     w.client.start();
