@@ -56,9 +56,11 @@ struct retry_event {
 
 /// A token was obtained. Never carries the token itself.
 struct token_event {
-    bool fresh;                                   ///< fetched now, not served from a cache
-    bool after_rejection;                         ///< replaces a token the server refused
-    std::optional<std::chrono::seconds> lifetime; ///< as announced by the issuer
+    bool fresh;           ///< fetched now, not served from a cache
+    bool after_rejection; ///< replaces a token the server refused
+    /// Valid for this long from now: as issued for a fresh token, what is
+    /// left of it for a cached one (token::lifetime).
+    std::optional<std::chrono::seconds> lifetime;
 };
 
 /// A token request failed.

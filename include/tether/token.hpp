@@ -20,7 +20,9 @@ struct token {
         : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
 
     secret value;
-    /// Lifetime as announced by the issuer when it was obtained (OAuth `expires_in`).
+    /// How long it stays valid from when the policy hands it over: for a
+    /// fresh token the lifetime as issued (OAuth `expires_in`), for a cached
+    /// one what is left of it. The client times expiry from its arrival.
     std::optional<std::chrono::seconds> lifetime;
     /// True when the policy obtained it for this request (a fetch that began
     /// after the request), false when it came from a cache. The auth-failure
