@@ -518,10 +518,12 @@ int main(int argc, char** argv) {
         recording_token_policy<tether::shared_token<fetcher>> policy(source.handle(), redact);
         return run(
             o, io, std::move(policy), true, [&source] { return source.stats().fetches; }, out);
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
         // Options only the library can check (a CA file that does not load, a bad header for the
         // transport...)
-        return usage_error(e.what());
+        if (e.code() == tether::error::invalid_option) return usage_error(e.what());
+        out.diag(std::string("error: ") + e.what());
+        return exit_failure;
     } catch (const std::exception& e) {
         out.diag(std::string("error: ") + e.what());
         return exit_failure;

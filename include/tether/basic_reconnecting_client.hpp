@@ -82,7 +82,7 @@ public:
     using executor_type = typename Transport::executor_type;
     using clock_type = typename Transport::clock_type;
 
-    /// Throws std::invalid_argument when an option is invalid.
+    /// Throws std::system_error (error::invalid_option) when an option is invalid.
     explicit basic_reconnecting_client(client_options options, Transport transport = Transport(),
                                        TokenPolicy token_policy = TokenPolicy(),
                                        ClosePolicy close_policy = ClosePolicy(),

@@ -3,6 +3,7 @@
 #define TETHER_CLIENT_OPTIONS_HPP
 
 #include <tether/connect_request.hpp>
+#include <tether/error.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -56,10 +57,10 @@ struct client_options {
     /// Give up when failures have lasted this long without a stable connection (0: never).
     std::chrono::milliseconds max_elapsed{0};
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         const auto fail = [](const std::string& what) {
-            throw std::invalid_argument("tether: client_options: " + what);
+            throw detail::invalid_option("tether: client_options: " + what);
         };
         if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
             fail("url must start with ws:// or wss:// (got '" + url.substr(0, 64) + "')");

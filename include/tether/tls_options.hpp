@@ -14,6 +14,7 @@
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
+#include <tether/error.hpp>
 #include <tether/version.hpp>
 
 #include <asio/ip/address.hpp>
@@ -66,14 +67,14 @@ inline std::string openssl_reason(const std::error_code& ec) {
 }
 
 [[noreturn]] inline void throw_tls_setup_error(const std::string& what, const std::error_code& ec) {
-    throw std::invalid_argument("tether: tls_options: " + what + ": " + openssl_reason(ec));
+    throw detail::invalid_option("tether: tls_options: " + what + ": " + openssl_reason(ec));
 }
 
 } // namespace detail
 
 /// A client context that verifies peers: the configured trust anchors (or the
 /// system store), TLS 1.2 or newer, no compression. Throws
-/// std::invalid_argument naming the setting that could not be applied.
+/// std::system_error (error::invalid_option) naming the setting that could not be applied.
 inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     std::error_code ec;
@@ -84,7 +85,7 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
     const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx->native_handle(), min) != 1)
-        throw std::invalid_argument("tether: tls_options: cannot set the minimum TLS version");
+        throw detail::invalid_option("tether: tls_options: cannot set the minimum TLS version");
 
     const bool custom = !o.ca_file.empty() || !o.ca_dir.empty() || !o.ca_pem.empty();
     if (!custom || o.also_use_system_trust_store) {
@@ -104,8 +105,8 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
         if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
     }
     if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
-        throw std::invalid_argument("tether: tls_options: client_certificate_chain_file and "
-                                    "client_private_key_file must be set together");
+        throw detail::invalid_option("tether: tls_options: client_certificate_chain_file and "
+                                     "client_private_key_file must be set together");
     if (!o.client_certificate_chain_file.empty()) {
         ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)

@@ -352,3 +352,35 @@ TEST_CASE("errors compare equal to the portable conditions they mean") {
     CHECK_FALSE(make_error_code(error::unauthorized) == std::errc::timed_out);
     CHECK_FALSE(make_error_code(error::stopped_by_user) == std::errc::operation_canceled);
 }
+
+TEST_CASE("bad options: std::system_error naming the option, or an error_code without exceptions") {
+    tether::client_options bad = options();
+    bad.queue_capacity = 0;
+    simulation sim;
+    simulated_server server;
+    try {
+        api_client c(bad, simulated_transport(sim, server));
+        FAIL("a client was made with queue_capacity = 0");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == error::invalid_option);
+        CHECK(e.code() == std::errc::invalid_argument);
+        CHECK_THAT(e.what(), Catch::Contains("queue_capacity"));
+    }
+
+    std::error_code ec = make_error_code(error::queue_full); // overwritten either way
+    std::string why = "stale";
+    tether::validate(bad, ec, &why);
+    CHECK(ec == error::invalid_option);
+    CHECK_THAT(why, Catch::Contains("queue_capacity"));
+
+    tether::validate(options(), ec, &why);
+    CHECK_FALSE(ec);
+    CHECK(why.empty());
+
+    // The same function for every options type.
+    tether::backoff_ladders ladders;
+    ladders.auth.multiplier = 0.5;
+    tether::validate(ladders, ec, &why);
+    CHECK(ec == error::invalid_option);
+    CHECK_THAT(why, Catch::Contains("'auth'"));
+}

@@ -884,7 +884,7 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
     o.token_url = "http://login.example.com/oauth/token";
     CHECK_THROWS_WITH(construct(o), Catch::Contains("allow_plain_http_to_non_loopback_host"));
     o.token_url = "http://192.0.2.1/oauth/token";
-    CHECK_THROWS_AS(construct(o), std::invalid_argument);
+    CHECK_THROWS_AS(construct(o), std::system_error);
     o.allow_plain_http_to_non_loopback_host =
         true; // named opt-in: constructs (nothing is sent here)
     CHECK_NOTHROW(construct(o));
@@ -892,12 +892,12 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
     o.token_url = "http://localhost:8080/token";
     CHECK_NOTHROW(construct(o));
     o.token_url = "ftp://x/";
-    CHECK_THROWS_AS(construct(o), std::invalid_argument);
+    CHECK_THROWS_AS(construct(o), std::system_error);
     o.token_url = "https://id:" + client_secret_value + "@login.example.com/";
     try {
         construct(o);
         FAIL("user info in the URL was accepted");
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
         CHECK_THAT(e.what(), !Catch::Contains(secret_marker));
     }
     o = base();
@@ -933,7 +933,7 @@ TEST_CASE("ws:// and http:// apply one rule to credentials in the clear (issue 1
         bool http_allows = true;
         try {
             tether::oauth2_client_credentials p(ioc.get_executor(), o);
-        } catch (const std::invalid_argument&) {
+        } catch (const std::system_error&) {
             http_allows = false;
         }
         CHECK(ws_allows == http_allows);

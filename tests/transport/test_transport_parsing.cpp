@@ -158,13 +158,13 @@ TEST_CASE("tls_options: bad trust settings fail at construction with the option'
     try {
         tether::make_tls_client_context(o);
         FAIL("expected an exception");
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
         CHECK(std::string(e.what()).find("ca_file '/nonexistent/tether-ca.pem'") !=
               std::string::npos);
     }
     tether::tls_options p;
     p.ca_pem = "not a certificate";
-    CHECK_THROWS_AS(tether::make_tls_client_context(p), std::invalid_argument);
+    CHECK_THROWS_AS(tether::make_tls_client_context(p), std::system_error);
     tether::tls_options q;
     q.client_certificate_chain_file = "/x.pem"; // without the key
     CHECK_THROWS_WITH(tether::make_tls_client_context(q), Catch::Contains("must be set together"));
@@ -197,8 +197,8 @@ TEST_CASE("tls_options: equal settings share one client context while it lives",
     // bad settings still fail, and are never cached
     tether::tls_options bad;
     bad.ca_file = "/nonexistent/ca.pem";
-    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::invalid_argument);
-    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::invalid_argument);
+    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::system_error);
+    CHECK_THROWS_AS(tether::shared_tls_client_context(bad), std::system_error);
 
     // once every holder is gone, the next call loads a new context
     const void* old = first.get();

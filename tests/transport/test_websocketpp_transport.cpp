@@ -1363,3 +1363,45 @@ TEST_CASE("threads: an io_context run by a second thread is refused (issue 12 #6
     CHECK_FALSE(sink.opened(second));
     CHECK_THAT(sink.close_of(second).detail, Contains("more than one thread"));
 }
+
+#ifdef TETHER_TEST_PYTHON
+TEST_CASE("interop: restart and async_send completions against the Python websockets server",
+          "[transport][interop][e2e]") {
+    python_peer py(false);
+    asio::io_context io;
+    tether::client_options opts;
+    opts.url = "ws://127.0.0.1:" + std::to_string(py.port) + "/x";
+    e2e_client client(opts, websocketpp_transport(io, quick_options()),
+                      tether::callback_token<std::function<std::string()>>(
+                          [] { return std::string("py-token"); }),
+                      tether::close_code_table<>{});
+    std::vector<std::string> echoes;
+    int stops = 0;
+    client.on_message([&](const tether::message_view& m) { echoes.emplace_back(m.data); });
+    client.on_stopped([&](const tether::stopped_event&) { ++stops; });
+    std::vector<std::error_code> done;
+    const auto record = [&](std::error_code ec) { done.push_back(ec); };
+
+    client.async_send("queued before start", record);
+    for (int run = 1; run <= 2; ++run) {
+        INFO("run " << run);
+        client.start(); // the second time: a restart after stop()
+        REQUIRE(run_until(io, [&] { return client.state() == tether::client_state::open; }));
+        client.async_send("run " + std::to_string(run), record);
+        const std::size_t want = static_cast<std::size_t>(run) + 1;
+        REQUIRE(run_until(io, [&] { return echoes.size() == want; }));
+        client.stop();
+        REQUIRE(run_until(io, [&] { return stops == run; }));
+    }
+    client.async_send("after the stop", record);
+    REQUIRE(run_until(io, [&] { return done.size() == 4; }));
+    CHECK(echoes == std::vector<std::string>{"queued before start", "run 1", "run 2"});
+    CHECK_FALSE(done[0]);
+    CHECK_FALSE(done[1]);
+    CHECK_FALSE(done[2]);
+    CHECK(done[3] == tether::error::not_running);
+    CHECK(client.counters().opens == 2);
+    CHECK(client.buffered_amount() == 0);
+    CHECK(client.buffered_amount_peak() >= std::string("queued before start").size());
+}
+#endif

@@ -3,6 +3,7 @@
 #define TETHER_BACKOFF_CONSTANT_BACKOFF_HPP
 
 #include <tether/close_event.hpp>
+#include <tether/error.hpp>
 
 #include <chrono>
 #include <stdexcept>
@@ -16,7 +17,7 @@ public:
     explicit constant_backoff(std::chrono::milliseconds delay = std::chrono::milliseconds(1000))
         : delay_(delay) {
         if (delay.count() < 0)
-            throw std::invalid_argument("tether: constant_backoff: delay must not be negative");
+            throw detail::invalid_option("tether: constant_backoff: delay must not be negative");
     }
     std::chrono::milliseconds next_delay(failure_class) const noexcept { return delay_; }
     void reset() noexcept {}

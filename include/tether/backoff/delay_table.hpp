@@ -3,6 +3,7 @@
 #define TETHER_BACKOFF_DELAY_TABLE_HPP
 
 #include <tether/backoff/ladder.hpp>
+#include <tether/error.hpp>
 
 #include <initializer_list>
 #include <stdexcept>
@@ -21,10 +22,11 @@ public:
     delay_table(table network, table auth, table overload)
         : tables_{std::move(network), std::move(auth), std::move(overload)} {
         for (const auto& t : tables_) {
-            if (t.empty()) throw std::invalid_argument("tether: delay_table: a table is empty");
+            if (t.empty()) throw detail::invalid_option("tether: delay_table: a table is empty");
             for (auto d : t)
                 if (d.count() < 0)
-                    throw std::invalid_argument("tether: delay_table: delays must not be negative");
+                    throw detail::invalid_option(
+                        "tether: delay_table: delays must not be negative");
         }
     }
 

@@ -3,6 +3,7 @@
 #define TETHER_BACKOFF_LADDER_HPP
 
 #include <tether/close_event.hpp>
+#include <tether/error.hpp>
 
 #include <array>
 #include <chrono>
@@ -45,13 +46,13 @@ struct backoff_ladder {
 
     void validate(const char* what) const {
         if (initial.count() < 0 || max.count() < 0)
-            throw std::invalid_argument(std::string("tether: ") + what +
-                                        ": delays must not be negative");
+            throw detail::invalid_option(std::string("tether: ") + what +
+                                         ": delays must not be negative");
         if (initial > max)
-            throw std::invalid_argument(std::string("tether: ") + what + ": initial exceeds max");
+            throw detail::invalid_option(std::string("tether: ") + what + ": initial exceeds max");
         if (!(multiplier >= 1.0))
-            throw std::invalid_argument(std::string("tether: ") + what +
-                                        ": multiplier must be >= 1");
+            throw detail::invalid_option(std::string("tether: ") + what +
+                                         ": multiplier must be >= 1");
     }
 
     /// min(max, initial * multiplier^step), computed without overflow.

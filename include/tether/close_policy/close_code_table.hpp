@@ -3,6 +3,7 @@
 #define TETHER_CLOSE_POLICY_CLOSE_CODE_TABLE_HPP
 
 #include <tether/close_policy/default_close_policy.hpp>
+#include <tether/error.hpp>
 
 #include <cstdint>
 #include <initializer_list>
@@ -46,11 +47,11 @@ public:
         : rules_(std::move(rules)), fallback_(std::move(fallback)) {
         for (const auto& r : rules_) {
             if (r.first > r.last)
-                throw std::invalid_argument("tether: close_code_table: range " +
-                                            std::to_string(r.first) + "-" + std::to_string(r.last) +
-                                            " is empty");
+                throw detail::invalid_option("tether: close_code_table: range " +
+                                             std::to_string(r.first) + "-" +
+                                             std::to_string(r.last) + " is empty");
             if (r.first < 1000 || r.last > 4999)
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: close_code_table: close codes are 1000-4999, got " +
                     std::to_string(r.first) + "-" + std::to_string(r.last));
         }

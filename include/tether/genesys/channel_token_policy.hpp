@@ -9,6 +9,7 @@
 
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
+#include <tether/error.hpp>
 #include <tether/genesys/notification.hpp>
 #include <tether/genesys/rest_client.hpp>
 #include <tether/token.hpp>
@@ -41,25 +42,25 @@ namespace genesys {
 inline constexpr std::size_t max_topics_per_channel = 1000;
 inline constexpr std::size_t max_topic_length = 200;
 
-/// Throws std::invalid_argument saying which topic is wrong.
+/// Throws std::system_error (error::invalid_option) saying which topic is wrong.
 inline void validate_topics(const std::vector<std::string>& topics) {
-    if (topics.empty()) throw std::invalid_argument("tether: genesys: no topics to subscribe to");
+    if (topics.empty()) throw detail::invalid_option("tether: genesys: no topics to subscribe to");
     if (topics.size() > max_topics_per_channel)
-        throw std::invalid_argument("tether: genesys: " + std::to_string(topics.size()) +
-                                    " topics; a channel takes at most 1000");
+        throw detail::invalid_option("tether: genesys: " + std::to_string(topics.size()) +
+                                     " topics; a channel takes at most 1000");
     for (std::size_t i = 0; i < topics.size(); ++i) {
         const auto& t = topics[i];
         if (t.empty())
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
-                                        " is empty");
+            throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) +
+                                         " is empty");
         if (t.size() > max_topic_length)
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" +
-                                        t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
-                                        " characters; at most 200 are allowed");
+            throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) + " ('" +
+                                         t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
+                                         " characters; at most 200 are allowed");
         for (char c : t)
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-                throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
-                                            " contains a control character");
+                throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) +
+                                             " contains a control character");
     }
 }
 
@@ -122,11 +123,11 @@ struct channel_options {
     void validate() const {
         validate_topics(topics);
         if (max_channel_creations == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: channel_options::max_channel_creations must be at least 1");
         if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 ||
             resubscribe_retry.count() <= 0 || creation_spacing.count() < 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: channel_options: durations must be positive");
     }
 };
@@ -189,7 +190,7 @@ class channel_token_policy {
 public:
     using handler_type = std::function<void(token_result)>;
 
-    /// Throws std::invalid_argument for bad options (topics in particular).
+    /// Throws std::system_error (error::invalid_option) for bad options (topics in particular).
     channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
         : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
 

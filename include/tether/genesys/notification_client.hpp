@@ -55,7 +55,8 @@ struct notification_options {
 ///     c.stream().on_gap([](const tether::genesys::gap_event& g) { /* backfill over REST */ });
 ///     c.start(); io.run();
 ///
-/// Run the io_context on one thread. Throws std::invalid_argument for bad options.
+/// Run the io_context on one thread. Throws std::system_error (error::invalid_option) for bad
+/// options.
 class notification_client {
 public:
     using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,

@@ -4,6 +4,7 @@
 #define TETHER_GENESYS_NOTIFICATION_STREAM_HPP
 
 #include <tether/basic_reconnecting_client.hpp>
+#include <tether/error.hpp>
 #include <tether/genesys/notification.hpp>
 
 #include <asio/post.hpp>
@@ -33,10 +34,10 @@ struct stream_options {
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: stream_options: bad heartbeat or ping interval");
         if (limits.max_bytes == 0 || limits.max_depth == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: stream_options: parse limits must be at least 1");
     }
 };

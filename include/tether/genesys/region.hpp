@@ -2,6 +2,7 @@
 #ifndef TETHER_GENESYS_REGION_HPP
 #define TETHER_GENESYS_REGION_HPP
 
+#include <tether/error.hpp>
 #include <tether/version.hpp>
 
 #include <array>
@@ -34,7 +35,7 @@ struct endpoints {
     std::string login_base; ///< `https://login.<region>`: POST /oauth/token
     std::string api_base;   ///< `https://api.<region>`: /api/v2/notifications/...
 
-    /// The hosts of a published region. Throws std::invalid_argument for a
+    /// The hosts of a published region. Throws std::system_error (error::invalid_option) for a
     /// region not in known_regions (a typo would otherwise send the client
     /// secret to whoever owns that name); use explicit() for anything else.
     static endpoints for_region(std::string_view region) {
@@ -48,7 +49,7 @@ struct endpoints {
             std::string list;
             for (auto k : known_regions)
                 list += (list.empty() ? "" : ", ") + std::string(k);
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
                 "'; known regions: " + list + " (pass explicit base URLs for anything else)");
         }

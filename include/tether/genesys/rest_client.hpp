@@ -5,6 +5,7 @@
 #include <tether/detail/http_client.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
+#include <tether/error.hpp>
 #include <tether/events.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
@@ -128,11 +129,11 @@ private:
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
         if (!url)
-            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
-                                        "': " + why);
+            throw detail::invalid_option("tether: genesys: api base URL '" + opts_.api_base +
+                                         "': " + why);
         if (!url->tls && !detail::plain_transport_allowed(
                              url->host, opts_.allow_plain_http_to_non_loopback_host))
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
         base_ = *url;

@@ -3,6 +3,7 @@
 #define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/error.hpp>
 #include <tether/token.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
 
@@ -65,40 +66,40 @@ struct oauth2_options {
     /// debugging; called from I/O threads. Never given a secret or a body.
     std::function<void(std::string_view)> trace;
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
-        if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
+        if (!url) throw detail::invalid_option("tether: oauth2_options::token_url: " + why);
         if (!url->tls &&
             !detail::plain_transport_allowed(url->host, allow_plain_http_to_non_loopback_host))
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
         if (client_id.empty())
-            throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+            throw detail::invalid_option("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
-            throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
+            throw detail::invalid_option("tether: oauth2_options::client_secret is empty");
         if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
                 "carry; use client_auth::http_basic");
         if (default_lifetime.count() <= 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::default_lifetime must be positive");
         if (timeout.count() <= 0)
-            throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+            throw detail::invalid_option("tether: oauth2_options::timeout must be positive");
         if (max_response_bytes == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::max_response_bytes must be positive");
         for (const auto& p : extra_params)
             if (p.first.empty())
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: oauth2_options::extra_params has an empty name");
         for (char c : user_agent)
             if (!detail::is_field_char(c) || c == '\t')
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: oauth2_options::user_agent has a control character");
     }
 
@@ -133,7 +134,7 @@ struct oauth2_options {
 /// on an I/O thread of the executor given at construction.
 class oauth2_client_credentials {
 public:
-    /// Throws std::invalid_argument (bad options) or std::runtime_error (a
+    /// Throws std::system_error (error::invalid_option) (bad options) or std::runtime_error (a
     /// CA file that does not load).
     oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}

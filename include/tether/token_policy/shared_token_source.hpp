@@ -2,6 +2,7 @@
 #ifndef TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 #define TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 
+#include <tether/error.hpp>
 #include <tether/token.hpp>
 #include <tether/token_policy/concept.hpp>
 
@@ -45,17 +46,18 @@ struct shared_token_options {
     /// the current token stays usable.
     std::chrono::milliseconds background_retry{5000};
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         if (soft_margin.count() < 0 || hard_margin.count() < 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: shared_token_options: margins must not be negative");
         if (hard_margin > soft_margin)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
         if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
             background_retry.count() <= 0)
-            throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
+            throw detail::invalid_option(
+                "tether: shared_token_options: bad hold or retry interval");
     }
 };
 

@@ -111,10 +111,10 @@ struct websocketpp_transport_options {
     /// Bytes of a refused handshake's body kept in close_event::body_excerpt.
     std::size_t max_body_excerpt = 512;
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         const auto fail = [](const std::string& what) {
-            throw std::invalid_argument("tether: websocketpp_transport_options: " + what);
+            throw detail::invalid_option("tether: websocketpp_transport_options: " + what);
         };
         if (handshake_timeout.count() <= 0) fail("handshake_timeout must be positive");
         if (close_timeout.count() <= 0) fail("close_timeout must be positive");
@@ -237,7 +237,7 @@ public:
     /// Runs on the caller's io_context, which must outlive the transport.
     /// (No owned io_context: a client keeps itself alive through handlers it
     /// posts, and an io_context owned by its own handlers would never be freed.)
-    /// Throws std::invalid_argument for invalid options or TLS settings.
+    /// Throws std::system_error (error::invalid_option) for invalid options or TLS settings.
     explicit basic_websocketpp_transport(asio::io_context& io, options o = {})
         : core_(std::make_unique<core>(io, std::move(o))) {}
 
