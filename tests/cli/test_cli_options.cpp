@@ -173,7 +173,7 @@ TEST_CASE("usage errors name the problem") {
     CHECK(error_of({"--header", "X:\n", "ws://x/"}).find('\n') == std::string::npos);
 }
 
-TEST_CASE("--help and --version need no URL; -- ends the options") {
+TEST_CASE("help and version need no URL, and a double dash ends the options") {
     CHECK(parse({"--help"}).options.show_help);
     CHECK(parse({"-h"}).options.show_help);
     CHECK(parse({"--version"}).options.show_version);
@@ -355,7 +355,7 @@ TEST_CASE("bad durations and counts: one line naming the flag") {
     CHECK(error.size() < 160); // the value is shortened
 }
 
-TEST_CASE("--help is generated from the option table; every row is listed and parses") {
+TEST_CASE("the help text is generated from the option table: every row is listed and parses") {
     const std::string help = usage_text();
     // the help text with its line breaks and indentation folded: wrapped text is found too
     const std::string flat = std::regex_replace(help, std::regex("\\s+"), " ");
@@ -454,7 +454,7 @@ TEST_CASE("--help is generated from the option table; every row is listed and pa
     }
 }
 
-TEST_CASE("--raw lines and base64") {
+TEST_CASE("raw lines (--raw) and base64") {
     CHECK(base64("") == "");
     CHECK(base64("f") == "Zg==");
     CHECK(base64("fo") == "Zm8=");
