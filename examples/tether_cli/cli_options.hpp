@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,11 @@ struct cli_options {
     std::vector<std::pair<std::string, std::string>> headers;
     std::vector<std::string> subprotocols;
     std::vector<std::string> send_on_open;
+    bool binary = false; ///< stdin lines go out as binary messages
+
+    // proxy (parsed only: nothing uses them yet)
+    std::string proxy;
+    bool no_proxy = false;
 
     // TLS and clear-text opt-outs
     std::string ca_file;
@@ -64,6 +70,7 @@ struct cli_options {
     std::uint64_t max_messages = 0;        ///< 0: no limit
     std::chrono::milliseconds duration{0}; ///< 0: no limit
 
+    bool raw = false;     ///< stdout: payloads only, one per line (see format_raw)
     bool quiet = false;   ///< no diagnostics on stderr
     bool verbose = false; ///< token endpoint trace on stderr
     bool show_help = false;
@@ -76,6 +83,42 @@ struct cli_options {
     /// says it is done; the library's default reconnects).
     tether::close_code_table<> close_policy() const;
 };
+
+/// What an option takes after its name.
+enum class arg_kind {
+    flag,    ///< nothing
+    text,    ///< a string, checked by the setter
+    seconds, ///< seconds, fractions allowed ("2.5"); the setter gets milliseconds
+    count,   ///< a whole number from 0 to option_spec::max
+};
+
+/// One option's value as the setter gets it: the name the user typed (for
+/// error messages), the text, and the text converted as the kind says.
+struct option_value {
+    std::string_view name;
+    std::string text;
+    std::chrono::milliseconds duration{0}; ///< arg_kind::seconds (and its millisecond alias)
+    std::uint64_t count = 0;               ///< arg_kind::count
+};
+
+/// A row of the option table: the parser and --help both read it.
+struct option_spec {
+    const char* name;                 ///< "--header"
+    char short_name;                  ///< 'H'; 0: none
+    std::vector<const char*> aliases; ///< other names, same argument ("--protocol")
+    const char* millis_alias;         ///< seconds only: an old flag taking milliseconds
+    arg_kind kind;                    ///< what follows the name
+    const char* metavar;              ///< the argument's name in --help ("NAME:VALUE")
+    const char* help;                 ///< one sentence (wrapped by --help)
+    const char* default_text;         ///< shown as "(default ...)"; nullptr: none
+    const char* section;              ///< --help heading the row is listed under
+    const char* example;              ///< a valid argument (tests, fuzz seeds)
+    std::uint64_t max;                ///< arg_kind::count: the largest value
+    void (*set)(cli_options&, const option_value&); ///< throws usage errors via fail()
+};
+
+/// Every option tether-cli takes, in --help order.
+const std::vector<option_spec>& option_table();
 
 /// The outcome of parsing: options, or a one-line reason for the usage error.
 struct parse_result {
@@ -94,8 +137,22 @@ tether::secret load_client_secret(const cli_options& o,
                                   const std::function<const char*(const char*)>& getenv,
                                   std::string& error);
 
-/// The --help text.
-const char* usage_text();
+/// The --help text, generated from option_table().
+std::string usage_text();
+
+/// Seconds as the duration flags take them ("30", "2.5", ".25"): milliseconds,
+/// or a one-line reason naming `flag` (negative, not a number, too large,
+/// below the 1 ms resolution).
+std::optional<std::chrono::milliseconds> parse_seconds(std::string_view flag, const std::string& v,
+                                                       std::string& error);
+
+/// Standard base64 with padding (RFC 4648).
+std::string base64(std::string_view data);
+
+/// A message as --raw writes it, without the line break that follows: a text
+/// payload with each CR and LF byte replaced by a space (one message, one
+/// line); a binary payload as base64.
+std::string format_raw(std::string_view payload, bool binary);
 
 } // namespace tether_cli
 

@@ -32,7 +32,9 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -71,12 +73,15 @@ private:
     std::vector<std::string> known_;
 };
 
-/// JSON lines on stdout, diagnostics on stderr; both scrubbed.
+/// JSON lines on stdout (with --raw: payloads only), diagnostics on stderr;
+/// all scrubbed.
 class output {
 public:
-    output(std::shared_ptr<redactor> r, bool quiet) : redact_(std::move(r)), quiet_(quiet) {}
+    output(std::shared_ptr<redactor> r, bool quiet, bool raw)
+        : redact_(std::move(r)), quiet_(quiet), raw_(raw) {}
 
     void event(const char* name, const json& fields = json::object()) {
+        if (raw_) return; // --raw: stdout carries payloads only
         json line;
         line["event"] = name;
         line["t_ms"] =
@@ -84,14 +89,24 @@ public:
         for (const auto& item : fields.items())
             line[item.key()] = item.value();
         // Server text is not always valid UTF-8; replace rather than throw.
-        const std::string text =
-            redact_->scrub(line.dump(-1, ' ', false, json::error_handler_t::replace)) + "\n";
-        const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
-        // one complete line at a time for `jq` and `tail -f`
-        if ((!written || std::fflush(stdout) != 0) && !broken_) {
-            broken_ = true; // the reader went away (`| head`): nobody wants more
-            if (on_broken) on_broken();
+        write(redact_->scrub(line.dump(-1, ' ', false, json::error_handler_t::replace)) + "\n");
+    }
+
+    /// A received message: a "message" event, or with --raw its payload on a line.
+    void message(const tether::message_view& m) {
+        const bool binary = m.kind == tether::message_kind::binary;
+        if (raw_) {
+            // A binary payload is scrubbed before it is encoded: base64 would hide a token.
+            write(binary ? format_raw(redact_->scrub(std::string(m.data)), true) + "\n"
+                         : redact_->scrub(format_raw(m.data, false)) + "\n");
+            return;
         }
+        json f{{"bytes", m.data.size()}};
+        if (binary)
+            f["base64"] = base64(redact_->scrub(std::string(m.data)));
+        else
+            f["text"] = std::string(m.data);
+        event("message", f);
     }
 
     /// Called once when stdout cannot be written any more.
@@ -104,23 +119,68 @@ public:
     }
 
 private:
+    void write(const std::string& text) {
+        const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
+        // one complete line at a time for `jq` and `tail -f`
+        if ((!written || std::fflush(stdout) != 0) && !broken_) {
+            broken_ = true; // the reader went away (`| head`): nobody wants more
+            if (on_broken) on_broken();
+        }
+    }
+
     using clock = std::chrono::steady_clock;
     std::shared_ptr<redactor> redact_;
     bool quiet_;
+    bool raw_;
     bool broken_ = false;
     clock::time_point start_ = clock::now();
 };
 
-/// A TokenPolicy decorator that tells the redactor every token handed out.
+/// The lifetime each token had when the issuer handed it out. The shared
+/// token source announces a cached token's remaining life instead (so that
+/// --renew-before counts from now); the token event shows both.
+class issued_lifetimes {
+public:
+    using lifetime = std::optional<std::chrono::seconds>;
+
+    void issued(const tether::secret& t, lifetime life) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (known_.size() == 16) known_.erase(known_.begin());
+        known_.emplace_back(key(t), life); // a hash: no further copy of the token
+    }
+    /// A token was handed to the client: remember its issued lifetime for the
+    /// token event that follows (one request at a time per client).
+    void handed_out(const tether::secret& t) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        last_ = std::nullopt;
+        for (const auto& k : known_)
+            if (k.first == key(t)) last_ = k.second;
+    }
+    lifetime last() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return last_;
+    }
+
+private:
+    static std::size_t key(const tether::secret& t) {
+        return std::hash<std::string_view>{}(t.reveal());
+    }
+    mutable std::mutex mutex_;
+    std::vector<std::pair<std::size_t, lifetime>> known_;
+    lifetime last_;
+};
+
+/// A TokenPolicy decorator that shows every token it passes on to `seen`
+/// (the redactor, the issued lifetimes).
 template <class Inner> class recording_token_policy {
 public:
-    recording_token_policy(Inner inner, std::shared_ptr<redactor> r)
-        : inner_(std::move(inner)), redact_(std::move(r)) {}
+    recording_token_policy(Inner inner, std::function<void(const tether::token&)> seen)
+        : inner_(std::move(inner)), seen_(std::move(seen)) {}
 
     template <class Handler> void async_get_token(Handler&& handler) {
         inner_.async_get_token(
-            [r = redact_, h = std::forward<Handler>(handler)](tether::token_result res) mutable {
-                if (!res.error) r->add(std::string(res.value.value.reveal()));
+            [seen = seen_, h = std::forward<Handler>(handler)](tether::token_result res) mutable {
+                if (!res.error) seen(res.value);
                 h(std::move(res));
             });
     }
@@ -129,7 +189,7 @@ public:
 
 private:
     Inner inner_;
-    std::shared_ptr<redactor> redact_;
+    std::function<void(const tether::token&)> seen_;
 };
 
 /// The URL without query or fragment, for diagnostics (a query may carry a credential).
@@ -213,8 +273,8 @@ tether::exponential_backoff backoff(const cli_options& o) {
 /// on the io_context; a regular file is read at once (epoll cannot watch it).
 template <class Client> class stdin_reader {
 public:
-    stdin_reader(asio::io_context& io, Client& client, output& out)
-        : descriptor_(io), client_(client), out_(out) {}
+    stdin_reader(asio::io_context& io, Client& client, output& out, tether::message_kind kind)
+        : descriptor_(io), client_(client), out_(out), kind_(kind) {}
 
     /// Returns the lines of a regular file to queue before start(), and
     /// starts reading a pipe.
@@ -278,7 +338,7 @@ private:
 
     void send(std::string line) {
         if (line.empty()) return;
-        if (const auto ec = client_.send(std::move(line)))
+        if (const auto ec = client_.send(std::move(line), kind_))
             out_.diag("a line from stdin was not sent: " + ec.message());
     }
 
@@ -286,11 +346,13 @@ private:
     asio::streambuf buffer_;
     Client& client_;
     output& out_;
+    tether::message_kind kind_;
 };
 
 template <class TokenPolicy>
 int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bool has_token,
-        std::function<std::uint64_t()> token_fetches, output& out) {
+        std::function<std::uint64_t()> token_fetches, const issued_lifetimes& lifetimes,
+        output& out) {
     using client_type =
         tether::basic_reconnecting_client<tether::websocketpp_transport, TokenPolicy,
                                           tether::close_code_table<>, tether::exponential_backoff>;
@@ -306,7 +368,8 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer deadline(io);
-    stdin_reader<client_type> input(io, client, out);
+    const auto stdin_kind = o.binary ? tether::message_kind::binary : tether::message_kind::text;
+    stdin_reader<client_type> input(io, client, out, stdin_kind);
 
     const auto request_stop = [&](const char* why) {
         if (local_stop || stopped) return;
@@ -326,11 +389,16 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
     client.on_token([&](const tether::token_event& e) {
         if (!has_token) return;
         json f{{"source", e.fresh ? "fetch" : "cache"}};
-        f["expires_in_s"] = e.lifetime ? json(e.lifetime->count()) : json(nullptr);
+        // expires_in_s: the lifetime as issued (OAuth expires_in); time_left_s:
+        // what was left of it when the client got it (the library's token_event).
+        const auto issued = lifetimes.last();
+        f["expires_in_s"] = issued ? json(issued->count()) : json(nullptr);
+        f["time_left_s"] = e.lifetime ? json(e.lifetime->count()) : json(nullptr);
         if (e.after_rejection) f["after_rejection"] = true;
         out.event("token", f);
         out.diag(std::string("token ") + (e.fresh ? "fetched" : "from cache") +
-                 (e.lifetime ? ", expires in " + std::to_string(e.lifetime->count()) + " s" : ""));
+                 (issued ? ", issued for " + std::to_string(issued->count()) + " s" : "") +
+                 (e.lifetime ? ", " + std::to_string(e.lifetime->count()) + " s left" : ""));
     });
     client.on_token_failure([&](const tether::token_failure_event& e) {
         out.event("token_error",
@@ -349,9 +417,7 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
     client.on_message([&](const tether::message_view& m) {
         if (o.max_messages != 0 && messages >= o.max_messages) return; // closing already
         ++messages;
-        json f{{"bytes", m.data.size()}};
-        if (m.kind == tether::message_kind::text) f["text"] = std::string(m.data);
-        out.event("message", f);
+        out.message(m);
         if (o.max_messages != 0 && messages == o.max_messages) request_stop("max_messages");
     });
     client.on_close([&](const tether::close_event& e, const tether::reconnect_decision& d) {
@@ -426,7 +492,7 @@ int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bo
     for (const auto& m : o.send_on_open)
         client.send_on_open(m);
     for (auto& line : input.start())
-        if (!line.empty()) client.send(std::move(line));
+        if (!line.empty()) client.send(std::move(line), stdin_kind);
 
     signals.async_wait([&](std::error_code ec, int) {
         if (ec) return;
@@ -466,7 +532,7 @@ int main(int argc, char** argv) {
     if (!parsed.ok()) return usage_error(parsed.error);
     const cli_options& o = parsed.options;
     if (o.show_help) {
-        std::fputs(usage_text(), stdout);
+        std::fputs(usage_text().c_str(), stdout);
         return exit_ok;
     }
     if (o.show_version) {
@@ -476,7 +542,8 @@ int main(int argc, char** argv) {
     }
 
     auto redact = std::make_shared<redactor>();
-    output out(redact, o.quiet);
+    output out(redact, o.quiet, o.raw);
+    issued_lifetimes lifetimes;
     if (o.insecure_skip_verify)
         out.diag(
             "WARNING: TLS verification is OFF: anyone on the path can read and change the traffic, "
@@ -489,7 +556,7 @@ int main(int argc, char** argv) {
     try {
         if (o.token_url.empty())
             return run(
-                o, io, tether::no_token{}, false, [] { return std::uint64_t(0); }, out);
+                o, io, tether::no_token{}, false, [] { return std::uint64_t(0); }, lifetimes, out);
 
         std::string why;
         tether::secret client_secret = load_client_secret(
@@ -512,12 +579,24 @@ int main(int argc, char** argv) {
                 out.diag("token endpoint: " + std::string(note));
             };
 
-        using fetcher = tether::oauth2_client_credentials;
-        tether::shared_token_source<fetcher> source(fetcher(io.get_executor(), std::move(oauth)),
-                                                    tether::steady_timing(io.get_executor()));
-        recording_token_policy<tether::shared_token<fetcher>> policy(source.handle(), redact);
+        // The fetcher is wrapped to learn each token's lifetime as issued, the
+        // handle to learn which token the client got.
+        using fetcher = recording_token_policy<tether::oauth2_client_credentials>;
+        tether::shared_token_source<fetcher> source(
+            fetcher(tether::oauth2_client_credentials(io.get_executor(), std::move(oauth)),
+                    [redact, &lifetimes](const tether::token& t) {
+                        redact->add(std::string(t.value.reveal()));
+                        lifetimes.issued(t.value, t.lifetime);
+                    }),
+            tether::steady_timing(io.get_executor()));
+        recording_token_policy<tether::shared_token<fetcher>> policy(
+            source.handle(), [redact, &lifetimes](const tether::token& t) {
+                redact->add(std::string(t.value.reveal()));
+                lifetimes.handed_out(t.value);
+            });
         return run(
-            o, io, std::move(policy), true, [&source] { return source.stats().fetches; }, out);
+            o, io, std::move(policy), true, [&source] { return source.stats().fetches; }, lifetimes,
+            out);
     } catch (const std::system_error& e) {
         // Options only the library can check (a CA file that does not load, a bad header for the
         // transport...)

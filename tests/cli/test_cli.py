@@ -30,7 +30,7 @@ SECRET = "cli-secret-" + secrets.token_hex(12)  # distinctive: easy to spot in a
 WRONG_SECRET = "wrong-secret-" + secrets.token_hex(12)
 # The local server's tokens: 48 characters of [A-Za-z0-9-_].
 TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{48}(?![A-Za-z0-9_-])")
-FAST_RETRY = ["--backoff-initial", "50", "--backoff-max", "200"]
+FAST_RETRY = ["--retry-initial", "0.05", "--retry-max", "0.2"]
 
 
 class TestFailure(Exception):
@@ -121,6 +121,52 @@ class PythonPeer:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
                 websockets.serve(handler, "127.0.0.1", 0, process_request=process_request))
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        check(ready.wait(10), "python peer did not start")
+
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+    def close(self):
+        async def shutdown():
+            self.server.close()
+            await self.server.wait_closed()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class ScriptPeer:
+    """A websockets 10.4 server that sends `script` (str: a text message,
+    bytes: a binary one) on every connection, then records what it receives
+    (kind and payload) until it has `expect` messages or 10 s passed, and
+    closes with 1000."""
+
+    def __init__(self, script, expect=0):
+        self.script, self.expect = script, expect
+        self.received = []  # ("text", str) or ("binary", bytes)
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def handler(ws, path=None):
+            for m in self.script:
+                await ws.send(m)
+            try:
+                while len(self.received) < self.expect:
+                    m = await asyncio.wait_for(ws.recv(), 10)
+                    self.received.append(("binary", m) if isinstance(m, bytes) else ("text", m))
+            except (asyncio.TimeoutError, websockets.ConnectionClosed):
+                pass
+            await ws.close(1000, "done")
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(websockets.serve(handler, "127.0.0.1", 0))
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
@@ -252,7 +298,7 @@ ALL_OUTPUT = []  # (stdout, stderr) of every run, for the leak checks
 KNOWN_TOKENS = []  # tokens the tests know of (fetched themselves, or seen by a peer)
 
 
-def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=None, usage=False):
+def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=None, usage=False, raw=False):
     env = {k: v for k, v in os.environ.items() if k != "TETHER_CLIENT_SECRET"}
     if secret is not None:
         env["TETHER_CLIENT_SECRET"] = secret
@@ -278,7 +324,7 @@ def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=No
         if not line:
             break
         lines.append(line)
-        if usage:  # --help and --version print plain text
+        if usage or raw:  # --help and --version print plain text, --raw payloads
             continue
         try:
             event = json.loads(line)
@@ -292,7 +338,7 @@ def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=No
     run = Run(rc, events, "".join(lines), err.read())
     ALL_OUTPUT.append((run.stdout, run.stderr))
     check_no_leak(run)
-    if not usage:
+    if not usage and not raw:
         check_shape(run)
     return run
 
@@ -600,7 +646,12 @@ def scenario_bad_usage(a):
         (["--stop-code", "999", "ws://127.0.0.1:1/"], "1000-4999"),
         (["--stop-code", "4500-4400", "ws://127.0.0.1:1/"], "empty"),
         (["--max-messages", "lots", "ws://127.0.0.1:1/"], "whole number"),
-        (["--duration", "-1", "ws://127.0.0.1:1/"], "seconds"),
+        (["--duration", "-1", "ws://127.0.0.1:1/"], "--duration must not be negative"),
+        (["--idle-timeout", "nan", "ws://127.0.0.1:1/"], "--idle-timeout expects seconds"),
+        (["--ping-interval", "1e999", "ws://127.0.0.1:1/"], "--ping-interval expects seconds"),
+        (["--duration", "99999999999", "ws://127.0.0.1:1/"], "--duration is too large"),
+        (["-n", "-3", "ws://127.0.0.1:1/"], "-n must not be negative"),
+        (["-qz", "ws://127.0.0.1:1/"], "unknown option '-z'"),
         (["--auth", "cookie", "ws://127.0.0.1:1/"], "--auth"),
         (["--header", "no colon", "ws://127.0.0.1:1/"], "NAME:VALUE"),
         (["--frobnicate", "ws://127.0.0.1:1/"], "unknown option"),
@@ -624,6 +675,9 @@ def scenario_bad_usage(a):
     check(run.rc == 2 and "/nonexistent/secret" in run.stderr, f"{run.rc} {run.stderr!r}")
     run = run_cli(a.cli, ["--help"], usage=True, timeout=10)
     check(run.rc == 0 and "Usage: tether-cli" in run.stdout, "--help")
+    for text in ("-H, --header NAME:VALUE", "-r, --raw", "-b, --binary", "--retry-initial S",
+                 "--backoff-initial MS", "old flag, still accepted: --retry-initial"):
+        check(text in run.stdout, f"--help lacks {text!r}")
     run = run_cli(a.cli, ["--version"], usage=True, timeout=10)
     check(run.rc == 0 and re.fullmatch(r"tether-cli \d+\.\d+\.\d+\n", run.stdout), f"--version: {run.stdout!r}")
 
@@ -672,6 +726,79 @@ def scenario_secret_leak(a):
                     check(t not in text, "token leaked")
     finally:
         peer.close()
+        server.close()
+
+
+BINARY = bytes([0, 1, 2, 0xFE, 0xFF]) + b"\nbinary\r\n" + bytes(range(256))
+
+
+def scenario_raw_output(a):
+    """--raw over a pipe: payloads only, one per line; a CR or LF inside a
+    text message becomes a space, a binary message is base64. The same
+    messages in the JSON mode: binary ones carry their payload as base64."""
+    import base64
+    script = ["hello", "two\nlines\r\nhere", BINARY, "", "last"]
+    peer = ScriptPeer(script)
+    try:
+        run = run_cli(a.cli, ["--raw", "--duration", "20", peer.url()], raw=True, timeout=30)
+        check(run.rc == 0, f"exit status {run.rc}, stderr {run.stderr}")
+        expected = "hello\ntwo lines  here\n" + base64.b64encode(BINARY).decode() + "\n\nlast\n"
+        check(run.stdout == expected, f"raw stdout {run.stdout!r}, expected {expected!r}")
+        check("stopped: closed_by_server" in run.stderr, f"diagnostics stay on stderr: {run.stderr!r}")
+        # the short flag, and a reader that stops after two lines (a pipe into head)
+        cmd = " ".join(f"'{c}'" for c in [a.cli, "-r", "-q", "--duration", "20", peer.url()])
+        head = subprocess.run(cmd + " | head -n 2", shell=True, capture_output=True, text=True, timeout=30)
+        check(head.stdout == "hello\ntwo lines  here\n", f"head output {head.stdout!r}")
+
+        run = run_cli(a.cli, ["--duration", "20", peer.url()], timeout=30)
+        check(run.rc == 0, f"exit status {run.rc}, stderr {run.stderr}")
+        msgs = run.of("message")
+        check(len(msgs) == len(script), f"expected {len(script)} messages: {msgs}")
+        for sent, got in zip(script, msgs):
+            if isinstance(sent, bytes):
+                check("text" not in got and base64.b64decode(got["base64"], validate=True) == sent,
+                      f"binary message {got}")
+                check(got["bytes"] == len(sent), f"bytes of {got}")
+            else:
+                check(got.get("text") == sent and "base64" not in got, f"text message {got}, sent {sent!r}")
+                check(got["bytes"] == len(sent.encode()), f"bytes of {got}")
+    finally:
+        peer.close()
+
+
+def scenario_binary_stdin(a):
+    """--binary sends stdin lines as binary frames (the peer sees bytes);
+    --send stays text; without --binary, stdin lines are text."""
+    for flags, kind in ((["--binary"], "binary"), (["-b"], "binary"), ([], "text")):
+        peer = ScriptPeer([], expect=4)
+        try:
+            run = run_cli(a.cli, [*flags, "--send", "hello", "--duration", "20", peer.url()],
+                          stdin_text="one\ntwo\r\n\nthree")
+            check(run.rc == 0, f"{flags}: exit status {run.rc}, stderr {run.stderr}")
+            check(run.of("stopped")[0]["reason"] == "closed_by_server", f"{run.of('stopped')}")
+            got = peer.received
+            check(got[0] == ("text", "hello"), f"{flags}: --send should be text: {got}")
+            lines = [b"one", b"two", b"three"] if kind == "binary" else ["one", "two", "three"]
+            check(got[1:] == [(kind, x) for x in lines], f"{flags}: the peer received {got}")
+        finally:
+            peer.close()
+
+
+def scenario_token_lifetime(a):
+    """token.expires_in_s is the lifetime as issued (3 for a 3 s token), for
+    a fetched token and for one from the cache; time_left_s what was left."""
+    server = LocalServer(a.server, "--token-lifetime", "3", "--event-interval-ms", "500")
+    try:
+        run = run_cli(a.cli, token_args(server, "--duration", "4.5", server.ws()), timeout=30)
+        check(run.rc == 0, f"exit status {run.rc}, stderr {run.stderr}")
+        tokens = run.of("token")
+        check(len(tokens) >= 2, f"expected a refresh after the 4001: {tokens}")
+        for t in tokens:
+            check(t["expires_in_s"] == 3, f"expires_in_s must be the issued lifetime: {t}")
+            check(isinstance(t["time_left_s"], int) and 0 <= t["time_left_s"] <= 3, f"time_left_s: {t}")
+        check(tokens[0]["source"] == "fetch", f"{tokens[0]}")
+        check(run.of("close")[0]["code"] == 4001, f"{run.of('close')}")
+    finally:
         server.close()
 
 
