@@ -212,6 +212,8 @@ enum class error {
     request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
     channel_gone,      ///< the server said the notification channel is gone (a result 4xx frame)
     token_revoked,     ///< v2.system.token_revoked: the channel's token was revoked
+    // configuration
+    invalid_option = 400, ///< an option is out of range or malformed (what() names it)
 };
 
 namespace detail {
@@ -232,6 +234,7 @@ public:
         case error::not_connected: return std::errc::not_connected;
         case error::message_too_large: return std::errc::message_size;
         case error::invalid_url: return std::errc::invalid_argument;
+        case error::invalid_option: return std::errc::invalid_argument;
         case error::queue_full: return std::errc::no_buffer_space;
         default: return {ev, *this};
         }
@@ -288,6 +291,7 @@ public:
                    "permission";
         case error::channel_gone: return "the server said the notification channel is gone";
         case error::token_revoked: return "the token of the notification channel was revoked";
+        case error::invalid_option: return "invalid option";
         }
         return "unknown tether error";
     }
@@ -301,6 +305,40 @@ inline const std::error_category& error_category() noexcept {
 
 inline std::error_code make_error_code(error e) noexcept {
     return {static_cast<int>(e), error_category()};
+}
+
+namespace detail {
+/// What every options check throws: a std::system_error with
+/// error::invalid_option whose what() starts with `what` (the option named).
+inline std::system_error invalid_option(const std::string& what) {
+    return std::system_error(make_error_code(error::invalid_option), what);
+}
+} // namespace detail
+
+/// Checks `options` (any tether options type with a validate() member)
+/// without exceptions, as Asio's error_code overloads do: `ec` becomes
+/// error::invalid_option and `*why` (when given) names the option, or both
+/// are cleared. A constructor given options that pass here does not throw
+/// for them.
+template <class Options>
+void validate(const Options& options, std::error_code& ec, std::string* why = nullptr) noexcept {
+    try {
+        options.validate();
+        ec.clear();
+        if (why) why->clear();
+    } catch (const std::system_error& e) {
+        ec = e.code();
+        if (why) {
+            try {
+                *why = e.what();
+            } catch (...) {
+                why->clear();
+            }
+        }
+    } catch (...) { // std::bad_alloc while building the message
+        ec = std::make_error_code(std::errc::not_enough_memory);
+        if (why) why->clear();
+    }
 }
 
 TETHER_NAMESPACE_END
@@ -1039,10 +1077,19 @@ public:
         if (it == conns_.end() || it->second.state != phase::open)
             return std::make_error_code(std::errc::not_connected);
         ++sent_;
+        it->second.in_flight += data.size();
         later(opts_.latency, [this, id, d = std::string(data), kind] {
+            auto c = conns_.find(id);
+            if (c != conns_.end()) c->second.in_flight -= d.size();
             if (server_->is_open(id)) server_->received.push_back({id, d, kind});
         });
         return {};
+    }
+
+    /// Bytes sent on `id` that have not reached the server yet (the latency).
+    std::size_t buffered_amount(connection_id id) const {
+        auto it = conns_.find(id);
+        return it == conns_.end() ? 0 : it->second.in_flight;
     }
 
     void close(connection_id id, std::uint16_t code, std::string_view reason) {
@@ -1097,6 +1144,7 @@ private:
         std::function<void(const message_view&)> on_message;
         std::function<void(close_event&&)> on_close;
         std::shared_ptr<simulation::timer> timeout;
+        std::size_t in_flight = 0; // bytes sent, not yet at the server
         conn() = default;
         conn(const conn&) = delete;
     };

@@ -258,6 +258,8 @@ enum class error {
     request_forbidden, ///< 403 from the notifications API: the OAuth client lacks a permission
     channel_gone,      ///< the server said the notification channel is gone (a result 4xx frame)
     token_revoked,     ///< v2.system.token_revoked: the channel's token was revoked
+    // configuration
+    invalid_option = 400, ///< an option is out of range or malformed (what() names it)
 };
 
 namespace detail {
@@ -278,6 +280,7 @@ public:
         case error::not_connected: return std::errc::not_connected;
         case error::message_too_large: return std::errc::message_size;
         case error::invalid_url: return std::errc::invalid_argument;
+        case error::invalid_option: return std::errc::invalid_argument;
         case error::queue_full: return std::errc::no_buffer_space;
         default: return {ev, *this};
         }
@@ -334,6 +337,7 @@ public:
                    "permission";
         case error::channel_gone: return "the server said the notification channel is gone";
         case error::token_revoked: return "the token of the notification channel was revoked";
+        case error::invalid_option: return "invalid option";
         }
         return "unknown tether error";
     }
@@ -347,6 +351,40 @@ inline const std::error_category& error_category() noexcept {
 
 inline std::error_code make_error_code(error e) noexcept {
     return {static_cast<int>(e), error_category()};
+}
+
+namespace detail {
+/// What every options check throws: a std::system_error with
+/// error::invalid_option whose what() starts with `what` (the option named).
+inline std::system_error invalid_option(const std::string& what) {
+    return std::system_error(make_error_code(error::invalid_option), what);
+}
+} // namespace detail
+
+/// Checks `options` (any tether options type with a validate() member)
+/// without exceptions, as Asio's error_code overloads do: `ec` becomes
+/// error::invalid_option and `*why` (when given) names the option, or both
+/// are cleared. A constructor given options that pass here does not throw
+/// for them.
+template <class Options>
+void validate(const Options& options, std::error_code& ec, std::string* why = nullptr) noexcept {
+    try {
+        options.validate();
+        ec.clear();
+        if (why) why->clear();
+    } catch (const std::system_error& e) {
+        ec = e.code();
+        if (why) {
+            try {
+                *why = e.what();
+            } catch (...) {
+                why->clear();
+            }
+        }
+    } catch (...) { // std::bad_alloc while building the message
+        ec = std::make_error_code(std::errc::not_enough_memory);
+        if (why) why->clear();
+    }
 }
 
 TETHER_NAMESPACE_END
@@ -558,6 +596,7 @@ TETHER_NAMESPACE_END
 #define TETHER_BACKOFF_LADDER_HPP
 
 // #include <tether/close_event.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 
 #include <array>
 #include <chrono>
@@ -600,13 +639,13 @@ struct backoff_ladder {
 
     void validate(const char* what) const {
         if (initial.count() < 0 || max.count() < 0)
-            throw std::invalid_argument(std::string("tether: ") + what +
-                                        ": delays must not be negative");
+            throw detail::invalid_option(std::string("tether: ") + what +
+                                         ": delays must not be negative");
         if (initial > max)
-            throw std::invalid_argument(std::string("tether: ") + what + ": initial exceeds max");
+            throw detail::invalid_option(std::string("tether: ") + what + ": initial exceeds max");
         if (!(multiplier >= 1.0))
-            throw std::invalid_argument(std::string("tether: ") + what +
-                                        ": multiplier must be >= 1");
+            throw detail::invalid_option(std::string("tether: ") + what +
+                                         ": multiplier must be >= 1");
     }
 
     /// min(max, initial * multiplier^step), computed without overflow.
@@ -867,6 +906,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/connect_request.hpp> ----
+// #include <tether/error.hpp> (inlined above)
 
 #include <chrono>
 #include <cstddef>
@@ -920,10 +960,10 @@ struct client_options {
     /// Give up when failures have lasted this long without a stable connection (0: never).
     std::chrono::milliseconds max_elapsed{0};
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         const auto fail = [](const std::string& what) {
-            throw std::invalid_argument("tether: client_options: " + what);
+            throw detail::invalid_option("tether: client_options: " + what);
         };
         if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
             fail("url must start with ws:// or wss:// (got '" + url.substr(0, 64) + "')");
@@ -1364,9 +1404,11 @@ struct retry_event {
 
 /// A token was obtained. Never carries the token itself.
 struct token_event {
-    bool fresh;                                   ///< fetched now, not served from a cache
-    bool after_rejection;                         ///< replaces a token the server refused
-    std::optional<std::chrono::seconds> lifetime; ///< as announced by the issuer
+    bool fresh;           ///< fetched now, not served from a cache
+    bool after_rejection; ///< replaces a token the server refused
+    /// Valid for this long from now: as issued for a fresh token, what is
+    /// left of it for a cached one (token::lifetime).
+    std::optional<std::chrono::seconds> lifetime;
 };
 
 /// A token request failed.
@@ -1470,7 +1512,9 @@ struct token {
         : value(std::move(v)), lifetime(life), fresh(is_fresh), endpoint(std::move(where)) {}
 
     secret value;
-    /// Lifetime as announced by the issuer when it was obtained (OAuth `expires_in`).
+    /// How long it stays valid from when the policy hands it over: for a
+    /// fresh token the lifetime as issued (OAuth `expires_in`), for a cached
+    /// one what is left of it. The client times expiry from its arrival.
     std::optional<std::chrono::seconds> lifetime;
     /// True when the policy obtained it for this request (a fetch that began
     /// after the request), false when it came from a cache. The auth-failure
@@ -1615,6 +1659,10 @@ TETHER_NAMESPACE_END
 // | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
 // | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
 //
+// Optional (used when present, detected): `t.buffered_amount(id)` ->
+// `std::size_t`, the bytes of messages send() took for `id` that are not
+// written to the socket yet.
+//
 // A class template using a Transport checks it with one static_assert per row
 // (detail::transport_rows), so a missing expression is named in one line.
 // With C++20 concepts, `tether::transport<T>` is the same table as a
@@ -1670,6 +1718,9 @@ template <class T>
 using close_expr =
     decltype(std::declval<T&>().close(std::declval<connection_id>(), std::declval<std::uint16_t>(),
                                       std::declval<std::string_view>()));
+template <class T>
+using buffered_amount_expr =
+    decltype(std::declval<const T&>().buffered_amount(std::declval<connection_id>()));
 template <class Timer>
 using timer_expires_after_expr =
     decltype(std::declval<Timer&>().expires_after(std::chrono::milliseconds(1)));
@@ -1857,7 +1908,7 @@ public:
     using executor_type = typename Transport::executor_type;
     using clock_type = typename Transport::clock_type;
 
-    /// Throws std::invalid_argument when an option is invalid.
+    /// Throws std::system_error (error::invalid_option) when an option is invalid.
     explicit basic_reconnecting_client(client_options options, Transport transport = Transport(),
                                        TokenPolicy token_policy = TokenPolicy(),
                                        ClosePolicy close_policy = ClosePolicy(),
@@ -1998,6 +2049,17 @@ public:
 
     client_state state() const noexcept { return impl_->state_.load(std::memory_order_acquire); }
     client_counters counters() const noexcept { return impl_->counters_.snapshot(); }
+    /// Bytes accepted by send()/async_send() and not yet written to the
+    /// socket: the client's queue plus what the transport holds unsent on
+    /// the current connection (when the Transport reports it; see its
+    /// concept). Exact on the executor; from other threads the transport's
+    /// part is as of its last write.
+    std::size_t buffered_amount() const { return impl_->buffered_amount(); }
+    /// The high-water mark: the largest buffered_amount() seen since the
+    /// client was made.
+    std::size_t buffered_amount_peak() const noexcept {
+        return impl_->buffered_peak_.load(std::memory_order_relaxed);
+    }
     const client_options& options() const noexcept { return impl_->opts_; }
     executor_type get_executor() const { return impl_->transport().get_executor(); }
 
@@ -2058,6 +2120,7 @@ private:
                     const std::error_code ec = transport_.send(current_->id, data, kind);
                     if (ec) return ec; // not accepted: the caller still has the message
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (done) done({});
                     return {};
                 }
@@ -2074,7 +2137,10 @@ private:
                         return make_error_code(error::queue_full);
                     dropped = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= dropped->data.size();
                 }
+                queued_bytes_ += data.size();
+                note_buffered(queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed));
                 queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
@@ -2694,6 +2760,7 @@ private:
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
+                queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
             for (auto& m : left)
@@ -2803,6 +2870,7 @@ private:
         slot take_current() {
             slot s = std::move(*current_);
             current_.reset();
+            transport_buffered_.store(0, std::memory_order_relaxed); // its bytes left with it
             return s;
         }
 
@@ -2871,6 +2939,35 @@ private:
             emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
+        // ---- what is buffered ------------------------------------------------
+
+        // The transport's unsent bytes on the current connection, sampled on
+        // the executor after each write (what buffered_amount() reports from
+        // other threads).
+        void sample_transport_buffer() {
+            std::size_t n = 0;
+            if constexpr (detail::is_detected_v<detail::buffered_amount_expr, Transport>) {
+                if (current_ && current_->open) n = transport_.buffered_amount(current_->id);
+            }
+            transport_buffered_.store(n, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            note_buffered(queued_bytes_ + n);
+        }
+
+        void note_buffered(std::size_t total) noexcept {
+            std::size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+            while (total > peak &&
+                   !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+            }
+        }
+
+        std::size_t buffered_amount() {
+            if (detail::running_in_this_thread(transport_.get_executor()))
+                sample_transport_buffer();
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            return queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed);
+        }
+
         void flush() {
             for (;;) {
                 outgoing m;
@@ -2879,11 +2976,13 @@ private:
                     if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= m.data.size();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
                     report_dropped(std::move(m), ec); // accepted earlier: never lost silently
                 else {
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (m.done) m.done({});
                 }
             }
@@ -2905,7 +3004,10 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
-        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
+        std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
+        bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
+        std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
+        std::atomic<std::size_t> buffered_peak_{0};
 
         // executor-only state
         std::optional<slot> current_;
@@ -2948,6 +3050,7 @@ TETHER_NAMESPACE_END
 #define TETHER_BACKOFF_CONSTANT_BACKOFF_HPP
 
 // #include <tether/close_event.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 
 #include <chrono>
 #include <stdexcept>
@@ -2961,7 +3064,7 @@ public:
     explicit constant_backoff(std::chrono::milliseconds delay = std::chrono::milliseconds(1000))
         : delay_(delay) {
         if (delay.count() < 0)
-            throw std::invalid_argument("tether: constant_backoff: delay must not be negative");
+            throw detail::invalid_option("tether: constant_backoff: delay must not be negative");
     }
     std::chrono::milliseconds next_delay(failure_class) const noexcept { return delay_; }
     void reset() noexcept {}
@@ -3029,6 +3132,7 @@ TETHER_NAMESPACE_END
 #define TETHER_BACKOFF_DELAY_TABLE_HPP
 
 // #include <tether/backoff/ladder.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 
 #include <initializer_list>
 #include <stdexcept>
@@ -3047,10 +3151,11 @@ public:
     delay_table(table network, table auth, table overload)
         : tables_{std::move(network), std::move(auth), std::move(overload)} {
         for (const auto& t : tables_) {
-            if (t.empty()) throw std::invalid_argument("tether: delay_table: a table is empty");
+            if (t.empty()) throw detail::invalid_option("tether: delay_table: a table is empty");
             for (auto d : t)
                 if (d.count() < 0)
-                    throw std::invalid_argument("tether: delay_table: delays must not be negative");
+                    throw detail::invalid_option(
+                        "tether: delay_table: delays must not be negative");
         }
     }
 
@@ -3081,6 +3186,7 @@ TETHER_NAMESPACE_END
 #define TETHER_CLOSE_POLICY_CLOSE_CODE_TABLE_HPP
 
 // #include <tether/close_policy/default_close_policy.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 
 #include <cstdint>
 #include <initializer_list>
@@ -3124,11 +3230,11 @@ public:
         : rules_(std::move(rules)), fallback_(std::move(fallback)) {
         for (const auto& r : rules_) {
             if (r.first > r.last)
-                throw std::invalid_argument("tether: close_code_table: range " +
-                                            std::to_string(r.first) + "-" + std::to_string(r.last) +
-                                            " is empty");
+                throw detail::invalid_option("tether: close_code_table: range " +
+                                             std::to_string(r.first) + "-" +
+                                             std::to_string(r.last) + " is empty");
             if (r.first < 1000 || r.last > 4999)
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: close_code_table: close codes are 1000-4999, got " +
                     std::to_string(r.first) + "-" + std::to_string(r.last));
         }
@@ -3671,6 +3777,7 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_NOTIFICATION_STREAM_HPP
 
 // #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/genesys/notification.hpp> (inlined above)
 
 #include <asio/post.hpp>
@@ -3700,10 +3807,10 @@ struct stream_options {
 
     void validate() const {
         if (heartbeat_timeout.count() < 0 || ping_interval.count() < 0 || pong_timeout.count() <= 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: stream_options: bad heartbeat or ping interval");
         if (limits.max_bytes == 0 || limits.max_depth == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: stream_options: parse limits must be at least 1");
     }
 };
@@ -4111,6 +4218,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_GENESYS_REGION_HPP
 #define TETHER_GENESYS_REGION_HPP
 
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
 #include <array>
@@ -4143,7 +4251,7 @@ struct endpoints {
     std::string login_base; ///< `https://login.<region>`: POST /oauth/token
     std::string api_base;   ///< `https://api.<region>`: /api/v2/notifications/...
 
-    /// The hosts of a published region. Throws std::invalid_argument for a
+    /// The hosts of a published region. Throws std::system_error (error::invalid_option) for a
     /// region not in known_regions (a typo would otherwise send the client
     /// secret to whoever owns that name); use explicit() for anything else.
     static endpoints for_region(std::string_view region) {
@@ -4157,7 +4265,7 @@ struct endpoints {
             std::string list;
             for (auto k : known_regions)
                 list += (list.empty() ? "" : ", ") + std::string(k);
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: unknown region '" + std::string(region).substr(0, 64) +
                 "'; known regions: " + list + " (pass explicit base URLs for anything else)");
         }
@@ -5136,6 +5244,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 #define TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/concept.hpp> (inlined above)
 
@@ -5179,17 +5288,18 @@ struct shared_token_options {
     /// the current token stays usable.
     std::chrono::milliseconds background_retry{5000};
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         if (soft_margin.count() < 0 || hard_margin.count() < 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: shared_token_options: margins must not be negative");
         if (hard_margin > soft_margin)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
         if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
             background_retry.count() <= 0)
-            throw std::invalid_argument("tether: shared_token_options: bad hold or retry interval");
+            throw detail::invalid_option(
+                "tether: shared_token_options: bad hold or retry interval");
     }
 };
 
@@ -6053,6 +6163,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/url.hpp> ----
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/genesys/notification.hpp> (inlined above)
 // ---- begin <tether/genesys/rest_client.hpp> ----
 // tether: JSON calls to the Genesys Cloud REST API with a shared bearer token.
@@ -6092,6 +6203,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
 #include <asio/ip/address.hpp>
@@ -6144,14 +6256,14 @@ inline std::string openssl_reason(const std::error_code& ec) {
 }
 
 [[noreturn]] inline void throw_tls_setup_error(const std::string& what, const std::error_code& ec) {
-    throw std::invalid_argument("tether: tls_options: " + what + ": " + openssl_reason(ec));
+    throw detail::invalid_option("tether: tls_options: " + what + ": " + openssl_reason(ec));
 }
 
 } // namespace detail
 
 /// A client context that verifies peers: the configured trust anchors (or the
 /// system store), TLS 1.2 or newer, no compression. Throws
-/// std::invalid_argument naming the setting that could not be applied.
+/// std::system_error (error::invalid_option) naming the setting that could not be applied.
 inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     std::error_code ec;
@@ -6162,7 +6274,7 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
     if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
     const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx->native_handle(), min) != 1)
-        throw std::invalid_argument("tether: tls_options: cannot set the minimum TLS version");
+        throw detail::invalid_option("tether: tls_options: cannot set the minimum TLS version");
 
     const bool custom = !o.ca_file.empty() || !o.ca_dir.empty() || !o.ca_pem.empty();
     if (!custom || o.also_use_system_trust_store) {
@@ -6182,8 +6294,8 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
         if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
     }
     if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
-        throw std::invalid_argument("tether: tls_options: client_certificate_chain_file and "
-                                    "client_private_key_file must be set together");
+        throw detail::invalid_option("tether: tls_options: client_certificate_chain_file and "
+                                     "client_private_key_file must be set together");
     if (!o.client_certificate_chain_file.empty()) {
         ctx->use_certificate_chain_file(o.client_certificate_chain_file, ec);
         if (ec)
@@ -6726,6 +6838,7 @@ TETHER_NAMESPACE_END
 // ---- end <tether/detail/http_client.hpp> ----
 // #include <tether/detail/printable.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/events.hpp> (inlined above)
 // ---- begin <tether/token_policy/oauth2_client_credentials.hpp> ----
 // tether: OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
@@ -6733,6 +6846,7 @@ TETHER_NAMESPACE_END
 #define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
 
 // #include <tether/detail/http_client.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/oauth2_response.hpp> (inlined above)
 
@@ -6795,40 +6909,40 @@ struct oauth2_options {
     /// debugging; called from I/O threads. Never given a secret or a body.
     std::function<void(std::string_view)> trace;
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         std::string why;
         const auto url = detail::parse_http_url(token_url, why);
-        if (!url) throw std::invalid_argument("tether: oauth2_options::token_url: " + why);
+        if (!url) throw detail::invalid_option("tether: oauth2_options::token_url: " + why);
         if (!url->tls &&
             !detail::plain_transport_allowed(url->host, allow_plain_http_to_non_loopback_host))
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
         if (client_id.empty())
-            throw std::invalid_argument("tether: oauth2_options::client_id is empty");
+            throw detail::invalid_option("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
-            throw std::invalid_argument("tether: oauth2_options::client_secret is empty");
+            throw detail::invalid_option("tether: oauth2_options::client_secret is empty");
         if (auth == client_auth::http_basic_unencoded && client_id.find(':') != std::string::npos)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::client_id contains ':' which http_basic_unencoded cannot "
                 "carry; use client_auth::http_basic");
         if (default_lifetime.count() <= 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::default_lifetime must be positive");
         if (timeout.count() <= 0)
-            throw std::invalid_argument("tether: oauth2_options::timeout must be positive");
+            throw detail::invalid_option("tether: oauth2_options::timeout must be positive");
         if (max_response_bytes == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: oauth2_options::max_response_bytes must be positive");
         for (const auto& p : extra_params)
             if (p.first.empty())
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: oauth2_options::extra_params has an empty name");
         for (char c : user_agent)
             if (!detail::is_field_char(c) || c == '\t')
-                throw std::invalid_argument(
+                throw detail::invalid_option(
                     "tether: oauth2_options::user_agent has a control character");
     }
 
@@ -6863,7 +6977,7 @@ struct oauth2_options {
 /// on an I/O thread of the executor given at construction.
 class oauth2_client_credentials {
 public:
-    /// Throws std::invalid_argument (bad options) or std::runtime_error (a
+    /// Throws std::system_error (error::invalid_option) (bad options) or std::runtime_error (a
     /// CA file that does not load).
     oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
@@ -7194,11 +7308,11 @@ private:
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
         if (!url)
-            throw std::invalid_argument("tether: genesys: api base URL '" + opts_.api_base +
-                                        "': " + why);
+            throw detail::invalid_option("tether: genesys: api base URL '" + opts_.api_base +
+                                         "': " + why);
         if (!url->tls && !detail::plain_transport_allowed(
                              url->host, opts_.allow_plain_http_to_non_loopback_host))
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
         base_ = *url;
@@ -7426,25 +7540,25 @@ namespace genesys {
 inline constexpr std::size_t max_topics_per_channel = 1000;
 inline constexpr std::size_t max_topic_length = 200;
 
-/// Throws std::invalid_argument saying which topic is wrong.
+/// Throws std::system_error (error::invalid_option) saying which topic is wrong.
 inline void validate_topics(const std::vector<std::string>& topics) {
-    if (topics.empty()) throw std::invalid_argument("tether: genesys: no topics to subscribe to");
+    if (topics.empty()) throw detail::invalid_option("tether: genesys: no topics to subscribe to");
     if (topics.size() > max_topics_per_channel)
-        throw std::invalid_argument("tether: genesys: " + std::to_string(topics.size()) +
-                                    " topics; a channel takes at most 1000");
+        throw detail::invalid_option("tether: genesys: " + std::to_string(topics.size()) +
+                                     " topics; a channel takes at most 1000");
     for (std::size_t i = 0; i < topics.size(); ++i) {
         const auto& t = topics[i];
         if (t.empty())
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
-                                        " is empty");
+            throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) +
+                                         " is empty");
         if (t.size() > max_topic_length)
-            throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) + " ('" +
-                                        t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
-                                        " characters; at most 200 are allowed");
+            throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) + " ('" +
+                                         t.substr(0, 40) + "...') has " + std::to_string(t.size()) +
+                                         " characters; at most 200 are allowed");
         for (char c : t)
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-                throw std::invalid_argument("tether: genesys: topic " + std::to_string(i) +
-                                            " contains a control character");
+                throw detail::invalid_option("tether: genesys: topic " + std::to_string(i) +
+                                             " contains a control character");
     }
 }
 
@@ -7507,11 +7621,11 @@ struct channel_options {
     void validate() const {
         validate_topics(topics);
         if (max_channel_creations == 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: channel_options::max_channel_creations must be at least 1");
         if (creation_window.count() <= 0 || resubscribe_margin.count() <= 0 ||
             resubscribe_retry.count() <= 0 || creation_spacing.count() < 0)
-            throw std::invalid_argument(
+            throw detail::invalid_option(
                 "tether: genesys: channel_options: durations must be positive");
     }
 };
@@ -7574,7 +7688,7 @@ class channel_token_policy {
 public:
     using handler_type = std::function<void(token_result)>;
 
-    /// Throws std::invalid_argument for bad options (topics in particular).
+    /// Throws std::system_error (error::invalid_option) for bad options (topics in particular).
     channel_token_policy(std::shared_ptr<rest_client> rest, channel_options options)
         : state_(std::make_shared<state>(std::move(rest), std::move(options))) {}
 
@@ -8108,10 +8222,10 @@ struct websocketpp_transport_options {
     /// Bytes of a refused handshake's body kept in close_event::body_excerpt.
     std::size_t max_body_excerpt = 512;
 
-    /// Throws std::invalid_argument naming the bad option.
+    /// Throws std::system_error (error::invalid_option) naming the bad option.
     void validate() const {
         const auto fail = [](const std::string& what) {
-            throw std::invalid_argument("tether: websocketpp_transport_options: " + what);
+            throw detail::invalid_option("tether: websocketpp_transport_options: " + what);
         };
         if (handshake_timeout.count() <= 0) fail("handshake_timeout must be positive");
         if (close_timeout.count() <= 0) fail("close_timeout must be positive");
@@ -8234,7 +8348,7 @@ public:
     /// Runs on the caller's io_context, which must outlive the transport.
     /// (No owned io_context: a client keeps itself alive through handlers it
     /// posts, and an io_context owned by its own handlers would never be freed.)
-    /// Throws std::invalid_argument for invalid options or TLS settings.
+    /// Throws std::system_error (error::invalid_option) for invalid options or TLS settings.
     explicit basic_websocketpp_transport(asio::io_context& io, options o = {})
         : core_(std::make_unique<core>(io, std::move(o))) {}
 
@@ -8261,6 +8375,10 @@ public:
     std::error_code send(connection_id id, std::string_view data, message_kind kind) {
         return core_->send(id, data, kind);
     }
+
+    /// Bytes send() took for `id` that websocketpp has not written to the
+    /// socket yet (0 for an unknown or closed connection).
+    std::size_t buffered_amount(connection_id id) const { return core_->buffered_amount(id); }
 
     /// Starts a graceful close (an abort while still connecting). Idempotent;
     /// unknown ids are ignored. Invalid codes become 1000; long reasons are cut.
@@ -8987,6 +9105,14 @@ private:
             return error::not_connected;
         }
 
+        std::size_t buffered_amount(connection_id id) const {
+            const auto it = conns.find(id);
+            if (it == conns.end() || it->second->state != phase::open) return 0;
+            std::size_t n = 0;
+            it->second->with_connection([&](auto& con) { n = con.get_buffered_amount(); });
+            return n;
+        }
+
         void close(connection_id id, std::uint16_t code, std::string_view reason) {
             const auto it = conns.find(id);
             if (it == conns.end()) return;
@@ -9156,7 +9282,8 @@ struct notification_options {
 ///     c.stream().on_gap([](const tether::genesys::gap_event& g) { /* backfill over REST */ });
 ///     c.start(); io.run();
 ///
-/// Run the io_context on one thread. Throws std::invalid_argument for bad options.
+/// Run the io_context on one thread. Throws std::system_error (error::invalid_option) for bad
+/// options.
 class notification_client {
 public:
     using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
