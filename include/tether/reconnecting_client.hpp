@@ -8,6 +8,8 @@
 #include <tether/token_policy/shared_token_source.hpp>
 #include <tether/transport/websocketpp_transport.hpp>
 
+#ifndef TETHER_DETAIL_NO_WEBSOCKETPP // C++20 with GCC: the transport said why
+
 TETHER_NAMESPACE_BEGIN
 
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
@@ -25,5 +27,7 @@ using oauth2_reconnecting_client =
     reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
 
 TETHER_NAMESPACE_END
+
+#endif // TETHER_DETAIL_NO_WEBSOCKETPP
 
 #endif

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <utility>
 
+#ifndef TETHER_DETAIL_NO_WEBSOCKETPP // C++20 with GCC: the transport said why
+
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
@@ -141,5 +143,7 @@ private:
 
 } // namespace genesys
 TETHER_NAMESPACE_END
+
+#endif // TETHER_DETAIL_NO_WEBSOCKETPP
 
 #endif

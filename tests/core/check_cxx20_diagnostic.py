@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""A C++20 TU that includes the websocketpp transport, built with GCC >= 11,
+must fail with tether's one-line diagnostic and nothing else: no error from
+websocketpp (not even included) nor from the headers built on the transport.
+The same TU at C++17 must compile (the check is about the standard, nothing else).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+MESSAGE = "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11"
+
+
+def compile_tu(cxx, include, std, source):
+    return subprocess.run([cxx, f"-std={std}", "-fsyntax-only", "-I", include, source],
+                          capture_output=True, text=True, timeout=600)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cxx", required=True)
+    ap.add_argument("--include", required=True)
+    a = ap.parse_args()
+    failures = []
+    with tempfile.TemporaryDirectory() as d:
+        for header in ("tether/tether.hpp", "tether/transport/websocketpp_transport.hpp",
+                       "tether/reconnecting_client.hpp", "tether/genesys.hpp"):
+            src = os.path.join(d, "tu.cpp")
+            with open(src, "w") as f:
+                f.write(f"#include <{header}>\nint main() {{ return 0; }}\n")
+            r = compile_tu(a.cxx, a.include, "c++20", src)
+            errors = [l for l in r.stderr.splitlines() if " error: " in l]
+            if r.returncode == 0:
+                failures.append(f"{header}: compiled as C++20, expected the diagnostic")
+            elif len(errors) != 1 or MESSAGE not in errors[0]:
+                failures.append(f"{header}: expected exactly one error, tether's; got {len(errors)}:\n"
+                                + "\n".join(errors[:10]))
+            else:
+                print(f"ok: {header} at C++20: one line, tether's")
+        src = os.path.join(d, "tu17.cpp")
+        with open(src, "w") as f:
+            f.write("#include <tether/tether.hpp>\nint main() { return 0; }\n")
+        r = compile_tu(a.cxx, a.include, "c++17", src)
+        if r.returncode != 0:
+            failures.append("tether/tether.hpp at C++17 does not compile:\n" + r.stderr[:2000])
+        else:
+            print("ok: tether/tether.hpp at C++17 compiles")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
