@@ -45,6 +45,8 @@ struct rest_options {
     std::chrono::milliseconds max_retry_after{std::chrono::seconds(60)};
     tls_options tls;
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the REST calls (none by default; see proxy.hpp).
+    proxy_options proxy;
     std::string user_agent = "tether-genesys/0.1";
 };
 
@@ -192,6 +194,7 @@ private:
         xo.allow_plain_http_to_non_loopback_host = opts_.allow_plain_http_to_non_loopback_host;
         xo.tls_context = tls_context_;
         xo.tls = opts_.tls;
+        xo.proxy = opts_.proxy;
         ++requests_;
         std::weak_ptr<rest_client> weak = shared_from_this();
         op->exchange = detail::http_exchange::start(

@@ -3,6 +3,7 @@
 #define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/proxy.hpp>
 #include <tether/token.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
 
@@ -58,6 +59,10 @@ struct oauth2_options {
     /// Sends the client secret over plain http:// to a host that is not
     /// loopback. Anyone on the path can read it. Off by default.
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the token request (none by default; see proxy.hpp and
+    /// proxy_options::from_environment()). Failures: proxy_auth_required and
+    /// proxy_denied (permanent), proxy_error.
+    proxy_options proxy;
     std::string user_agent = "tether/" + std::to_string(TETHER_VERSION_MAJOR) + "." +
                              std::to_string(TETHER_VERSION_MINOR) + "." +
                              std::to_string(TETHER_VERSION_PATCH);
@@ -114,6 +119,7 @@ struct oauth2_options {
         if (!o.audience.empty()) os << ", audience=" << o.audience;
         for (const auto& p : o.extra_params)
             os << ", " << p.first << "=[redacted]";
+        if (o.proxy.enabled()) os << ", proxy=" << o.proxy;
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -181,6 +187,7 @@ private:
                 options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
+            xo.proxy = options.proxy;
             xo.trace = options.trace;
             trace("POST " + url.display() + " (grant client_credentials, client_id " +
                   options.client_id + ", client auth " + auth_name() + ")");
