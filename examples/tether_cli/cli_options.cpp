@@ -210,6 +210,11 @@ parse_result parse_arguments(const std::vector<std::string>& args) {
             } else if (arg == "--allow-insecure-token-transport") {
                 flag();
                 o.allow_insecure_token_transport = true;
+            } else if (arg == "--proxy") {
+                o.proxy_url = value();
+            } else if (arg == "--no-proxy") {
+                flag();
+                o.no_proxy = true;
             } else if (arg == "--allow-plain-http-token-url") {
                 flag();
                 o.allow_plain_http_token_url = true;
@@ -351,6 +356,11 @@ TLS and clear text:
                            allow the token over ws:// to a non-loopback host
   --allow-plain-http-token-url
                            allow the client secret over http:// to a non-loopback host
+
+HTTP proxy (CONNECT tunnel; TLS still goes to, and is verified against, the server):
+  --proxy URL              http://[user:password@]host:port for the WebSocket and the
+                           token endpoint (no_proxy from the environment still applies)
+  --no-proxy               ignore https_proxy, http_proxy and no_proxy (default: honoured)
 
 Liveness and retries:
   --ping-interval S        ping every S seconds (default 20; 0: never)

@@ -52,6 +52,10 @@ struct cli_options {
     bool allow_insecure_token_transport = false;
     bool allow_plain_http_token_url = false;
 
+    // HTTP proxy: --proxy URL, else https_proxy/http_proxy/no_proxy unless --no-proxy
+    std::string proxy_url;
+    bool no_proxy = false;
+
     // liveness and retry
     std::optional<std::chrono::milliseconds> ping_interval, pong_timeout, idle_timeout,
         handshake_timeout;

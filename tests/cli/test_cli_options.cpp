@@ -215,3 +215,15 @@ TEST_CASE("the client secret comes from --client-secret-file, else TETHER_CLIENT
     CHECK(load_client_secret(o, env, error).empty());
     CHECK(error.find("/nonexistent/secret") != std::string::npos);
 }
+
+TEST_CASE("--proxy and --no-proxy") {
+    auto r = parse({"--proxy", "http://u:p@proxy.example:3128", "wss://x.example/"});
+    REQUIRE(r.ok());
+    CHECK(r.options.proxy_url == "http://u:p@proxy.example:3128");
+    CHECK_FALSE(r.options.no_proxy);
+    r = parse({"--no-proxy", "wss://x.example/"});
+    REQUIRE(r.ok());
+    CHECK(r.options.no_proxy);
+    CHECK(r.options.proxy_url.empty());
+    CHECK_THAT(error_of({"--proxy"}), Catch::Contains("--proxy"));
+}

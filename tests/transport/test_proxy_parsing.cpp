@@ -231,6 +231,13 @@ TEST_CASE("answers to CONNECT: fragmented, refused, oversized, extra bytes", "[p
         CHECK_THAT(r.result().detail, Catch::Contains("credentials were refused"));
         CHECK(r.result().detail.find("pw") == std::string::npos);
     }
+    SECTION("401 to CONNECT is the proxy's too (tinyproxy answers wrong credentials so)") {
+        connect_reply_reader r(p);
+        const std::string answer = "HTTP/1.1 401 Unauthorized\r\n\r\n";
+        CHECK(r.feed(answer.data(), answer.size()));
+        CHECK(r.result().error == tether::error::proxy_auth_required);
+        CHECK(r.result().status == 401);
+    }
     SECTION("403, 405: proxy_denied; 502/503/504: proxy_error with Retry-After") {
         for (const char* status : {"403 Forbidden", "405 Method Not Allowed", "400 Bad"}) {
             connect_reply_reader r(p);

@@ -83,7 +83,9 @@ inline proxy_reply judge_connect_response(const http_response& r, const proxy_se
     if (r.status >= 200 && r.status <= 299) return out;
     if (const std::string* h = r.header("Retry-After"))
         out.retry_after = parse_retry_after(*h, std::chrono::system_clock::now());
-    if (r.status == 407) {
+    // 401 to CONNECT can only be the proxy's own (the origin is not reached yet):
+    // some proxies (tinyproxy 1.11) answer wrong credentials with it instead of 407
+    if (r.status == 407 || r.status == 401) {
         out.error = make_error_code(error::proxy_auth_required);
         out.detail = who + said +
                      (proxy.has_credentials()

@@ -649,7 +649,7 @@ private:
             if (st->proxy) {
                 st->with_connection([&](auto& con) {
                     detail::async_proxy_connect(
-                        con.get_raw_socket(), *st->proxy, st->host, st->port, self.opts.user_agent,
+                        tcp_socket_of(con), *st->proxy, st->host, st->port, self.opts.user_agent,
                         [st, keep = con.get_shared()](const detail::proxy_reply& r) {
                             on_tunnel(st, r);
                         });
@@ -657,6 +657,15 @@ private:
                 return;
             }
             start_websocket(st);
+        }
+
+        /// The connection's TCP socket, under TLS if any (not yet started).
+        template <class Con> static asio::ip::tcp::socket& tcp_socket_of(Con& con) {
+            auto& s = con.get_socket();
+            if constexpr (std::is_same_v<std::decay_t<decltype(s)>, asio::ip::tcp::socket>)
+                return s;
+            else
+                return s.next_layer();
         }
 
         static void on_tunnel(const std::shared_ptr<conn_state>& st, const detail::proxy_reply& r) {
