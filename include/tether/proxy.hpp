@@ -128,8 +128,8 @@ inline std::optional<proxy_server> parse_proxy_url(std::string_view url, std::st
             why = "invalid percent-encoding in the proxy URL's user information";
             return std::nullopt;
         }
-        if (user.empty() || user.find(':') != std::string::npos ||
-            !is_safe_header_value(user) || !is_safe_header_value(pass)) {
+        if (user.empty() || user.find(':') != std::string::npos || !is_safe_header_value(user) ||
+            !is_safe_header_value(pass)) {
             detail::wipe(user);
             detail::wipe(pass);
             why = "the proxy URL's user name is empty, contains ':' or a control character";
@@ -235,8 +235,8 @@ public:
             }
             if (ip) continue;
             if (h == e.name) return true;
-            if (h.size() > e.name.size() && h.compare(h.size() - e.name.size(), e.name.size(),
-                                                      e.name) == 0 &&
+            if (h.size() > e.name.size() &&
+                h.compare(h.size() - e.name.size(), e.name.size(), e.name) == 0 &&
                 h[h.size() - e.name.size() - 1] == '.')
                 return true;
         }
@@ -250,10 +250,10 @@ public:
 
 private:
     struct entry {
-        std::string name;                // a host name suffix (no leading dot)
+        std::string name; // a host name suffix (no leading dot)
         std::optional<asio::ip::address> ip;
-        unsigned prefix_bits = 0;        // for ip: 32/128 unless a range
-        std::uint16_t port = 0;          // 0: any port
+        unsigned prefix_bits = 0; // for ip: 32/128 unless a range
+        std::uint16_t port = 0;   // 0: any port
     };
 
     static bool parse_port(std::string_view s, std::uint16_t& out) {

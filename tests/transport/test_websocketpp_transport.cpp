@@ -1371,8 +1371,7 @@ TEST_CASE("threads: an io_context run by a second thread is refused (issue 12 #6
 namespace {
 
 tether::proxy_options proxy_at(const test_proxy::tinyproxy& p, const std::string& user = {},
-                               const std::string& password = {},
-                               const std::string& no_proxy = {}) {
+                               const std::string& password = {}, const std::string& no_proxy = {}) {
     return tether::proxy_options::from_url(p.url(user, password), no_proxy);
 }
 
@@ -1543,8 +1542,8 @@ TEST_CASE("proxy: a proxy port nobody listens on is a connection_failed and a ne
     plain_test_server server(io);
     const auto closed = test_proxy::unused_port();
     auto o = quick_options();
-    o.proxy = tether::proxy_options::from_url("http://u:secret-pw@127.0.0.1:" +
-                                              std::to_string(closed));
+    o.proxy =
+        tether::proxy_options::from_url("http://u:secret-pw@127.0.0.1:" + std::to_string(closed));
     recording_sink sink;
     websocketpp_transport t(io, o);
     driver d{t, sink};

@@ -21,7 +21,7 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
 /// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
 /// | HTTP proxy: 407 (proxy_auth_required), 403 and other refusals (proxy_denied) | stop | |
-/// | HTTP proxy: 502/503/504, malformed answer (proxy_error), proxy unreachable | reconnect | network |
+/// | HTTP proxy: 5xx, bad answer (proxy_error), unreachable | reconnect            | network  |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:

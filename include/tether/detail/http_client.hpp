@@ -151,8 +151,7 @@ private:
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
         }
-        if (const proxy_server* p = opts_.proxy.select(url_.tls, url_.host, url_.port))
-            proxy_ = *p;
+        if (const proxy_server* p = opts_.proxy.select(url_.tls, url_.host, url_.port)) proxy_ = *p;
         timer_.expires_after(opts_.timeout);
         timer_.async_wait([self = shared_from_this()](std::error_code ec) {
             if (ec || self->finished_) return;
@@ -218,10 +217,9 @@ private:
         trace("connected to " + endpoint_text(ep));
         if (proxy_) {
             trace("CONNECT " + url_.host_field() + " through the proxy");
-            async_proxy_connect(socket(), *proxy_, url_.host, url_.port, {},
-                                [self = shared_from_this()](const proxy_reply& r) {
-                                    self->on_tunnel(r);
-                                });
+            async_proxy_connect(
+                socket(), *proxy_, url_.host, url_.port, {},
+                [self = shared_from_this()](const proxy_reply& r) { self->on_tunnel(r); });
             return;
         }
         on_tunnel_open();

@@ -87,10 +87,11 @@ inline proxy_reply judge_connect_response(const http_response& r, const proxy_se
     // some proxies (tinyproxy 1.11) answer wrong credentials with it instead of 407
     if (r.status == 407 || r.status == 401) {
         out.error = make_error_code(error::proxy_auth_required);
-        out.detail = who + said +
-                     (proxy.has_credentials()
-                          ? " (the configured proxy credentials were refused)"
-                          : " (no proxy credentials configured: put user:password in the proxy URL)");
+        out.detail =
+            who + said +
+            (proxy.has_credentials()
+                 ? " (the configured proxy credentials were refused)"
+                 : " (no proxy credentials configured: put user:password in the proxy URL)");
     } else if (r.status >= 500) {
         out.error = make_error_code(error::proxy_error);
         out.detail = who + said + " (it could not reach the origin)";
@@ -146,8 +147,8 @@ private:
     bool fail(const std::string& why) {
         finished_ = true;
         result_.error = make_error_code(error::proxy_error);
-        result_.detail = "HTTP proxy " + proxy_->authority() + ": malformed answer to CONNECT (" +
-                         why + ")";
+        result_.detail =
+            "HTTP proxy " + proxy_->authority() + ": malformed answer to CONNECT (" + why + ")";
         return true;
     }
 
@@ -181,16 +182,15 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
             handler(r);
         }
         void read() {
-            sock.async_read_some(asio::buffer(buffer),
-                                 [self = this->shared_from_this()](const std::error_code& ec,
-                                                                   std::size_t n) {
-                                     bool done = n > 0 && self->reader.feed(self->buffer.data(), n);
-                                     if (!done && ec == asio::error::eof)
-                                         done = self->reader.feed_eof();
-                                     if (done) return self->handler(self->reader.result());
-                                     if (ec) return self->io_failed(ec, "reading the answer of the");
-                                     self->read();
-                                 });
+            sock.async_read_some(
+                asio::buffer(buffer),
+                [self = this->shared_from_this()](const std::error_code& ec, std::size_t n) {
+                    bool done = n > 0 && self->reader.feed(self->buffer.data(), n);
+                    if (!done && ec == asio::error::eof) done = self->reader.feed_eof();
+                    if (done) return self->handler(self->reader.result());
+                    if (ec) return self->io_failed(ec, "reading the answer of the");
+                    self->read();
+                });
         }
     };
     auto self = std::make_shared<op>(

@@ -338,9 +338,7 @@ private:
 
         std::string where() const { return detail::format_authority(host, port, 0); }
         /// Whom the TCP connection goes to.
-        std::string peer() const {
-            return proxy ? "HTTP proxy " + proxy->authority() : where();
-        }
+        std::string peer() const { return proxy ? "HTTP proxy " + proxy->authority() : where(); }
 
         template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
@@ -602,8 +600,8 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) +
-                            "'" + (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
+                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) + "'" +
+                            (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -781,11 +779,11 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage =
-                    !s->tcp_connected                 ? "resolving and connecting"
-                    : (s->proxy && !s->tunnel_open) ? "waiting for the HTTP proxy's answer to CONNECT"
-                    : (s->tls && !s->tls_done)      ? "in the TLS handshake"
-                                                    : "waiting for the upgrade response";
+                const char* stage = !s->tcp_connected ? "resolving and connecting"
+                                    : (s->proxy && !s->tunnel_open)
+                                        ? "waiting for the HTTP proxy's answer to CONNECT"
+                                    : (s->tls && !s->tls_done) ? "in the TLS handshake"
+                                                               : "waiting for the upgrade response";
                 close_event ev;
                 ev.error = error::handshake_timeout;
                 ev.detail = "no WebSocket handshake with " + s->where() + " within " +
