@@ -415,6 +415,29 @@ struct proxy_options {
         return os << ", no_proxy=" << o.no_proxy.text() << "}";
     }
 
+    /// Throws std::invalid_argument for a proxy_server filled in by hand with
+    /// an empty host, port 0, or a user name HTTP Basic cannot carry. `owner`
+    /// names the options in the message.
+    void validate(const std::string& owner) const {
+        for (const auto* p : {&https, &http}) {
+            if (!*p) continue;
+            const proxy_server& s = **p;
+            const auto fail = [&](const char* why) {
+                throw std::invalid_argument("tether: " + owner + "::proxy: " + why);
+            };
+            if (s.host.empty()) fail("the proxy host is empty");
+            if (s.port == 0) fail("the proxy port is 0");
+            if (s.host.find_first_of(" \t\r\n/@") != std::string::npos)
+                fail("the proxy host contains a character that is not allowed");
+            if (s.username.reveal().find(':') != std::string_view::npos ||
+                !detail::is_safe_header_value(s.username.reveal()) ||
+                !detail::is_safe_header_value(s.password.reveal()))
+                fail("the proxy user name contains ':' or a control character");
+            if (s.username.empty() && !s.password.empty())
+                fail("a proxy password without a user name");
+        }
+    }
+
     std::string to_string() const {
         std::ostringstream s;
         s << *this;

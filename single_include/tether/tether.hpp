@@ -3648,6 +3648,29 @@ struct proxy_options {
         return os << ", no_proxy=" << o.no_proxy.text() << "}";
     }
 
+    /// Throws std::invalid_argument for a proxy_server filled in by hand with
+    /// an empty host, port 0, or a user name HTTP Basic cannot carry. `owner`
+    /// names the options in the message.
+    void validate(const std::string& owner) const {
+        for (const auto* p : {&https, &http}) {
+            if (!*p) continue;
+            const proxy_server& s = **p;
+            const auto fail = [&](const char* why) {
+                throw std::invalid_argument("tether: " + owner + "::proxy: " + why);
+            };
+            if (s.host.empty()) fail("the proxy host is empty");
+            if (s.port == 0) fail("the proxy port is 0");
+            if (s.host.find_first_of(" \t\r\n/@") != std::string::npos)
+                fail("the proxy host contains a character that is not allowed");
+            if (s.username.reveal().find(':') != std::string_view::npos ||
+                !detail::is_safe_header_value(s.username.reveal()) ||
+                !detail::is_safe_header_value(s.password.reveal()))
+                fail("the proxy user name contains ':' or a control character");
+            if (s.username.empty() && !s.password.empty())
+                fail("a proxy password without a user name");
+        }
+    }
+
     std::string to_string() const {
         std::ostringstream s;
         s << *this;
@@ -7402,6 +7425,7 @@ struct oauth2_options {
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
+        proxy.validate("oauth2_options");
         if (client_id.empty())
             throw std::invalid_argument("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
@@ -7801,6 +7825,7 @@ private:
             throw std::invalid_argument(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
+        opts_.proxy.validate("genesys::rest_options");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -8736,6 +8761,7 @@ struct websocketpp_transport_options {
             fail("pong_timeout must be positive when pings are enabled");
         if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
         if (max_message_size == 0) fail("max_message_size must be at least 1");
+        proxy.validate("websocketpp_transport_options");
         if (token_in == token_placement::query_parameter && token_query_parameter.empty())
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))

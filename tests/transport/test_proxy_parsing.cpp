@@ -82,6 +82,23 @@ TEST_CASE("bad proxy URLs are refused with a reason that never quotes them", "[p
     CHECK(r.find("hunter2") == std::string::npos);
 }
 
+TEST_CASE("proxy options filled in by hand are validated", "[proxy]") {
+    proxy_options o;
+    CHECK_NOTHROW(o.validate("x"));
+    o.https = proxy_with("user", "pw");
+    CHECK_NOTHROW(o.validate("x"));
+    o.https->port = 0;
+    CHECK_THROWS_WITH(o.validate("websocketpp_transport_options"),
+                      "tether: websocketpp_transport_options::proxy: the proxy port is 0");
+    o.https = proxy_with("us:er", "pw");
+    CHECK_THROWS_WITH(o.validate("x"), Catch::Contains("user name"));
+    o.https = proxy_with("", "pw");
+    CHECK_THROWS_WITH(o.validate("x"), Catch::Contains("without a user name"));
+    o.https = proxy_with();
+    o.https->host.clear();
+    CHECK_THROWS_WITH(o.validate("x"), Catch::Contains("host is empty"));
+}
+
 TEST_CASE("proxy options stream without credentials", "[proxy]") {
     auto o = proxy_options::from_url("http://alice:hunter2@proxy:3128", "localhost,.corp");
     std::ostringstream s;

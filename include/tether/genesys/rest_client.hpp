@@ -137,6 +137,7 @@ private:
             throw std::invalid_argument(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
+        opts_.proxy.validate("genesys::rest_options");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);

@@ -81,6 +81,7 @@ struct oauth2_options {
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
+        proxy.validate("oauth2_options");
         if (client_id.empty())
             throw std::invalid_argument("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())

@@ -138,6 +138,7 @@ struct websocketpp_transport_options {
             fail("pong_timeout must be positive when pings are enabled");
         if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
         if (max_message_size == 0) fail("max_message_size must be at least 1");
+        proxy.validate("websocketpp_transport_options");
         if (token_in == token_placement::query_parameter && token_query_parameter.empty())
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
