@@ -7906,9 +7906,12 @@ private:
         rest_outcome out;
         out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled
-                            ? res.error
-                            : make_error_code(error::channel_request_failed);
+            // the proxy's refusals keep their codes: they are permanent (a stop),
+            // unlike a failed call
+            const bool keep = res.error == error::operation_cancelled ||
+                              res.error == error::proxy_auth_required ||
+                              res.error == error::proxy_denied;
+            out.error = keep ? res.error : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -8194,8 +8197,9 @@ struct channel_stats {
 ///
 /// Errors: channel_creation_limit (permanent: the client stops),
 /// subscription_rejected and request_forbidden (permanent), rate_limited
-/// (with retry_after), channel_request_failed, and any token error of the
-/// REST token (invalid_credentials...).
+/// (with retry_after), channel_request_failed, proxy_auth_required and
+/// proxy_denied (an HTTP proxy refused the REST call: permanent), and any
+/// token error of the REST token (invalid_credentials...).
 class channel_token_policy {
 public:
     using handler_type = std::function<void(token_result)>;

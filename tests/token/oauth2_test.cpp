@@ -6,6 +6,7 @@
 
 #include <tether/detail/http_client.hpp>
 #include <tether/detail/url.hpp>
+#include <tether/genesys/rest_client.hpp>
 #include <tether/proxy.hpp>
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
@@ -1250,4 +1251,50 @@ TEST_CASE("oauth2 through an HTTP proxy: http and https, credentials, refusals, 
     }
     // nothing printed above holds the proxy password or the client secret
     CHECK_THAT(log.all(), !Catch::Contains(secret_marker));
+}
+
+TEST_CASE("genesys REST calls through an HTTP proxy; the proxy's 407 keeps its code") {
+    const std::string proxy_password = secret_marker + "-rest";
+    local_token_endpoint ep([](const received_request& r, std::size_t n) {
+        if (r.target.rfind("/oauth/token", 0) == 0)
+            return tether_test::respond(200, tether_test::token_json(issued_token(n)));
+        return tether_test::respond(200, R"({"id":"ch-1"})");
+    });
+    test_proxy::tinyproxy proxy({{ep.port()}, "restuser", proxy_password});
+    asio::io_context io;
+    auto oauth = options_for(ep);
+    oauth.proxy = tether::proxy_options::from_url(proxy.url("restuser", proxy_password));
+    tether::genesys::rest_token_source source(
+        tether::oauth2_client_credentials(io.get_executor(), oauth),
+        tether::steady_timing(io.get_executor()));
+    tether::genesys::rest_options ro;
+    ro.api_base = "http://127.0.0.1:" + std::to_string(ep.port());
+    ro.proxy = oauth.proxy;
+    const auto call = [&](const tether::genesys::rest_options& opts) {
+        auto rest = tether::genesys::rest_client::create(io.get_executor(), source.handle(), opts);
+        std::optional<tether::genesys::rest_outcome> out;
+        rest->call("GET", "/api/v2/notifications/channels", "",
+                   [&](tether::genesys::rest_outcome o) { out = std::move(o); });
+        const auto deadline = std::chrono::steady_clock::now() + 15s;
+        while (!out && std::chrono::steady_clock::now() < deadline) {
+            if (io.stopped()) io.restart();
+            io.run_one_for(20ms);
+        }
+        REQUIRE(out.has_value());
+        return std::move(*out);
+    };
+    auto out = call(ro);
+    INFO(out.detail);
+    CHECK_FALSE(out.error);
+    CHECK(out.body.value("id", "") == "ch-1");
+    CHECK(ep.requests() == 2);            // the token, then the REST call
+    CHECK(proxy.connect_requests() == 2); // both through the proxy
+
+    ro.proxy = tether::proxy_options::from_url(proxy.url("restuser", "wrong-" + proxy_password));
+    out = call(ro);
+    CHECK(out.error == error::proxy_auth_required);
+    CHECK(tether::is_permanent_token_error(out.error));
+    CHECK_THAT(out.detail, Catch::Contains("HTTP proxy 127.0.0.1"));
+    CHECK_THAT(out.detail, !Catch::Contains(secret_marker));
+    CHECK(ep.requests() == 2);
 }

@@ -218,9 +218,12 @@ private:
         rest_outcome out;
         out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled
-                            ? res.error
-                            : make_error_code(error::channel_request_failed);
+            // the proxy's refusals keep their codes: they are permanent (a stop),
+            // unlike a failed call
+            const bool keep = res.error == error::operation_cancelled ||
+                              res.error == error::proxy_auth_required ||
+                              res.error == error::proxy_denied;
+            out.error = keep ? res.error : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
