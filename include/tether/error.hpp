@@ -126,8 +126,8 @@ public:
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
         case error::proxy_auth_required:
-            return "the HTTP proxy requires authentication (407): the proxy credentials are "
-                   "missing or wrong";
+            return "the HTTP proxy requires authentication: the proxy credentials are missing "
+                   "or wrong";
         case error::proxy_denied: return "the HTTP proxy refused to open a tunnel to the origin";
         case error::proxy_error:
             return "the HTTP proxy failed to open a tunnel to the origin (try again later)";

@@ -755,7 +755,7 @@ def scenario_proxy(a):
         run = run_cli(a.cli, args, extra_env={"http_proxy": proxy.url(), "no_proxy": "127.0.0.1"})
         check(run.rc == 0 and proxy.connects() == 2, "no_proxy=127.0.0.1 must bypass the proxy")
 
-        run = run_cli(a.cli, ["--proxy", proxy.url(), "-v", *args])
+        run = run_cli(a.cli, ["--proxy", proxy.url(), "--verbose", *args])
         check(run.rc == 0, f"--proxy: exit {run.rc}, stderr {run.stderr}")
         check(proxy.connects() == 4, f"--proxy: {proxy.connects()}")
         check("proxy: proxy_options{" in run.stderr and "[redacted]@127.0.0.1" in run.stderr,
@@ -768,11 +768,13 @@ def scenario_proxy(a):
         check(proxy.connects() == 5, f"one attempt, no retry storm: {proxy.connects()}")
         errors = [e for e in run.of("token_error")]
         check(errors and errors[0]["permanent"] is True, f"{run.names()} {run.stderr}")
+        check(run.rc == 3 and run.of("stopped")[0]["reason"] == "proxy_auth_required", f"{run.of('stopped')}")
+        check(run.events[-1]["connects"] == 0, "no WebSocket attempt without a token")
         check("wrong-" + PROXY_PASSWORD not in run.stdout + run.stderr, "the wrong password leaked")
 
-        run = run_cli(a.cli, ["--proxy", "https://127.0.0.1:1", *args])
+        run = run_cli(a.cli, ["--proxy", "https://127.0.0.1:1", *args], usage=True)
         check(run.rc == 2 and "only http:// proxies" in run.stderr, f"bad --proxy: {run.rc} {run.stderr}")
-        run = run_cli(a.cli, args, extra_env={"https_proxy": "socks5://" + PROXY_PASSWORD + "@h:1"})
+        run = run_cli(a.cli, args, extra_env={"https_proxy": "socks5://" + PROXY_PASSWORD + "@h:1"}, usage=True)
         check(run.rc == 2 and "https_proxy" in run.stderr, f"bad https_proxy: {run.rc} {run.stderr}")
     finally:
         proxy.close()

@@ -216,7 +216,7 @@ TEST_CASE("the client secret comes from --client-secret-file, else TETHER_CLIENT
     CHECK(error.find("/nonexistent/secret") != std::string::npos);
 }
 
-TEST_CASE("--proxy and --no-proxy") {
+TEST_CASE("proxy flags: --proxy URL and --no-proxy") {
     auto r = parse({"--proxy", "http://u:p@proxy.example:3128", "wss://x.example/"});
     REQUIRE(r.ok());
     CHECK(r.options.proxy_url == "http://u:p@proxy.example:3128");
