@@ -13,6 +13,7 @@
 #include <tether/client_options.hpp>
 #include <tether/close_policy/concept.hpp>
 #include <tether/close_policy/default_close_policy.hpp>
+#include <tether/detail/handler_list.hpp>
 #include <tether/detail/policy_storage.hpp>
 #include <tether/events.hpp>
 #include <tether/token_policy/concept.hpp>
@@ -59,7 +60,7 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 /// run it on one thread (the websocketpp transport refuses an io_context run
 /// by several). start(), stop(), send(), async_send() and the accessors for
 /// state() and counters() may be called from any thread. Register handlers
-/// before start().
+/// before start() or on the executor.
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
@@ -177,34 +178,62 @@ public:
         impl_->on_open_messages_.push_back({std::move(data), kind, {}});
     }
 
-    // --- handlers (register before start()) --------------------------------
+    // --- handlers ----------------------------------------------------------
+    //
+    // Each on_*() adds a subscriber (an event may have several; they run in
+    // the order registered) and returns its id for remove_handler(). Register
+    // and remove before start(), or on the client's executor: from a handler
+    // (a handler may add or remove handlers, itself included; one added
+    // during an event is called from the next event on) or from a function
+    // posted to get_executor(). Not from another thread while the client runs.
 
-    void on_state_change(std::function<void(const state_change_event&)> f) {
-        impl_->h_.state = std::move(f);
+    handler_id on_state_change(std::function<void(const state_change_event&)> f) {
+        return impl_->add(impl_->h_.state, std::move(f));
     }
-    void on_open(std::function<void(const open_event&)> f) { impl_->h_.open = std::move(f); }
-    void on_message(std::function<void(const message_view&)> f) {
-        impl_->h_.message = std::move(f);
+    handler_id on_open(std::function<void(const open_event&)> f) {
+        return impl_->add(impl_->h_.open, std::move(f));
     }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
-        impl_->h_.close = std::move(f);
+    handler_id on_message(std::function<void(const message_view&)> f) {
+        return impl_->add(impl_->h_.message, std::move(f));
     }
-    void on_retry(std::function<void(const retry_event&)> f) { impl_->h_.retry = std::move(f); }
-    void on_token(std::function<void(const token_event&)> f) { impl_->h_.token = std::move(f); }
-    void on_token_failure(std::function<void(const token_failure_event&)> f) {
-        impl_->h_.token_failure = std::move(f);
+    handler_id on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        return impl_->add(impl_->h_.close, std::move(f));
     }
-    void on_dropped(std::function<void(const dropped_message&)> f) {
-        impl_->h_.dropped = std::move(f);
+    handler_id on_retry(std::function<void(const retry_event&)> f) {
+        return impl_->add(impl_->h_.retry, std::move(f));
     }
-    void on_stopped(std::function<void(const stopped_event&)> f) {
-        impl_->h_.stopped = std::move(f);
+    handler_id on_token(std::function<void(const token_event&)> f) {
+        return impl_->add(impl_->h_.token, std::move(f));
     }
+    handler_id on_token_failure(std::function<void(const token_failure_event&)> f) {
+        return impl_->add(impl_->h_.token_failure, std::move(f));
+    }
+    handler_id on_dropped(std::function<void(const dropped_message&)> f) {
+        return impl_->add(impl_->h_.dropped, std::move(f));
+    }
+    handler_id on_stopped(std::function<void(const stopped_event&)> f) {
+        return impl_->add(impl_->h_.stopped, std::move(f));
+    }
+    /// Removes one handler registered on this client; false when `id` names
+    /// none (already removed, or another client's). Same threading rule as
+    /// registration.
+    bool remove_handler(handler_id id) noexcept { return impl_->h_.remove(id); }
 
     // --- observation (any thread) ----------------------------------------
 
     client_state state() const noexcept { return impl_->state_.load(std::memory_order_acquire); }
     client_counters counters() const noexcept { return impl_->counters_.snapshot(); }
+    /// Bytes accepted by send()/async_send() and not yet written to the
+    /// socket: the client's queue plus what the transport holds unsent on
+    /// the current connection (when the Transport reports it; see its
+    /// concept). Exact on the executor; from other threads the transport's
+    /// part is as of its last write.
+    std::size_t buffered_amount() const { return impl_->buffered_amount(); }
+    /// The high-water mark: the largest buffered_amount() seen since the
+    /// client was made.
+    std::size_t buffered_amount_peak() const noexcept {
+        return impl_->buffered_peak_.load(std::memory_order_relaxed);
+    }
     const client_options& options() const noexcept { return impl_->opts_; }
     executor_type get_executor() const { return impl_->transport().get_executor(); }
 
@@ -240,6 +269,15 @@ private:
 
         // ---- any thread --------------------------------------------------
 
+        // Destroyed with async_sends still queued (the client object went while
+        // a connection was closing): like any Asio object destroyed with
+        // operations pending, they complete with "cancelled". Nothing else
+        // runs here: the completions are posted to their executors.
+        ~impl() {
+            for (outgoing& m : queue_)
+                if (m.done) m.done(make_error_code(error::operation_cancelled));
+        }
+
         void detach() {
             detached_.store(true, std::memory_order_release);
             post([](impl& i) { i.on_stop(make_error_code(error::stopped_by_user)); });
@@ -256,6 +294,7 @@ private:
                     const std::error_code ec = transport_.send(current_->id, data, kind);
                     if (ec) return ec; // not accepted: the caller still has the message
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (done) done({});
                     return {};
                 }
@@ -272,7 +311,10 @@ private:
                         return make_error_code(error::queue_full);
                     dropped = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= dropped->data.size();
                 }
+                queued_bytes_ += data.size();
+                note_buffered(queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed));
                 queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
@@ -458,15 +500,21 @@ private:
             completion done; // async_send's, or empty
         };
         struct handlers {
-            std::function<void(const state_change_event&)> state;
-            std::function<void(const open_event&)> open;
-            std::function<void(const message_view&)> message;
-            std::function<void(const close_event&, const reconnect_decision&)> close;
-            std::function<void(const retry_event&)> retry;
-            std::function<void(const token_event&)> token;
-            std::function<void(const token_failure_event&)> token_failure;
-            std::function<void(const dropped_message&)> dropped;
-            std::function<void(const stopped_event&)> stopped;
+            detail::handler_list<void(const state_change_event&)> state;
+            detail::handler_list<void(const open_event&)> open;
+            detail::handler_list<void(const message_view&)> message;
+            detail::handler_list<void(const close_event&, const reconnect_decision&)> close;
+            detail::handler_list<void(const retry_event&)> retry;
+            detail::handler_list<void(const token_event&)> token;
+            detail::handler_list<void(const token_failure_event&)> token_failure;
+            detail::handler_list<void(const dropped_message&)> dropped;
+            detail::handler_list<void(const stopped_event&)> stopped;
+
+            bool remove(handler_id id) noexcept {
+                return state.remove(id) || open.remove(id) || message.remove(id) ||
+                       close.remove(id) || retry.remove(id) || token.remove(id) ||
+                       token_failure.remove(id) || dropped.remove(id) || stopped.remove(id);
+            }
         };
         /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
@@ -535,8 +583,15 @@ private:
             std::uint64_t gen = 0;
         };
 
-        template <class F, class... Args> void emit(const F& f, Args&&... args) {
-            if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
+        template <class List, class F> handler_id add(List& list, F&& f) {
+            const handler_id id{++last_handler_id_};
+            list.add(id, std::forward<F>(f));
+            return id;
+        }
+
+        template <class List, class... Args> void emit(List& list, Args&&... args) {
+            if (!list.empty() && !detached_.load(std::memory_order_acquire))
+                list(std::forward<Args>(args)...);
         }
 
         client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
@@ -879,6 +934,7 @@ private:
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
+                queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
             for (auto& m : left)
@@ -988,6 +1044,7 @@ private:
         slot take_current() {
             slot s = std::move(*current_);
             current_.reset();
+            transport_buffered_.store(0, std::memory_order_relaxed); // its bytes left with it
             return s;
         }
 
@@ -1056,6 +1113,35 @@ private:
             emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
+        // ---- what is buffered ------------------------------------------------
+
+        // The transport's unsent bytes on the current connection, sampled on
+        // the executor after each write (what buffered_amount() reports from
+        // other threads).
+        void sample_transport_buffer() {
+            std::size_t n = 0;
+            if constexpr (detail::is_detected_v<detail::buffered_amount_expr, Transport>) {
+                if (current_ && current_->open) n = transport_.buffered_amount(current_->id);
+            }
+            transport_buffered_.store(n, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            note_buffered(queued_bytes_ + n);
+        }
+
+        void note_buffered(std::size_t total) noexcept {
+            std::size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+            while (total > peak &&
+                   !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+            }
+        }
+
+        std::size_t buffered_amount() {
+            if (detail::running_in_this_thread(transport_.get_executor()))
+                sample_transport_buffer();
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            return queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed);
+        }
+
         void flush() {
             for (;;) {
                 outgoing m;
@@ -1064,11 +1150,13 @@ private:
                     if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= m.data.size();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
                     report_dropped(std::move(m), ec); // accepted earlier: never lost silently
                 else {
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (m.done) m.done({});
                 }
             }
@@ -1081,6 +1169,7 @@ private:
         guarded_timer renew_timer_; // renew_before_expiry
         guarded_timer drain_timer_; // closes retired connections after handover_drain
         handlers h_;
+        std::uint64_t last_handler_id_ = 0;
         std::vector<outgoing> on_open_messages_;
 
         std::atomic<client_state> state_{client_state::idle};
@@ -1089,7 +1178,10 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
-        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
+        std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
+        bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
+        std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
+        std::atomic<std::size_t> buffered_peak_{0};
 
         // executor-only state
         std::optional<slot> current_;

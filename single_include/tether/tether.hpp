@@ -978,7 +978,12 @@ TETHER_NAMESPACE_END
 //
 // It sees every close_event: a close frame (`code`), a refused handshake
 // (`http_status`, `retry_after`), or a transport failure (`error`). Closes the
-// client starts itself (stop(), handover) are not shown to it.
+// client starts itself (stop(), handover(), reconnect()) are not shown to it.
+// The server's close of a connection a handover replaced is, with
+// `close_event::replaced` set: only a `refresh_token_then_reconnect` verdict
+// acts on it (the token it carried is spent), so a stateful policy should not
+// count it. Build the result with reconnect_decision::reconnect(cls),
+// refresh_token() or stop(reason) (close_event.hpp).
 //
 // A class template using a ClosePolicy checks it with one static_assert per
 // row (detail::close_policy_rows); with C++20 concepts, `tether::close_policy<T>`
@@ -1133,6 +1138,105 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/close_policy/default_close_policy.hpp> ----
+// ---- begin <tether/detail/handler_list.hpp> ----
+// The subscribers of one client event. Touched only on the client's executor
+// (or before the client runs), so there is no lock; what makes it safe is
+// that a handler may add or remove handlers, itself included, while the list
+// is being called:
+// - an entry lives in its own node, so adding (which may move the vector)
+//   never moves the function that is running;
+// - removing only marks the entry; the list is compacted when no call is
+//   under way;
+// - a handler added during a call is not called by that call.
+#ifndef TETHER_DETAIL_HANDLER_LIST_HPP
+#define TETHER_DETAIL_HANDLER_LIST_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+/// Names one registered handler, for basic_reconnecting_client::remove_handler().
+/// Ids are unique per client; the default value names no handler.
+enum class handler_id : std::uint64_t {};
+
+namespace detail {
+
+template <class Signature> class handler_list;
+
+template <class... Args> class handler_list<void(Args...)> {
+public:
+    using function = std::function<void(Args...)>;
+
+    void add(handler_id id, function f) {
+        if (f) entries_.push_back(std::make_unique<entry>(entry{id, std::move(f)}));
+    }
+
+    /// True when `id` was registered here (and is now removed).
+    bool remove(handler_id id) noexcept {
+        for (auto& e : entries_) {
+            if (e->live && e->id == id) {
+                e->live = false;
+                stale_ = true;
+                if (calls_ == 0) compact();
+                return true;
+            }
+        }
+        return false;
+    }
+
+    bool empty() const noexcept { return entries_.empty(); }
+
+    /// Calls every live handler registered before this call began, in
+    /// registration order. A handler's exception propagates (the rest are
+    /// not called), as from a single handler.
+    template <class... A> void operator()(A&&... args) {
+        const std::size_t n = entries_.size();
+        if (n == 0) return;
+        struct call_scope {
+            handler_list& l;
+            explicit call_scope(handler_list& list) : l(list) { ++l.calls_; }
+            ~call_scope() {
+                if (--l.calls_ == 0 && l.stale_) l.compact();
+            }
+        } scope(*this);
+        for (std::size_t i = 0; i < n; ++i) {
+            entry* e = entries_[i].get(); // entries_ may grow, never shrinks, during a call
+            if (e->live) e->f(args...);
+        }
+    }
+
+private:
+    struct entry {
+        handler_id id;
+        function f;
+        bool live = true;
+    };
+
+    void compact() noexcept {
+        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                      [](const std::unique_ptr<entry>& e) { return !e->live; }),
+                       entries_.end());
+        stale_ = false;
+    }
+
+    std::vector<std::unique_ptr<entry>> entries_;
+    unsigned calls_ = 0;
+    bool stale_ = false;
+};
+
+} // namespace detail
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/handler_list.hpp> ----
 // ---- begin <tether/detail/policy_storage.hpp> ----
 // tether: holds the client's policies; empty ones take no space.
 #ifndef TETHER_DETAIL_POLICY_STORAGE_HPP
@@ -1751,7 +1855,7 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
 /// run it on one thread (the websocketpp transport refuses an io_context run
 /// by several). start(), stop(), send(), async_send() and the accessors for
 /// state() and counters() may be called from any thread. Register handlers
-/// before start().
+/// before start() or on the executor.
 template <class Transport, class TokenPolicy = no_token, class ClosePolicy = default_close_policy,
           class Backoff = exponential_backoff>
 class basic_reconnecting_client {
@@ -1869,29 +1973,46 @@ public:
         impl_->on_open_messages_.push_back({std::move(data), kind, {}});
     }
 
-    // --- handlers (register before start()) --------------------------------
+    // --- handlers ----------------------------------------------------------
+    //
+    // Each on_*() adds a subscriber (an event may have several; they run in
+    // the order registered) and returns its id for remove_handler(). Register
+    // and remove before start(), or on the client's executor: from a handler
+    // (a handler may add or remove handlers, itself included; one added
+    // during an event is called from the next event on) or from a function
+    // posted to get_executor(). Not from another thread while the client runs.
 
-    void on_state_change(std::function<void(const state_change_event&)> f) {
-        impl_->h_.state = std::move(f);
+    handler_id on_state_change(std::function<void(const state_change_event&)> f) {
+        return impl_->add(impl_->h_.state, std::move(f));
     }
-    void on_open(std::function<void(const open_event&)> f) { impl_->h_.open = std::move(f); }
-    void on_message(std::function<void(const message_view&)> f) {
-        impl_->h_.message = std::move(f);
+    handler_id on_open(std::function<void(const open_event&)> f) {
+        return impl_->add(impl_->h_.open, std::move(f));
     }
-    void on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
-        impl_->h_.close = std::move(f);
+    handler_id on_message(std::function<void(const message_view&)> f) {
+        return impl_->add(impl_->h_.message, std::move(f));
     }
-    void on_retry(std::function<void(const retry_event&)> f) { impl_->h_.retry = std::move(f); }
-    void on_token(std::function<void(const token_event&)> f) { impl_->h_.token = std::move(f); }
-    void on_token_failure(std::function<void(const token_failure_event&)> f) {
-        impl_->h_.token_failure = std::move(f);
+    handler_id on_close(std::function<void(const close_event&, const reconnect_decision&)> f) {
+        return impl_->add(impl_->h_.close, std::move(f));
     }
-    void on_dropped(std::function<void(const dropped_message&)> f) {
-        impl_->h_.dropped = std::move(f);
+    handler_id on_retry(std::function<void(const retry_event&)> f) {
+        return impl_->add(impl_->h_.retry, std::move(f));
     }
-    void on_stopped(std::function<void(const stopped_event&)> f) {
-        impl_->h_.stopped = std::move(f);
+    handler_id on_token(std::function<void(const token_event&)> f) {
+        return impl_->add(impl_->h_.token, std::move(f));
     }
+    handler_id on_token_failure(std::function<void(const token_failure_event&)> f) {
+        return impl_->add(impl_->h_.token_failure, std::move(f));
+    }
+    handler_id on_dropped(std::function<void(const dropped_message&)> f) {
+        return impl_->add(impl_->h_.dropped, std::move(f));
+    }
+    handler_id on_stopped(std::function<void(const stopped_event&)> f) {
+        return impl_->add(impl_->h_.stopped, std::move(f));
+    }
+    /// Removes one handler registered on this client; false when `id` names
+    /// none (already removed, or another client's). Same threading rule as
+    /// registration.
+    bool remove_handler(handler_id id) noexcept { return impl_->h_.remove(id); }
 
     // --- observation (any thread) ----------------------------------------
 
@@ -1931,6 +2052,15 @@ private:
         }
 
         // ---- any thread --------------------------------------------------
+
+        // Destroyed with async_sends still queued (the client object went while
+        // a connection was closing): like any Asio object destroyed with
+        // operations pending, they complete with "cancelled". Nothing else
+        // runs here: the completions are posted to their executors.
+        ~impl() {
+            for (outgoing& m : queue_)
+                if (m.done) m.done(make_error_code(error::operation_cancelled));
+        }
 
         void detach() {
             detached_.store(true, std::memory_order_release);
@@ -2150,15 +2280,21 @@ private:
             completion done; // async_send's, or empty
         };
         struct handlers {
-            std::function<void(const state_change_event&)> state;
-            std::function<void(const open_event&)> open;
-            std::function<void(const message_view&)> message;
-            std::function<void(const close_event&, const reconnect_decision&)> close;
-            std::function<void(const retry_event&)> retry;
-            std::function<void(const token_event&)> token;
-            std::function<void(const token_failure_event&)> token_failure;
-            std::function<void(const dropped_message&)> dropped;
-            std::function<void(const stopped_event&)> stopped;
+            detail::handler_list<void(const state_change_event&)> state;
+            detail::handler_list<void(const open_event&)> open;
+            detail::handler_list<void(const message_view&)> message;
+            detail::handler_list<void(const close_event&, const reconnect_decision&)> close;
+            detail::handler_list<void(const retry_event&)> retry;
+            detail::handler_list<void(const token_event&)> token;
+            detail::handler_list<void(const token_failure_event&)> token_failure;
+            detail::handler_list<void(const dropped_message&)> dropped;
+            detail::handler_list<void(const stopped_event&)> stopped;
+
+            bool remove(handler_id id) noexcept {
+                return state.remove(id) || open.remove(id) || message.remove(id) ||
+                       close.remove(id) || retry.remove(id) || token.remove(id) ||
+                       token_failure.remove(id) || dropped.remove(id) || stopped.remove(id);
+            }
         };
         /// client_counters' atomic twin, generated from the same list.
         struct atomic_counters {
@@ -2227,8 +2363,15 @@ private:
             std::uint64_t gen = 0;
         };
 
-        template <class F, class... Args> void emit(const F& f, Args&&... args) {
-            if (f && !detached_.load(std::memory_order_acquire)) f(std::forward<Args>(args)...);
+        template <class List, class F> handler_id add(List& list, F&& f) {
+            const handler_id id{++last_handler_id_};
+            list.add(id, std::forward<F>(f));
+            return id;
+        }
+
+        template <class List, class... Args> void emit(List& list, Args&&... args) {
+            if (!list.empty() && !detached_.load(std::memory_order_acquire))
+                list(std::forward<Args>(args)...);
         }
 
         client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
@@ -2773,6 +2916,7 @@ private:
         guarded_timer renew_timer_; // renew_before_expiry
         guarded_timer drain_timer_; // closes retired connections after handover_drain
         handlers h_;
+        std::uint64_t last_handler_id_ = 0;
         std::vector<outgoing> on_open_messages_;
 
         std::atomic<client_state> state_{client_state::idle};
@@ -4423,8 +4567,9 @@ struct rejected_frame {
     std::size_t bytes;
 };
 
-/// Attaches to a client (before start(); it takes the client's on_open,
-/// on_message, on_close and on_stopped — register yours here instead) and:
+/// Attaches to a client (before start(), or on its executor) and subscribes to
+/// its on_open, on_message, on_close and on_stopped next to any handlers of
+/// yours (removed again when the stream is destroyed); then:
 /// - parses each message; notifications go to on_notification, heartbeats
 ///   and pongs are consumed;
 /// - heartbeat watchdog and optional ping probe -> client.reconnect();
@@ -4449,15 +4594,19 @@ public:
           actions_(std::move(actions)), watchdog_(client.transport().make_timer()),
           ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
-        client_.on_open([this](const open_event& e) { opened(e); });
-        client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close(
+        subscriptions_[0] = client_.on_open([this](const open_event& e) { opened(e); });
+        subscriptions_[1] = client_.on_message([this](const message_view& m) { message(m); });
+        subscriptions_[2] = client_.on_close(
             [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
-        client_.on_stopped([this](const stopped_event& e) { stopped(e); });
+        subscriptions_[3] = client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
-    ~notification_stream() { cancel_timers(); }
+    ~notification_stream() {
+        cancel_timers();
+        for (handler_id id : subscriptions_)
+            client_.remove_handler(id);
+    }
 
     void on_notification(std::function<void(const notification&)> f) {
         h_notification_ = std::move(f);
@@ -4728,6 +4877,7 @@ private:
     }
 
     Client& client_;
+    handler_id subscriptions_[4] = {}; // on the client: open, message, close, stopped
     const stream_options opts_;
     std::function<std::string()> source_;
     channel_actions actions_;

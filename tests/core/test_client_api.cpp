@@ -113,6 +113,51 @@ TEST_CASE("async_send: completes once the message is written, or with why it nev
     }
 }
 
+TEST_CASE("async_send: destroying the client completes what is queued with operation_cancelled") {
+    simulation sim;
+    simulated_server server;
+    server.on_handshake = [](const server_handshake&) { return server_response::stall(); };
+    outcome a;
+    {
+        api_client c(options(), simulated_transport(sim, server));
+        c.start();
+        sim.run_for(1s); // handshaking: the message waits in the queue
+        c.async_send("late", a.handler());
+        sim.poll();
+        CHECK(a.results.empty());
+    }
+    sim.run_for(1s);
+    REQUIRE(a.results.size() == 1);
+    CHECK(a.results[0] == error::operation_cancelled);
+    CHECK(a.results[0] == std::errc::operation_canceled);
+    CHECK(server.received.empty());
+}
+
+TEST_CASE("buffered_amount: the queue plus what the transport has not written; its peak") {
+    tether::client_options o = options();
+    api_world w(o);
+    CHECK(w.client.buffered_amount() == 0);
+    REQUIRE_FALSE(w.client.send(std::string(100, 'q'))); // queued: nothing is open
+    REQUIRE_FALSE(w.client.send(std::string(50, 'q')));
+    CHECK(w.client.buffered_amount() == 150);
+    // At the open the queue went to the transport, whose latency holds it unsent.
+    std::optional<std::size_t> at_open;
+    w.client.on_open([&](const tether::open_event&) { at_open = w.client.buffered_amount(); });
+    w.client.start();
+    w.sim.run_for(1s); // open, and delivered
+    REQUIRE(at_open);
+    CHECK(*at_open == 150);
+    std::size_t on_executor = 1;
+    REQUIRE(w.server.received.size() == 2);
+    asio::post(w.client.get_executor(), [&] { on_executor = w.client.buffered_amount(); });
+    w.sim.poll();
+    CHECK(on_executor == 0);
+    CHECK(w.client.buffered_amount_peak() == 150);
+    w.client.stop();
+    w.sim.run_for(1s);
+    CHECK(w.client.buffered_amount() == 0);
+}
+
 TEST_CASE("async_send with asio::use_future") {
     api_world w;
     w.client.start();
@@ -216,6 +261,79 @@ TEST_CASE("restart: start() after a stop begins a new run with the same policies
         sim.run_for(1s);
         CHECK(stops == 0);
         CHECK(server.open_connections().empty());
+    }
+}
+
+TEST_CASE("handlers: several per event, removable, registered on the executor at any time") {
+    SECTION("every subscriber runs, in the order registered") {
+        api_world w; // the event_log is the first subscriber
+        std::vector<std::string> order;
+        w.client.on_open([&](const tether::open_event&) { order.push_back("a"); });
+        w.client.on_open([&](const tether::open_event&) { order.push_back("b"); });
+        w.client.start();
+        w.sim.run_for(1s);
+        CHECK(w.log.opens.size() == 1);
+        CHECK(order == std::vector<std::string>{"a", "b"});
+    }
+    SECTION("remove_handler() removes exactly one, once") {
+        api_world w;
+        int a = 0, b = 0;
+        const tether::handler_id ida =
+            w.client.on_message([&](const tether::message_view&) { ++a; });
+        const tether::handler_id idb =
+            w.client.on_message([&](const tether::message_view&) { ++b; });
+        CHECK(ida != idb);
+        w.client.start();
+        w.sim.run_for(1s);
+        w.server.send("one");
+        w.sim.run_for(100ms);
+        CHECK(w.client.remove_handler(ida));
+        CHECK_FALSE(w.client.remove_handler(ida));
+        CHECK_FALSE(w.client.remove_handler(tether::handler_id{}));
+        w.server.send("two");
+        w.sim.run_for(100ms);
+        CHECK(a == 1);
+        CHECK(b == 2);
+        CHECK(w.log.messages == std::vector<std::string>{"one", "two"});
+    }
+    SECTION("a handler may remove itself and add another while the event is delivered") {
+        api_world w;
+        std::vector<std::string> seen;
+        tether::handler_id self{};
+        self = w.client.on_message([&](const tether::message_view& m) {
+            seen.push_back("once:" + std::string(m.data));
+            w.client.remove_handler(self);
+            w.client.on_message([&](const tether::message_view& m2) {
+                seen.push_back("late:" + std::string(m2.data));
+            });
+        });
+        w.client.on_message([&](const tether::message_view& m) {
+            seen.push_back("always:" + std::string(m.data));
+        });
+        w.client.start();
+        w.sim.run_for(1s);
+        w.server.send("1");
+        w.sim.run_for(100ms);
+        w.server.send("2");
+        w.sim.run_for(100ms);
+        // The one added during "1" is called from "2" on; the removed one
+        // finished its call and the handler after it still ran.
+        CHECK(seen == std::vector<std::string>{"once:1", "always:1", "always:2", "late:2"});
+    }
+    SECTION("registered after start() from a function posted to the executor") {
+        api_world w;
+        w.client.start();
+        w.sim.run_for(1s);
+        int closes = 0;
+        asio::post(w.client.get_executor(), [&] {
+            w.client.on_close(
+                [&](const tether::close_event&, const tether::reconnect_decision&) { ++closes; });
+        });
+        w.sim.poll();
+        w.server.close(1001, "bye");
+        w.sim.run_for(1s);
+        CHECK(closes == 1);
+        CHECK(w.log.closes.size() == 1);
     }
 }
 

@@ -8,7 +8,12 @@
 //
 // It sees every close_event: a close frame (`code`), a refused handshake
 // (`http_status`, `retry_after`), or a transport failure (`error`). Closes the
-// client starts itself (stop(), handover) are not shown to it.
+// client starts itself (stop(), handover(), reconnect()) are not shown to it.
+// The server's close of a connection a handover replaced is, with
+// `close_event::replaced` set: only a `refresh_token_then_reconnect` verdict
+// acts on it (the token it carried is spent), so a stateful policy should not
+// count it. Build the result with reconnect_decision::reconnect(cls),
+// refresh_token() or stop(reason) (close_event.hpp).
 //
 // A class template using a ClosePolicy checks it with one static_assert per
 // row (detail::close_policy_rows); with C++20 concepts, `tether::close_policy<T>`

@@ -91,8 +91,9 @@ struct rejected_frame {
     std::size_t bytes;
 };
 
-/// Attaches to a client (before start(); it takes the client's on_open,
-/// on_message, on_close and on_stopped — register yours here instead) and:
+/// Attaches to a client (before start(), or on its executor) and subscribes to
+/// its on_open, on_message, on_close and on_stopped next to any handlers of
+/// yours (removed again when the stream is destroyed); then:
 /// - parses each message; notifications go to on_notification, heartbeats
 ///   and pongs are consumed;
 /// - heartbeat watchdog and optional ping probe -> client.reconnect();
@@ -117,15 +118,19 @@ public:
           actions_(std::move(actions)), watchdog_(client.transport().make_timer()),
           ping_timer_(client.transport().make_timer()),
           pong_timer_(client.transport().make_timer()) {
-        client_.on_open([this](const open_event& e) { opened(e); });
-        client_.on_message([this](const message_view& m) { message(m); });
-        client_.on_close(
+        subscriptions_[0] = client_.on_open([this](const open_event& e) { opened(e); });
+        subscriptions_[1] = client_.on_message([this](const message_view& m) { message(m); });
+        subscriptions_[2] = client_.on_close(
             [this](const close_event& e, const reconnect_decision& d) { closed(e, d); });
-        client_.on_stopped([this](const stopped_event& e) { stopped(e); });
+        subscriptions_[3] = client_.on_stopped([this](const stopped_event& e) { stopped(e); });
     }
     notification_stream(const notification_stream&) = delete;
     notification_stream& operator=(const notification_stream&) = delete;
-    ~notification_stream() { cancel_timers(); }
+    ~notification_stream() {
+        cancel_timers();
+        for (handler_id id : subscriptions_)
+            client_.remove_handler(id);
+    }
 
     void on_notification(std::function<void(const notification&)> f) {
         h_notification_ = std::move(f);
@@ -396,6 +401,7 @@ private:
     }
 
     Client& client_;
+    handler_id subscriptions_[4] = {}; // on the client: open, message, close, stopped
     const stream_options opts_;
     std::function<std::string()> source_;
     channel_actions actions_;

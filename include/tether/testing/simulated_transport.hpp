@@ -227,10 +227,19 @@ public:
         if (it == conns_.end() || it->second.state != phase::open)
             return std::make_error_code(std::errc::not_connected);
         ++sent_;
+        it->second.in_flight += data.size();
         later(opts_.latency, [this, id, d = std::string(data), kind] {
+            auto c = conns_.find(id);
+            if (c != conns_.end()) c->second.in_flight -= d.size();
             if (server_->is_open(id)) server_->received.push_back({id, d, kind});
         });
         return {};
+    }
+
+    /// Bytes sent on `id` that have not reached the server yet (the latency).
+    std::size_t buffered_amount(connection_id id) const {
+        auto it = conns_.find(id);
+        return it == conns_.end() ? 0 : it->second.in_flight;
     }
 
     void close(connection_id id, std::uint16_t code, std::string_view reason) {
@@ -285,6 +294,7 @@ private:
         std::function<void(const message_view&)> on_message;
         std::function<void(close_event&&)> on_close;
         std::shared_ptr<simulation::timer> timeout;
+        std::size_t in_flight = 0; // bytes sent, not yet at the server
         conn() = default;
         conn(const conn&) = delete;
     };

@@ -20,6 +20,10 @@
 // | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
 // | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
 //
+// Optional (used when present, detected): `t.buffered_amount(id)` ->
+// `std::size_t`, the bytes of messages send() took for `id` that are not
+// written to the socket yet.
+//
 // A class template using a Transport checks it with one static_assert per row
 // (detail::transport_rows), so a missing expression is named in one line.
 // With C++20 concepts, `tether::transport<T>` is the same table as a
@@ -75,6 +79,9 @@ template <class T>
 using close_expr =
     decltype(std::declval<T&>().close(std::declval<connection_id>(), std::declval<std::uint16_t>(),
                                       std::declval<std::string_view>()));
+template <class T>
+using buffered_amount_expr =
+    decltype(std::declval<const T&>().buffered_amount(std::declval<connection_id>()));
 template <class Timer>
 using timer_expires_after_expr =
     decltype(std::declval<Timer&>().expires_after(std::chrono::milliseconds(1)));

@@ -281,6 +281,10 @@ public:
         return core_->send(id, data, kind);
     }
 
+    /// Bytes send() took for `id` that websocketpp has not written to the
+    /// socket yet (0 for an unknown or closed connection).
+    std::size_t buffered_amount(connection_id id) const { return core_->buffered_amount(id); }
+
     /// Starts a graceful close (an abort while still connecting). Idempotent;
     /// unknown ids are ignored. Invalid codes become 1000; long reasons are cut.
     void close(connection_id id, std::uint16_t code, std::string_view reason) {
@@ -1058,6 +1062,14 @@ private:
             if (ec == websocketpp::processor::error::invalid_payload)
                 return error::invalid_text_message;
             return error::not_connected;
+        }
+
+        std::size_t buffered_amount(connection_id id) const {
+            const auto it = conns.find(id);
+            if (it == conns.end() || it->second->state != phase::open) return 0;
+            std::size_t n = 0;
+            it->second->with_connection([&](auto& con) { n = con.get_buffered_amount(); });
+            return n;
         }
 
         void close(connection_id id, std::uint16_t code, std::string_view reason) {

@@ -26,6 +26,7 @@ struct bounds {
     int max_sends = 2;
     int max_server_messages = 1;
     int max_waits = 2;
+    int max_restarts = 1; ///< start() events after the first
     /// Explore on after the client stopped or was destroyed (otherwise such
     /// a node gets its final check only: the world then settles every
     /// connection and timer, which is what can still go wrong).
@@ -221,11 +222,14 @@ private:
         ++nodes;
         std::vector<event> next;
         if (trace.size() - prefix_len < b.depth && (b.after_finish || !w.finished())) {
-            const int sends = count(trace, kind::send);
+            const int sends = count(trace, kind::send) + count(trace, kind::async_send);
+            const int restarts = count(trace, kind::start) - 1;
             const int messages = count(trace, kind::server_message);
             const int waits = count(trace, kind::wait);
             for (const auto& e : w.enabled()) {
-                if ((e.what == kind::send && sends >= b.max_sends) ||
+                if (((e.what == kind::send || e.what == kind::async_send) &&
+                     sends >= b.max_sends) ||
+                    (e.what == kind::start && restarts >= b.max_restarts) ||
                     (e.what == kind::server_message && messages >= b.max_server_messages) ||
                     (e.what == kind::wait && waits >= b.max_waits))
                     continue;

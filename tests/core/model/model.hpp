@@ -34,6 +34,9 @@
 //                                     handshaking and no held open non-draining one.
 //    I3.closing:        closing    => nothing held.
 //    I3.stopped:        stopped    => nothing held (draining ones included).
+// Runs. start() after a stop begins a new run (a restart): at once when the
+// client had stopped, after its on_stopped when it was still closing (unless
+// another stop() came first). I4 and I6 hold per run.
 // I4 stopping. I4.stopped_twice: on_stopped at most once. I4.handler_after_stopped,
 //    I4.handler_after_destroy: no handler runs after on_stopped or after the
 //    client object was destroyed. At quiescence after a stop (stop(), destroy,
@@ -46,7 +49,10 @@
 // I5 messages. I5.lost: every message send() accepted (returned no error) was
 //    accepted by transport.send() on an open connection, or reported through
 //    on_dropped. Checked at quiescence (after the liveness check and after the
-//    stop); not after destruction.
+//    stop); not after destruction. For async_send: I5.async_lost: it completes
+//    (also after destruction: a completion is not a client handler);
+//    I5.async_twice: exactly once; I5.async_wrong: with success exactly when
+//    the message reached transport.send() on a connection.
 // I6 delays. I6.out_of_bounds: every retry_event delay is within [0, max of
 //    its class's ladder] (or up to the Retry-After injected in that step).
 //    I6.below_retry_after: never below a Retry-After injected in the same
@@ -110,6 +116,7 @@ enum class kind : unsigned char {
     wait,    // let 3 s pass (firing what comes due)
     // the application
     send,
+    async_send, // with a completion callback
     stop,
     reconnect,
     handover,
@@ -149,6 +156,7 @@ inline constexpr event token_late{kind::token_late, 0};
 inline constexpr event advance{kind::advance, 0};
 inline constexpr event wait{kind::wait, 0};
 inline constexpr event send{kind::send, 0};
+inline constexpr event async_send{kind::async_send, 0};
 inline constexpr event stop{kind::stop, 0};
 inline constexpr event reconnect{kind::reconnect, 0};
 inline constexpr event handover{kind::handover, 0};
@@ -180,6 +188,7 @@ inline const char* name(kind k) {
     case kind::advance: return "advance";
     case kind::wait: return "wait";
     case kind::send: return "send";
+    case kind::async_send: return "async_send";
     case kind::stop: return "stop";
     case kind::reconnect: return "reconnect";
     case kind::handover: return "handover";
@@ -352,6 +361,8 @@ public:
         out.push_back(ev::wait);
         if (client_) {
             out.push_back(ev::send);
+            out.push_back(ev::async_send);
+            if (stop_issued_ || stopped_count_ > 0) out.push_back(ev::start); // a restart
             if (stopped_count_ == 0) {
                 out.push_back(ev::stop);
                 out.push_back(ev::reconnect);
@@ -374,6 +385,10 @@ public:
         step_normal_expiry_ = false;
         switch (e.what) {
         case kind::start:
+            if (started_ && stopped_count_ > 0)
+                new_run(); // stopped: the new run begins now
+            else if (started_ && stop_issued_)
+                restart_pending_ = true; // closing: a new run after on_stopped
             started_ = true;
             client_->start();
             break;
@@ -465,8 +480,19 @@ public:
             if (!client_->send(m)) accepted_.push_back(m);
             break;
         }
+        case kind::async_send: {
+            const std::string m = "a" + std::to_string(++sends_);
+            async_.push_back({m, 0, {}});
+            const std::size_t k = async_.size() - 1;
+            client_->async_send(m, [this, k](std::error_code ec) {
+                ++async_[k].completions;
+                async_[k].result = ec;
+            });
+            break;
+        }
         case kind::stop:
             stop_issued_ = true;
+            restart_pending_ = false; // a stop while closing cancels a pending restart
             client_->stop();
             break;
         case kind::reconnect: client_->reconnect(); break;
@@ -494,6 +520,8 @@ public:
         in_final_ = true;
         step_retry_after_.reset();
         step_normal_expiry_ = false;
+        if (restart_pending_) // let the stop complete: the new run is checked like any other
+            run_healthy([this] { return !restart_pending_; }, healthy_limit);
         if (!destroyed_ && !stop_issued_ && stopped_count_ == 0) {
             const bool serving =
                 run_healthy([this] { return stopped_count_ > 0 || is_serving(); }, healthy_limit);
@@ -632,6 +660,7 @@ private:
                      "an expiry close after the token's announced expiry stopped the client: " +
                          e.reason.message());
             ++stopped_count_;
+            if (restart_pending_) new_run(); // the client starts again right after this
         });
     }
 
@@ -801,7 +830,34 @@ private:
         check_messages();
     }
 
+    // A stop ended the last run and start() began a new one: what I4 counts
+    // and what I6 announced start over.
+    void new_run() {
+        stopped_count_ = 0;
+        stop_issued_ = false;
+        restart_pending_ = false;
+        retry_not_before_.reset();
+    }
+
     void check_messages() {
+        for (const auto& a : async_) {
+            bool written = false;
+            for (const auto& c : net_->conns)
+                written = written ||
+                          std::find(c.written.begin(), c.written.end(), a.data) != c.written.end();
+            if (a.completions > 1)
+                fail("I5.async_twice", "async_send(\"" + a.data + "\") completed twice");
+            if (a.completions == 1 && !a.result && !written)
+                fail("I5.async_wrong",
+                     "async_send(\"" + a.data + "\") completed with success but was never written");
+            if (a.completions == 1 && a.result && written)
+                fail("I5.async_wrong", "async_send(\"" + a.data +
+                                           "\") was written but completed with " +
+                                           a.result.message());
+            if (a.completions == 0)
+                fail("I5.async_lost",
+                     "async_send(\"" + a.data + "\") never completed: " + describe());
+        }
         if (destroyed_) return;
         for (const auto& m : accepted_) {
             bool written = dropped_.count(m) > 0;
@@ -864,7 +920,14 @@ private:
     int sends_ = 0;
     int server_messages_ = 0;
     std::vector<std::string> accepted_; // I5
-    std::set<std::string> dropped_;     // I5
+    struct async_op {
+        std::string data;
+        int completions;
+        std::error_code result;
+    };
+    std::vector<async_op> async_;   // I5: async_send and its completions
+    bool restart_pending_ = false;  // start() while closing: a new run after on_stopped
+    std::set<std::string> dropped_; // I5
     std::vector<std::string> delivered_;
 };
 

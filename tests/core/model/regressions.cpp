@@ -154,3 +154,40 @@ TEST_CASE("model check: an expiry close after the token's expiry is not a reject
     INFO(r.report());
     CHECK(r.ok());
 }
+
+// Found when async_send joined the checker's events: the client object is
+// destroyed while its connection is still handshaking, with an async_send
+// queued. The stop waits for the close; nothing keeps the client's state
+// alive meanwhile, and its queue was destroyed with the completion in it
+// (I5.async_lost). Now pending operations complete with
+// error::operation_cancelled, as Asio objects' do when destroyed.
+TEST_CASE("model check: an async_send queued when the client is destroyed completes",
+          "[model_regression]") {
+    const auto r =
+        mc::replay({ev::start, ev::token_fresh, ev::async_send, ev::destroy}, mc::config::renew());
+    INFO(r.report());
+    CHECK(r.ok());
+}
+
+// Restart under the checker's eye: stop() while open, start() while the
+// close is under way (a new run after on_stopped), then the server's answer.
+// One on_stopped for the first run, the second run open again, every message
+// written or reported.
+TEST_CASE("model check: start() while closing restarts after on_stopped", "[model_regression]") {
+    const auto r = mc::replay({ev::start, ev::token_fresh, ev::accept(1), ev::send, ev::stop,
+                               ev::start, ev::async_send, ev::peer_answers_close(1),
+                               ev::token_fresh, ev::accept(2), ev::async_send});
+    INFO(r.report());
+    CHECK(r.valid());
+    CHECK(r.ok());
+}
+
+// The checker's own test for restarts: without the restart the final check
+// must find the client stopped although a start() came after the stop.
+TEST_CASE("model check: a stop() after the restart request cancels it", "[model_regression]") {
+    const auto r = mc::replay({ev::start, ev::token_fresh, ev::accept(1), ev::stop, ev::start,
+                               ev::stop, ev::peer_answers_close(1)});
+    INFO(r.report());
+    CHECK(r.valid());
+    CHECK(r.ok());
+}
