@@ -47,9 +47,9 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
-    proxy_auth_required, ///< the HTTP proxy answered CONNECT with 407: its credentials are wrong
-                         ///< or missing
-    proxy_denied,        ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
     proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached

@@ -205,9 +205,9 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
-    proxy_auth_required, ///< the HTTP proxy answered CONNECT with 407: its credentials are wrong
-                         ///< or missing
-    proxy_denied,        ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
     proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
@@ -1055,10 +1055,19 @@ public:
         if (it == conns_.end() || it->second.state != phase::open)
             return std::make_error_code(std::errc::not_connected);
         ++sent_;
+        it->second.in_flight += data.size();
         later(opts_.latency, [this, id, d = std::string(data), kind] {
+            auto c = conns_.find(id);
+            if (c != conns_.end()) c->second.in_flight -= d.size();
             if (server_->is_open(id)) server_->received.push_back({id, d, kind});
         });
         return {};
+    }
+
+    /// Bytes sent on `id` that have not reached the server yet (the latency).
+    std::size_t buffered_amount(connection_id id) const {
+        auto it = conns_.find(id);
+        return it == conns_.end() ? 0 : it->second.in_flight;
     }
 
     void close(connection_id id, std::uint16_t code, std::string_view reason) {
@@ -1113,6 +1122,7 @@ private:
         std::function<void(const message_view&)> on_message;
         std::function<void(close_event&&)> on_close;
         std::shared_ptr<simulation::timer> timeout;
+        std::size_t in_flight = 0; // bytes sent, not yet at the server
         conn() = default;
         conn(const conn&) = delete;
     };

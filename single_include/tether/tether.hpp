@@ -251,9 +251,9 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
-    proxy_auth_required, ///< the HTTP proxy answered CONNECT with 407: its credentials are wrong
-                         ///< or missing
-    proxy_denied,        ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
     proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
@@ -1635,6 +1635,10 @@ TETHER_NAMESPACE_END
 // | `t.send(id, data, kind)`    | `std::error_code`; queues one message                      |
 // | `t.close(id, code, reason)` | starts a graceful close; idempotent; unknown ids ignored   |
 //
+// Optional (used when present, detected): `t.buffered_amount(id)` ->
+// `std::size_t`, the bytes of messages send() took for `id` that are not
+// written to the socket yet.
+//
 // A class template using a Transport checks it with one static_assert per row
 // (detail::transport_rows), so a missing expression is named in one line.
 // With C++20 concepts, `tether::transport<T>` is the same table as a
@@ -1690,6 +1694,9 @@ template <class T>
 using close_expr =
     decltype(std::declval<T&>().close(std::declval<connection_id>(), std::declval<std::uint16_t>(),
                                       std::declval<std::string_view>()));
+template <class T>
+using buffered_amount_expr =
+    decltype(std::declval<const T&>().buffered_amount(std::declval<connection_id>()));
 template <class Timer>
 using timer_expires_after_expr =
     decltype(std::declval<Timer&>().expires_after(std::chrono::milliseconds(1)));
@@ -2018,6 +2025,17 @@ public:
 
     client_state state() const noexcept { return impl_->state_.load(std::memory_order_acquire); }
     client_counters counters() const noexcept { return impl_->counters_.snapshot(); }
+    /// Bytes accepted by send()/async_send() and not yet written to the
+    /// socket: the client's queue plus what the transport holds unsent on
+    /// the current connection (when the Transport reports it; see its
+    /// concept). Exact on the executor; from other threads the transport's
+    /// part is as of its last write.
+    std::size_t buffered_amount() const { return impl_->buffered_amount(); }
+    /// The high-water mark: the largest buffered_amount() seen since the
+    /// client was made.
+    std::size_t buffered_amount_peak() const noexcept {
+        return impl_->buffered_peak_.load(std::memory_order_relaxed);
+    }
     const client_options& options() const noexcept { return impl_->opts_; }
     executor_type get_executor() const { return impl_->transport().get_executor(); }
 
@@ -2078,6 +2096,7 @@ private:
                     const std::error_code ec = transport_.send(current_->id, data, kind);
                     if (ec) return ec; // not accepted: the caller still has the message
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (done) done({});
                     return {};
                 }
@@ -2094,7 +2113,10 @@ private:
                         return make_error_code(error::queue_full);
                     dropped = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= dropped->data.size();
                 }
+                queued_bytes_ += data.size();
+                note_buffered(queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed));
                 queue_.push_back({std::move(data), kind, std::move(done)});
             }
             post([dropped = std::move(dropped)](impl& i) mutable {
@@ -2714,6 +2736,7 @@ private:
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
                 left.swap(queue_);
+                queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
             for (auto& m : left)
@@ -2823,6 +2846,7 @@ private:
         slot take_current() {
             slot s = std::move(*current_);
             current_.reset();
+            transport_buffered_.store(0, std::memory_order_relaxed); // its bytes left with it
             return s;
         }
 
@@ -2891,6 +2915,35 @@ private:
             emit(h_.dropped, dropped_message{std::move(m.data), m.kind, why});
         }
 
+        // ---- what is buffered ------------------------------------------------
+
+        // The transport's unsent bytes on the current connection, sampled on
+        // the executor after each write (what buffered_amount() reports from
+        // other threads).
+        void sample_transport_buffer() {
+            std::size_t n = 0;
+            if constexpr (detail::is_detected_v<detail::buffered_amount_expr, Transport>) {
+                if (current_ && current_->open) n = transport_.buffered_amount(current_->id);
+            }
+            transport_buffered_.store(n, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            note_buffered(queued_bytes_ + n);
+        }
+
+        void note_buffered(std::size_t total) noexcept {
+            std::size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+            while (total > peak &&
+                   !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+            }
+        }
+
+        std::size_t buffered_amount() {
+            if (detail::running_in_this_thread(transport_.get_executor()))
+                sample_transport_buffer();
+            std::lock_guard<std::mutex> lock(queue_mutex_);
+            return queued_bytes_ + transport_buffered_.load(std::memory_order_relaxed);
+        }
+
         void flush() {
             for (;;) {
                 outgoing m;
@@ -2899,11 +2952,13 @@ private:
                     if (queue_.empty() || state() != client_state::open) return;
                     m = std::move(queue_.front());
                     queue_.pop_front();
+                    queued_bytes_ -= m.data.size();
                 }
                 if (const std::error_code ec = transport_.send(current_->id, m.data, m.kind))
                     report_dropped(std::move(m), ec); // accepted earlier: never lost silently
                 else {
                     counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+                    sample_transport_buffer();
                     if (m.done) m.done({});
                 }
             }
@@ -2925,7 +2980,10 @@ private:
 
         std::mutex queue_mutex_;
         std::deque<outgoing> queue_;
-        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
+        std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
+        bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
+        std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
+        std::atomic<std::size_t> buffered_peak_{0};
 
         // executor-only state
         std::optional<slot> current_;
@@ -9058,6 +9116,10 @@ public:
         return core_->send(id, data, kind);
     }
 
+    /// Bytes send() took for `id` that websocketpp has not written to the
+    /// socket yet (0 for an unknown or closed connection).
+    std::size_t buffered_amount(connection_id id) const { return core_->buffered_amount(id); }
+
     /// Starts a graceful close (an abort while still connecting). Idempotent;
     /// unknown ids are ignored. Invalid codes become 1000; long reasons are cut.
     void close(connection_id id, std::uint16_t code, std::string_view reason) {
@@ -9835,6 +9897,14 @@ private:
             if (ec == websocketpp::processor::error::invalid_payload)
                 return error::invalid_text_message;
             return error::not_connected;
+        }
+
+        std::size_t buffered_amount(connection_id id) const {
+            const auto it = conns.find(id);
+            if (it == conns.end() || it->second->state != phase::open) return 0;
+            std::size_t n = 0;
+            it->second->with_connection([&](auto& con) { n = con.get_buffered_amount(); });
+            return n;
         }
 
         void close(connection_id id, std::uint16_t code, std::string_view reason) {
