@@ -368,12 +368,15 @@ std::vector<option_spec> make_table() {
                     "allow the client secret over http:// to a non-loopback host", nullptr, s_tls,
                     nullptr, [](cli_options& o, v) { o.allow_plain_http_token_url = true; }));
     // Proxy
-    t.push_back(row("--proxy", 0, k::text, "URL", "HTTP proxy (accepted, not used yet)", nullptr,
-                    s_proxy, "http://proxy.example:3128",
-                    [](cli_options& o, v x) { o.proxy = x.text; }));
+    t.push_back(row("--proxy", 0, k::text, "URL",
+                    "http://[user:password@]host:port for the WebSocket and the token endpoint "
+                    "(a CONNECT tunnel: TLS still goes to, and is verified against, the server; "
+                    "no_proxy from the environment still applies)",
+                    nullptr, s_proxy, "http://proxy.example:3128",
+                    [](cli_options& o, v x) { o.proxy_url = x.text; }));
     t.push_back(row("--no-proxy", 0, k::flag, nullptr,
-                    "ignore the proxy environment variables (accepted, not used yet)", nullptr,
-                    s_proxy, nullptr, [](cli_options& o, v) { o.no_proxy = true; }));
+                    "ignore https_proxy, http_proxy and no_proxy", "honoured", s_proxy, nullptr,
+                    [](cli_options& o, v) { o.no_proxy = true; }));
     // Liveness and retries
     t.push_back(row("--ping-interval", 0, k::seconds, "S", "ping every S seconds; 0: never", "20",
                     s_liveness, "0.5", [](cli_options& o, v x) { o.ping_interval = x.duration; }));

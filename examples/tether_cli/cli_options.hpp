@@ -48,15 +48,15 @@ struct cli_options {
     std::vector<std::string> send_on_open;
     bool binary = false; ///< stdin lines go out as binary messages
 
-    // proxy (parsed only: nothing uses them yet)
-    std::string proxy;
-    bool no_proxy = false;
-
     // TLS and clear-text opt-outs
     std::string ca_file;
     bool insecure_skip_verify = false;
     bool allow_insecure_token_transport = false;
     bool allow_plain_http_token_url = false;
+
+    // HTTP proxy: --proxy URL, else https_proxy/http_proxy/no_proxy unless --no-proxy
+    std::string proxy_url;
+    bool no_proxy = false;
 
     // liveness and retry
     std::optional<std::chrono::milliseconds> ping_interval, pong_timeout, idle_timeout,

@@ -208,14 +208,32 @@ const char* stop_reason_name(const std::error_code& ec) {
     if (ec == error::stop_close_code) return "stop_code";
     if (ec == error::handshake_refused) return "handshake_refused";
     if (ec == error::tls_verification_failed) return "tls_verification_failed";
+    if (ec == error::proxy_auth_required) return "proxy_auth_required";
+    if (ec == error::proxy_denied) return "proxy_denied";
     if (ec == error::retries_exhausted) return "attempts_exhausted";
     if (ec == error::insecure_transport) return "insecure_transport";
     if (ec == error::invalid_url) return "invalid_url";
     return "failed";
 }
 
+/// --proxy URL, else the environment (https_proxy, http_proxy, no_proxy)
+/// unless --no-proxy. Throws std::system_error (error::invalid_option) for a bad proxy URL.
+tether::proxy_options cli_proxy(const cli_options& o) {
+    const auto env = [](const char* name) -> const char* { return std::getenv(name); };
+    if (o.proxy_url.empty())
+        return o.no_proxy ? tether::proxy_options{} : tether::proxy_options::from_environment(env);
+    auto p = tether::proxy_options::from_url(o.proxy_url);
+    if (!o.no_proxy) {
+        const char* np = env("no_proxy");
+        if (!np || !*np) np = env("NO_PROXY");
+        p.no_proxy = tether::no_proxy_list(np ? np : "");
+    }
+    return p;
+}
+
 tether::websocketpp_transport_options transport_options(const cli_options& o) {
     tether::websocketpp_transport_options t;
+    t.proxy = cli_proxy(o);
     switch (o.auth) {
     case token_location::header:
     case token_location::none: t.token_in = tether::token_placement::authorization_header; break;
@@ -554,6 +572,13 @@ int main(int argc, char** argv) {
 
     asio::io_context io;
     try {
+        {
+            const tether::proxy_options proxy = cli_proxy(o);
+            for (const auto* p : {&proxy.https, &proxy.http})
+                if (*p && (*p)->has_credentials())
+                    redact->add(std::string((*p)->password.reveal()));
+            if (o.verbose && proxy.enabled()) out.diag("proxy: " + proxy.to_string());
+        }
         if (o.token_url.empty())
             return run(
                 o, io, tether::no_token{}, false, [] { return std::uint64_t(0); }, lifetimes, out);
@@ -574,6 +599,7 @@ int main(int argc, char** argv) {
         oauth.tls.ca_file = o.ca_file;
         oauth.tls.insecure_skip_verify_i_know_what_i_am_doing = o.insecure_skip_verify;
         oauth.allow_plain_http_to_non_loopback_host = o.allow_plain_http_token_url;
+        oauth.proxy = cli_proxy(o);
         if (o.verbose)
             oauth.trace = [&out](std::string_view note) {
                 out.diag("token endpoint: " + std::string(note));

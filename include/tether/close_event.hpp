@@ -38,6 +38,10 @@ struct close_event {
     std::uint16_t code = close_code::none; ///< close frame code, 0 when there was none
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
+    /// The HTTP proxy's status when it refused the CONNECT tunnel (then
+    /// `error` is proxy_auth_required, proxy_denied or proxy_error, and
+    /// http_status stays 0: the origin never answered).
+    int proxy_status = 0;
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
     std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
     std::error_code error;          ///< transport error (DNS, TCP, TLS, liveness)

@@ -23,6 +23,7 @@
 #include <tether/error.hpp>
 #include <tether/events.hpp>
 #include <tether/message.hpp>
+#include <tether/proxy.hpp>
 #include <tether/secret.hpp>
 #include <tether/token.hpp>
 #include <tether/version.hpp>

@@ -47,6 +47,10 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
@@ -78,6 +82,8 @@ public:
         case error::invalid_url: return std::errc::invalid_argument;
         case error::invalid_option: return std::errc::invalid_argument;
         case error::queue_full: return std::errc::no_buffer_space;
+        case error::proxy_auth_required:
+        case error::proxy_denied: return std::errc::permission_denied;
         default: return {ev, *this};
         }
     }
@@ -122,6 +128,12 @@ public:
                    "contains characters HTTP does not allow there";
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
+        case error::proxy_auth_required:
+            return "the HTTP proxy requires authentication: the proxy credentials are missing "
+                   "or wrong";
+        case error::proxy_denied: return "the HTTP proxy refused to open a tunnel to the origin";
+        case error::proxy_error:
+            return "the HTTP proxy failed to open a tunnel to the origin (try again later)";
         case error::channel_creation_limit:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";

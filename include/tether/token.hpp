@@ -59,7 +59,8 @@ struct token_result {
 inline bool is_permanent_token_error(const std::error_code& ec) noexcept {
     return ec == error::invalid_credentials || ec == error::token_rejected ||
            ec == error::token_unavailable || ec == error::channel_creation_limit ||
-           ec == error::subscription_rejected || ec == error::request_forbidden;
+           ec == error::subscription_rejected || ec == error::request_forbidden ||
+           ec == error::proxy_auth_required || ec == error::proxy_denied;
 }
 
 TETHER_NAMESPACE_END

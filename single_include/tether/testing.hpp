@@ -205,6 +205,10 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
@@ -236,6 +240,8 @@ public:
         case error::invalid_url: return std::errc::invalid_argument;
         case error::invalid_option: return std::errc::invalid_argument;
         case error::queue_full: return std::errc::no_buffer_space;
+        case error::proxy_auth_required:
+        case error::proxy_denied: return std::errc::permission_denied;
         default: return {ev, *this};
         }
     }
@@ -280,6 +286,12 @@ public:
                    "contains characters HTTP does not allow there";
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
+        case error::proxy_auth_required:
+            return "the HTTP proxy requires authentication: the proxy credentials are missing "
+                   "or wrong";
+        case error::proxy_denied: return "the HTTP proxy refused to open a tunnel to the origin";
+        case error::proxy_error:
+            return "the HTTP proxy failed to open a tunnel to the origin (try again later)";
         case error::channel_creation_limit:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
@@ -384,6 +396,10 @@ struct close_event {
     std::uint16_t code = close_code::none; ///< close frame code, 0 when there was none
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
+    /// The HTTP proxy's status when it refused the CONNECT tunnel (then
+    /// `error` is proxy_auth_required, proxy_denied or proxy_error, and
+    /// http_status stays 0: the origin never answered).
+    int proxy_status = 0;
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
     std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
     std::error_code error;          ///< transport error (DNS, TCP, TLS, liveness)

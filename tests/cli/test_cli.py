@@ -15,7 +15,9 @@ import os
 import re
 import secrets
 import selectors
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,8 @@ SECRET = "cli-secret-" + secrets.token_hex(12)  # distinctive: easy to spot in a
 WRONG_SECRET = "wrong-secret-" + secrets.token_hex(12)
 # The local server's tokens: 48 characters of [A-Za-z0-9-_].
 TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{48}(?![A-Za-z0-9_-])")
+PROXY_PASSWORD = "proxy-pw-" + secrets.token_hex(8)  # must never appear in any output
+PROXY_VARS = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
 FAST_RETRY = ["--retry-initial", "0.05", "--retry-max", "0.2"]
 
 
@@ -298,8 +302,11 @@ ALL_OUTPUT = []  # (stdout, stderr) of every run, for the leak checks
 KNOWN_TOKENS = []  # tokens the tests know of (fetched themselves, or seen by a peer)
 
 
-def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=None, usage=False, raw=False):
-    env = {k: v for k, v in os.environ.items() if k != "TETHER_CLIENT_SECRET"}
+def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=None, usage=False, raw=False,
+            extra_env=None):
+    # the CLI honours the proxy variables: the caller's must not leak into the tests
+    env = {k: v for k, v in os.environ.items() if k != "TETHER_CLIENT_SECRET" and k not in PROXY_VARS}
+    env.update(extra_env or {})
     if secret is not None:
         env["TETHER_CLIENT_SECRET"] = secret
     err = tempfile.TemporaryFile(mode="w+")
@@ -347,6 +354,7 @@ def check_no_leak(run):
     for name, text in (("stdout", run.stdout), ("stderr", run.stderr)):
         check(SECRET not in text, f"the client secret appears on {name}")
         check(WRONG_SECRET not in text, f"the (wrong) client secret appears on {name}")
+        check(PROXY_PASSWORD not in text, f"the proxy password appears on {name}")
         for t in KNOWN_TOKENS:
             check(t not in text, f"a token appears on {name}")
         m = TOKEN_SHAPE.search(text)
@@ -799,6 +807,104 @@ def scenario_token_lifetime(a):
         check(tokens[0]["source"] == "fetch", f"{tokens[0]}")
         check(run.of("close")[0]["code"] == 4001, f"{run.of('close')}")
     finally:
+        server.close()
+
+
+class TinyProxy:
+    """Debian's tinyproxy (tinyproxy-bin, in .ci/deps) on 127.0.0.1 with Basic
+    auth; a missing binary fails the scenario (never a skip)."""
+
+    def __init__(self, connect_ports, user="cliproxy", password=PROXY_PASSWORD):
+        exe = shutil.which("tinyproxy") or next(
+            (p for p in ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy") if os.access(p, os.X_OK)), None)
+        check(exe is not None, "tinyproxy not found (Debian: apt-get install tinyproxy-bin; it is in .ci/deps)")
+        self.dir = tempfile.TemporaryDirectory()
+        self.log = os.path.join(self.dir.name, "tinyproxy.log")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = os.path.join(self.dir.name, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            f.write(f"Port {self.port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\n"
+                    f"LogLevel Connect\nLogFile \"{self.log}\"\nBasicAuth {user} {password}\n")
+            for p in connect_ports:
+                f.write(f"ConnectPort {p}\n")
+        self.proc = subprocess.Popen([exe, "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                check(self.proc.poll() is None, "tinyproxy exited at start-up")
+                check(time.monotonic() < deadline, "tinyproxy did not listen within 10 s")
+                time.sleep(0.02)
+
+    def url(self, user="cliproxy", password=PROXY_PASSWORD):
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
+
+    def connects(self):
+        try:
+            with open(self.log) as f:
+                return sum(1 for line in f if "Request (file descriptor" in line and "CONNECT " in line)
+        except FileNotFoundError:
+            return 0
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.dir.cleanup()
+
+
+def scenario_proxy(a):
+    """Token endpoint and WebSocket through tinyproxy: from the environment
+    (http_proxy: both are http:// / ws:// on loopback), ignored with --no-proxy,
+    given with --proxy; wrong proxy credentials stop at once."""
+    server = LocalServer(a.server, "--event-interval-ms", "50")
+    ports = [int(server.token_url().split(":")[2].split("/")[0]), int(server.ws().split(":")[2].split("/")[0])]
+    proxy = TinyProxy(ports)
+    try:
+        args = token_args(server, "--max-messages", "3", "--duration", "20", server.ws())
+        run = run_cli(a.cli, args, extra_env={"http_proxy": proxy.url(), "https_proxy": proxy.url()})
+        check(run.rc == 0, f"through the proxy (environment): exit {run.rc}, stderr {run.stderr}")
+        check(len(run.of("message")) == 3, f"expected 3 messages, got {run.names()}")
+        check(proxy.connects() == 2, f"token request and WebSocket through the proxy: {proxy.connects()}")
+
+        run = run_cli(a.cli, ["--no-proxy", *args], extra_env={"http_proxy": proxy.url()})
+        check(run.rc == 0, f"--no-proxy: exit {run.rc}, stderr {run.stderr}")
+        check(proxy.connects() == 2, "--no-proxy must bypass the environment's proxy")
+
+        run = run_cli(a.cli, args, extra_env={"http_proxy": proxy.url(), "no_proxy": "127.0.0.1"})
+        check(run.rc == 0 and proxy.connects() == 2, "no_proxy=127.0.0.1 must bypass the proxy")
+
+        run = run_cli(a.cli, ["--proxy", proxy.url(), "--verbose", *args])
+        check(run.rc == 0, f"--proxy: exit {run.rc}, stderr {run.stderr}")
+        check(proxy.connects() == 4, f"--proxy: {proxy.connects()}")
+        check("proxy: proxy_options{" in run.stderr and "[redacted]@127.0.0.1" in run.stderr,
+              f"-v shows the proxy without its credentials: {run.stderr}")
+
+        t0 = time.monotonic()
+        run = run_cli(a.cli, ["--proxy", proxy.url(password="wrong-" + PROXY_PASSWORD), *args])
+        check(run.rc != 0, "wrong proxy credentials must fail")
+        check(time.monotonic() - t0 < 10, "wrong proxy credentials must stop at once")
+        check(proxy.connects() == 5, f"one attempt, no retry storm: {proxy.connects()}")
+        errors = [e for e in run.of("token_error")]
+        check(errors and errors[0]["permanent"] is True, f"{run.names()} {run.stderr}")
+        check(run.rc == 3 and run.of("stopped")[0]["reason"] == "proxy_auth_required", f"{run.of('stopped')}")
+        check(run.events[-1]["connects"] == 0, "no WebSocket attempt without a token")
+        check("wrong-" + PROXY_PASSWORD not in run.stdout + run.stderr, "the wrong password leaked")
+
+        run = run_cli(a.cli, ["--proxy", "https://127.0.0.1:1", *args], usage=True)
+        check(run.rc == 2 and "only http:// proxies" in run.stderr, f"bad --proxy: {run.rc} {run.stderr}")
+        run = run_cli(a.cli, args, extra_env={"https_proxy": "socks5://" + PROXY_PASSWORD + "@h:1"}, usage=True)
+        check(run.rc == 2 and "https_proxy" in run.stderr, f"bad https_proxy: {run.rc} {run.stderr}")
+    finally:
+        proxy.close()
         server.close()
 
 

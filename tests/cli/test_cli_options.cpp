@@ -248,7 +248,7 @@ TEST_CASE("short flags, clusters of them, and values glued to a short flag") {
     REQUIRE(plain.ok());
     CHECK_FALSE(plain.options.raw);
     CHECK_FALSE(plain.options.binary);
-    CHECK(plain.options.proxy.empty());
+    CHECK(plain.options.proxy_url.empty());
     CHECK_FALSE(plain.options.no_proxy);
 }
 
@@ -256,7 +256,7 @@ TEST_CASE("aliases: --protocol, and the old millisecond flags next to the second
     const auto r = parse({"--protocol", "v2", "--proxy", "http://p:3128", "--no-proxy", "ws://x/"});
     REQUIRE(r.ok());
     CHECK(r.options.subprotocols == std::vector<std::string>{"v2"});
-    CHECK(r.options.proxy == "http://p:3128");
+    CHECK(r.options.proxy_url == "http://p:3128");
     CHECK(r.options.no_proxy);
 
     const auto seconds = parse({"--retry-initial", "0.05", "--retry-max", "2", "ws://x/"});
@@ -464,4 +464,15 @@ TEST_CASE("raw lines (--raw) and base64") {
     CHECK(format_raw("a\nb\r\nc", false) == "a b  c"); // one message, one line, same length
     CHECK(format_raw("plain", false) == "plain");
     CHECK(format_raw(std::string("\x00\n", 2), true) == "AAo=");
-}
+
+    TEST_CASE("proxy flags: --proxy URL and --no-proxy") {
+        auto r = parse({"--proxy", "http://u:p@proxy.example:3128", "wss://x.example/"});
+        REQUIRE(r.ok());
+        CHECK(r.options.proxy_url == "http://u:p@proxy.example:3128");
+        CHECK_FALSE(r.options.no_proxy);
+        r = parse({"--no-proxy", "wss://x.example/"});
+        REQUIRE(r.ok());
+        CHECK(r.options.no_proxy);
+        CHECK(r.options.proxy_url.empty());
+        CHECK_THAT(error_of({"--proxy"}), Catch::Contains("--proxy"));
+    }

@@ -1,10 +1,13 @@
 // The HTTP parser, URL and form encoding, token response classification, and
 // oauth2_client_credentials against a scripted endpoint on 127.0.0.1 (HTTP
 // and HTTPS with a CA made at test time), plus the log-capture check.
+#include "../tinyproxy_fixture.hpp"
 #include "local_token_endpoint.hpp"
 
 #include <tether/detail/http_client.hpp>
 #include <tether/detail/url.hpp>
+#include <tether/genesys/rest_client.hpp>
+#include <tether/proxy.hpp>
 #include <tether/token_policy/concept.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
@@ -1144,4 +1147,154 @@ TEST_CASE("log capture: no secret or token in any trace, detail, message or prin
     CHECK_THAT(text, !Catch::Contains(secret_marker));
     CHECK_THAT(text, !Catch::Contains(token_marker));
     CHECK_THAT(text, !Catch::Contains(tether::detail::base64_encode(client_id_value + ":")));
+}
+
+// ---- through an HTTP proxy (a real tinyproxy on 127.0.0.1) ----------------------------------
+
+TEST_CASE("oauth2 through an HTTP proxy: http and https, credentials, refusals, no_proxy") {
+    auto ok = [](const received_request&, std::size_t n) {
+        return tether_test::respond(200, tether_test::token_json(issued_token(n)));
+    };
+    const std::string proxy_password = secret_marker + "-proxy";
+    capture log;
+
+    SECTION("http:// token endpoint through the proxy, Basic auth") {
+        local_token_endpoint ep(ok);
+        test_proxy::tinyproxy proxy({{ep.port()}, "tokenuser", proxy_password});
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url(proxy.url("tokenuser", proxy_password));
+        const auto out = fetch_once(o, &log);
+        INFO(out.result.detail);
+        CHECK_FALSE(out.result.error);
+        CHECK(out.result.value.value.reveal() == issued_token(1));
+        CHECK(ep.requests() == 1);
+        CHECK(proxy.connect_requests() == 1);
+    }
+    SECTION("https:// through the proxy: TLS to the origin, verified by the origin's name") {
+        tether_test::test_pki pki;
+        local_token_endpoint ep(ok, pki.issue("DNS:localhost"));
+        test_proxy::tinyproxy proxy({{ep.port()}, "tokenuser", proxy_password});
+        auto o = options_for(ep, "localhost");
+        o.trace = log.sink();
+        o.tls.ca_file = pki.ca_file();
+        o.proxy = tether::proxy_options::from_url(proxy.url("tokenuser", proxy_password));
+        auto out = fetch_once(o, &log);
+        INFO(out.result.detail);
+        CHECK_FALSE(out.result.error);
+        CHECK(ep.requests() == 1);
+        CHECK(proxy.connect_requests() == 1);
+        // the origin by IP: the certificate names only localhost, and the
+        // proxy's name (127.0.0.1) must not be what is checked
+        o.token_url = ep.url("127.0.0.1");
+        out = fetch_once(o, &log);
+        expect_error(out, error::tls_verification_failed);
+        CHECK_THAT(out.result.detail, Catch::Contains("does not match host '127.0.0.1'"));
+        CHECK(ep.requests() == 1);
+    }
+    SECTION("wrong proxy credentials: proxy_auth_required, permanent, nothing reaches the "
+            "endpoint") {
+        local_token_endpoint ep(ok);
+        test_proxy::tinyproxy proxy({{ep.port()}, "tokenuser", "right"});
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url(proxy.url("tokenuser", proxy_password));
+        const auto out = fetch_once(o, &log);
+        expect_error(out, error::proxy_auth_required);
+        CHECK(tether::is_permanent_token_error(out.result.error));
+        CHECK_THAT(out.result.detail, Catch::Contains("token request to"));
+        CHECK_THAT(out.result.detail, Catch::Contains("HTTP proxy 127.0.0.1"));
+        CHECK(ep.requests() == 0);
+    }
+    SECTION("403 from the proxy: proxy_denied") {
+        local_token_endpoint ep(ok);
+        test_proxy::tinyproxy proxy({{1}, "", ""});
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url(proxy.url());
+        const auto out = fetch_once(o, &log);
+        expect_error(out, error::proxy_denied);
+        CHECK(tether::is_permanent_token_error(out.result.error));
+        CHECK(ep.requests() == 0);
+    }
+    SECTION("the proxy refuses the TCP connection: transient") {
+        local_token_endpoint ep(ok);
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url("http://u:" + proxy_password + "@127.0.0.1:" +
+                                                  std::to_string(test_proxy::unused_port()));
+        const auto out = fetch_once(o, &log);
+        expect_error(out, error::token_request_failed);
+        CHECK_THAT(out.result.detail, Catch::Contains("HTTP proxy 127.0.0.1"));
+        CHECK_FALSE(tether::is_permanent_token_error(out.result.error));
+        CHECK(ep.requests() == 0);
+    }
+    SECTION("no_proxy: the endpoint is reached directly; the proxy sees nothing") {
+        local_token_endpoint ep(ok);
+        test_proxy::tinyproxy proxy({{ep.port()}, "", ""});
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url(proxy.url(), "127.0.0.0/8");
+        const auto out = fetch_once(o, &log);
+        CHECK_FALSE(out.result.error);
+        CHECK(ep.requests() == 1);
+        CHECK(proxy.connect_requests() == 0);
+    }
+    SECTION("the client secret over plain http:// never crosses a proxy that is not loopback") {
+        local_token_endpoint ep(ok);
+        auto o = options_for(ep);
+        o.trace = log.sink();
+        o.proxy = tether::proxy_options::from_url("http://192.0.2.10:3128");
+        const auto out = fetch_once(o, &log);
+        expect_error(out, error::insecure_transport);
+        CHECK(ep.requests() == 0);
+    }
+    // nothing printed above holds the proxy password or the client secret
+    CHECK_THAT(log.all(), !Catch::Contains(secret_marker));
+}
+
+TEST_CASE("genesys REST calls through an HTTP proxy; the proxy's 407 keeps its code") {
+    const std::string proxy_password = secret_marker + "-rest";
+    local_token_endpoint ep([](const received_request& r, std::size_t n) {
+        if (r.target.rfind("/oauth/token", 0) == 0)
+            return tether_test::respond(200, tether_test::token_json(issued_token(n)));
+        return tether_test::respond(200, R"({"id":"ch-1"})");
+    });
+    test_proxy::tinyproxy proxy({{ep.port()}, "restuser", proxy_password});
+    asio::io_context io;
+    auto oauth = options_for(ep);
+    oauth.proxy = tether::proxy_options::from_url(proxy.url("restuser", proxy_password));
+    tether::genesys::rest_token_source source(
+        tether::oauth2_client_credentials(io.get_executor(), oauth),
+        tether::steady_timing(io.get_executor()));
+    tether::genesys::rest_options ro;
+    ro.api_base = "http://127.0.0.1:" + std::to_string(ep.port());
+    ro.proxy = oauth.proxy;
+    const auto call = [&](const tether::genesys::rest_options& opts) {
+        auto rest = tether::genesys::rest_client::create(io.get_executor(), source.handle(), opts);
+        std::optional<tether::genesys::rest_outcome> out;
+        rest->call("GET", "/api/v2/notifications/channels", "",
+                   [&](tether::genesys::rest_outcome o) { out = std::move(o); });
+        const auto deadline = std::chrono::steady_clock::now() + 15s;
+        while (!out && std::chrono::steady_clock::now() < deadline) {
+            if (io.stopped()) io.restart();
+            io.run_one_for(20ms);
+        }
+        REQUIRE(out.has_value());
+        return std::move(*out);
+    };
+    auto out = call(ro);
+    INFO(out.detail);
+    CHECK_FALSE(out.error);
+    CHECK(out.body.value("id", "") == "ch-1");
+    CHECK(ep.requests() == 2);            // the token, then the REST call
+    CHECK(proxy.connect_requests() == 2); // both through the proxy
+
+    ro.proxy = tether::proxy_options::from_url(proxy.url("restuser", "wrong-" + proxy_password));
+    out = call(ro);
+    CHECK(out.error == error::proxy_auth_required);
+    CHECK(tether::is_permanent_token_error(out.error));
+    CHECK_THAT(out.detail, Catch::Contains("HTTP proxy 127.0.0.1"));
+    CHECK_THAT(out.detail, !Catch::Contains(secret_marker));
+    CHECK(ep.requests() == 2);
 }

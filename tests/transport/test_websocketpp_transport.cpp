@@ -4,9 +4,11 @@
 // client end to end. Every wait is bounded; no assertion depends on a sleep.
 #include <tether/close_policy/default_close_policy.hpp>
 #include <tether/core.hpp>
+#include <tether/proxy.hpp>
 #include <tether/transport/concept.hpp>
 #include <tether/transport/websocketpp_transport.hpp>
 
+#include "../tinyproxy_fixture.hpp"
 #include "raw_peer.hpp"
 #include "support.hpp"
 #include "wspp_test_server.hpp"
@@ -1405,3 +1407,259 @@ TEST_CASE("interop: restart and async_send completions against the Python websoc
     CHECK(client.buffered_amount_peak() >= std::string("queued before start").size());
 }
 #endif
+
+// ---- HTTP proxy (CONNECT tunnels through a real tinyproxy) ---------------------------------
+
+namespace {
+
+tether::proxy_options proxy_at(const test_proxy::tinyproxy& p, const std::string& user = {},
+                               const std::string& password = {}, const std::string& no_proxy = {}) {
+    return tether::proxy_options::from_url(p.url(user, password), no_proxy);
+}
+
+} // namespace
+
+TEST_CASE("proxy: ws:// through tinyproxy with Basic auth; token and messages reach the origin",
+          "[transport][proxy]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    test_proxy::tinyproxy proxy({{server.port()}, "proxyuser", "proxy-pass-1"});
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy, "proxyuser", "proxy-pass-1");
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(server.url("/through"), "tunnel-token");
+    REQUIRE(run_until(io, [&] { return sink.opened(id) || sink.closed(id); }));
+    INFO((sink.closed(id) ? sink.close_of(id).detail : std::string()));
+    REQUIRE(sink.opened(id));
+    REQUIRE(server.requests.size() == 1);
+    CHECK(server.requests[0].authorization == "Bearer tunnel-token");
+    CHECK(server.requests[0].resource == "/through");
+    CHECK_FALSE(d.send(id, "via proxy"));
+    REQUIRE(run_until(io, [&] { return sink.message_count(id) == 1; }));
+    CHECK(sink.records[id].messages[0].first == "via proxy");
+    d.close(id);
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    CHECK(proxy.connect_requests() == 1);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: wss:// through tinyproxy verifies the origin's certificate by the origin's name",
+          "[transport][proxy][tls]") {
+    for (const bool good : {true, false}) {
+        INFO((good ? "good certificate" : "certificate for another name"));
+        asio::io_context io;
+        const auto& cert = good ? pki().pki.good : pki().pki.wrong_name;
+        test_support::tls_test_server server(
+            io, test_support::server_tls_context(cert.cert_pem, cert.key_pem));
+        test_proxy::tinyproxy proxy({{server.port()}, "u", "p"});
+        auto o = quick_options();
+        o.tls.ca_file = pki().pki.ca_file;
+        o.proxy = proxy_at(proxy, "u", "p");
+        recording_sink sink;
+        websocketpp_transport t(io, o);
+        driver d{t, sink};
+        // the origin is "localhost"; the proxy is 127.0.0.1
+        const auto id =
+            d.connect("wss://localhost:" + std::to_string(server.port()) + "/", "tls-token");
+        REQUIRE(run_until(io, [&] { return sink.opened(id) || sink.closed(id); }));
+        CHECK(proxy.connect_requests() == 1);
+        if (good) {
+            INFO((sink.closed(id) ? sink.close_of(id).detail : std::string()));
+            REQUIRE(sink.opened(id));
+            CHECK(server.requests.at(0).authorization == "Bearer tls-token");
+            CHECK_FALSE(d.send(id, "over tls"));
+            REQUIRE(run_until(io, [&] { return sink.message_count(id) == 1; }));
+            d.close(id);
+            REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+        } else {
+            const close_event& ev = sink.close_of(id);
+            CHECK(ev.error == tether::error::tls_verification_failed);
+            CHECK_THAT(ev.detail, Contains("does not match host 'localhost'"));
+            CHECK(server.handshakes == 0);
+        }
+        check_contract(sink);
+    }
+}
+
+TEST_CASE("proxy: wrong proxy credentials stop the client, no retry storm",
+          "[transport][proxy][e2e]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    test_proxy::tinyproxy proxy({{server.port()}, "proxyuser", "right-pass"});
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy, "proxyuser", "wrong-pass-7");
+    tether::client_options opts;
+    opts.url = server.url();
+    tether::basic_reconnecting_client<websocketpp_transport, tether::static_token> client(
+        opts, websocketpp_transport(io, o), tether::static_token(std::string("tok")));
+    std::optional<tether::stopped_event> stopped;
+    client.on_stopped([&](const tether::stopped_event& e) { stopped = e; });
+    client.start();
+    REQUIRE(run_until(io, [&] { return stopped.has_value(); }));
+    CHECK(stopped->reason == tether::error::proxy_auth_required);
+    REQUIRE(stopped->last_close);
+    // tinyproxy 1.11 answers wrong credentials with 401, missing ones with 407
+    CHECK((stopped->last_close->proxy_status == 407 || stopped->last_close->proxy_status == 401));
+    CHECK(stopped->last_close->http_status == 0);
+    CHECK_THAT(stopped->last_close->detail, Contains("credentials were refused"));
+    CHECK(stopped->last_close->detail.find("wrong-pass-7") == std::string::npos);
+    test_support::run_for(io, 300ms); // nothing else happens
+    CHECK(client.counters().connects == 1);
+    CHECK(proxy.connect_requests() == 1);
+    CHECK(server.handshakes == 0);
+}
+
+TEST_CASE("proxy: 407 without proxy credentials is proxy_auth_required and a stop",
+          "[transport][proxy]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    test_proxy::tinyproxy proxy({{server.port()}, "proxyuser", "right-pass"});
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy);
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(server.url(), "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::proxy_auth_required);
+    CHECK(ev.proxy_status == 407);
+    CHECK_THAT(ev.detail, Contains("no proxy credentials configured"));
+    CHECK(tether::default_close_policy().decide(ev).action == tether::close_action::stop);
+    CHECK(server.handshakes == 0);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: 403 from the proxy (port not allowed) is proxy_denied and a stop",
+          "[transport][proxy]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    test_proxy::tinyproxy proxy({{1}, "", ""}); // CONNECT only to port 1
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy);
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(server.url(), "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::proxy_denied);
+    CHECK(ev.proxy_status == 403);
+    CHECK(ev.http_status == 0);
+    CHECK_FALSE(ev.handshake_refused());
+    CHECK_THAT(ev.detail, Contains("HTTP proxy 127.0.0.1:" + std::to_string(proxy.port())));
+    CHECK(server.handshakes == 0);
+    const auto decision = tether::default_close_policy().decide(ev);
+    CHECK(decision.action == tether::close_action::stop);
+    CHECK(decision.stop_reason == tether::error::proxy_denied);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: an origin the proxy cannot reach is proxy_error and a network retry",
+          "[transport][proxy]") {
+    asio::io_context io;
+    const auto dead = test_proxy::unused_port();
+    test_proxy::tinyproxy proxy({{dead}, "", ""});
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy);
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect("ws://127.0.0.1:" + std::to_string(dead) + "/");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::proxy_error);
+    CHECK(ev.proxy_status >= 500);
+    const auto decision = tether::default_close_policy().decide(ev);
+    CHECK(decision.action == tether::close_action::reconnect);
+    CHECK(decision.cls == tether::failure_class::network);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: a proxy port nobody listens on is a connection_failed and a network retry",
+          "[transport][proxy]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    const auto closed = test_proxy::unused_port();
+    auto o = quick_options();
+    o.proxy =
+        tether::proxy_options::from_url("http://u:secret-pw@127.0.0.1:" + std::to_string(closed));
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(server.url(), "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::connection_failed);
+    CHECK_THAT(ev.detail, Contains("HTTP proxy 127.0.0.1:" + std::to_string(closed)));
+    CHECK_THAT(ev.detail, Contains("refused"));
+    CHECK(ev.detail.find("secret-pw") == std::string::npos);
+    const auto decision = tether::default_close_policy().decide(ev);
+    CHECK(decision.action == tether::close_action::reconnect);
+    CHECK(decision.cls == tether::failure_class::network);
+    CHECK(server.handshakes == 0);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: a proxy that never answers CONNECT is bounded by the handshake timeout",
+          "[transport][proxy]") {
+    asio::io_context io;
+    test_support::raw_peer peer(io);
+    peer.answer_handshake = false;
+    auto o = quick_options();
+    o.handshake_timeout = 300ms;
+    o.proxy = tether::proxy_options::from_url("http://127.0.0.1:" + std::to_string(peer.port()));
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto start = steady::now();
+    const auto id = d.connect("ws://127.0.0.1:9/", "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const auto took = sink.records[id].closed_at - start;
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::handshake_timeout);
+    CHECK_THAT(ev.detail, Contains("answer to CONNECT"));
+    CHECK(took <= 300ms + scheduling_slack);
+    CHECK_THAT(peer.request, Contains("CONNECT 127.0.0.1:9 HTTP/1.1"));
+    CHECK(peer.request.find("tok") == std::string::npos); // the token waits for the tunnel
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: no_proxy sends the origin direct; the proxy sees no request",
+          "[transport][proxy]") {
+    asio::io_context io;
+    plain_test_server server(io);
+    test_proxy::tinyproxy proxy({{server.port()}, "", ""});
+    auto o = quick_options();
+    o.proxy = proxy_at(proxy, "", "", "example.com, 127.0.0.1");
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(server.url(), "tok");
+    REQUIRE(run_until(io, [&] { return sink.opened(id) || sink.closed(id); }));
+    REQUIRE(sink.opened(id));
+    d.close(id);
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    CHECK(proxy.connect_requests() == 0);
+    CHECK(server.handshakes == 1);
+    check_contract(sink);
+}
+
+TEST_CASE("proxy: a token over plain ws:// never crosses a proxy that is not loopback",
+          "[transport][proxy][security]") {
+    asio::io_context io;
+    auto o = quick_options();
+    o.proxy = tether::proxy_options::from_url("http://192.0.2.10:3128"); // TEST-NET-1
+    recording_sink sink;
+    websocketpp_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect("ws://127.0.0.1:9/", "tok");
+    REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+    const close_event& ev = sink.close_of(id);
+    CHECK(ev.error == tether::error::insecure_transport);
+    CHECK_THAT(ev.detail, Contains("HTTP proxy 192.0.2.10:3128"));
+    CHECK(tether::default_close_policy().decide(ev).action == tether::close_action::stop);
+    check_contract(sink);
+}

@@ -20,6 +20,8 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
 /// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
+/// | HTTP proxy: 407 (proxy_auth_required), 403 and other refusals (proxy_denied) | stop | |
+/// | HTTP proxy: 5xx, bad answer (proxy_error), unreachable | reconnect            | network  |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
@@ -90,7 +92,8 @@ private:
 
     static reconnect_decision decide_error(const std::error_code& ec) {
         if (ec == error::tls_verification_failed || ec == error::invalid_url ||
-            ec == error::insecure_transport || ec == error::invalid_upgrade_request)
+            ec == error::insecure_transport || ec == error::invalid_upgrade_request ||
+            ec == error::proxy_auth_required || ec == error::proxy_denied)
             return reconnect_decision::stop(ec);
         return reconnect_decision::reconnect(failure_class::network);
     }

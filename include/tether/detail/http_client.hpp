@@ -5,10 +5,16 @@
 // verification, write, read with http_response_parser. A single deadline
 // covers the whole exchange. Plain http:// goes only to loopback addresses
 // unless the caller opts in, because the request carries credentials.
+// Through an HTTP proxy (http_exchange_options::proxy) the socket goes to the
+// proxy, and a CONNECT tunnel (proxy_tunnel.hpp) is opened before TLS, whose
+// SNI and name checks stay the origin's. Plain http:// with credentials then
+// needs a loopback proxy too (the request crosses the proxy's link in clear).
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
+#include <tether/detail/base64.hpp>
 #include <tether/detail/http_response_parser.hpp>
+#include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
@@ -62,37 +68,6 @@ inline std::string form_urlencode(std::string_view in) {
     return out;
 }
 
-inline std::string base64_encode(std::string_view in) {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
-                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
-                                std::uint32_t(static_cast<unsigned char>(in[i + 2]));
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back(alphabet[v & 63]);
-    }
-    if (i + 1 == in.size()) {
-        const std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
-                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back('=');
-    }
-    return out;
-}
-
 struct http_exchange_options {
     std::chrono::milliseconds timeout{10000}; ///< resolve to last byte
     http_limits limits;
@@ -101,6 +76,8 @@ struct http_exchange_options {
     bool allow_plain_http_to_non_loopback_host = false;
     std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
     tls_options tls;
+    /// Tunnel through an HTTP proxy (CONNECT) unless the origin bypasses it.
+    proxy_options proxy;
     /// Progress notes for logs; never given header values or bodies.
     std::function<void(std::string_view)> trace;
 };
@@ -108,7 +85,8 @@ struct http_exchange_options {
 struct http_result {
     /// Empty on a complete response. Otherwise a tether::error
     /// (malformed_http_response, response_too_large, insecure_transport,
-    /// tls_verification_failed, operation_cancelled), asio::error::timed_out,
+    /// tls_verification_failed, operation_cancelled, proxy_auth_required,
+    /// proxy_denied, proxy_error), asio::error::timed_out,
     /// or the socket's own error.
     std::error_code error;
     std::string detail; ///< for logs; never contains request or response bytes
@@ -173,15 +151,16 @@ private:
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
         }
+        if (const proxy_server* p = opts_.proxy.select(url_.tls, url_.host, url_.port)) proxy_ = *p;
         timer_.expires_after(opts_.timeout);
         timer_.async_wait([self = shared_from_this()](std::error_code ec) {
             if (ec || self->finished_) return;
             self->timed_out_ = true;
             self->abort_io();
         });
-        trace("resolving " + url_.host_field());
+        trace("resolving " + peer_name());
         resolver_.async_resolve(
-            url_.host, std::to_string(url_.port),
+            proxy_ ? proxy_->host : url_.host, std::to_string(proxy_ ? proxy_->port : url_.port),
             [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
                 self->on_resolved(ec, std::move(results));
             });
@@ -209,7 +188,7 @@ private:
     }
 
     void on_resolved(std::error_code ec, tcp::resolver::results_type results) {
-        if (failed(ec, "resolving " + url_.host)) return;
+        if (failed(ec, "resolving " + peer_name())) return;
         std::vector<tcp::endpoint> endpoints;
         for (const auto& entry : results) {
             const auto ep = entry.endpoint();
@@ -219,10 +198,10 @@ private:
         }
         if (endpoints.empty()) {
             finish(make_error_code(error::insecure_transport),
-                   url_.host + " resolved to no loopback address; refusing plain http://");
+                   peer_name() + " resolved to no loopback address; refusing plain http://");
             return;
         }
-        trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
+        trace("connecting to " + peer_name() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
         asio::async_connect(
             socket(), endpoints,
@@ -232,10 +211,33 @@ private:
     }
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
-        if (failed(ec, "connecting to " + url_.host_field())) return;
+        if (failed(ec, "connecting to " + peer_name())) return;
         std::error_code ignored;
         socket().set_option(tcp::no_delay(true), ignored);
         trace("connected to " + endpoint_text(ep));
+        if (proxy_) {
+            trace("CONNECT " + url_.host_field() + " through the proxy");
+            async_proxy_connect(
+                socket(), *proxy_, url_.host, url_.port, {},
+                [self = shared_from_this()](const proxy_reply& r) { self->on_tunnel(r); });
+            return;
+        }
+        on_tunnel_open();
+    }
+
+    void on_tunnel(const proxy_reply& r) {
+        if (r.error && !timed_out_ && !cancelled_) {
+            if (r.error.category() == error_category()) {
+                finish(r.error, r.detail);
+                return;
+            }
+        }
+        if (failed(r.error, "the CONNECT exchange with HTTP proxy " + proxy_->authority())) return;
+        trace("tunnel to " + url_.host_field() + " open");
+        on_tunnel_open();
+    }
+
+    void on_tunnel_open() {
         if (!tls_) {
             write_request();
             return;
@@ -349,6 +351,11 @@ private:
         if (handler) handler(std::move(result));
     }
 
+    /// Who the socket talks to: the proxy, or the origin.
+    std::string peer_name() const {
+        return proxy_ ? "HTTP proxy " + proxy_->authority() : url_.host_field();
+    }
+
     static std::string endpoint_text(const tcp::endpoint& ep) {
         const auto a = ep.address();
         return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
@@ -365,6 +372,7 @@ private:
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
     std::shared_ptr<tls_handshake_report> tls_report_;
+    std::optional<proxy_server> proxy_;
     http_response_parser parser_;
     std::array<char, 16 * 1024> buffer_{};
     std::size_t bytes_received_ = 0;

@@ -57,6 +57,15 @@ class http_response_parser {
 public:
     explicit http_response_parser(http_limits limits = {}) : limits_(limits) {}
 
+    /// A parser for the answer to CONNECT (RFC 9110 9.3.6): the message
+    /// ends with its header section whatever the status (a 2xx's following
+    /// bytes are the tunnel's; a refusal's body is of no use and not read).
+    static http_response_parser for_connect(http_limits limits = {}) {
+        http_response_parser p(limits);
+        p.header_only_ = true;
+        return p;
+    }
+
     /// Consumes bytes until the message is complete or an error is found;
     /// returns how many it used. Bytes after the end of the message are not
     /// consumed (the caller closes the connection).
@@ -263,6 +272,10 @@ private:
             state_ = state::status_line;
             return;
         }
+        if (header_only_) {
+            state_ = state::done;
+            return;
+        }
 
         bool has_length = false;
         std::uint64_t length = 0;
@@ -428,6 +441,7 @@ private:
     }
 
     http_limits limits_;
+    bool header_only_ = false;
     state state_ = state::status_line;
     std::string line_;
     std::size_t header_bytes_ = 0;

@@ -184,8 +184,9 @@ struct channel_stats {
 ///
 /// Errors: channel_creation_limit (permanent: the client stops),
 /// subscription_rejected and request_forbidden (permanent), rate_limited
-/// (with retry_after), channel_request_failed, and any token error of the
-/// REST token (invalid_credentials...).
+/// (with retry_after), channel_request_failed, proxy_auth_required and
+/// proxy_denied (an HTTP proxy refused the REST call: permanent), and any
+/// token error of the REST token (invalid_credentials...).
 class channel_token_policy {
 public:
     using handler_type = std::function<void(token_result)>;

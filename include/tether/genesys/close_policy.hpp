@@ -32,6 +32,8 @@ namespace genesys {
 /// | handshake 3xx                                               | stop (handshake_refused)   |
 /// | handshake 1xx/2xx without an upgrade                        | same channel               |
 /// | TLS verification, bad URL, credential in clear, bad request | stop                       |
+/// | HTTP proxy 407 or 403/refusal (proxy_auth_required/_denied) | stop                       |
+/// | HTTP proxy 502/503/504 or unreachable (proxy_error, network)| same channel               |
 /// | other failures before the server answered (DNS, TCP, time)  | same channel               |
 ///
 /// A failure that never reached the server says nothing about the channel,
@@ -102,7 +104,8 @@ private:
 
     reconnect_decision not_reached(const close_event& ev) const {
         if (ev.error == error::tls_verification_failed || ev.error == error::invalid_url ||
-            ev.error == error::insecure_transport || ev.error == error::invalid_upgrade_request)
+            ev.error == error::insecure_transport || ev.error == error::invalid_upgrade_request ||
+            ev.error == error::proxy_auth_required || ev.error == error::proxy_denied)
             return reconnect_decision::stop(ev.error);
         return reconnect_decision::reconnect(failure_class::network);
     }

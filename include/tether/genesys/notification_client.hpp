@@ -41,6 +41,9 @@ struct notification_options {
     websocketpp_transport_options transport;
     client_options client; ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;       ///< for login, api and streaming hosts
+    /// HTTP proxy for the login, api and streaming hosts (none by default;
+    /// proxy_options::from_environment() to honour https_proxy/no_proxy).
+    proxy_options proxy;
     /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
     /// including background refreshes; never a secret. Called on I/O threads.
     std::function<void(std::string_view)> token_trace;
@@ -94,6 +97,7 @@ private:
         oo.client_id = o.client_id;
         oo.client_secret = o.client_secret;
         oo.tls = o.tls;
+        oo.proxy = o.proxy;
         oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
@@ -102,6 +106,7 @@ private:
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
+        ro.proxy = o.proxy;
         return rest_client::create(io.get_executor(), source.handle(), std::move(ro));
     }
     static client_options client_opts(client_options c) {
@@ -116,6 +121,7 @@ private:
     static websocketpp_transport_options transport_opts(const notification_options& o) {
         websocketpp_transport_options t = o.transport;
         t.tls = o.tls;
+        t.proxy = o.proxy;
         // The socket's own limit: Genesys events are small (notification.hpp,
         // parse_limits); the transport's 16 MiB default is for anything.
         const std::size_t cap =

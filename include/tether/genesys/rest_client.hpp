@@ -46,6 +46,8 @@ struct rest_options {
     std::chrono::milliseconds max_retry_after{std::chrono::seconds(60)};
     tls_options tls;
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the REST calls (none by default; see proxy.hpp).
+    proxy_options proxy;
     std::string user_agent = "tether-genesys/0.1";
 };
 
@@ -136,6 +138,7 @@ private:
             throw detail::invalid_option(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
+        opts_.proxy.validate("genesys::rest_options");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -193,6 +196,7 @@ private:
         xo.allow_plain_http_to_non_loopback_host = opts_.allow_plain_http_to_non_loopback_host;
         xo.tls_context = tls_context_;
         xo.tls = opts_.tls;
+        xo.proxy = opts_.proxy;
         ++requests_;
         std::weak_ptr<rest_client> weak = shared_from_this();
         op->exchange = detail::http_exchange::start(
@@ -215,9 +219,12 @@ private:
         rest_outcome out;
         out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled
-                            ? res.error
-                            : make_error_code(error::channel_request_failed);
+            // the proxy's refusals keep their codes: they are permanent (a stop),
+            // unlike a failed call
+            const bool keep = res.error == error::operation_cancelled ||
+                              res.error == error::proxy_auth_required ||
+                              res.error == error::proxy_denied;
+            out.error = keep ? res.error : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }

@@ -4,6 +4,7 @@
 
 #include <tether/detail/http_client.hpp>
 #include <tether/error.hpp>
+#include <tether/proxy.hpp>
 #include <tether/token.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
 
@@ -59,6 +60,10 @@ struct oauth2_options {
     /// Sends the client secret over plain http:// to a host that is not
     /// loopback. Anyone on the path can read it. Off by default.
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the token request (none by default; see proxy.hpp and
+    /// proxy_options::from_environment()). Failures: proxy_auth_required and
+    /// proxy_denied (permanent), proxy_error.
+    proxy_options proxy;
     std::string user_agent = "tether/" + std::to_string(TETHER_VERSION_MAJOR) + "." +
                              std::to_string(TETHER_VERSION_MINOR) + "." +
                              std::to_string(TETHER_VERSION_PATCH);
@@ -77,6 +82,7 @@ struct oauth2_options {
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
+        proxy.validate("oauth2_options");
         if (client_id.empty())
             throw detail::invalid_option("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
@@ -115,6 +121,7 @@ struct oauth2_options {
         if (!o.audience.empty()) os << ", audience=" << o.audience;
         for (const auto& p : o.extra_params)
             os << ", " << p.first << "=[redacted]";
+        if (o.proxy.enabled()) os << ", proxy=" << o.proxy;
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -182,6 +189,7 @@ private:
                 options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
+            xo.proxy = options.proxy;
             xo.trace = options.trace;
             trace("POST " + url.display() + " (grant client_credentials, client_id " +
                   options.client_id + ", client auth " + auth_name() + ")");

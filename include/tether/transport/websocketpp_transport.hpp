@@ -22,6 +22,14 @@
 // destruction before the handshake completes closes that socket at once, so
 // no byte of the upgrade request, above all no credential, leaves afterwards.
 //
+// HTTP proxy (`proxy`, none by default): the transport connects to the proxy
+// instead, opens a CONNECT tunnel to the origin on that socket and only then
+// hands it to websocketpp, so TLS (wss://) runs to the origin inside the
+// tunnel with the origin's SNI and name verification. The handshake deadline
+// covers the CONNECT exchange too. The proxy's refusals are reported as
+// proxy_auth_required (407), proxy_denied (403, other refusals) or
+// proxy_error (5xx), with close_event::proxy_status.
+//
 //     asio::io_context io;
 //     tether::websocketpp_transport_options o;
 //     o.tls.ca_file = "/etc/ssl/my-ca.pem";
@@ -46,11 +54,13 @@
 #include <tether/connect_request.hpp>
 #include <tether/detail/close_payload.hpp>
 #include <tether/detail/printable.hpp>
+#include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
 #include <tether/message.hpp>
+#include <tether/proxy.hpp>
 #include <tether/tls_options.hpp>
 
 #include <asio/connect.hpp>
@@ -68,6 +78,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -108,7 +119,11 @@ struct websocketpp_transport_options {
     /// on the path can read and replay it.
     bool allow_insecure_token_transport = false;
 
-    /// DNS + TCP + TLS + upgrade must finish within this.
+    /// Tunnel through an HTTP proxy (CONNECT); none by default. A token over
+    /// plain ws:// (loopback origin) then also needs a loopback proxy.
+    proxy_options proxy;
+
+    /// DNS + TCP + (proxy CONNECT) + TLS + upgrade must finish within this.
     std::chrono::milliseconds handshake_timeout{10000};
     /// After close(), the peer has this long to finish the closing handshake.
     std::chrono::milliseconds close_timeout{5000};
@@ -136,6 +151,7 @@ struct websocketpp_transport_options {
             fail("pong_timeout must be positive when pings are enabled");
         if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
         if (max_message_size == 0) fail("max_message_size must be at least 1");
+        proxy.validate("websocketpp_transport_options");
         if (token_in == token_placement::query_parameter && token_query_parameter.empty())
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
@@ -312,6 +328,8 @@ private:
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
+        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        bool tunnel_open = false;
         asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
         bool loopback_only = false;       // a token over plain ws://: loopback addresses only
         bool started = false;             // websocketpp has the connected socket
@@ -337,6 +355,8 @@ private:
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
+        /// Whom the TCP connection goes to.
+        std::string peer() const { return proxy ? "HTTP proxy " + proxy->authority() : where(); }
 
         template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
@@ -473,8 +493,11 @@ private:
                                "': use wss:// or set allow_insecure_token_transport");
                 return id;
             }
-            // the name said loopback; the addresses it resolves to must say so too
+            // the name said loopback; the addresses it resolves to must say so too (and
+            // through a proxy, the proxy's: the token crosses its link in clear)
             st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
+            if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
+                st->proxy = *p;
 
             std::string target = url->target;
             const std::string_view token = req.token.reveal();
@@ -569,7 +592,8 @@ private:
             });
             arm_handshake_deadline(st);
             st->resolver.async_resolve(
-                st->host, std::to_string(st->port),
+                st->proxy ? st->proxy->host : st->host,
+                std::to_string(st->proxy ? st->proxy->port : st->port),
                 [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
                     on_resolved(st, e, std::move(r));
                 });
@@ -594,7 +618,8 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot resolve '" + st->host + "': " + ec.message();
+                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) + "'" +
+                            (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -606,9 +631,9 @@ private:
             if (endpoints.empty()) {
                 close_event ev;
                 ev.error = error::insecure_transport;
-                ev.detail =
-                    "'" + st->host +
-                    "' resolved to no loopback address; refusing to send the token over ws://";
+                ev.detail = st->peer() +
+                            " resolved to no loopback address; refusing to send the token over "
+                            "ws://";
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -632,11 +657,54 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot connect to " + st->where() + ": " + ec.message();
+                ev.detail = "cannot connect to " + st->peer() + ": " + ec.message();
                 self.finish(*st, std::move(ev), true);
                 return;
             }
             st->tcp_connected = true;
+            if (st->proxy) {
+                st->with_connection([&](auto& con) {
+                    detail::async_proxy_connect(
+                        tcp_socket_of(con), *st->proxy, st->host, st->port, self.opts.user_agent,
+                        [st, keep = con.get_shared()](const detail::proxy_reply& r) {
+                            on_tunnel(st, r);
+                        });
+                });
+                return;
+            }
+            start_websocket(st);
+        }
+
+        /// The connection's TCP socket, under TLS if any (not yet started).
+        template <class Con> static asio::ip::tcp::socket& tcp_socket_of(Con& con) {
+            auto& s = con.get_socket();
+            if constexpr (std::is_same_v<std::decay_t<decltype(s)>, asio::ip::tcp::socket>)
+                return s;
+            else
+                return s.next_layer();
+        }
+
+        static void on_tunnel(const std::shared_ptr<conn_state>& st, const detail::proxy_reply& r) {
+            if (!st->owner || st->state != phase::connecting)
+                return; // abandoned: the socket is closed
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (r.error) {
+                close_event ev;
+                ev.error = r.error.category() == error_category()
+                               ? r.error
+                               : make_error_code(error::connection_failed);
+                ev.proxy_status = r.status;
+                ev.retry_after = r.retry_after;
+                ev.detail = r.detail + " (tunnel to " + st->where() + ")";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->tunnel_open = true;
+            start_websocket(st);
+        }
+
+        static void start_websocket(const std::shared_ptr<conn_state>& st) {
             st->started = true;
             // websocketpp takes over the connected socket: TLS, then the upgrade request
             st->with_connection([](auto& con) { con.start(); });
@@ -729,7 +797,9 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                const char* stage = !s->tcp_connected ? "resolving and connecting"
+                                    : (s->proxy && !s->tunnel_open)
+                                        ? "waiting for the HTTP proxy's answer to CONNECT"
                                     : (s->tls && !s->tls_done) ? "in the TLS handshake"
                                                                : "waiting for the upgrade response";
                 close_event ev;
