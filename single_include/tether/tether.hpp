@@ -251,6 +251,10 @@ enum class error {
                              ///< request
     close_timeout,           ///< the peer did not finish the closing handshake in time
     invalid_text_message,    ///< send() of a text message that is not valid UTF-8
+    proxy_auth_required,     ///< the HTTP proxy answered CONNECT with 407 (or 401): its
+                             ///< credentials are wrong or missing
+    proxy_denied,            ///< the HTTP proxy refused the tunnel (403 or another 4xx/3xx)
+    proxy_error, ///< the HTTP proxy could not open the tunnel (502/503/504, malformed answer)
     // Genesys Cloud notifications
     channel_creation_limit = 300, ///< the client's own cap on channel creations was reached
     channel_request_failed,       ///< a notifications REST call (channel, subscriptions) failed
@@ -282,6 +286,8 @@ public:
         case error::invalid_url: return std::errc::invalid_argument;
         case error::invalid_option: return std::errc::invalid_argument;
         case error::queue_full: return std::errc::no_buffer_space;
+        case error::proxy_auth_required:
+        case error::proxy_denied: return std::errc::permission_denied;
         default: return {ev, *this};
         }
     }
@@ -326,6 +332,12 @@ public:
                    "contains characters HTTP does not allow there";
         case error::close_timeout: return "the peer did not complete the closing handshake in time";
         case error::invalid_text_message: return "a text message must be valid UTF-8";
+        case error::proxy_auth_required:
+            return "the HTTP proxy requires authentication: the proxy credentials are missing "
+                   "or wrong";
+        case error::proxy_denied: return "the HTTP proxy refused to open a tunnel to the origin";
+        case error::proxy_error:
+            return "the HTTP proxy failed to open a tunnel to the origin (try again later)";
         case error::channel_creation_limit:
             return "notification channel creation limit reached: the client stopped instead of "
                    "creating more channels (each one may replace another of the 20 allowed)";
@@ -430,6 +442,10 @@ struct close_event {
     std::uint16_t code = close_code::none; ///< close frame code, 0 when there was none
     std::string reason;                    ///< close frame reason
     int http_status = 0;                   ///< non-zero when the handshake was refused
+    /// The HTTP proxy's status when it refused the CONNECT tunnel (then
+    /// `error` is proxy_auth_required, proxy_denied or proxy_error, and
+    /// http_status stays 0: the origin never answered).
+    int proxy_status = 0;
     std::optional<std::chrono::milliseconds> retry_after; ///< parsed Retry-After
     std::string body_excerpt;                             ///< bounded excerpt of a refusal's body
     std::error_code error;          ///< transport error (DNS, TCP, TLS, liveness)
@@ -1077,6 +1093,8 @@ TETHER_NAMESPACE_BEGIN
 /// | handshake 403, 404, other 4xx, 3xx        | stop                                 |          |
 /// | handshake 408, 429, 5xx                   | reconnect, Retry-After honoured      | overload |
 /// | TLS verification failure, bad URL or request, refusing a credential in clear | stop | |
+/// | HTTP proxy: 407 (proxy_auth_required), 403 and other refusals (proxy_denied) | stop | |
+/// | HTTP proxy: 5xx, bad answer (proxy_error), unreachable | reconnect            | network  |
 /// | any other transport failure (DNS, TCP, liveness) | reconnect                     | network  |
 class default_close_policy {
 public:
@@ -1147,7 +1165,8 @@ private:
 
     static reconnect_decision decide_error(const std::error_code& ec) {
         if (ec == error::tls_verification_failed || ec == error::invalid_url ||
-            ec == error::insecure_transport || ec == error::invalid_upgrade_request)
+            ec == error::insecure_transport || ec == error::invalid_upgrade_request ||
+            ec == error::proxy_auth_required || ec == error::proxy_denied)
             return reconnect_decision::stop(ec);
         return reconnect_decision::reconnect(failure_class::network);
     }
@@ -1551,7 +1570,8 @@ struct token_result {
 inline bool is_permanent_token_error(const std::error_code& ec) noexcept {
     return ec == error::invalid_credentials || ec == error::token_rejected ||
            ec == error::token_unavailable || ec == error::channel_creation_limit ||
-           ec == error::subscription_rejected || ec == error::request_forbidden;
+           ec == error::subscription_rejected || ec == error::request_forbidden ||
+           ec == error::proxy_auth_required || ec == error::proxy_denied;
 }
 
 TETHER_NAMESPACE_END
@@ -3039,6 +3059,884 @@ TETHER_NAMESPACE_END
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/events.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
+// ---- begin <tether/proxy.hpp> ----
+// tether: HTTP proxies (CONNECT tunnels): where the proxy is, its Basic
+// credentials, which hosts bypass it, and the curl-style environment.
+//
+// Only http:// proxies: the connection to the proxy is plain TCP, and
+// everything the library sends through it travels in a CONNECT tunnel to
+// the origin (for wss:// and https://, TLS to the origin inside the tunnel,
+// verified against the origin's name, never the proxy's).
+//
+// The library uses a proxy only when given one (proxy_options is empty by
+// default); proxy_options::from_environment() reads the usual variables for
+// programs that want to honour them (tether-cli does).
+//
+//     auto p = tether::proxy_options::from_url("http://user:pass@proxy.corp:3128");
+//     p.no_proxy = tether::no_proxy_list("localhost,.internal.corp");
+//     transport_options.proxy = p;  // and oauth2_options::proxy, genesys::rest_options::proxy
+#ifndef TETHER_PROXY_HPP
+#define TETHER_PROXY_HPP
+
+// ---- begin <tether/detail/ascii.hpp> ----
+// tether: locale-independent ASCII helpers for protocol text: the one
+// token-character check, the one header-value check, the one trim.
+#ifndef TETHER_DETAIL_ASCII_HPP
+#define TETHER_DETAIL_ASCII_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+inline char ascii_lower(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+/// Case-insensitive comparison of ASCII (header names, schemes, hosts).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+/// RFC 9110 `tchar`: what header names, subprotocols and other tokens consist of.
+inline bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
+    }
+}
+
+/// A non-empty run of tchar (RFC 9110 `token`).
+inline bool is_http_token(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s)
+        if (!is_tchar(c)) return false;
+    return true;
+}
+
+/// A header value may hold visible characters, spaces and tabs, but never a
+/// line break or another control character (that would inject headers).
+inline bool is_safe_header_value(std::string_view s) noexcept {
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+    }
+    return true;
+}
+
+/// A credential (access token) as it may be placed after "Bearer ": non-empty,
+/// visible ASCII only (no space, no control character, no byte above 0x7e).
+/// The token endpoint's answer and the transport check with this same rule.
+inline bool is_credential_text(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) return false;
+    }
+    return true;
+}
+
+/// Strips optional white space (RFC 9110 OWS: spaces and tabs) at both ends.
+inline std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/ascii.hpp> ----
+// ---- begin <tether/detail/url.hpp> ----
+// tether: the one URL and host grammar: ws://, wss://, http:// and https://
+// URLs, the Host field, loopback classification and the guard that keeps a
+// credential off plain transports to other machines; percent-encoding.
+#ifndef TETHER_DETAIL_URL_HPP
+#define TETHER_DETAIL_URL_HPP
+
+// #include <tether/detail/ascii.hpp> (inlined above)
+// #include <tether/version.hpp> (inlined above)
+
+#include <asio/ip/address.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// host[:port] of a URL, checked: a registered name (letters, digits, '-', '.',
+/// '_'; lower-cased) or a bracketed IPv6 literal that parses as an address.
+struct url_authority {
+    std::string host;       ///< lower case, without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or `default_port`
+    bool ipv6_literal = false;
+};
+
+/// Host and port as the Host field (and logs) write them: brackets around
+/// an IPv6 literal, the port only when it is not the scheme's default.
+inline std::string format_authority(std::string_view host, std::uint16_t port,
+                                    std::uint16_t default_port) {
+    std::string out;
+    const bool v6 = host.find(':') != std::string_view::npos;
+    if (v6) out += '[';
+    out += host;
+    if (v6) out += ']';
+    if (port != default_port) {
+        out += ':';
+        out += std::to_string(port);
+    }
+    return out;
+}
+
+/// Parses the authority part of a URL (between "//" and the path).
+inline std::optional<url_authority> parse_authority(std::string_view authority,
+                                                    std::uint16_t default_port, std::string& why) {
+    if (authority.find('@') != std::string_view::npos) {
+        why = "user information in the URL is not supported (pass credentials as options or in the "
+              "token)";
+        return std::nullopt;
+    }
+    url_authority out;
+    std::string_view host = authority;
+    std::string_view port_text;
+    bool has_port = false;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            why = "unterminated IPv6 literal";
+            return std::nullopt;
+        }
+        host = authority.substr(1, close - 1);
+        out.ipv6_literal = true;
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                why = "unexpected characters after the IPv6 literal";
+                return std::nullopt;
+            }
+            has_port = true;
+            port_text = after.substr(1);
+        }
+        std::error_code ec;
+        asio::ip::make_address_v6(std::string(host), ec);
+        if (ec) {
+            why = "invalid IPv6 literal";
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = authority.find(':');
+        if (colon != std::string_view::npos) {
+            host = authority.substr(0, colon);
+            port_text = authority.substr(colon + 1);
+            has_port = true;
+        }
+        for (const char c : host) {
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+            if (!ok) {
+                why = "the host contains a character that is not allowed";
+                return std::nullopt;
+            }
+        }
+    }
+    if (host.empty()) {
+        why = "the URL has no host";
+        return std::nullopt;
+    }
+    if (has_port && port_text.empty()) {
+        why = "empty port";
+        return std::nullopt;
+    }
+    out.port = default_port;
+    if (has_port) {
+        unsigned long value = 0;
+        for (const char c : port_text) {
+            if (c < '0' || c > '9' || value > 65535) {
+                why = "the port is not a number between 1 and 65535";
+                return std::nullopt;
+            }
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value == 0 || value > 65535) {
+            why = "the port is not a number between 1 and 65535";
+            return std::nullopt;
+        }
+        out.port = static_cast<std::uint16_t>(value);
+    }
+    out.host.reserve(host.size());
+    for (const char c : host)
+        out.host += ascii_lower(c);
+    return out;
+}
+
+/// Splits "scheme://authority/path?query" after the caller has checked the
+/// whole string; `rest` is everything after "://".
+inline bool split_after_scheme(std::string_view rest, std::string_view& authority,
+                               std::string& target) {
+    const auto authority_end = rest.find_first_of("/?");
+    authority = rest.substr(0, authority_end);
+    if (authority_end == std::string_view::npos)
+        target = "/";
+    else if (rest[authority_end] == '?')
+        target = "/" + std::string(rest.substr(authority_end));
+    else
+        target = std::string(rest.substr(authority_end));
+    return true;
+}
+
+/// White space, control characters and bytes above 0x7e have no place in a
+/// URL we put on the wire (they would be ambiguous or inject headers).
+inline bool url_has_forbidden_char(std::string_view url) noexcept {
+    for (const char c : url) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f) return true;
+    }
+    return false;
+}
+
+/// The parts of a WebSocket URL a transport needs.
+struct ws_url {
+    bool secure = false;    ///< wss://
+    std::string host;       ///< lower case, without the brackets of an IPv6 literal
+    std::uint16_t port = 0; ///< explicit or the scheme's default
+    std::string target;     ///< path and query, always starting with '/'
+    bool ipv6_literal = false;
+
+    /// The Host field: "[::1]:9000", "example.com".
+    std::string authority() const { return format_authority(host, port, secure ? 443 : 80); }
+};
+
+/// Parses `url`; on failure returns nothing and says why in `why`.
+/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
+/// would be ambiguous on the wire (user info, white space, control characters).
+inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
+    if (url_has_forbidden_char(url)) {
+        why = "the URL contains white space, a control character or a non-ASCII byte";
+        return std::nullopt;
+    }
+    ws_url out;
+    const auto sep = url.find("://");
+    if (sep == std::string_view::npos) {
+        why = "the URL has no scheme (expected ws:// or wss://)";
+        return std::nullopt;
+    }
+    const auto scheme = url.substr(0, sep);
+    if (iequals(scheme, "wss"))
+        out.secure = true;
+    else if (!iequals(scheme, "ws")) {
+        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
+        return std::nullopt;
+    }
+    const auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "WebSocket URLs must not contain a fragment ('#')";
+        return std::nullopt;
+    }
+    std::string_view authority;
+    split_after_scheme(rest, authority, out.target);
+    auto a = parse_authority(authority, out.secure ? 443 : 80, why);
+    if (!a) return std::nullopt;
+    out.host = std::move(a->host);
+    out.port = a->port;
+    out.ipv6_literal = a->ipv6_literal;
+    return out;
+}
+
+/// An http:// or https:// URL, split for a request.
+struct http_url {
+    bool tls = true;
+    std::string host; ///< lower case, IPv6 without brackets
+    std::uint16_t port = 443;
+    std::string target; ///< path and query, at least "/"
+
+    /// The Host field: host, [v6], plus the port when it is not the default.
+    std::string host_field() const { return format_authority(host, port, tls ? 443 : 80); }
+    /// For logs: no query, which is where people hide secrets in URLs.
+    std::string display() const {
+        const auto q = target.find('?');
+        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
+    }
+};
+
+/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
+/// no user info (a password in a URL ends up in logs), no fragments, no
+/// spaces or control characters.
+inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
+    http_url out;
+    const auto sep = url.find("://");
+    const auto scheme = sep == std::string_view::npos ? std::string_view{} : url.substr(0, sep);
+    if (iequals(scheme, "https")) {
+        out.tls = true;
+    } else if (iequals(scheme, "http")) {
+        out.tls = false;
+    } else {
+        why = "the URL must start with https:// or http://";
+        return std::nullopt;
+    }
+    if (url_has_forbidden_char(url)) {
+        why = "invalid character (white space, control or non-ASCII) in the URL";
+        return std::nullopt;
+    }
+    const auto rest = url.substr(sep + 3);
+    if (rest.find('#') != std::string_view::npos) {
+        why = "a fragment (#...) has no meaning in a request URL";
+        return std::nullopt;
+    }
+    std::string_view authority;
+    split_after_scheme(rest, authority, out.target);
+    auto a = parse_authority(authority, out.tls ? 443 : 80, why);
+    if (!a) return std::nullopt;
+    out.host = std::move(a->host);
+    out.port = a->port;
+    return out;
+}
+
+inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+    if (a.is_loopback()) return true;
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+    return false;
+}
+
+/// True for names that never leave the machine: "localhost" (also as the
+/// absolute "localhost."), 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8.
+/// Callers that resolve the name check the addresses again before
+/// connecting (see plain_endpoint_allowed), so a hosts file cannot send
+/// "localhost" elsewhere.
+inline bool is_loopback_host(std::string_view host) noexcept {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    if (iequals(host, "localhost")) return true;
+    if (host.empty() || host.size() > 64) return false;
+    char text[65];
+    host.copy(text, host.size());
+    text[host.size()] = '\0';
+    std::error_code ec;
+    const auto a = asio::ip::make_address(static_cast<const char*>(text), ec);
+    return !ec && is_loopback_address(a);
+}
+
+/// The one guard for credentials on an unencrypted connection (ws://,
+/// http://): only to a loopback host, unless the user opted in by name.
+inline bool plain_transport_allowed(std::string_view host, bool opted_in) noexcept {
+    return opted_in || is_loopback_host(host);
+}
+
+/// Second half of that guard, after name resolution: an address a plain
+/// connection carrying a credential may go to.
+inline bool plain_endpoint_allowed(const asio::ip::address& a, bool opted_in) noexcept {
+    return opted_in || is_loopback_address(a);
+}
+
+/// A credential may travel over `url` when the channel is encrypted, when it
+/// never leaves the machine, or when the user opted in by name.
+inline bool token_transport_allowed(const ws_url& url,
+                                    bool allow_insecure_token_transport) noexcept {
+    return url.secure || plain_transport_allowed(url.host, allow_insecure_token_transport);
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters, so a
+/// value is safe as a query parameter whatever it contains.
+inline std::string percent_encode(std::string_view in) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size() * 3);
+    for (const char c : in) {
+        const auto u = static_cast<unsigned char>(c);
+        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                                c == '~';
+        if (unreserved) {
+            out += c;
+        } else {
+            out += '%';
+            out += hex[u >> 4];
+            out += hex[u & 0x0f];
+        }
+    }
+    return out;
+}
+
+/// Appends name=value (both percent-encoded) to a request target.
+inline void append_query_parameter(std::string& target, std::string_view name,
+                                   std::string_view value) {
+    target += target.find('?') == std::string::npos ? '?' : '&';
+    target += percent_encode(name);
+    target += '=';
+    target += percent_encode(value);
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/url.hpp> ----
+// #include <tether/error.hpp> (inlined above)
+// #include <tether/secret.hpp> (inlined above)
+// #include <tether/version.hpp> (inlined above)
+
+#include <asio/ip/address.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+
+/// One HTTP proxy: where it is, and the Basic credentials it wants (none
+/// when `username` is empty). Streams without its credentials.
+struct proxy_server {
+    std::string host;       ///< lower case; an IPv6 literal without brackets
+    std::uint16_t port = 0; ///< 80 when the URL names none
+    secret username;        ///< Basic auth user (empty: no Proxy-Authorization)
+    secret password;
+
+    bool has_credentials() const noexcept { return !username.empty(); }
+    /// "host:port" ("[::1]:3128"): what logs and errors show. Never credentials.
+    std::string authority() const { return detail::format_authority(host, port, 0); }
+
+    friend std::ostream& operator<<(std::ostream& os, const proxy_server& p) {
+        os << "http://";
+        if (p.has_credentials()) os << "[redacted]@";
+        return os << p.authority();
+    }
+};
+
+namespace detail {
+
+inline int hex_digit_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/// Percent-decodes URL user information; false on a broken %XX.
+inline bool percent_decode(std::string_view in, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out.push_back(in[i]);
+            continue;
+        }
+        if (i + 2 >= in.size()) return false;
+        const int hi = hex_digit_value(in[i + 1]);
+        const int lo = hex_digit_value(in[i + 2]);
+        if (hi < 0 || lo < 0) return false;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return true;
+}
+
+/// Parses a proxy URL: `http://[user[:password]@]host[:port][/]`. A URL
+/// without a scheme is taken as http:// (as curl does with environment
+/// variables). On failure returns nothing and says why in `why`, which
+/// never quotes the URL (it may hold a password).
+inline std::optional<proxy_server> parse_proxy_url(std::string_view url, std::string& why) {
+    if (url.empty()) {
+        why = "the proxy URL is empty";
+        return std::nullopt;
+    }
+    if (url_has_forbidden_char(url)) {
+        why = "the proxy URL contains white space, a control character or a non-ASCII byte";
+        return std::nullopt;
+    }
+    std::string_view rest = url;
+    const auto sep = url.find("://");
+    if (sep != std::string_view::npos) {
+        const auto scheme = url.substr(0, sep);
+        if (!iequals(scheme, "http")) {
+            why = "unsupported proxy scheme '" + std::string(scheme.substr(0, 16)) +
+                  "': only http:// proxies are supported (the tunnel carries TLS to the origin)";
+            return std::nullopt;
+        }
+        rest = url.substr(sep + 3);
+    }
+    const auto end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, end);
+    if (end != std::string_view::npos && rest.substr(end) != "/") {
+        why = "a proxy URL has no path, query or fragment (expected http://host:port)";
+        return std::nullopt;
+    }
+    proxy_server out;
+    const auto at = authority.rfind('@');
+    if (at != std::string_view::npos) {
+        const auto info = authority.substr(0, at);
+        authority = authority.substr(at + 1);
+        const auto colon = info.find(':');
+        std::string user, pass;
+        if (!percent_decode(info.substr(0, colon), user) ||
+            (colon != std::string_view::npos && !percent_decode(info.substr(colon + 1), pass))) {
+            detail::wipe(user);
+            detail::wipe(pass);
+            why = "invalid percent-encoding in the proxy URL's user information";
+            return std::nullopt;
+        }
+        if (user.empty() || user.find(':') != std::string::npos || !is_safe_header_value(user) ||
+            !is_safe_header_value(pass)) {
+            detail::wipe(user);
+            detail::wipe(pass);
+            why = "the proxy URL's user name is empty, contains ':' or a control character";
+            return std::nullopt;
+        }
+        out.username = secret(std::move(user));
+        out.password = secret(std::move(pass));
+    }
+    auto a = parse_authority(authority, 80, why);
+    if (!a) {
+        why = "proxy URL: " + why;
+        return std::nullopt;
+    }
+    out.host = std::move(a->host);
+    out.port = a->port;
+    return out;
+}
+
+/// IPv4 or IPv6 literal (brackets allowed) as an address.
+inline std::optional<asio::ip::address> parse_ip_literal(std::string_view s) {
+    if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+    if (s.empty() || s.size() > 64) return std::nullopt;
+    std::error_code ec;
+    auto a = asio::ip::make_address(std::string(s), ec);
+    if (ec) return std::nullopt;
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+    return a;
+}
+
+/// True when the first `bits` bits of a and b agree (same family).
+inline bool same_prefix(const asio::ip::address& a, const asio::ip::address& b,
+                        unsigned bits) noexcept {
+    if (a.is_v4() != b.is_v4()) return false;
+    unsigned char x[16] = {}, y[16] = {};
+    std::size_t n = 0;
+    if (a.is_v4()) {
+        const auto p = a.to_v4().to_bytes(), q = b.to_v4().to_bytes();
+        for (n = 0; n < 4; ++n) {
+            x[n] = p[n];
+            y[n] = q[n];
+        }
+    } else {
+        const auto p = a.to_v6().to_bytes(), q = b.to_v6().to_bytes();
+        for (n = 0; n < 16; ++n) {
+            x[n] = p[n];
+            y[n] = q[n];
+        }
+    }
+    if (bits > n * 8) return false;
+    for (std::size_t i = 0; bits > 0; ++i) {
+        const unsigned take = bits >= 8 ? 8 : bits;
+        const auto mask = static_cast<unsigned char>(0xff << (8 - take));
+        if ((x[i] & mask) != (y[i] & mask)) return false;
+        bits -= take;
+    }
+    return true;
+}
+
+} // namespace detail
+
+/// Hosts that bypass the proxy, in the format of the no_proxy variable:
+/// comma-separated (white space around entries ignored), case-insensitive.
+///
+/// | entry                        | matches                                          |
+/// |------------------------------|--------------------------------------------------|
+/// | `*`                          | every host                                       |
+/// | `example.com`, `.example.com`, `*.example.com` | example.com and every name under it |
+/// | `example.com:8443`           | the same names, on port 8443 only                |
+/// | `10.1.2.3`, `[::1]`, `::1`   | that address written as a literal (also `:port`) |
+/// | `10.0.0.0/8`, `fd00::/8`     | address literals in that range                   |
+///
+/// Names are not resolved: `127.0.0.1` does not match `localhost`.
+class no_proxy_list {
+public:
+    no_proxy_list() = default;
+    /// Parses a no_proxy value. Entries that mean nothing (a bad port, a bad
+    /// range) are ignored, as curl does, never an error.
+    explicit no_proxy_list(std::string_view value) {
+        std::size_t i = 0;
+        while (i <= value.size()) {
+            auto comma = value.find(',', i);
+            if (comma == std::string_view::npos) comma = value.size();
+            add(value.substr(i, comma - i));
+            i = comma + 1;
+        }
+    }
+
+    /// True when `host` (a name or an IP literal, brackets optional) on
+    /// `port` must be reached directly.
+    bool matches(std::string_view host, std::uint16_t port) const {
+        if (all_) return true;
+        if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+        std::string h;
+        for (char c : host)
+            h += detail::ascii_lower(c);
+        const auto ip = detail::parse_ip_literal(h);
+        for (const auto& e : entries_) {
+            if (e.port != 0 && e.port != port) continue;
+            if (e.ip) {
+                if (ip && detail::same_prefix(*ip, *e.ip, e.prefix_bits)) return true;
+                continue;
+            }
+            if (ip) continue;
+            if (h == e.name) return true;
+            if (h.size() > e.name.size() &&
+                h.compare(h.size() - e.name.size(), e.name.size(), e.name) == 0 &&
+                h[h.size() - e.name.size() - 1] == '.')
+                return true;
+        }
+        return false;
+    }
+
+    bool empty() const noexcept { return !all_ && entries_.empty(); }
+    bool bypasses_everything() const noexcept { return all_; }
+    /// The entries as understood (normalised), comma-separated.
+    const std::string& text() const noexcept { return text_; }
+
+private:
+    struct entry {
+        std::string name; // a host name suffix (no leading dot)
+        std::optional<asio::ip::address> ip;
+        unsigned prefix_bits = 0; // for ip: 32/128 unless a range
+        std::uint16_t port = 0;   // 0: any port
+    };
+
+    static bool parse_port(std::string_view s, std::uint16_t& out) {
+        if (s.empty() || s.size() > 5) return false;
+        unsigned v = 0;
+        for (char c : s) {
+            if (c < '0' || c > '9') return false;
+            v = v * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (v == 0 || v > 65535) return false;
+        out = static_cast<std::uint16_t>(v);
+        return true;
+    }
+
+    void add(std::string_view raw) {
+        while (!raw.empty() && (raw.front() == ' ' || raw.front() == '\t'))
+            raw.remove_prefix(1);
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t'))
+            raw.remove_suffix(1);
+        if (raw.empty()) return;
+        std::string s;
+        for (char c : raw)
+            s += detail::ascii_lower(c);
+        if (s == "*") {
+            all_ = true;
+            note("*");
+            return;
+        }
+        entry e;
+        std::string_view v = s;
+        // the port: "[v6]:p", "v4:p", "name:p"; a bare IPv6 literal has several colons
+        if (!v.empty() && v.front() == '[') {
+            const auto close = v.find(']');
+            if (close == std::string_view::npos) return;
+            const auto after = v.substr(close + 1);
+            if (!after.empty() && (after.front() != ':' || !parse_port(after.substr(1), e.port)))
+                return;
+            v = v.substr(1, close - 1);
+        } else if (v.find(':') == v.rfind(':') && v.find(':') != std::string_view::npos) {
+            const auto colon = v.find(':');
+            if (!parse_port(v.substr(colon + 1), e.port)) return;
+            v = v.substr(0, colon);
+        }
+        const auto slash = v.find('/');
+        if (slash != std::string_view::npos) {
+            const auto a = detail::parse_ip_literal(v.substr(0, slash));
+            if (!a) return;
+            unsigned bits = 0;
+            const auto b = v.substr(slash + 1);
+            if (b.empty() || b.size() > 3) return;
+            for (char c : b) {
+                if (c < '0' || c > '9') return;
+                bits = bits * 10 + static_cast<unsigned>(c - '0');
+            }
+            if (bits > (a->is_v4() ? 32u : 128u)) return;
+            e.ip = a;
+            e.prefix_bits = bits;
+        } else if (const auto a = detail::parse_ip_literal(v)) {
+            e.ip = a;
+            e.prefix_bits = a->is_v4() ? 32 : 128;
+        } else {
+            if (v.size() >= 2 && v.substr(0, 2) == "*.") v.remove_prefix(2);
+            while (!v.empty() && v.front() == '.')
+                v.remove_prefix(1);
+            if (!v.empty() && v.back() == '.') v.remove_suffix(1);
+            if (v.empty()) return;
+            e.name = std::string(v);
+        }
+        note(s);
+        entries_.push_back(std::move(e));
+    }
+
+    void note(const std::string& s) {
+        if (!text_.empty()) text_ += ',';
+        text_ += s;
+    }
+
+    std::vector<entry> entries_;
+    bool all_ = false;
+    std::string text_;
+};
+
+/// Proxy configuration of one transport or HTTP client. Empty (the default)
+/// means direct connections. Streams with credentials redacted.
+struct proxy_options {
+    /// For wss:// and https:// origins (https_proxy).
+    std::optional<proxy_server> https;
+    /// For ws:// and http:// origins (http_proxy).
+    std::optional<proxy_server> http;
+    /// Origins reached directly even when a proxy is set.
+    no_proxy_list no_proxy;
+
+    /// One proxy for every origin. Throws std::system_error (error::invalid_option) (the URL is
+    /// never quoted: it may hold a password).
+    static proxy_options from_url(std::string_view url, std::string_view no_proxy = {}) {
+        proxy_options o;
+        o.https = parse_or_throw(url, "proxy URL");
+        o.http = o.https;
+        o.no_proxy = no_proxy_list(no_proxy);
+        return o;
+    }
+
+    /// What curl and most tools read: https_proxy (then HTTPS_PROXY) for
+    /// TLS origins, http_proxy (then HTTP_PROXY) for plain ones, no_proxy
+    /// (then NO_PROXY). Empty variables count as unset. Throws
+    /// std::system_error (error::invalid_option) naming the variable for a bad proxy URL.
+    static proxy_options from_environment() {
+        return from_environment([](const char* name) { return std::getenv(name); });
+    }
+    /// The same with another source of variables (for tests).
+    static proxy_options
+    from_environment(const std::function<const char*(const char*)>& getenv_fn) {
+        const auto get = [&](const char* lower, const char* upper,
+                             const char*& which) -> std::string_view {
+            for (const char* name : {lower, upper}) {
+                const char* v = getenv_fn(name);
+                if (v && *v) {
+                    which = name;
+                    return v;
+                }
+            }
+            return {};
+        };
+        proxy_options o;
+        const char* which = nullptr;
+        if (const auto v = get("https_proxy", "HTTPS_PROXY", which); !v.empty())
+            o.https = parse_or_throw(v, which);
+        if (const auto v = get("http_proxy", "HTTP_PROXY", which); !v.empty())
+            o.http = parse_or_throw(v, which);
+        o.no_proxy = no_proxy_list(get("no_proxy", "NO_PROXY", which));
+        return o;
+    }
+
+    bool enabled() const noexcept { return https || http; }
+
+    /// True when an origin `host`:`port` is reached directly (no_proxy).
+    bool bypass(std::string_view host, std::uint16_t port) const {
+        return no_proxy.matches(host, port);
+    }
+
+    /// The proxy for an origin, or nullptr for a direct connection.
+    const proxy_server* select(bool tls, std::string_view host, std::uint16_t port) const {
+        const auto& p = tls ? https : http;
+        if (!p || bypass(host, port)) return nullptr;
+        return &*p;
+    }
+
+    friend std::ostream& operator<<(std::ostream& os, const proxy_options& o) {
+        os << "proxy_options{https=";
+        if (o.https)
+            os << *o.https;
+        else
+            os << "none";
+        os << ", http=";
+        if (o.http)
+            os << *o.http;
+        else
+            os << "none";
+        return os << ", no_proxy=" << o.no_proxy.text() << "}";
+    }
+
+    /// Throws std::system_error (error::invalid_option) for a proxy_server filled in by hand with
+    /// an empty host, port 0, or a user name HTTP Basic cannot carry. `owner`
+    /// names the options in the message.
+    void validate(const std::string& owner) const {
+        for (const auto* p : {&https, &http}) {
+            if (!*p) continue;
+            const proxy_server& s = **p;
+            const auto fail = [&](const char* why) {
+                throw detail::invalid_option("tether: " + owner + "::proxy: " + why);
+            };
+            if (s.host.empty()) fail("the proxy host is empty");
+            if (s.port == 0) fail("the proxy port is 0");
+            if (s.host.find_first_of(" \t\r\n/@") != std::string::npos)
+                fail("the proxy host contains a character that is not allowed");
+            if (s.username.reveal().find(':') != std::string_view::npos ||
+                !detail::is_safe_header_value(s.username.reveal()) ||
+                !detail::is_safe_header_value(s.password.reveal()))
+                fail("the proxy user name contains ':' or a control character");
+            if (s.username.empty() && !s.password.empty())
+                fail("a proxy password without a user name");
+        }
+    }
+
+    std::string to_string() const {
+        std::ostringstream s;
+        s << *this;
+        return s.str();
+    }
+
+private:
+    static proxy_server parse_or_throw(std::string_view url, const char* what) {
+        std::string why;
+        auto p = detail::parse_proxy_url(url, why);
+        if (!p) throw detail::invalid_option(std::string("tether: ") + what + ": " + why);
+        return std::move(*p);
+    }
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/proxy.hpp> ----
 // #include <tether/secret.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
@@ -3276,98 +4174,7 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_CLOSE_POLICY_HPP
 
 // #include <tether/close_event.hpp> (inlined above)
-// ---- begin <tether/detail/ascii.hpp> ----
-// tether: locale-independent ASCII helpers for protocol text: the one
-// token-character check, the one header-value check, the one trim.
-#ifndef TETHER_DETAIL_ASCII_HPP
-#define TETHER_DETAIL_ASCII_HPP
-
-// #include <tether/version.hpp> (inlined above)
-
-#include <string_view>
-
-TETHER_NAMESPACE_BEGIN
-namespace detail {
-
-inline char ascii_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-/// Case-insensitive comparison of ASCII (header names, schemes, hosts).
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-    return true;
-}
-
-/// RFC 9110 `tchar`: what header names, subprotocols and other tokens consist of.
-inline bool is_tchar(char c) noexcept {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~': return true;
-    default: return false;
-    }
-}
-
-/// A non-empty run of tchar (RFC 9110 `token`).
-inline bool is_http_token(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!is_tchar(c)) return false;
-    return true;
-}
-
-/// A header value may hold visible characters, spaces and tabs, but never a
-/// line break or another control character (that would inject headers).
-inline bool is_safe_header_value(std::string_view s) noexcept {
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
-    }
-    return true;
-}
-
-/// A credential (access token) as it may be placed after "Bearer ": non-empty,
-/// visible ASCII only (no space, no control character, no byte above 0x7e).
-/// The token endpoint's answer and the transport check with this same rule.
-inline bool is_credential_text(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f) return false;
-    }
-    return true;
-}
-
-/// Strips optional white space (RFC 9110 OWS: spaces and tabs) at both ends.
-inline std::string_view trim_ows(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
-
-} // namespace detail
-TETHER_NAMESPACE_END
-
-#endif
-// ---- end <tether/detail/ascii.hpp> ----
+// #include <tether/detail/ascii.hpp> (inlined above)
 
 #include <chrono>
 #include <string_view>
@@ -3396,6 +4203,8 @@ namespace genesys {
 /// | handshake 3xx                                               | stop (handshake_refused)   |
 /// | handshake 1xx/2xx without an upgrade                        | same channel               |
 /// | TLS verification, bad URL, credential in clear, bad request | stop                       |
+/// | HTTP proxy 407 or 403/refusal (proxy_auth_required/_denied) | stop                       |
+/// | HTTP proxy 502/503/504 or unreachable (proxy_error, network)| same channel               |
 /// | other failures before the server answered (DNS, TCP, time)  | same channel               |
 ///
 /// A failure that never reached the server says nothing about the channel,
@@ -3466,7 +4275,8 @@ private:
 
     reconnect_decision not_reached(const close_event& ev) const {
         if (ev.error == error::tls_verification_failed || ev.error == error::invalid_url ||
-            ev.error == error::insecure_transport || ev.error == error::invalid_upgrade_request)
+            ev.error == error::insecure_transport || ev.error == error::invalid_upgrade_request ||
+            ev.error == error::proxy_auth_required || ev.error == error::proxy_denied)
             return reconnect_decision::stop(ev.error);
         return reconnect_decision::reconnect(failure_class::network);
     }
@@ -4511,6 +5321,15 @@ class http_response_parser {
 public:
     explicit http_response_parser(http_limits limits = {}) : limits_(limits) {}
 
+    /// A parser for the answer to CONNECT (RFC 9110 9.3.6): the message
+    /// ends with its header section whatever the status (a 2xx's following
+    /// bytes are the tunnel's; a refusal's body is of no use and not read).
+    static http_response_parser for_connect(http_limits limits = {}) {
+        http_response_parser p(limits);
+        p.header_only_ = true;
+        return p;
+    }
+
     /// Consumes bytes until the message is complete or an error is found;
     /// returns how many it used. Bytes after the end of the message are not
     /// consumed (the caller closes the connection).
@@ -4717,6 +5536,10 @@ private:
             state_ = state::status_line;
             return;
         }
+        if (header_only_) {
+            state_ = state::done;
+            return;
+        }
 
         bool has_length = false;
         std::uint64_t length = 0;
@@ -4882,6 +5705,7 @@ private:
     }
 
     http_limits limits_;
+    bool header_only_ = false;
     state state_ = state::status_line;
     std::string line_;
     std::size_t header_bytes_ = 0;
@@ -5836,333 +6660,7 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 
 // #include <tether/detail/retry_after.hpp> (inlined above)
-// ---- begin <tether/detail/url.hpp> ----
-// tether: the one URL and host grammar: ws://, wss://, http:// and https://
-// URLs, the Host field, loopback classification and the guard that keeps a
-// credential off plain transports to other machines; percent-encoding.
-#ifndef TETHER_DETAIL_URL_HPP
-#define TETHER_DETAIL_URL_HPP
-
-// #include <tether/detail/ascii.hpp> (inlined above)
-// #include <tether/version.hpp> (inlined above)
-
-#include <asio/ip/address.hpp>
-
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <system_error>
-
-TETHER_NAMESPACE_BEGIN
-namespace detail {
-
-/// host[:port] of a URL, checked: a registered name (letters, digits, '-', '.',
-/// '_'; lower-cased) or a bracketed IPv6 literal that parses as an address.
-struct url_authority {
-    std::string host;       ///< lower case, without the brackets of an IPv6 literal
-    std::uint16_t port = 0; ///< explicit or `default_port`
-    bool ipv6_literal = false;
-};
-
-/// Host and port as the Host field (and logs) write them: brackets around
-/// an IPv6 literal, the port only when it is not the scheme's default.
-inline std::string format_authority(std::string_view host, std::uint16_t port,
-                                    std::uint16_t default_port) {
-    std::string out;
-    const bool v6 = host.find(':') != std::string_view::npos;
-    if (v6) out += '[';
-    out += host;
-    if (v6) out += ']';
-    if (port != default_port) {
-        out += ':';
-        out += std::to_string(port);
-    }
-    return out;
-}
-
-/// Parses the authority part of a URL (between "//" and the path).
-inline std::optional<url_authority> parse_authority(std::string_view authority,
-                                                    std::uint16_t default_port, std::string& why) {
-    if (authority.find('@') != std::string_view::npos) {
-        why = "user information in the URL is not supported (pass credentials as options or in the "
-              "token)";
-        return std::nullopt;
-    }
-    url_authority out;
-    std::string_view host = authority;
-    std::string_view port_text;
-    bool has_port = false;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-            why = "unterminated IPv6 literal";
-            return std::nullopt;
-        }
-        host = authority.substr(1, close - 1);
-        out.ipv6_literal = true;
-        const auto after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                why = "unexpected characters after the IPv6 literal";
-                return std::nullopt;
-            }
-            has_port = true;
-            port_text = after.substr(1);
-        }
-        std::error_code ec;
-        asio::ip::make_address_v6(std::string(host), ec);
-        if (ec) {
-            why = "invalid IPv6 literal";
-            return std::nullopt;
-        }
-    } else {
-        const auto colon = authority.find(':');
-        if (colon != std::string_view::npos) {
-            host = authority.substr(0, colon);
-            port_text = authority.substr(colon + 1);
-            has_port = true;
-        }
-        for (const char c : host) {
-            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-            if (!ok) {
-                why = "the host contains a character that is not allowed";
-                return std::nullopt;
-            }
-        }
-    }
-    if (host.empty()) {
-        why = "the URL has no host";
-        return std::nullopt;
-    }
-    if (has_port && port_text.empty()) {
-        why = "empty port";
-        return std::nullopt;
-    }
-    out.port = default_port;
-    if (has_port) {
-        unsigned long value = 0;
-        for (const char c : port_text) {
-            if (c < '0' || c > '9' || value > 65535) {
-                why = "the port is not a number between 1 and 65535";
-                return std::nullopt;
-            }
-            value = value * 10 + static_cast<unsigned long>(c - '0');
-        }
-        if (value == 0 || value > 65535) {
-            why = "the port is not a number between 1 and 65535";
-            return std::nullopt;
-        }
-        out.port = static_cast<std::uint16_t>(value);
-    }
-    out.host.reserve(host.size());
-    for (const char c : host)
-        out.host += ascii_lower(c);
-    return out;
-}
-
-/// Splits "scheme://authority/path?query" after the caller has checked the
-/// whole string; `rest` is everything after "://".
-inline bool split_after_scheme(std::string_view rest, std::string_view& authority,
-                               std::string& target) {
-    const auto authority_end = rest.find_first_of("/?");
-    authority = rest.substr(0, authority_end);
-    if (authority_end == std::string_view::npos)
-        target = "/";
-    else if (rest[authority_end] == '?')
-        target = "/" + std::string(rest.substr(authority_end));
-    else
-        target = std::string(rest.substr(authority_end));
-    return true;
-}
-
-/// White space, control characters and bytes above 0x7e have no place in a
-/// URL we put on the wire (they would be ambiguous or inject headers).
-inline bool url_has_forbidden_char(std::string_view url) noexcept {
-    for (const char c : url) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f) return true;
-    }
-    return false;
-}
-
-/// The parts of a WebSocket URL a transport needs.
-struct ws_url {
-    bool secure = false;    ///< wss://
-    std::string host;       ///< lower case, without the brackets of an IPv6 literal
-    std::uint16_t port = 0; ///< explicit or the scheme's default
-    std::string target;     ///< path and query, always starting with '/'
-    bool ipv6_literal = false;
-
-    /// The Host field: "[::1]:9000", "example.com".
-    std::string authority() const { return format_authority(host, port, secure ? 443 : 80); }
-};
-
-/// Parses `url`; on failure returns nothing and says why in `why`.
-/// Rejects what RFC 6455 section 3 forbids (fragments, other schemes) and what
-/// would be ambiguous on the wire (user info, white space, control characters).
-inline std::optional<ws_url> parse_ws_url(std::string_view url, std::string& why) {
-    if (url_has_forbidden_char(url)) {
-        why = "the URL contains white space, a control character or a non-ASCII byte";
-        return std::nullopt;
-    }
-    ws_url out;
-    const auto sep = url.find("://");
-    if (sep == std::string_view::npos) {
-        why = "the URL has no scheme (expected ws:// or wss://)";
-        return std::nullopt;
-    }
-    const auto scheme = url.substr(0, sep);
-    if (iequals(scheme, "wss"))
-        out.secure = true;
-    else if (!iequals(scheme, "ws")) {
-        why = "unsupported scheme '" + std::string(scheme.substr(0, 16)) + "' (expected ws or wss)";
-        return std::nullopt;
-    }
-    const auto rest = url.substr(sep + 3);
-    if (rest.find('#') != std::string_view::npos) {
-        why = "WebSocket URLs must not contain a fragment ('#')";
-        return std::nullopt;
-    }
-    std::string_view authority;
-    split_after_scheme(rest, authority, out.target);
-    auto a = parse_authority(authority, out.secure ? 443 : 80, why);
-    if (!a) return std::nullopt;
-    out.host = std::move(a->host);
-    out.port = a->port;
-    out.ipv6_literal = a->ipv6_literal;
-    return out;
-}
-
-/// An http:// or https:// URL, split for a request.
-struct http_url {
-    bool tls = true;
-    std::string host; ///< lower case, IPv6 without brackets
-    std::uint16_t port = 443;
-    std::string target; ///< path and query, at least "/"
-
-    /// The Host field: host, [v6], plus the port when it is not the default.
-    std::string host_field() const { return format_authority(host, port, tls ? 443 : 80); }
-    /// For logs: no query, which is where people hide secrets in URLs.
-    std::string display() const {
-        const auto q = target.find('?');
-        return std::string(tls ? "https://" : "http://") + host_field() + target.substr(0, q);
-    }
-};
-
-/// Parses `url`; on failure returns nullopt and says why in `why`. Strict:
-/// no user info (a password in a URL ends up in logs), no fragments, no
-/// spaces or control characters.
-inline std::optional<http_url> parse_http_url(std::string_view url, std::string& why) {
-    http_url out;
-    const auto sep = url.find("://");
-    const auto scheme = sep == std::string_view::npos ? std::string_view{} : url.substr(0, sep);
-    if (iequals(scheme, "https")) {
-        out.tls = true;
-    } else if (iequals(scheme, "http")) {
-        out.tls = false;
-    } else {
-        why = "the URL must start with https:// or http://";
-        return std::nullopt;
-    }
-    if (url_has_forbidden_char(url)) {
-        why = "invalid character (white space, control or non-ASCII) in the URL";
-        return std::nullopt;
-    }
-    const auto rest = url.substr(sep + 3);
-    if (rest.find('#') != std::string_view::npos) {
-        why = "a fragment (#...) has no meaning in a request URL";
-        return std::nullopt;
-    }
-    std::string_view authority;
-    split_after_scheme(rest, authority, out.target);
-    auto a = parse_authority(authority, out.tls ? 443 : 80, why);
-    if (!a) return std::nullopt;
-    out.host = std::move(a->host);
-    out.port = a->port;
-    return out;
-}
-
-inline bool is_loopback_address(const asio::ip::address& a) noexcept {
-    if (a.is_loopback()) return true;
-    if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-    return false;
-}
-
-/// True for names that never leave the machine: "localhost" (also as the
-/// absolute "localhost."), 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8.
-/// Callers that resolve the name check the addresses again before
-/// connecting (see plain_endpoint_allowed), so a hosts file cannot send
-/// "localhost" elsewhere.
-inline bool is_loopback_host(std::string_view host) noexcept {
-    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-    if (iequals(host, "localhost")) return true;
-    if (host.empty() || host.size() > 64) return false;
-    char text[65];
-    host.copy(text, host.size());
-    text[host.size()] = '\0';
-    std::error_code ec;
-    const auto a = asio::ip::make_address(static_cast<const char*>(text), ec);
-    return !ec && is_loopback_address(a);
-}
-
-/// The one guard for credentials on an unencrypted connection (ws://,
-/// http://): only to a loopback host, unless the user opted in by name.
-inline bool plain_transport_allowed(std::string_view host, bool opted_in) noexcept {
-    return opted_in || is_loopback_host(host);
-}
-
-/// Second half of that guard, after name resolution: an address a plain
-/// connection carrying a credential may go to.
-inline bool plain_endpoint_allowed(const asio::ip::address& a, bool opted_in) noexcept {
-    return opted_in || is_loopback_address(a);
-}
-
-/// A credential may travel over `url` when the channel is encrypted, when it
-/// never leaves the machine, or when the user opted in by name.
-inline bool token_transport_allowed(const ws_url& url,
-                                    bool allow_insecure_token_transport) noexcept {
-    return url.secure || plain_transport_allowed(url.host, allow_insecure_token_transport);
-}
-
-/// Percent-encodes everything except RFC 3986 unreserved characters, so a
-/// value is safe as a query parameter whatever it contains.
-inline std::string percent_encode(std::string_view in) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(in.size() * 3);
-    for (const char c : in) {
-        const auto u = static_cast<unsigned char>(c);
-        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                                c == '~';
-        if (unreserved) {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0x0f];
-        }
-    }
-    return out;
-}
-
-/// Appends name=value (both percent-encoded) to a request target.
-inline void append_query_parameter(std::string& target, std::string_view name,
-                                   std::string_view value) {
-    target += target.find('?') == std::string::npos ? '?' : '&';
-    target += percent_encode(name);
-    target += '=';
-    target += percent_encode(value);
-}
-
-} // namespace detail
-TETHER_NAMESPACE_END
-
-#endif
-// ---- end <tether/detail/url.hpp> ----
+// #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/genesys/notification.hpp> (inlined above)
 // ---- begin <tether/genesys/rest_client.hpp> ----
@@ -6178,10 +6676,275 @@ TETHER_NAMESPACE_END
 // verification, write, read with http_response_parser. A single deadline
 // covers the whole exchange. Plain http:// goes only to loopback addresses
 // unless the caller opts in, because the request carries credentials.
+// Through an HTTP proxy (http_exchange_options::proxy) the socket goes to the
+// proxy, and a CONNECT tunnel (proxy_tunnel.hpp) is opened before TLS, whose
+// SNI and name checks stay the origin's. Plain http:// with credentials then
+// needs a loopback proxy too (the request crosses the proxy's link in clear).
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
+// ---- begin <tether/detail/base64.hpp> ----
+// tether: base64 (RFC 4648, with padding) for Basic credentials.
+#ifndef TETHER_DETAIL_BASE64_HPP
+#define TETHER_DETAIL_BASE64_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+inline std::string base64_encode(std::string_view in) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
+                                std::uint32_t(static_cast<unsigned char>(in[i + 2]));
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back(alphabet[v & 63]);
+    }
+    if (i + 1 == in.size()) {
+        const std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out += "==";
+    } else if (i + 2 == in.size()) {
+        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8);
+        out.push_back(alphabet[(v >> 18) & 63]);
+        out.push_back(alphabet[(v >> 12) & 63]);
+        out.push_back(alphabet[(v >> 6) & 63]);
+        out.push_back('=');
+    }
+    return out;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/base64.hpp> ----
 // #include <tether/detail/http_response_parser.hpp> (inlined above)
+// ---- begin <tether/detail/proxy_tunnel.hpp> ----
+// tether: the HTTP CONNECT exchange that opens a tunnel through a proxy.
+//
+// Used on a TCP socket connected to the proxy, before anything of the
+// origin's protocol (TLS, the upgrade request, a token request) is sent:
+// CONNECT host:port, then the proxy's answer read with the strict response
+// parser in its CONNECT mode (header section only, bounded). A 2xx opens
+// the tunnel; bytes after that header would be the origin's, but the origin
+// speaks only after the client, so they are refused (proxy_error) rather
+// than passed on. The caller's deadline bounds a proxy that stalls: it
+// closes the socket, which ends the exchange.
+#ifndef TETHER_DETAIL_PROXY_TUNNEL_HPP
+#define TETHER_DETAIL_PROXY_TUNNEL_HPP
+
+// #include <tether/detail/base64.hpp> (inlined above)
+// #include <tether/detail/http_response_parser.hpp> (inlined above)
+// #include <tether/detail/printable.hpp> (inlined above)
+// #include <tether/detail/retry_after.hpp> (inlined above)
+// #include <tether/detail/url.hpp> (inlined above)
+// #include <tether/detail/wipe.hpp> (inlined above)
+// #include <tether/error.hpp> (inlined above)
+// #include <tether/proxy.hpp> (inlined above)
+// #include <tether/secret.hpp> (inlined above)
+
+#include <asio/error.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The CONNECT request for `host`:`port` (host without IPv6 brackets),
+/// with Proxy-Authorization when the proxy has credentials.
+inline secret build_connect_request(std::string_view host, std::uint16_t port,
+                                    const proxy_server& proxy, std::string_view user_agent = {}) {
+    const std::string target = format_authority(host, port, 0);
+    std::string req = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
+    if (!user_agent.empty() && is_safe_header_value(user_agent)) {
+        req += "User-Agent: ";
+        req += user_agent;
+        req += "\r\n";
+    }
+    if (proxy.has_credentials()) {
+        std::string pair(proxy.username.reveal());
+        pair += ':';
+        pair += proxy.password.reveal();
+        std::string encoded = base64_encode(pair);
+        detail::wipe(pair);
+        req += "Proxy-Authorization: Basic ";
+        req += encoded;
+        req += "\r\n";
+        detail::wipe(encoded);
+    }
+    req += "\r\n";
+    return secret(std::move(req));
+}
+
+/// The outcome of a CONNECT exchange.
+struct proxy_reply {
+    /// Empty: the tunnel is open. proxy_auth_required, proxy_denied,
+    /// proxy_error, or the socket's own error.
+    std::error_code error;
+    std::string detail; ///< for logs; never a header value of ours
+    int status = 0;     ///< the proxy's status (0: none)
+    std::optional<std::chrono::milliseconds> retry_after;
+};
+
+/// What a proxy's answer to CONNECT means.
+inline proxy_reply judge_connect_response(const http_response& r, const proxy_server& proxy) {
+    proxy_reply out;
+    out.status = r.status;
+    const std::string who = "HTTP proxy " + proxy.authority();
+    const std::string said =
+        " answered CONNECT with " + std::to_string(r.status) + " " + body_excerpt(r.reason, 64);
+    if (r.status >= 200 && r.status <= 299) return out;
+    if (const std::string* h = r.header("Retry-After"))
+        out.retry_after = parse_retry_after(*h, std::chrono::system_clock::now());
+    // 401 to CONNECT can only be the proxy's own (the origin is not reached yet):
+    // some proxies (tinyproxy 1.11) answer wrong credentials with it instead of 407
+    if (r.status == 407 || r.status == 401) {
+        out.error = make_error_code(error::proxy_auth_required);
+        out.detail =
+            who + said +
+            (proxy.has_credentials()
+                 ? " (the configured proxy credentials were refused)"
+                 : " (no proxy credentials configured: put user:password in the proxy URL)");
+    } else if (r.status >= 500) {
+        out.error = make_error_code(error::proxy_error);
+        out.detail = who + said + " (it could not reach the origin)";
+    } else {
+        out.error = make_error_code(error::proxy_denied);
+        out.detail = who + said + " (the proxy does not allow this tunnel)";
+    }
+    return out;
+}
+
+/// Reads the proxy's answer to CONNECT from bytes as they arrive.
+class connect_reply_reader {
+public:
+    explicit connect_reply_reader(const proxy_server& proxy, http_limits limits = default_limits())
+        : proxy_(&proxy), parser_(http_response_parser::for_connect(limits)) {}
+
+    static http_limits default_limits() {
+        http_limits l;
+        l.max_header_bytes = 8 * 1024;
+        l.max_header_fields = 64;
+        l.max_body_bytes = 0;
+        return l;
+    }
+
+    /// Feeds what arrived; true once the answer is judged (see result()).
+    bool feed(const char* data, std::size_t n) {
+        if (finished_) return true;
+        const std::size_t used = parser_.feed(data, n);
+        if (parser_.failed()) return fail(parser_.error_detail());
+        if (!parser_.done()) return false;
+        finished_ = true;
+        result_ = judge_connect_response(parser_.response(), *proxy_);
+        if (!result_.error && used < n) {
+            result_.error = make_error_code(error::proxy_error);
+            result_.detail = "HTTP proxy " + proxy_->authority() + " sent " +
+                             std::to_string(n - used) +
+                             " byte(s) after its 2xx to CONNECT, before the client spoke: not a "
+                             "clean tunnel";
+        }
+        return true;
+    }
+
+    /// The proxy closed the connection.
+    bool feed_eof() {
+        if (finished_) return true;
+        return fail("the connection closed before the answer to CONNECT was complete");
+    }
+
+    bool finished() const noexcept { return finished_; }
+    const proxy_reply& result() const noexcept { return result_; }
+
+private:
+    bool fail(const std::string& why) {
+        finished_ = true;
+        result_.error = make_error_code(error::proxy_error);
+        result_.detail =
+            "HTTP proxy " + proxy_->authority() + ": malformed answer to CONNECT (" + why + ")";
+        return true;
+    }
+
+    const proxy_server* proxy_;
+    http_response_parser parser_;
+    proxy_reply result_;
+    bool finished_ = false;
+};
+
+/// Sends CONNECT on `socket` (connected to `proxy`) and reads the answer;
+/// `handler(const proxy_reply&)` runs once. The caller keeps the socket
+/// alive until then, and ends a stalled exchange by closing it.
+template <class Handler>
+void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& proxy,
+                         std::string_view host, std::uint16_t port, std::string_view user_agent,
+                         Handler handler) {
+    struct op : std::enable_shared_from_this<op> {
+        op(asio::ip::tcp::socket& s, const proxy_server& p, secret r, Handler h)
+            : sock(s), proxy(p), request(std::move(r)), reader(proxy), handler(std::move(h)) {}
+        asio::ip::tcp::socket& sock;
+        proxy_server proxy; // a copy: the caller's may go away first
+        secret request;
+        connect_reply_reader reader;
+        Handler handler;
+        std::array<char, 2048> buffer{};
+
+        void io_failed(const std::error_code& ec, const char* what) {
+            proxy_reply r;
+            r.error = ec;
+            r.detail = std::string(what) + " HTTP proxy " + proxy.authority() + ": " + ec.message();
+            handler(r);
+        }
+        void read() {
+            sock.async_read_some(
+                asio::buffer(buffer),
+                [self = this->shared_from_this()](const std::error_code& ec, std::size_t n) {
+                    bool done = n > 0 && self->reader.feed(self->buffer.data(), n);
+                    if (!done && ec == asio::error::eof) done = self->reader.feed_eof();
+                    if (done) return self->handler(self->reader.result());
+                    if (ec) return self->io_failed(ec, "reading the answer of the");
+                    self->read();
+                });
+        }
+    };
+    auto self = std::make_shared<op>(
+        socket, proxy, build_connect_request(host, port, proxy, user_agent), std::move(handler));
+    asio::async_write(socket, asio::buffer(self->request.reveal().data(), self->request.size()),
+                      [self](const std::error_code& ec, std::size_t) {
+                          self->request = secret(); // wiped
+                          if (ec) return self->io_failed(ec, "sending CONNECT to the");
+                          self->read();
+                      });
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/proxy_tunnel.hpp> ----
 // #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
@@ -6520,37 +7283,6 @@ inline std::string form_urlencode(std::string_view in) {
     return out;
 }
 
-inline std::string base64_encode(std::string_view in) {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
-                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
-                                std::uint32_t(static_cast<unsigned char>(in[i + 2]));
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back(alphabet[v & 63]);
-    }
-    if (i + 1 == in.size()) {
-        const std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out += "==";
-    } else if (i + 2 == in.size()) {
-        const std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
-                                (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8);
-        out.push_back(alphabet[(v >> 18) & 63]);
-        out.push_back(alphabet[(v >> 12) & 63]);
-        out.push_back(alphabet[(v >> 6) & 63]);
-        out.push_back('=');
-    }
-    return out;
-}
-
 struct http_exchange_options {
     std::chrono::milliseconds timeout{10000}; ///< resolve to last byte
     http_limits limits;
@@ -6559,6 +7291,8 @@ struct http_exchange_options {
     bool allow_plain_http_to_non_loopback_host = false;
     std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
     tls_options tls;
+    /// Tunnel through an HTTP proxy (CONNECT) unless the origin bypasses it.
+    proxy_options proxy;
     /// Progress notes for logs; never given header values or bodies.
     std::function<void(std::string_view)> trace;
 };
@@ -6566,7 +7300,8 @@ struct http_exchange_options {
 struct http_result {
     /// Empty on a complete response. Otherwise a tether::error
     /// (malformed_http_response, response_too_large, insecure_transport,
-    /// tls_verification_failed, operation_cancelled), asio::error::timed_out,
+    /// tls_verification_failed, operation_cancelled, proxy_auth_required,
+    /// proxy_denied, proxy_error), asio::error::timed_out,
     /// or the socket's own error.
     std::error_code error;
     std::string detail; ///< for logs; never contains request or response bytes
@@ -6631,15 +7366,16 @@ private:
                    "refusing to send credentials over plain http:// to " + url_.host_field());
             return;
         }
+        if (const proxy_server* p = opts_.proxy.select(url_.tls, url_.host, url_.port)) proxy_ = *p;
         timer_.expires_after(opts_.timeout);
         timer_.async_wait([self = shared_from_this()](std::error_code ec) {
             if (ec || self->finished_) return;
             self->timed_out_ = true;
             self->abort_io();
         });
-        trace("resolving " + url_.host_field());
+        trace("resolving " + peer_name());
         resolver_.async_resolve(
-            url_.host, std::to_string(url_.port),
+            proxy_ ? proxy_->host : url_.host, std::to_string(proxy_ ? proxy_->port : url_.port),
             [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
                 self->on_resolved(ec, std::move(results));
             });
@@ -6667,7 +7403,7 @@ private:
     }
 
     void on_resolved(std::error_code ec, tcp::resolver::results_type results) {
-        if (failed(ec, "resolving " + url_.host)) return;
+        if (failed(ec, "resolving " + peer_name())) return;
         std::vector<tcp::endpoint> endpoints;
         for (const auto& entry : results) {
             const auto ep = entry.endpoint();
@@ -6677,10 +7413,10 @@ private:
         }
         if (endpoints.empty()) {
             finish(make_error_code(error::insecure_transport),
-                   url_.host + " resolved to no loopback address; refusing plain http://");
+                   peer_name() + " resolved to no loopback address; refusing plain http://");
             return;
         }
-        trace("connecting to " + url_.host_field() + " (" + std::to_string(endpoints.size()) +
+        trace("connecting to " + peer_name() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
         asio::async_connect(
             socket(), endpoints,
@@ -6690,10 +7426,33 @@ private:
     }
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
-        if (failed(ec, "connecting to " + url_.host_field())) return;
+        if (failed(ec, "connecting to " + peer_name())) return;
         std::error_code ignored;
         socket().set_option(tcp::no_delay(true), ignored);
         trace("connected to " + endpoint_text(ep));
+        if (proxy_) {
+            trace("CONNECT " + url_.host_field() + " through the proxy");
+            async_proxy_connect(
+                socket(), *proxy_, url_.host, url_.port, {},
+                [self = shared_from_this()](const proxy_reply& r) { self->on_tunnel(r); });
+            return;
+        }
+        on_tunnel_open();
+    }
+
+    void on_tunnel(const proxy_reply& r) {
+        if (r.error && !timed_out_ && !cancelled_) {
+            if (r.error.category() == error_category()) {
+                finish(r.error, r.detail);
+                return;
+            }
+        }
+        if (failed(r.error, "the CONNECT exchange with HTTP proxy " + proxy_->authority())) return;
+        trace("tunnel to " + url_.host_field() + " open");
+        on_tunnel_open();
+    }
+
+    void on_tunnel_open() {
         if (!tls_) {
             write_request();
             return;
@@ -6807,6 +7566,11 @@ private:
         if (handler) handler(std::move(result));
     }
 
+    /// Who the socket talks to: the proxy, or the origin.
+    std::string peer_name() const {
+        return proxy_ ? "HTTP proxy " + proxy_->authority() : url_.host_field();
+    }
+
     static std::string endpoint_text(const tcp::endpoint& ep) {
         const auto a = ep.address();
         return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" +
@@ -6823,6 +7587,7 @@ private:
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
     std::shared_ptr<tls_handshake_report> tls_report_;
+    std::optional<proxy_server> proxy_;
     http_response_parser parser_;
     std::array<char, 16 * 1024> buffer_{};
     std::size_t bytes_received_ = 0;
@@ -6847,6 +7612,7 @@ TETHER_NAMESPACE_END
 
 // #include <tether/detail/http_client.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
+// #include <tether/proxy.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/oauth2_response.hpp> (inlined above)
 
@@ -6902,6 +7668,10 @@ struct oauth2_options {
     /// Sends the client secret over plain http:// to a host that is not
     /// loopback. Anyone on the path can read it. Off by default.
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the token request (none by default; see proxy.hpp and
+    /// proxy_options::from_environment()). Failures: proxy_auth_required and
+    /// proxy_denied (permanent), proxy_error.
+    proxy_options proxy;
     std::string user_agent = "tether/" + std::to_string(TETHER_VERSION_MAJOR) + "." +
                              std::to_string(TETHER_VERSION_MINOR) + "." +
                              std::to_string(TETHER_VERSION_PATCH);
@@ -6920,6 +7690,7 @@ struct oauth2_options {
                 "tether: oauth2_options::token_url: plain http:// is allowed only to a loopback "
                 "host (the client secret would travel unencrypted); use https:// or set "
                 "allow_plain_http_to_non_loopback_host");
+        proxy.validate("oauth2_options");
         if (client_id.empty())
             throw detail::invalid_option("tether: oauth2_options::client_id is empty");
         if (client_secret.empty())
@@ -6958,6 +7729,7 @@ struct oauth2_options {
         if (!o.audience.empty()) os << ", audience=" << o.audience;
         for (const auto& p : o.extra_params)
             os << ", " << p.first << "=[redacted]";
+        if (o.proxy.enabled()) os << ", proxy=" << o.proxy;
         return os << ", timeout=" << o.timeout.count() << "ms}";
     }
 };
@@ -7025,6 +7797,7 @@ private:
                 options.allow_plain_http_to_non_loopback_host;
             xo.tls_context = tls_context;
             xo.tls = options.tls;
+            xo.proxy = options.proxy;
             xo.trace = options.trace;
             trace("POST " + url.display() + " (grant client_credentials, client_id " +
                   options.client_id + ", client auth " + auth_name() + ")");
@@ -7225,6 +7998,8 @@ struct rest_options {
     std::chrono::milliseconds max_retry_after{std::chrono::seconds(60)};
     tls_options tls;
     bool allow_plain_http_to_non_loopback_host = false;
+    /// HTTP proxy for the REST calls (none by default; see proxy.hpp).
+    proxy_options proxy;
     std::string user_agent = "tether-genesys/0.1";
 };
 
@@ -7315,6 +8090,7 @@ private:
             throw detail::invalid_option(
                 "tether: genesys: plain http:// API base is allowed only to a loopback "
                 "host (the bearer token would travel unencrypted)");
+        opts_.proxy.validate("genesys::rest_options");
         base_ = *url;
         if (base_.target == "/") base_.target.clear();
         if (base_.tls) tls_context_ = make_tls_client_context(opts_.tls);
@@ -7372,6 +8148,7 @@ private:
         xo.allow_plain_http_to_non_loopback_host = opts_.allow_plain_http_to_non_loopback_host;
         xo.tls_context = tls_context_;
         xo.tls = opts_.tls;
+        xo.proxy = opts_.proxy;
         ++requests_;
         std::weak_ptr<rest_client> weak = shared_from_this();
         op->exchange = detail::http_exchange::start(
@@ -7394,9 +8171,12 @@ private:
         rest_outcome out;
         out.token_serial = op->token_serial;
         if (res.error) {
-            out.error = res.error == error::operation_cancelled
-                            ? res.error
-                            : make_error_code(error::channel_request_failed);
+            // the proxy's refusals keep their codes: they are permanent (a stop),
+            // unlike a failed call
+            const bool keep = res.error == error::operation_cancelled ||
+                              res.error == error::proxy_auth_required ||
+                              res.error == error::proxy_denied;
+            out.error = keep ? res.error : make_error_code(error::channel_request_failed);
             out.detail = what + " failed: " + res.detail;
             return finish(op, std::move(out));
         }
@@ -7682,8 +8462,9 @@ struct channel_stats {
 ///
 /// Errors: channel_creation_limit (permanent: the client stops),
 /// subscription_rejected and request_forbidden (permanent), rate_limited
-/// (with retry_after), channel_request_failed, and any token error of the
-/// REST token (invalid_credentials...).
+/// (with retry_after), channel_request_failed, proxy_auth_required and
+/// proxy_denied (an HTTP proxy refused the REST call: permanent), and any
+/// token error of the REST token (invalid_credentials...).
 class channel_token_policy {
 public:
     using handler_type = std::function<void(token_result)>;
@@ -8100,6 +8881,14 @@ TETHER_NAMESPACE_END
 // destruction before the handshake completes closes that socket at once, so
 // no byte of the upgrade request, above all no credential, leaves afterwards.
 //
+// HTTP proxy (`proxy`, none by default): the transport connects to the proxy
+// instead, opens a CONNECT tunnel to the origin on that socket and only then
+// hands it to websocketpp, so TLS (wss://) runs to the origin inside the
+// tunnel with the origin's SNI and name verification. The handshake deadline
+// covers the CONNECT exchange too. The proxy's refusals are reported as
+// proxy_auth_required (407), proxy_denied (403, other refusals) or
+// proxy_error (5xx), with close_event::proxy_status.
+//
 //     asio::io_context io;
 //     tether::websocketpp_transport_options o;
 //     o.tls.ca_file = "/etc/ssl/my-ca.pem";
@@ -8144,12 +8933,27 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/detail/close_payload.hpp> ----
 // #include <tether/detail/printable.hpp> (inlined above)
+// #include <tether/detail/proxy_tunnel.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/detail/wipe.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
+// #include <tether/proxy.hpp> (inlined above)
 // #include <tether/tls_options.hpp> (inlined above)
+
+// websocketpp 0.8.2 (its latest release) does not compile as C++20 with GCC 11
+// or newer. Say so in one line, and do not include websocketpp at all, instead
+// of a hundred lines of its errors (the headers built on the transport skip
+// their content too). Clang accepts it; define
+// TETHER_WEBSOCKETPP_ACCEPTS_CXX20 for a websocketpp with the C++20 fixes.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && __cplusplus > 201703L &&         \
+    !defined(TETHER_WEBSOCKETPP_ACCEPTS_CXX20)
+#define TETHER_DETAIL_NO_WEBSOCKETPP 1 // the headers built on the transport skip their content
+// clang-format off
+#error "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11: build the translation units that include the websocketpp transport at C++17 (or with Clang); see docs/packaging.md, 'C++20 and websocketpp'"
+// clang-format on
+#else
 
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
@@ -8166,6 +8970,7 @@ TETHER_NAMESPACE_END
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -8206,7 +9011,11 @@ struct websocketpp_transport_options {
     /// on the path can read and replay it.
     bool allow_insecure_token_transport = false;
 
-    /// DNS + TCP + TLS + upgrade must finish within this.
+    /// Tunnel through an HTTP proxy (CONNECT); none by default. A token over
+    /// plain ws:// (loopback origin) then also needs a loopback proxy.
+    proxy_options proxy;
+
+    /// DNS + TCP + (proxy CONNECT) + TLS + upgrade must finish within this.
     std::chrono::milliseconds handshake_timeout{10000};
     /// After close(), the peer has this long to finish the closing handshake.
     std::chrono::milliseconds close_timeout{5000};
@@ -8234,6 +9043,7 @@ struct websocketpp_transport_options {
             fail("pong_timeout must be positive when pings are enabled");
         if (idle_timeout.count() < 0) fail("idle_timeout must not be negative");
         if (max_message_size == 0) fail("max_message_size must be at least 1");
+        proxy.validate("websocketpp_transport_options");
         if (token_in == token_placement::query_parameter && token_query_parameter.empty())
             fail("token_query_parameter must not be empty");
         if (!token_subprotocol_prefix.empty() && !detail::is_http_token(token_subprotocol_prefix))
@@ -8410,6 +9220,8 @@ private:
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
+        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        bool tunnel_open = false;
         asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
         bool loopback_only = false;       // a token over plain ws://: loopback addresses only
         bool started = false;             // websocketpp has the connected socket
@@ -8435,6 +9247,8 @@ private:
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
+        /// Whom the TCP connection goes to.
+        std::string peer() const { return proxy ? "HTTP proxy " + proxy->authority() : where(); }
 
         template <class F> void with_connection(F&& f) {
             if constexpr (with_plain)
@@ -8571,8 +9385,11 @@ private:
                                "': use wss:// or set allow_insecure_token_transport");
                 return id;
             }
-            // the name said loopback; the addresses it resolves to must say so too
+            // the name said loopback; the addresses it resolves to must say so too (and
+            // through a proxy, the proxy's: the token crosses its link in clear)
             st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
+            if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
+                st->proxy = *p;
 
             std::string target = url->target;
             const std::string_view token = req.token.reveal();
@@ -8667,7 +9484,8 @@ private:
             });
             arm_handshake_deadline(st);
             st->resolver.async_resolve(
-                st->host, std::to_string(st->port),
+                st->proxy ? st->proxy->host : st->host,
+                std::to_string(st->proxy ? st->proxy->port : st->port),
                 [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
                     on_resolved(st, e, std::move(r));
                 });
@@ -8692,7 +9510,8 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot resolve '" + st->host + "': " + ec.message();
+                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) + "'" +
+                            (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -8704,9 +9523,9 @@ private:
             if (endpoints.empty()) {
                 close_event ev;
                 ev.error = error::insecure_transport;
-                ev.detail =
-                    "'" + st->host +
-                    "' resolved to no loopback address; refusing to send the token over ws://";
+                ev.detail = st->peer() +
+                            " resolved to no loopback address; refusing to send the token over "
+                            "ws://";
                 self.finish(*st, std::move(ev), true);
                 return;
             }
@@ -8730,11 +9549,54 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot connect to " + st->where() + ": " + ec.message();
+                ev.detail = "cannot connect to " + st->peer() + ": " + ec.message();
                 self.finish(*st, std::move(ev), true);
                 return;
             }
             st->tcp_connected = true;
+            if (st->proxy) {
+                st->with_connection([&](auto& con) {
+                    detail::async_proxy_connect(
+                        tcp_socket_of(con), *st->proxy, st->host, st->port, self.opts.user_agent,
+                        [st, keep = con.get_shared()](const detail::proxy_reply& r) {
+                            on_tunnel(st, r);
+                        });
+                });
+                return;
+            }
+            start_websocket(st);
+        }
+
+        /// The connection's TCP socket, under TLS if any (not yet started).
+        template <class Con> static asio::ip::tcp::socket& tcp_socket_of(Con& con) {
+            auto& s = con.get_socket();
+            if constexpr (std::is_same_v<std::decay_t<decltype(s)>, asio::ip::tcp::socket>)
+                return s;
+            else
+                return s.next_layer();
+        }
+
+        static void on_tunnel(const std::shared_ptr<conn_state>& st, const detail::proxy_reply& r) {
+            if (!st->owner || st->state != phase::connecting)
+                return; // abandoned: the socket is closed
+            core& self = *st->owner;
+            if (!self.eps->single_threaded()) return self.refuse_threads(*st);
+            if (r.error) {
+                close_event ev;
+                ev.error = r.error.category() == error_category()
+                               ? r.error
+                               : make_error_code(error::connection_failed);
+                ev.proxy_status = r.status;
+                ev.retry_after = r.retry_after;
+                ev.detail = r.detail + " (tunnel to " + st->where() + ")";
+                self.finish(*st, std::move(ev), true);
+                return;
+            }
+            st->tunnel_open = true;
+            start_websocket(st);
+        }
+
+        static void start_websocket(const std::shared_ptr<conn_state>& st) {
             st->started = true;
             // websocketpp takes over the connected socket: TLS, then the upgrade request
             st->with_connection([](auto& con) { con.start(); });
@@ -8827,7 +9689,9 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                 auto s = w.lock();
                 if (ec || !s || !s->owner || s->state != phase::connecting) return;
-                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                const char* stage = !s->tcp_connected ? "resolving and connecting"
+                                    : (s->proxy && !s->tunnel_open)
+                                        ? "waiting for the HTTP proxy's answer to CONNECT"
                                     : (s->tls && !s->tls_done) ? "in the TLS handshake"
                                                                : "waiting for the upgrade response";
                 close_event ev;
@@ -9235,6 +10099,8 @@ using websocketpp_ws_transport = basic_websocketpp_transport<websocket_schemes::
 
 TETHER_NAMESPACE_END
 
+#endif // C++20 with GCC >= 11
+
 #endif
 // ---- end <tether/transport/websocketpp_transport.hpp> ----
 
@@ -9247,6 +10113,8 @@ TETHER_NAMESPACE_END
 #include <string>
 #include <string_view>
 #include <utility>
+
+#ifndef TETHER_DETAIL_NO_WEBSOCKETPP // C++20 with GCC: the transport said why
 
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
@@ -9266,6 +10134,9 @@ struct notification_options {
     websocketpp_transport_options transport;
     client_options client; ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;       ///< for login, api and streaming hosts
+    /// HTTP proxy for the login, api and streaming hosts (none by default;
+    /// proxy_options::from_environment() to honour https_proxy/no_proxy).
+    proxy_options proxy;
     /// Notes from the OAuth client ("token obtained, lifetime 10 s", failures),
     /// including background refreshes; never a secret. Called on I/O threads.
     std::function<void(std::string_view)> token_trace;
@@ -9319,6 +10190,7 @@ private:
         oo.client_id = o.client_id;
         oo.client_secret = o.client_secret;
         oo.tls = o.tls;
+        oo.proxy = o.proxy;
         oo.trace = o.token_trace;
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
@@ -9327,6 +10199,7 @@ private:
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
+        ro.proxy = o.proxy;
         return rest_client::create(io.get_executor(), source.handle(), std::move(ro));
     }
     static client_options client_opts(client_options c) {
@@ -9341,6 +10214,7 @@ private:
     static websocketpp_transport_options transport_opts(const notification_options& o) {
         websocketpp_transport_options t = o.transport;
         t.tls = o.tls;
+        t.proxy = o.proxy;
         // The socket's own limit: Genesys events are small (notification.hpp,
         // parse_limits); the transport's 16 MiB default is for anything.
         const std::size_t cap =
@@ -9369,6 +10243,8 @@ private:
 } // namespace genesys
 TETHER_NAMESPACE_END
 
+#endif // TETHER_DETAIL_NO_WEBSOCKETPP
+
 #endif
 // ---- end <tether/genesys/notification_client.hpp> ----
 // #include <tether/genesys/notification_stream.hpp> (inlined above)
@@ -9388,6 +10264,8 @@ TETHER_NAMESPACE_END
 // #include <tether/token_policy/shared_token_source.hpp> (inlined above)
 // #include <tether/transport/websocketpp_transport.hpp> (inlined above)
 
+#ifndef TETHER_DETAIL_NO_WEBSOCKETPP // C++20 with GCC: the transport said why
+
 TETHER_NAMESPACE_BEGIN
 
 /// A production client over websocketpp (ws:// and wss://, verified TLS).
@@ -9405,6 +10283,8 @@ using oauth2_reconnecting_client =
     reconnecting_client<oauth2_token_source::handle_type, ClosePolicy, Backoff>;
 
 TETHER_NAMESPACE_END
+
+#endif // TETHER_DETAIL_NO_WEBSOCKETPP
 
 #endif
 // ---- end <tether/reconnecting_client.hpp> ----

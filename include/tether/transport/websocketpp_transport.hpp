@@ -37,19 +37,6 @@
 #ifndef TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 #define TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 
-// websocketpp 0.8.2 (its latest release) does not compile as C++20 with GCC 11
-// or newer. Say so in one line, and do not include websocketpp at all, instead
-// of a hundred lines of its errors (the headers built on the transport skip
-// their content too). Clang accepts it; define
-// TETHER_WEBSOCKETPP_ACCEPTS_CXX20 for a websocketpp with the C++20 fixes.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && __cplusplus > 201703L &&         \
-    !defined(TETHER_WEBSOCKETPP_ACCEPTS_CXX20)
-#define TETHER_DETAIL_NO_WEBSOCKETPP 1 // the headers built on the transport skip their content
-// clang-format off
-#error "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11: build the translation units that include the websocketpp transport at C++17 (or with Clang); see docs/packaging.md, 'C++20 and websocketpp'"
-// clang-format on
-#else
-
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/detail/close_payload.hpp>
@@ -62,6 +49,19 @@
 #include <tether/message.hpp>
 #include <tether/proxy.hpp>
 #include <tether/tls_options.hpp>
+
+// websocketpp 0.8.2 (its latest release) does not compile as C++20 with GCC 11
+// or newer. Say so in one line, and do not include websocketpp at all, instead
+// of a hundred lines of its errors (the headers built on the transport skip
+// their content too). Clang accepts it; define
+// TETHER_WEBSOCKETPP_ACCEPTS_CXX20 for a websocketpp with the C++20 fixes.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && __cplusplus > 201703L &&         \
+    !defined(TETHER_WEBSOCKETPP_ACCEPTS_CXX20)
+#define TETHER_DETAIL_NO_WEBSOCKETPP 1 // the headers built on the transport skip their content
+// clang-format off
+#error "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11: build the translation units that include the websocketpp transport at C++17 (or with Clang); see docs/packaging.md, 'C++20 and websocketpp'"
+// clang-format on
+#else
 
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
