@@ -232,6 +232,7 @@ def kind_meson_subproject(args):
     if not meson:
         raise Skip("meson not found")
     src = copy_project("meson_subproject", args.work / "meson_subproject" / "src")
+    shutil.copytree(poison_dir(args), src / "poison")
     (src / "subprojects").mkdir()
     (src / "subprojects" / "tether").symlink_to(args.repo, target_is_directory=True)
     build = args.work / "meson_subproject" / "build"
@@ -240,13 +241,17 @@ def kind_meson_subproject(args):
         (["-Db_sanitize=address,undefined"] if args.sanitize else []), env=env)
     run([meson, "compile", "-C", build])
     check_consumer_output(args, run([build / "consumer"]))
+    check_consumer_output(args, run([build / "consumer_core"]))
+    commands = (build / "compile_commands.json").read_text()
+    if commands.count("poison") < 1:
+        raise Failure("consumer_core was not compiled with the poisoned include directory")
     # The subproject's install rules are part of the parent's install.
     dest = args.work / "meson_subproject" / "destdir"
     run([meson, "install", "-C", build, "--destdir", dest, "--quiet"])
     pcs = list(dest.rglob("pkgconfig/tether.pc"))
     headers = list(dest.rglob("include/tether/tether.hpp"))
-    if not pcs or not headers:
-        raise Failure("meson install did not install tether.pc and the headers")
+    if not pcs or not headers or not list(dest.rglob("pkgconfig/tether-core.pc")):
+        raise Failure("meson install did not install tether.pc, tether-core.pc and the headers")
     if f"Version: {repo_version(args.repo)}" not in pcs[0].read_text():
         raise Failure(f"{pcs[0]} names another version")
     # Installed on its own (not as a subproject), tether's pkg-config file is relocatable.
