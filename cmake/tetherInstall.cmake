@@ -1,5 +1,6 @@
-# Install rules: headers, the tether::* targets (core, websocketpp, oauth2, genesys, tether), a relocatable CMake package
-# and pkg-config file. Everything goes under share/ (header-only: no arch).
+# Install rules: headers, the tether::* targets (core, websocketpp, oauth2,
+# genesys, tether), a relocatable CMake package and pkg-config files
+# (tether.pc, tether-core.pc). Everything goes under share/ (header-only: no arch).
 include(CMakePackageConfigHelpers)
 
 set(TETHER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/tether" CACHE STRING
