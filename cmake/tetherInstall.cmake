@@ -1,5 +1,6 @@
-# Install rules: headers, the tether::tether export, a relocatable CMake package
-# and pkg-config file. Everything goes under share/ (header-only: no arch).
+# Install rules: headers, the tether::* targets (core, websocketpp, oauth2,
+# genesys, tether), a relocatable CMake package and pkg-config files
+# (tether.pc, tether-core.pc). Everything goes under share/ (header-only: no arch).
 include(CMakePackageConfigHelpers)
 
 set(TETHER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/tether" CACHE STRING
@@ -12,14 +13,14 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/tether"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
         FILES_MATCHING PATTERN "*.hpp")
 
-install(TARGETS tether EXPORT tetherTargets)
+install(TARGETS tether_core tether_websocketpp tether_oauth2 tether_genesys tether EXPORT tetherTargets)
 install(EXPORT tetherTargets NAMESPACE tether:: DESTINATION "${TETHER_INSTALL_CMAKEDIR}")
 
 configure_package_config_file(
   "${PROJECT_SOURCE_DIR}/cmake/tetherConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/tetherConfig.cmake"
   INSTALL_DESTINATION "${TETHER_INSTALL_CMAKEDIR}"
-  NO_SET_AND_CHECK_MACRO NO_CHECK_REQUIRED_COMPONENTS_MACRO)
+  NO_SET_AND_CHECK_MACRO)
 
 # Before 1.0 a minor release may break the API; from 1.0 on, only a major one.
 if(PROJECT_VERSION_MAJOR EQUAL 0)
@@ -36,6 +37,7 @@ install(FILES
   "${PROJECT_BINARY_DIR}/tetherConfig.cmake"
   "${PROJECT_BINARY_DIR}/tetherConfigVersion.cmake"
   "${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake"
+  "${PROJECT_SOURCE_DIR}/cmake/tetherFindAsio.cmake"
   DESTINATION "${TETHER_INSTALL_CMAKEDIR}")
 
 # pkg-config: the prefix is found relative to the .pc file, so the installed
@@ -47,4 +49,7 @@ endif()
 file(RELATIVE_PATH TETHER_PC_TO_PREFIX "/prefix/${TETHER_INSTALL_PKGCONFIGDIR}" "/prefix")
 string(REGEX REPLACE "/$" "" TETHER_PC_TO_PREFIX "${TETHER_PC_TO_PREFIX}")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/tether.pc.in" "${PROJECT_BINARY_DIR}/tether.pc" @ONLY)
-install(FILES "${PROJECT_BINARY_DIR}/tether.pc" DESTINATION "${TETHER_INSTALL_PKGCONFIGDIR}")
+# tether-core.pc: what tether::core needs (Asio headers and threads only).
+configure_file("${PROJECT_SOURCE_DIR}/cmake/tether-core.pc.in" "${PROJECT_BINARY_DIR}/tether-core.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/tether.pc" "${PROJECT_BINARY_DIR}/tether-core.pc"
+        DESTINATION "${TETHER_INSTALL_PKGCONFIGDIR}")

@@ -85,7 +85,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 
 #define TETHER_DETAIL_CAT_IMPL(a, b, c, d) a##b##_##c##_##d
 #define TETHER_DETAIL_CAT(a, b, c, d) TETHER_DETAIL_CAT_IMPL(a, b, c, d)
@@ -117,14 +116,22 @@ TETHER_NAMESPACE_END
 
 // Two tether versions linked into one program do not break the ODR (their
 // symbols differ by ABI tag), but they share nothing: a token fetched by one is
-// invisible to the other. This slot is how they notice each other at start-up.
-// It is deliberately unversioned, so every copy in the program (per shared
-// object with default visibility) resolves to the same one; it must never change.
+// invisible to the other. This registry is how they notice each other; nothing
+// is printed (a library writes nothing to stderr on its own): the program asks
+// check_single_version(). It is deliberately unversioned, so every copy in the
+// program (per shared object with default visibility) resolves to the same
+// one; neither function may ever change.
 namespace tether {
 namespace unversioned {
+/// The FNV-1a hash of the first ABI tag registered in this program (0: none yet).
 inline std::atomic<std::uint64_t>& first_linked_abi() noexcept {
     static std::atomic<std::uint64_t> abi{0};
     return abi;
+}
+/// Set by every copy that finds another ABI registered before its own.
+inline std::atomic<bool>& other_abi_linked() noexcept {
+    static std::atomic<bool> seen{false};
+    return seen;
 }
 } // namespace unversioned
 } // namespace tether
@@ -140,23 +147,32 @@ constexpr std::uint64_t fnv1a(const char* s) noexcept {
     return h;
 }
 
-/// Records this ABI in the program-wide slot; true (and one line on stderr)
-/// when a different tether ABI got there first.
+/// Records this ABI in the program-wide registry, silently; true when a
+/// different tether ABI got there first. Idempotent.
 inline bool note_linked_abi() noexcept {
     std::uint64_t first = 0;
     if (unversioned::first_linked_abi().compare_exchange_strong(first, fnv1a(abi_tag)))
         return false;
     if (first == fnv1a(abi_tag)) return false;
-    std::fprintf(stderr,
-                 "tether: warning: this program links tether %s and another tether version or "
-                 "configuration; they share no tokens or state (see docs/packaging.md)\n",
-                 abi_tag);
+    unversioned::other_abi_linked().store(true);
     return true;
 }
 
 /// Evaluated once per ABI per program, during static initialisation.
 inline const bool linked_abi_conflict = note_linked_abi();
 } // namespace detail
+
+/// True when this program holds a single tether version (and configuration);
+/// false when another one is linked in too, for instance through a library
+/// built against another tether. The copies then work side by side but share
+/// nothing (each has its own token cache). Prints nothing: report it as your
+/// program sees fit. Meaningful once static initialisation is over (from
+/// main() on); copies in shared libraries that hide their symbols are not seen.
+/// See docs/packaging.md, "Versions".
+inline bool check_single_version() noexcept {
+    const bool another_came_first = detail::note_linked_abi();
+    return !another_came_first && !unversioned::other_abi_linked().load();
+}
 TETHER_NAMESPACE_END
 
 #endif

@@ -4,6 +4,11 @@
 #include <tether/core.hpp>
 #include <tether/testing.hpp>
 
+// consumer.asio_config: asio::asio must be the target of the test's asio-config.cmake.
+#if defined(TETHER_TEST_EXPECT_FAKE_ASIO) && !defined(TETHER_TEST_FAKE_ASIO_CONFIG)
+#error "asio::asio from the test's asio-config.cmake did not reach this program"
+#endif
+
 #include <chrono>
 #include <cstdio>
 #include <string>

@@ -8,14 +8,27 @@ KIND is one of:
                     move it to WORK/prefix (so the consumers below prove the
                     installed package is relocatable)
   find_package      find_package(tether) from WORK/prefix
-  pkg_config        pkg-config --cflags --libs tether from WORK/prefix
+  pkg_config        pkg-config --cflags --libs tether (and tether-core) from WORK/prefix
   add_subdirectory  add_subdirectory(<repo>)
   fetch_content     FetchContent from the repository's committed HEAD (file:// git URL)
+  asio_config       Asio from an asio-config.cmake (as vcpkg/Conan ship), preferred to
+                    tether's Findasio.cmake: add_subdirectory, and find_package with
+                    --installed
+  core_headers      <tether/core.hpp> and <tether/testing.hpp> preprocess with the
+                    poisoned include directory first; <tether/tether.hpp> must not
+  options           top-level defaults: -DBUILD_TESTING=OFF turns the tests off,
+                    packaging tests are off unless asked for
+
+The CMake consumers also build consumer_core, linking tether::core only, with
+the poisoned include directory first: an #error header under the name of
+every websocketpp, OpenSSL, nlohmann/json and asio/ssl header tether includes.
   meson_subproject  meson project with subprojects/tether -> the repository
   vendored          only single_include/tether/tether.hpp, copied into a fresh
                     folder, compiled by one plain compiler command line
   version_mismatch  a copy of the headers renumbered 99.0.0, mixed with these
-                    in one translation unit and in one program: both warn
+                    in one translation unit (a compiler warning) and in one
+                    program (check_single_version() false in both copies,
+                    nothing on stderr)
 
 Every step has a timeout; nothing touches the network (loopback at most).
 Exit 0: passed, 1: failed, 77: skipped (a tool is missing).
@@ -78,7 +91,30 @@ def copy_project(name, dest):
     fresh_dir(dest.parent)
     shutil.copytree(HERE / name, dest)
     shutil.copy2(HERE / "consumer_main.cpp", dest / "consumer_main.cpp")
+    shutil.copy2(HERE / "core_only.cmake", dest / "core_only.cmake")
     return dest
+
+
+# The headers tether::core must never reach (tether includes them directly).
+NOT_CORE_INCLUDE = re.compile(r'^\s*#\s*include\s*<((websocketpp|openssl|nlohmann)/[^>]+|asio/ssl(\.hpp|/[^>]+))>',
+                              re.M)
+
+
+def poison_dir(args):
+    """WORK/poison: an #error header under the name of each websocketpp, OpenSSL,
+    nlohmann/json and asio/ssl header that a tether header includes, plus each
+    package's usual entry points. First on a tether::core program's include
+    path, it fails the build if the program reaches any of them."""
+    names = {"websocketpp/version.hpp", "websocketpp/client.hpp", "openssl/ssl.h",
+             "openssl/opensslv.h", "nlohmann/json.hpp", "nlohmann/json_fwd.hpp", "asio/ssl.hpp"}
+    for path in (args.repo / "include" / "tether").rglob("*.hpp"):
+        names.update(m.group(1) for m in NOT_CORE_INCLUDE.finditer(path.read_text()))
+    poison = fresh_dir(args.work / "poison")
+    for name in sorted(names):
+        (poison / name).parent.mkdir(parents=True, exist_ok=True)
+        (poison / name).write_text(f'#error "tether::core reached <{name}>: websocketpp, OpenSSL and '
+                                   'nlohmann/json are not part of tether::core"\n')
+    return poison
 
 
 def repo_version(repo):
@@ -87,19 +123,23 @@ def repo_version(repo):
     return "{MAJOR}.{MINOR}.{PATCH}".format(**parts)
 
 
-def cmake_consumer(args, name, defines):
-    src = copy_project(name, args.work / name / "src")
-    build = args.work / name / "build"
+def cmake_consumer(args, name, defines, work_name=None):
+    src = copy_project(name, args.work / (work_name or name) / "src")
+    build = args.work / (work_name or name) / "build"
     cmd = [args.cmake, "-S", src, "-B", build, "-G", args.generator,
            f"-DCMAKE_CXX_COMPILER={args.cxx}", "-DCMAKE_BUILD_TYPE=Release",
            f"-DTETHER_EXPECTED_VERSION={repo_version(args.repo)}"]
-    cmd += [f"-D{k}={v}" for k, v in defines.items()]
+    cmd += [f"-D{k}={v}" for k, v in dict(defines, TETHER_POISON_DIR=poison_dir(args)).items()]
     if args.sanitize:
         flags = " ".join(SANITIZE)
         cmd += [f"-DCMAKE_CXX_FLAGS={flags}", f"-DCMAKE_EXE_LINKER_FLAGS={flags}"]
     run(cmd)
     run([args.cmake, "--build", build])
-    check_consumer_output(args, run([build / "consumer"]))
+    programs = [p for p in ("consumer", "consumer_core") if (build / p).exists()]
+    if "consumer_core" not in programs:
+        raise Failure(f"{name}: the tether::core program consumer_core was not built")
+    for program in programs:
+        check_consumer_output(args, run([build / program]))
 
 
 def check_consumer_output(args, p):
@@ -126,7 +166,8 @@ def kind_install(args):
     expected = ["include/tether/tether.hpp", "include/tether/core.hpp", "include/tether/version.hpp",
                 "share/cmake/tether/tetherConfig.cmake", "share/cmake/tether/tetherConfigVersion.cmake",
                 "share/cmake/tether/tetherTargets.cmake", "share/cmake/tether/Findasio.cmake",
-                "share/pkgconfig/tether.pc"]
+                "share/cmake/tether/tetherFindAsio.cmake", "share/pkgconfig/tether.pc",
+                "share/pkgconfig/tether-core.pc"]
     missing = [f for f in expected if not (staging / f).is_file()]
     if missing:
         raise Failure("not installed: " + ", ".join(missing))
@@ -175,6 +216,15 @@ def kind_pkg_config(args):
     run([args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", *sanitize_flags(args),
          *cflags, "consumer_main.cpp", "-o", "consumer", *libs], cwd=work)
     check_consumer_output(args, run([work / "consumer"]))
+    # tether-core.pc: Asio and threads only; the poisoned directory first proves it.
+    core_cflags = run([pkg_config, "--cflags", "tether-core"], env=env).stdout.split()
+    core_libs = run([pkg_config, "--libs", "tether-core"], env=env).stdout.split()
+    if any(re.search(r"ssl|crypto|nlohmann|websocketpp", f) for f in core_cflags + core_libs):
+        raise Failure(f"tether-core.pc names more than Asio and threads: {core_cflags} {core_libs}")
+    run([args.cxx, "-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", *sanitize_flags(args),
+         f"-I{poison_dir(args)}", *core_cflags, "consumer_main.cpp", "-o", "consumer_core", *core_libs],
+        cwd=work)
+    check_consumer_output(args, run([work / "consumer_core"]))
 
 
 def kind_meson_subproject(args):
@@ -182,6 +232,7 @@ def kind_meson_subproject(args):
     if not meson:
         raise Skip("meson not found")
     src = copy_project("meson_subproject", args.work / "meson_subproject" / "src")
+    shutil.copytree(poison_dir(args), src / "poison")
     (src / "subprojects").mkdir()
     (src / "subprojects" / "tether").symlink_to(args.repo, target_is_directory=True)
     build = args.work / "meson_subproject" / "build"
@@ -190,13 +241,17 @@ def kind_meson_subproject(args):
         (["-Db_sanitize=address,undefined"] if args.sanitize else []), env=env)
     run([meson, "compile", "-C", build])
     check_consumer_output(args, run([build / "consumer"]))
+    check_consumer_output(args, run([build / "consumer_core"]))
+    commands = (build / "compile_commands.json").read_text()
+    if commands.count("poison") < 1:
+        raise Failure("consumer_core was not compiled with the poisoned include directory")
     # The subproject's install rules are part of the parent's install.
     dest = args.work / "meson_subproject" / "destdir"
     run([meson, "install", "-C", build, "--destdir", dest, "--quiet"])
     pcs = list(dest.rglob("pkgconfig/tether.pc"))
     headers = list(dest.rglob("include/tether/tether.hpp"))
-    if not pcs or not headers:
-        raise Failure("meson install did not install tether.pc and the headers")
+    if not pcs or not headers or not list(dest.rglob("pkgconfig/tether-core.pc")):
+        raise Failure("meson install did not install tether.pc, tether-core.pc and the headers")
     if f"Version: {repo_version(args.repo)}" not in pcs[0].read_text():
         raise Failure(f"{pcs[0]} names another version")
     # Installed on its own (not as a subproject), tether's pkg-config file is relocatable.
@@ -278,23 +333,86 @@ def kind_version_mismatch(args):
         raise Failure("same_version.cpp: one version, yet a warning")
 
     # One program, two versions: distinct inline namespaces link side by side,
-    # and the program says once, at start-up, that it holds two.
+    # the library prints nothing, and tether::check_single_version() of either
+    # copy says the program holds two.
     (work / "unit_current.cpp").write_text(
-        "#include <tether/core.hpp>\n#include <cstdio>\nint other_major();\n"
+        "#include <tether/core.hpp>\n#include <cstdio>\nint other_major();\nbool other_single();\n"
         "int main() {\n"
-        "    std::printf(\"current %d, other %d\\n\", tether::version.major, other_major());\n"
-        "    return tether::version.major != 99 && other_major() == 99 ? 0 : 1;\n}\n")
+        "    const bool single = tether::check_single_version();\n"
+        "    std::printf(\"current %d, other %d, single: %d (current), %d (other)\\n\",\n"
+        "                tether::version.major, other_major(), single, other_single());\n"
+        "    return tether::version.major != 99 && other_major() == 99 && !single && !other_single()\n"
+        "        ? 0 : 1;\n}\n")
     (work / "unit_other.cpp").write_text(
-        "#include <tether/core.hpp>\nint other_major() { return tether::version.major; }\n")
+        "#include <tether/core.hpp>\nint other_major() { return tether::version.major; }\n"
+        "bool other_single() { return tether::check_single_version(); }\n")
     flags = base + ["-Werror", "-c", *sanitize_flags(args)]
     run(flags + [f"-I{include}", "unit_current.cpp", "-o", "unit_current.o"], cwd=work)
     run(flags + [f"-I{other / 'include'}", "unit_other.cpp", "-o", "unit_other.o"], cwd=work)
     run([args.cxx, *sanitize_flags(args), "unit_current.o", "unit_other.o", "-o", "two_versions", "-pthread"],
         cwd=work)
     p = run([work / "two_versions"])
-    link_warning = "another tether version or configuration"
-    if p.stderr.count(link_warning) != 1:
-        raise Failure(f"expected one start-up warning about two linked versions, got: {p.stderr!r}")
+    if p.stderr:
+        raise Failure(f"a library must not write to stderr on its own; the program wrote: {p.stderr!r}")
+
+
+FAKE_ASIO_CONFIG = """# A minimal asio-config.cmake, as vcpkg and Conan install one (written by run_consumer.py).
+set_property(GLOBAL PROPERTY TETHER_TEST_FAKE_ASIO_CONFIG_LOADED TRUE)
+if(NOT TARGET asio::asio)
+  find_path(TETHER_TEST_FAKE_ASIO_INCLUDE_DIR NAMES asio.hpp)
+  add_library(asio::asio INTERFACE IMPORTED)
+  set_target_properties(asio::asio PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${TETHER_TEST_FAKE_ASIO_INCLUDE_DIR}"
+    INTERFACE_COMPILE_DEFINITIONS "ASIO_STANDALONE;TETHER_TEST_FAKE_ASIO_CONFIG")
+endif()
+"""
+
+
+def kind_asio_config(args):
+    fake = fresh_dir(args.work / "asio_config" / "fake-asio")
+    config = fake / "share" / "cmake" / "asio" / "asio-config.cmake"
+    config.parent.mkdir(parents=True)
+    config.write_text(FAKE_ASIO_CONFIG)
+    modes = {"add_subdirectory": {"TETHER_SOURCE_DIR": args.repo, "CMAKE_PREFIX_PATH": fake}}
+    if args.installed:
+        modes["find_package"] = {"CMAKE_PREFIX_PATH": f"{fake};{installed_prefix(args)}"}
+    for mode, defines in modes.items():
+        cmake_consumer(args, "asio_config", dict(defines, TETHER_MODE=mode),
+                       work_name=f"asio_config/{mode}")
+
+
+def kind_core_headers(args):
+    """The poison works: the full library trips it, the core headers do not."""
+    work = fresh_dir(args.work / "core_headers")
+    poison = poison_dir(args)
+    base = [args.cxx, "-std=c++17", "-DASIO_STANDALONE", f"-I{poison}", f"-I{args.repo / 'include'}", "-E"]
+    for header in ("tether/core.hpp", "tether/testing.hpp", "tether/version.hpp"):
+        (work / "core.cpp").write_text(f"#include <{header}>\n")
+        run(base + ["core.cpp", "-o", os.devnull], cwd=work)
+    for header in ("tether/tether.hpp", "tether/transport/websocketpp_transport.hpp",
+                   "tether/token_policy/oauth2_response.hpp", "tether/genesys/notification.hpp"):
+        (work / "full.cpp").write_text(f"#include <{header}>\n")
+        p = run(base + ["full.cpp", "-o", os.devnull], cwd=work, expect_ok=False)
+        if p.returncode == 0 or "tether::core reached" not in p.stderr:
+            raise Failure(f"<{header}> passed the poisoned include directory: the check proves nothing")
+
+
+def kind_options(args):
+    """Top-level option defaults, read from a configured cache."""
+    def configure(name, *defines):
+        build = fresh_dir(args.work / "options" / name)
+        run([args.cmake, "-S", args.repo, "-B", build, "-G", args.generator,
+             f"-DCMAKE_CXX_COMPILER={args.cxx}", *defines])
+        cache = (build / "CMakeCache.txt").read_text()
+        return dict(re.findall(r"^(TETHER_BUILD_\w+):BOOL=(\w+)$", cache, re.M))
+    # Benchmarks and examples off: only the options are looked at.
+    quiet = ["-DTETHER_BUILD_EXAMPLES=OFF", "-DTETHER_BUILD_BENCHMARKS=OFF"]
+    got = configure("build_testing_off", "-DBUILD_TESTING=OFF", *quiet)
+    if got.get("TETHER_BUILD_TESTS") != "OFF":
+        raise Failure(f"-DBUILD_TESTING=OFF at top level left TETHER_BUILD_TESTS={got.get('TETHER_BUILD_TESTS')}")
+    got = configure("defaults", *quiet)
+    if got.get("TETHER_BUILD_TESTS") != "ON" or got.get("TETHER_BUILD_PACKAGING_TESTS") != "OFF":
+        raise Failure(f"top-level defaults: expected tests ON, packaging tests OFF, got {got}")
 
 
 KINDS = {
@@ -306,6 +424,9 @@ KINDS = {
     "meson_subproject": kind_meson_subproject,
     "vendored": kind_vendored,
     "version_mismatch": kind_version_mismatch,
+    "asio_config": kind_asio_config,
+    "core_headers": kind_core_headers,
+    "options": kind_options,
 }
 
 
@@ -320,6 +441,8 @@ def main(argv):
     parser.add_argument("--generator", default="Ninja")
     parser.add_argument("--cxx", default="c++")
     parser.add_argument("--sanitize", action="store_true", help="build consumers with ASan + UBSan")
+    parser.add_argument("--installed", action="store_true",
+                        help="asio_config: also test the installed package in WORK/prefix")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()
     args.work = args.work.resolve()

@@ -6,8 +6,9 @@
 
 Generated from the headers under include/tether/ (never edit these by hand):
 
-  include/tether/core.hpp        every public header that needs neither websocketpp
-                                 nor OpenSSL (found by scanning includes transitively)
+  include/tether/core.hpp        every public header that needs only Asio: no websocketpp,
+                                 OpenSSL or nlohmann/json (found by scanning includes
+                                 transitively); what the tether::core target covers
   include/tether/tether.hpp      core.hpp plus every other public header
   include/tether/testing.hpp     every header under include/tether/testing/
   single_include/tether/tether.hpp   tether.hpp with all <tether/...> includes inlined
@@ -31,8 +32,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 GENERATED_UMBRELLAS = ("tether.hpp", "core.hpp", "testing.hpp")
 
-# An include of any of these makes a header "heavy": not part of core.hpp.
-HEAVY_INCLUDE = re.compile(r"^(websocketpp/|openssl/|asio/ssl(/|\.hpp$))")
+# An include of any of these makes a header "heavy": not part of core.hpp (the
+# tether::core target provides Asio and threads only).
+HEAVY_INCLUDE = re.compile(r"^(websocketpp/|openssl/|nlohmann/|asio/ssl(/|\.hpp$))")
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 CONDITIONAL_OPEN_RE = re.compile(r"^\s*#\s*if(n?def)?\b")
@@ -93,7 +95,7 @@ class HeaderTree:
         return result
 
     def is_heavy(self, name, visiting=()):
-        """True when name includes websocketpp/OpenSSL, directly or through tether headers."""
+        """True when name includes websocketpp/OpenSSL/nlohmann, directly or through tether headers."""
         if name in self._heavy:
             return self._heavy[name]
         heavy = any(HEAVY_INCLUDE.match(inc) for _, inc, _ in includes_of(self.texts[name]))
@@ -177,11 +179,13 @@ def make_umbrellas(tree, version):
     return {
         "tether/core.hpp": umbrella(
             "tether/core.hpp",
-            "every public header that needs neither websocketpp nor OpenSSL (C++17 and C++20).",
+            "every public header that needs only Asio (no websocketpp, OpenSSL or nlohmann/json;\n"
+            "// the tether::core target), C++17 and C++20.",
             core, version),
         "tether/tether.hpp": umbrella(
             "tether/tether.hpp",
-            "the whole library (needs websocketpp and OpenSSL for the parts beyond core.hpp).",
+            "the whole library (needs websocketpp, OpenSSL and nlohmann/json for the parts beyond\n"
+            "// core.hpp; the tether::tether target).",
             ["tether/core.hpp"] + heavy, version),
         "tether/testing.hpp": umbrella(
             "tether/testing.hpp",
