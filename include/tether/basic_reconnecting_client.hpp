@@ -217,7 +217,7 @@ public:
     /// Removes one handler registered on this client; false when `id` names
     /// none (already removed, or another client's). Same threading rule as
     /// registration.
-    bool remove_handler(handler_id id) noexcept { return impl_->h_.remove(id); }
+    bool remove_handler(handler_id id) noexcept { return impl_ && impl_->h_.remove(id); }
 
     // --- observation (any thread) ----------------------------------------
 

@@ -107,7 +107,8 @@ struct rejected_frame {
 /// - a `{"result": "4xx"}` frame (not 400 or 429, which answer a request)
 ///   -> the channel is gone: drop it and reconnect;
 /// - frames over stream_options::limits -> counted, reported, skipped.
-/// Lives on the client's executor; must outlive the client's run.
+/// Lives on the client's executor; must outlive the client's run, and be
+/// destroyed before the client (declare the client first).
 template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
