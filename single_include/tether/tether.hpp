@@ -2081,7 +2081,7 @@ public:
     /// Removes one handler registered on this client; false when `id` names
     /// none (already removed, or another client's). Same threading rule as
     /// registration.
-    bool remove_handler(handler_id id) noexcept { return impl_->h_.remove(id); }
+    bool remove_handler(handler_id id) noexcept { return impl_ && impl_->h_.remove(id); }
 
     // --- observation (any thread) ----------------------------------------
 
@@ -8536,7 +8536,8 @@ struct rejected_frame {
 /// - a `{"result": "4xx"}` frame (not 400 or 429, which answer a request)
 ///   -> the channel is gone: drop it and reconnect;
 /// - frames over stream_options::limits -> counted, reported, skipped.
-/// Lives on the client's executor; must outlive the client's run.
+/// Lives on the client's executor; must outlive the client's run, and be
+/// destroyed before the client (declare the client first).
 template <class Client> class notification_stream {
 public:
     using clock_type = typename Client::clock_type;
