@@ -464,15 +464,16 @@ TEST_CASE("raw lines (--raw) and base64") {
     CHECK(format_raw("a\nb\r\nc", false) == "a b  c"); // one message, one line, same length
     CHECK(format_raw("plain", false) == "plain");
     CHECK(format_raw(std::string("\x00\n", 2), true) == "AAo=");
+}
 
-    TEST_CASE("proxy flags: --proxy URL and --no-proxy") {
-        auto r = parse({"--proxy", "http://u:p@proxy.example:3128", "wss://x.example/"});
-        REQUIRE(r.ok());
-        CHECK(r.options.proxy_url == "http://u:p@proxy.example:3128");
-        CHECK_FALSE(r.options.no_proxy);
-        r = parse({"--no-proxy", "wss://x.example/"});
-        REQUIRE(r.ok());
-        CHECK(r.options.no_proxy);
-        CHECK(r.options.proxy_url.empty());
-        CHECK_THAT(error_of({"--proxy"}), Catch::Contains("--proxy"));
-    }
+TEST_CASE("proxy flags: --proxy URL and --no-proxy") {
+    auto r = parse({"--proxy", "http://u:p@proxy.example:3128", "wss://x.example/"});
+    REQUIRE(r.ok());
+    CHECK(r.options.proxy_url == "http://u:p@proxy.example:3128");
+    CHECK_FALSE(r.options.no_proxy);
+    r = parse({"--no-proxy", "wss://x.example/"});
+    REQUIRE(r.ok());
+    CHECK(r.options.no_proxy);
+    CHECK(r.options.proxy_url.empty());
+    CHECK_THAT(error_of({"--proxy"}), Catch::Contains("--proxy"));
+}
