@@ -88,8 +88,9 @@ TEST_CASE("proxy options filled in by hand are validated", "[proxy]") {
     o.https = proxy_with("user", "pw");
     CHECK_NOTHROW(o.validate("x"));
     o.https->port = 0;
-    CHECK_THROWS_WITH(o.validate("websocketpp_transport_options"),
-                      "tether: websocketpp_transport_options::proxy: the proxy port is 0");
+    CHECK_THROWS_WITH(
+        o.validate("websocketpp_transport_options"),
+        Catch::StartsWith("tether: websocketpp_transport_options::proxy: the proxy port is 0"));
     o.https = proxy_with("us:er", "pw");
     CHECK_THROWS_WITH(o.validate("x"), Catch::Contains("user name"));
     o.https = proxy_with("", "pw");
