@@ -10,12 +10,16 @@
 // 8: N clients in one process, each with its own shared_token_source (or all
 // on one), tokens issued in the same second; memory per tenant, token
 // refreshes per 1-second window, CPU per virtual hour (see cmd_tenants).
+// tether_bench_sim sources --count N: heap per token source alone, on the
+// simulation's timer and on steady_timing (see cmd_sources).
 #include "bench_support.hpp"
 
 #include <tether/basic_reconnecting_client.hpp>
 #include <tether/close_policy/close_code_table.hpp>
 #include <tether/testing/simulated_transport.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
+
+#include <asio/io_context.hpp>
 
 #include <malloc.h>
 
@@ -357,6 +361,53 @@ int cmd_tenants(const std::map<std::string, std::string>& kv) {
     return 0;
 }
 
+/// Heap per token source alone, with a cached 1 h token and its refresh
+/// timer armed: on the simulation's timer (as in cmd_tenants) and on the
+/// production steady_timing (an asio::steady_timer on an io_context).
+struct inline_issuer {
+    template <class Handler> void async_get_token(Handler&& h) {
+        h(tether::token_result::success(tether::token{tether::secret("tok"), 3600s, true}));
+    }
+    void invalidate(const tether::secret&) {}
+    void cancel() {}
+};
+
+template <class Timing, class MakeTiming>
+double heap_per_source(std::size_t count, MakeTiming make_timing) {
+    using source = tether::shared_token_source<inline_issuer, Timing>;
+    std::vector<std::unique_ptr<source>> sources;
+    std::vector<typename source::handle_type> handles;
+    sources.reserve(count);
+    handles.reserve(count);
+    tether::shared_token_options o;
+    const std::size_t heap0 = tenants::heap_in_use();
+    for (std::size_t i = 0; i < count; ++i) {
+        o.refresh_jitter_seed = i + 1;
+        sources.push_back(std::make_unique<source>(inline_issuer{}, make_timing(), o));
+        handles.push_back(sources.back()->handle());
+        bool got = false;
+        handles.back().async_get_token([&got](tether::token_result r) { got = !r.error; });
+        if (!got) bench::die("sources: the inline issuer's token did not arrive");
+    }
+    return (static_cast<double>(tenants::heap_in_use()) - static_cast<double>(heap0)) /
+           static_cast<double>(count);
+}
+
+int cmd_sources(const std::map<std::string, std::string>& kv) {
+    auto it = kv.find("count");
+    const std::size_t count = it == kv.end() ? 10000 : std::stoull(it->second);
+    simulation sim;
+    const double on_sim = heap_per_source<simulation*>(count, [&] { return &sim; });
+    asio::io_context io;
+    const double on_steady = heap_per_source<tether::steady_timing>(
+        count, [&] { return tether::steady_timing(io.get_executor()); });
+    bench::emit({{"kind", "sources"},
+                 {"count", count},
+                 {"heap_bytes_per_source_simulation", on_sim},
+                 {"heap_bytes_per_source_steady", on_steady}});
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -371,5 +422,6 @@ int main(int argc, char** argv) {
         kv[k.substr(2)] = argv[++i];
     }
     if (cmd == "tenants") return cmd_tenants(kv);
-    bench::die("unknown subcommand '" + cmd + "' (none, or tenants)");
+    if (cmd == "sources") return cmd_sources(kv);
+    bench::die("unknown subcommand '" + cmd + "' (none, tenants or sources)");
 }

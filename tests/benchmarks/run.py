@@ -264,6 +264,12 @@ def step_tenants(sim, table, quick, notes):
     table.add("8", "%s tenants: process CPU per virtual hour of steady state (a refresh and a handover per tenant "
               "per hour)" % kn, "%.3f s" % cpu["own"], "1 source for all %.3f s" % cpu["shared"],
               "%.2f" % ratio(cpu["own"], cpu["shared"]), "(reported)")
+    src = [r for r in run_json([sim, "sources", "--count", str(k)], 120) if r.get("kind") == "sources"][0]
+    table.add("8", "one token source alone (cached token, refresh timer armed): heap in use, with steady_timing "
+              "(an asio::steady_timer, as in production)", "%.0f B" % src["heap_bytes_per_source_steady"],
+              "on the simulation's timer (as above) %.0f B" % src["heap_bytes_per_source_simulation"],
+              "%.2f" % ratio(src["heap_bytes_per_source_steady"], src["heap_bytes_per_source_simulation"]),
+              "(reported)")
     o = runs["own"][0]
     notes.append("Tenants (item 8): `tether_bench_sim tenants`, %s basic_reconnecting_client on simulated_transport "
                  "and testing::simulation (virtual time, one thread), each tenant with its own issuer (100 ms virtual "

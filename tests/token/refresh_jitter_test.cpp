@@ -143,7 +143,7 @@ TEST_CASE("refresh_jitter: 0 refreshes exactly at the soft margin, as before") {
         CHECK(t == 240.0);
 }
 
-TEST_CASE("refresh_jitter: a seed reproduces the draws; unseeded sources differ") {
+TEST_CASE("refresh_jitter: a seed reproduces the draws, unseeded sources differ") {
     CHECK(first_refreshes(30, 0.5) == first_refreshes(30, 0.5));
 
     sim_type sim;
