@@ -138,8 +138,7 @@ public:
 
     shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
         : fetcher_(std::move(fetcher)), timing_(std::move(timing)),
-          timer_(timing_object(timing_).make_timer()), options_(options),
-          rng_(options.refresh_jitter_seed ? *options.refresh_jitter_seed : random_seed()) {
+          timer_(timing_object(timing_).make_timer()), options_(options), rng_(seed_for(options)) {
         options_.validate();
     }
     ~shared_token_state() {
@@ -273,7 +272,9 @@ private:
 
     static constexpr std::size_t max_remembered = 16;
 
-    static std::uint64_t random_seed() {
+    static std::uint64_t seed_for(const shared_token_options& o) {
+        if (o.refresh_jitter_seed) return *o.refresh_jitter_seed;
+        if (!(o.refresh_jitter > 0.0)) return 0; // no draws: no random_device either
         std::random_device rd;
         return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     }
