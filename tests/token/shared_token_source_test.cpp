@@ -88,6 +88,7 @@ tether::shared_token_options margins() {
     tether::shared_token_options o;
     o.soft_margin = 60s;
     o.hard_margin = 10s;
+    o.refresh_jitter = 0; // these tests time the refresh to the second; jitter: refresh_jitter_test
     return o;
 }
 
@@ -286,7 +287,9 @@ TEST_CASE("shared source: margins shrink for short-lived tokens") {
     sim_type sim;
     manual_fetcher f;
     auto log = f.log;
-    source_type src(f, &sim, tether::shared_token_options{}); // soft 300 s, hard 30 s
+    tether::shared_token_options defaults;
+    defaults.refresh_jitter = 0;
+    source_type src(f, &sim, defaults); // soft 300 s, hard 30 s
     auto client = src.handle();
     results r;
     client.async_get_token(r.sink());
