@@ -4541,6 +4541,7 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 #define TETHER_TOKEN_POLICY_SHARED_TOKEN_SOURCE_HPP
 
+// #include <tether/backoff/ladder.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/concept.hpp> (inlined above)
@@ -4556,6 +4557,7 @@ TETHER_NAMESPACE_END
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -4566,14 +4568,30 @@ TETHER_NAMESPACE_END
 TETHER_NAMESPACE_BEGIN
 
 struct shared_token_options {
-    /// Soft margin: this long before expiry a refresh starts in the
-    /// background while the current token is still handed out.
+    /// Soft margin: from this long before expiry (spread by refresh_jitter)
+    /// a refresh starts in the background while the current token is still
+    /// handed out.
     std::chrono::seconds soft_margin{300};
     /// Hard margin: a token this close to expiry is never handed out;
     /// requests wait for the refresh instead.
     std::chrono::seconds hard_margin{30};
     // Both margins are capped at a half and a quarter of the token's lifetime,
     // so a short-lived token is still used instead of refreshed at once.
+
+    /// Spreads proactive refreshes. Each token's refresh starts at a time
+    /// drawn uniformly between the soft margin and `refresh_jitter` of the
+    /// way from the soft to the hard margin: with the defaults (300 s, 30 s,
+    /// 0.5), between 300 s and 165 s before expiry. Never earlier than the
+    /// soft margin (no more fetches than without jitter) and at least
+    /// (1 - refresh_jitter) of the span before the hard margin (time left for
+    /// background retries). Many sources whose tokens were issued in the
+    /// same second (one per tenant) are then not all refreshed in the same
+    /// second. 0: exactly at the soft margin. In [0, 1).
+    double refresh_jitter = 0.5;
+    /// Seed of the draws (SplitMix64, the backoffs' jitter_rng); unset: from
+    /// std::random_device. Give each source its own seed: sources with equal
+    /// seeds draw the same times.
+    std::optional<std::uint64_t> refresh_jitter_seed;
 
     /// After a failed fetch, requests get the same failure, without a new
     /// fetch, for this long: many clients retrying cannot storm the issuer.
@@ -4593,6 +4611,10 @@ struct shared_token_options {
         if (hard_margin > soft_margin)
             throw detail::invalid_option(
                 "tether: shared_token_options: hard_margin must not exceed soft_margin");
+        if (!(refresh_jitter >= 0.0 && refresh_jitter < 1.0)) // NaN fails too
+            throw detail::invalid_option(
+                "tether: shared_token_options: refresh_jitter must be in [0, 1) (got " +
+                std::to_string(refresh_jitter) + ")");
         if (failure_hold.count() < 0 || permanent_failure_hold.count() < 0 ||
             background_retry.count() <= 0)
             throw detail::invalid_option(
@@ -4655,7 +4677,7 @@ public:
 
     shared_token_state(Fetcher fetcher, Timing timing, shared_token_options options)
         : fetcher_(std::move(fetcher)), timing_(std::move(timing)),
-          timer_(timing_object(timing_).make_timer()), options_(options) {
+          timer_(timing_object(timing_).make_timer()), options_(options), rng_(seed_for(options)) {
         options_.validate();
     }
     ~shared_token_state() {
@@ -4788,6 +4810,13 @@ private:
     };
 
     static constexpr std::size_t max_remembered = 16;
+
+    static std::uint64_t seed_for(const shared_token_options& o) {
+        if (o.refresh_jitter_seed) return *o.refresh_jitter_seed;
+        if (!(o.refresh_jitter > 0.0)) return 0; // no draws: no random_device either
+        std::random_device rd;
+        return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    }
 
     clock_source& clock() noexcept { return timing_object(timing_); }
 
@@ -4925,10 +4954,20 @@ private:
             const auto hard =
                 std::min(std::chrono::duration_cast<duration>(options_.hard_margin), lifetime / 4);
             c.expiry = fetch_started_ + lifetime;
-            c.soft_at = *c.expiry - soft;
+            c.soft_at = *c.expiry - soft + jitter(soft - hard);
             c.hard_at = *c.expiry - hard;
         }
         current_ = std::move(c);
+    }
+
+    // How far into the span between the margins this token's refresh starts:
+    // uniform in [0, refresh_jitter * span], so always before the hard margin.
+    duration jitter(duration span) {
+        if (options_.refresh_jitter <= 0.0 || span <= duration::zero()) return duration::zero();
+        const auto most =
+            static_cast<long long>(options_.refresh_jitter * static_cast<double>(span.count()));
+        return duration(static_cast<typename duration::rep>(
+            detail::uniform_between(rng_, 0, std::min<long long>(most, span.count() - 1))));
     }
 
     void arm_timer(time_point at) {
@@ -4961,6 +5000,7 @@ private:
     Timing timing_;
     timer_type timer_;
     shared_token_options options_;
+    jitter_rng rng_; // refresh_jitter's draws, under mutex_
 
     mutable std::mutex mutex_;
     std::optional<cached_token> current_;
@@ -5028,7 +5068,8 @@ private:
 ///
 /// - single-flight: however many requests arrive while no usable token is
 ///   cached, the Fetcher is called once and every waiter gets its result;
-/// - proactive refresh: at the soft margin before expiry a background fetch
+/// - proactive refresh: inside the soft margin before expiry (at a time
+///   spread by shared_token_options::refresh_jitter) a background fetch
 ///   starts while the current token is still handed out; past the hard
 ///   margin a token is never handed out;
 /// - `invalidate(t)` drops the token only if `t` is still the current one,
