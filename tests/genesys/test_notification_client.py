@@ -220,8 +220,14 @@ def handover(srv_bin, cli_bin, seed):
     check(inversions <= s["handovers"], f"{inversions} out-of-order events with {s['handovers']} handovers")
     if not seed:
         check(first == 1, "the first event of the channel was lost")
-    # Everything the server sent to our sockets arrived, exactly once.
-    check(s["events"] == stats["events_sent"], f"client got {s['events']}, server sent {stats['events_sent']}")
+    # Everything the server sent to our sockets arrived, exactly once; except
+    # that the client stops at --duration with a 1000 close, and an event the
+    # server sends while that close is under way is discarded by design (state
+    # closing: no message is delivered after stop()). Seen under ASan: the
+    # server's event of the 9 s tick crossed the client's stop. The sequence
+    # check above already rules out a hole anywhere else.
+    check(stats["events_sent"] - 1 <= s["events"] <= stats["events_sent"],
+          f"client got {s['events']}, server sent {stats['events_sent']}")
 
 
 def scenario_handover(srv_bin, cli_bin):
