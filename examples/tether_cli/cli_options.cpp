@@ -2,6 +2,7 @@
 #include "cli_options.hpp"
 
 #include <tether/detail/ascii.hpp>
+#include <tether/detail/base64.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -183,33 +184,7 @@ std::optional<std::chrono::milliseconds> parse_seconds(std::string_view flag, co
     return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
-std::string base64(std::string_view data) {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((data.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 3 <= data.size(); i += 3) {
-        const std::uint32_t n =
-            static_cast<std::uint32_t>(static_cast<unsigned char>(data[i])) << 16 |
-            static_cast<std::uint32_t>(static_cast<unsigned char>(data[i + 1])) << 8 |
-            static_cast<unsigned char>(data[i + 2]);
-        out += alphabet[n >> 18 & 63];
-        out += alphabet[n >> 12 & 63];
-        out += alphabet[n >> 6 & 63];
-        out += alphabet[n & 63];
-    }
-    if (const std::size_t rest = data.size() - i; rest > 0) {
-        std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(data[i])) << 16;
-        if (rest == 2)
-            n |= static_cast<std::uint32_t>(static_cast<unsigned char>(data[i + 1])) << 8;
-        out += alphabet[n >> 18 & 63];
-        out += alphabet[n >> 12 & 63];
-        out += rest == 2 ? alphabet[n >> 6 & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
+std::string base64(std::string_view data) { return tether::detail::base64_encode(data); }
 
 std::string format_raw(std::string_view payload, bool binary) {
     if (binary) return base64(payload);
