@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import websockets
@@ -73,6 +74,19 @@ class LocalServer:
         req = urllib.request.Request(self.base + path, data=b"", method="POST")
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
+
+    def close_socket(self, path, query):
+        """Closes the socket on `path` from the server's side. The client may
+        report the open a moment before the server has registered the socket
+        (its 101 is on the wire first): 404 is retried for up to 2 s."""
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                return self.post(f"/test/close-socket/seed:{path}?{query}")
+            except urllib.error.HTTPError as e:
+                if e.code != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def token_url(self):
         return self.base + "/oauth/token"
@@ -311,23 +325,41 @@ def run_cli(cli, args, secret=SECRET, timeout=30.0, stdin_text=None, on_event=No
         env["TETHER_CLIENT_SECRET"] = secret
     err = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([cli, *args], stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+                            stdout=subprocess.PIPE, stderr=err, env=env)
     if stdin_text is not None:
-        proc.stdin.write(stdin_text)
+        proc.stdin.write(stdin_text.encode())
         proc.stdin.close()
+    # Raw reads from the pipe: readline() on a buffered stream would keep lines
+    # that arrived together in its buffer while select() waits on an empty
+    # pipe, and on_event would see them only when the CLI exits.
+    fd = proc.stdout.fileno()
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    sel.register(fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     lines, events = [], []
+    pending, eof = b"", False
+
+    def next_line():
+        nonlocal pending, eof
+        while b"\n" not in pending and not eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.wait()
+                raise TestFailure(f"tether-cli {' '.join(args)} did not finish within {timeout} s")
+            if not sel.select(left):
+                continue
+            chunk = os.read(fd, 65536)
+            eof = not chunk
+            pending += chunk
+        if b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            return line.decode() + "\n"
+        line, pending = pending, b""
+        return line.decode()
+
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            proc.kill()
-            proc.wait()
-            raise TestFailure(f"tether-cli {' '.join(args)} did not finish within {timeout} s")
-        if not sel.select(left):
-            continue
-        line = proc.stdout.readline()
+        line = next_line()
         if not line:
             break
         lines.append(line)
@@ -533,7 +565,7 @@ def scenario_server_close_and_stdout_closed(a):
 
     def on_event(e, _proc):
         if e["event"] == "open":
-            server.post(f"/test/close-socket/seed:{path}?code=1000&reason=done")
+            server.close_socket(path, "code=1000&reason=done")
 
     try:
         run = run_cli(a.cli, token_args(server, "--duration", "20", server.ws(path)), on_event=on_event)
@@ -628,7 +660,7 @@ def scenario_close_codes(a):
         if e["event"] == "open":
             opens.append(e)
             code = 4100 if len(opens) == 1 else 4403
-            server.post(f"/test/close-socket/seed:{path}?code={code}&reason=test")
+            server.close_socket(path, f"code={code}&reason=test")
 
     try:
         run = run_cli(a.cli, token_args(server, "--reconnect-code", "4100", "--stop-code", "4400-4499",
