@@ -11,7 +11,7 @@ mark_as_advanced(TETHER_INSTALL_CMAKEDIR TETHER_INSTALL_PKGCONFIGDIR)
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/tether"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
-        FILES_MATCHING PATTERN "*.hpp")
+        FILES_MATCHING PATTERN "*.hpp" PATTERN "*.ipp")
 
 install(TARGETS tether_core tether_websocketpp tether_oauth2 tether_genesys tether EXPORT tetherTargets)
 install(EXPORT tetherTargets NAMESPACE tether:: DESTINATION "${TETHER_INSTALL_CMAKEDIR}")
@@ -38,6 +38,7 @@ install(FILES
   "${PROJECT_BINARY_DIR}/tetherConfigVersion.cmake"
   "${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake"
   "${PROJECT_SOURCE_DIR}/cmake/tetherFindAsio.cmake"
+  "${PROJECT_SOURCE_DIR}/cmake/tetherCompiled.cmake"
   DESTINATION "${TETHER_INSTALL_CMAKEDIR}")
 
 # pkg-config: the prefix is found relative to the .pc file, so the installed

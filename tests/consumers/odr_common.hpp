@@ -3,6 +3,7 @@
 #ifndef TETHER_TESTS_CONSUMERS_ODR_COMMON_HPP
 #define TETHER_TESTS_CONSUMERS_ODR_COMMON_HPP
 
+#include <tether/genesys.hpp>
 #include <tether/testing.hpp>
 #include <tether/tether.hpp>
 

@@ -18,13 +18,18 @@ KIND is one of:
                     poisoned include directory first; <tether/tether.hpp> must not
   options           top-level defaults: -DBUILD_TESTING=OFF turns the tests off,
                     packaging tests are off unless asked for
+  compiled          separate compilation: a C++20 program links tether::compiled
+                    (add_subdirectory with g++ and with clang++ when found; also
+                    find_package with --installed), websocketpp headers poisoned
 
 The CMake consumers also build consumer_core, linking tether::core only, with
 the poisoned include directory first: an #error header under the name of
 every websocketpp, OpenSSL, nlohmann/json and asio/ssl header tether includes.
   meson_subproject  meson project with subprojects/tether -> the repository
   vendored          only single_include/tether/tether.hpp, copied into a fresh
-                    folder, compiled by one plain compiler command line
+                    folder, compiled by one plain compiler command line; then
+                    genesys.hpp next to it; then separate compilation from the
+                    single headers (main.cpp at C++20, src.hpp at C++17)
   version_mismatch  a copy of the headers renumbered 99.0.0, mixed with these
                     in one translation unit (a compiler warning) and in one
                     program (check_single_version() false in both copies,
@@ -35,6 +40,7 @@ Exit 0: passed, 1: failed, 77: skipped (a tool is missing).
 """
 
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -278,6 +284,27 @@ def kind_vendored(args):
     p = run([work / "app"])
     if "ok" not in p.stdout:
         raise Failure("the vendored program did not report ok")
+    # genesys.hpp next to tether.hpp: Genesys on top of the same single header.
+    shutil.copy2(args.repo / "single_include" / "tether" / "genesys.hpp", work / "genesys.hpp")
+    (work / "genesys.cpp").write_text('#include "genesys.hpp"\n#include "tether.hpp"\n'
+                                      "int main() { return tether::genesys::is_known_region(\"mypurecloud.com\") ? 0 : 1; }\n")
+    vendored_compile(args, work, ["genesys.cpp"], "genesys_app")
+    # Separate compilation from single headers: the same program at C++20 (no
+    # websocketpp header reachable), the transport compiled once at C++17 from src.hpp.
+    work = fresh_dir(args.work / "vendored-separate")
+    for name in ("tether.hpp", "src.hpp"):
+        shutil.copy2(args.repo / "single_include" / "tether" / name, work / name)
+    shutil.copy2(HERE / "vendored" / "main.cpp", work / "main.cpp")
+    (work / "tether_compiled.cpp").write_text('#include "src.hpp"\n')
+    common = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-DASIO_STANDALONE",
+              "-DTETHER_SEPARATE_COMPILATION", *sanitize_flags(args), "-c"]
+    run([args.cxx, "-std=c++20", f"-I{websocketpp_poison_dir(args)}", *common, "main.cpp"], cwd=work)
+    run([args.cxx, "-std=c++17", *common, "tether_compiled.cpp"], cwd=work)
+    run([args.cxx, *sanitize_flags(args), "main.o", "tether_compiled.o", "-o", "app", "-lssl", "-lcrypto",
+         "-pthread"], cwd=work)
+    p = run([work / "app"])
+    if "ok" not in p.stdout:
+        raise Failure("the vendored program in separate mode did not report ok")
 
 
 def make_other_version(args, root):
@@ -397,6 +424,52 @@ def kind_core_headers(args):
             raise Failure(f"<{header}> passed the poisoned include directory: the check proves nothing")
 
 
+def websocketpp_poison_dir(args):
+    """WORK/poison-websocketpp: an #error header under each websocketpp header name."""
+    poison = fresh_dir(args.work / "poison-websocketpp")
+    (poison / "websocketpp").mkdir()
+    for name in ("client.hpp", "version.hpp", "config/asio_client.hpp", "concurrency/none.hpp"):
+        (poison / "websocketpp" / name).parent.mkdir(parents=True, exist_ok=True)
+        (poison / "websocketpp" / name).write_text(
+            f'#error "an application file of a tether::compiled program reached <websocketpp/{name}>"\n')
+    return poison
+
+
+def kind_compiled(args):
+    """tether::compiled: the application's files are C++20 and include no websocketpp."""
+    compilers = {"cxx": args.cxx}
+    clang = shutil.which("clang++") or shutil.which("clang++-14")
+    if clang and os.path.realpath(clang) != os.path.realpath(shutil.which(args.cxx) or args.cxx):
+        compilers["clang"] = clang
+    modes = {f"add_subdirectory-{name}": (cxx, {"TETHER_SOURCE_DIR": args.repo})
+             for name, cxx in compilers.items()}
+    if args.installed:
+        modes["find_package"] = (args.cxx, {"CMAKE_PREFIX_PATH": installed_prefix(args)})
+    poison = websocketpp_poison_dir(args)
+    for mode, (cxx, defines) in modes.items():
+        src = copy_project("compiled", args.work / "compiled" / mode / "src")
+        build = args.work / "compiled" / mode / "build"
+        cmd = [args.cmake, "-S", src, "-B", build, "-G", args.generator, f"-DCMAKE_CXX_COMPILER={cxx}",
+               "-DCMAKE_BUILD_TYPE=Release", f"-DTETHER_EXPECTED_VERSION={repo_version(args.repo)}",
+               f"-DTETHER_WEBSOCKETPP_POISON_DIR={poison}", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"]
+        cmd += [f"-D{k}={v}" for k, v in defines.items()]
+        if args.sanitize:
+            flags = " ".join(SANITIZE)
+            cmd += [f"-DCMAKE_CXX_FLAGS={flags}", f"-DCMAKE_EXE_LINKER_FLAGS={flags}"]
+        run(cmd)
+        run([args.cmake, "--build", build])
+        commands = json.loads((build / "compile_commands.json").read_text())
+        app = [c["command"] for c in commands if c["file"].endswith("compiled_main.cpp")]
+        if not app or "-std=c++20" not in app[0] or str(poison) not in app[0]:
+            raise Failure(f"{mode}: compiled_main.cpp was not compiled as C++20 with the poisoned "
+                          "websocketpp directory first")
+        p = run([build / "consumer_compiled"])
+        expected = f"consumer_compiled: tether {repo_version(args.repo)}, C++20, refused with 401, ok"
+        if expected not in p.stdout:
+            raise Failure(f"{mode}: the program did not print '{expected}'")
+        print(f"{mode}: {expected}")
+
+
 def kind_options(args):
     """Top-level option defaults, read from a configured cache."""
     def configure(name, *defines):
@@ -427,6 +500,7 @@ KINDS = {
     "asio_config": kind_asio_config,
     "core_headers": kind_core_headers,
     "options": kind_options,
+    "compiled": kind_compiled,
 }
 
 
@@ -442,7 +516,7 @@ def main(argv):
     parser.add_argument("--cxx", default="c++")
     parser.add_argument("--sanitize", action="store_true", help="build consumers with ASan + UBSan")
     parser.add_argument("--installed", action="store_true",
-                        help="asio_config: also test the installed package in WORK/prefix")
+                        help="asio_config, compiled: also test the installed package in WORK/prefix")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()
     args.work = args.work.resolve()

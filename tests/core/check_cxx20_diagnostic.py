@@ -3,6 +3,9 @@
 must fail with tether's one-line diagnostic and nothing else: no error from
 websocketpp (not even included) nor from the headers built on the transport.
 The same TU at C++17 must compile (the check is about the standard, nothing else).
+The line names the fix, separate compilation: with TETHER_SEPARATE_COMPILATION
+the same headers compile as C++20, and <tether/src.hpp> (the one file that
+compiles websocketpp) says in one line that it needs C++17, or the macro.
 """
 import argparse
 import os
@@ -10,12 +13,26 @@ import subprocess
 import sys
 import tempfile
 
-MESSAGE = "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11"
+MESSAGE = "tether: websocketpp 0.8.2 does not compile as C++20 with GCC >= 11: define TETHER_SEPARATE_COMPILATION"
+SRC_MESSAGE = "compile the file that includes <tether/src.hpp> at C++17"
+SRC_NEEDS_MACRO = "<tether/src.hpp> is for separate compilation"
+HEADERS = ("tether/tether.hpp", "tether/transport/websocketpp_transport.hpp",
+           "tether/reconnecting_client.hpp", "tether/genesys.hpp")
 
 
-def compile_tu(cxx, include, std, source):
-    return subprocess.run([cxx, f"-std={std}", "-fsyntax-only", "-I", include, source],
+def compile_tu(cxx, include, std, source, *defines):
+    return subprocess.run([cxx, f"-std={std}", "-fsyntax-only", "-I", include, *defines, source],
                           capture_output=True, text=True, timeout=600)
+
+
+def one_error(r, message):
+    """None when the compile failed with exactly one error line containing message."""
+    errors = [l for l in r.stderr.splitlines() if " error: " in l]
+    if r.returncode == 0:
+        return "compiled, expected the diagnostic"
+    if len(errors) != 1 or message not in errors[0]:
+        return f"expected exactly one error, tether's; got {len(errors)}:\n" + "\n".join(errors[:10])
+    return None
 
 
 def main():
@@ -25,20 +42,35 @@ def main():
     a = ap.parse_args()
     failures = []
     with tempfile.TemporaryDirectory() as d:
-        for header in ("tether/tether.hpp", "tether/transport/websocketpp_transport.hpp",
-                       "tether/reconnecting_client.hpp", "tether/genesys.hpp"):
+        for header in HEADERS:
             src = os.path.join(d, "tu.cpp")
             with open(src, "w") as f:
                 f.write(f"#include <{header}>\nint main() {{ return 0; }}\n")
-            r = compile_tu(a.cxx, a.include, "c++20", src)
-            errors = [l for l in r.stderr.splitlines() if " error: " in l]
-            if r.returncode == 0:
-                failures.append(f"{header}: compiled as C++20, expected the diagnostic")
-            elif len(errors) != 1 or MESSAGE not in errors[0]:
-                failures.append(f"{header}: expected exactly one error, tether's; got {len(errors)}:\n"
-                                + "\n".join(errors[:10]))
+            why = one_error(compile_tu(a.cxx, a.include, "c++20", src), MESSAGE)
+            if why:
+                failures.append(f"{header} at C++20: {why}")
             else:
                 print(f"ok: {header} at C++20: one line, tether's")
+            r = compile_tu(a.cxx, a.include, "c++20", src, "-DTETHER_SEPARATE_COMPILATION")
+            if r.returncode != 0:
+                failures.append(f"{header} at C++20 with TETHER_SEPARATE_COMPILATION does not compile:\n"
+                                + r.stderr[:2000])
+            else:
+                print(f"ok: {header} at C++20 with TETHER_SEPARATE_COMPILATION compiles")
+        src = os.path.join(d, "compiled.cpp")
+        with open(src, "w") as f:
+            f.write("#include <tether/src.hpp>\n")
+        why = one_error(compile_tu(a.cxx, a.include, "c++20", src, "-DTETHER_SEPARATE_COMPILATION"),
+                        SRC_MESSAGE)
+        if why:
+            failures.append(f"tether/src.hpp at C++20: {why}")
+        else:
+            print("ok: tether/src.hpp at C++20: one line, tether's")
+        why = one_error(compile_tu(a.cxx, a.include, "c++17", src), SRC_NEEDS_MACRO)
+        if why:
+            failures.append(f"tether/src.hpp without TETHER_SEPARATE_COMPILATION: {why}")
+        else:
+            print("ok: tether/src.hpp without TETHER_SEPARATE_COMPILATION: one line, tether's")
         src = os.path.join(d, "tu17.cpp")
         with open(src, "w") as f:
             f.write("#include <tether/tether.hpp>\nint main() { return 0; }\n")

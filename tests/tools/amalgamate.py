@@ -8,14 +8,22 @@ Generated from the headers under include/tether/ (never edit these by hand):
 
   include/tether/core.hpp        every public header that needs only Asio: no websocketpp,
                                  OpenSSL or nlohmann/json (found by scanning includes
-                                 transitively); what the tether::core target covers
-  include/tether/tether.hpp      core.hpp plus every other public header
+                                 transitively), Genesys aside; what tether::core covers
+  include/tether/tether.hpp      core.hpp plus every other public header but Genesys's
+                                 (the websocketpp transport, OAuth 2.0)
   include/tether/testing.hpp     every header under include/tether/testing/
-  single_include/tether/tether.hpp   tether.hpp with all <tether/...> includes inlined
+  single_include/tether/core.hpp     core.hpp with all <tether/...> includes inlined
+  single_include/tether/tether.hpp   tether.hpp, likewise (self-contained)
   single_include/tether/testing.hpp  testing.hpp, likewise (self-contained)
+  single_include/tether/genesys.hpp  <tether/genesys.hpp>: #include "tether.hpp", then
+                                     the Genesys headers
+  single_include/tether/src.hpp      <tether/src.hpp> (separate compilation): #include
+                                     "tether.hpp", then the transport's implementation
 
-Public headers are all of include/tether/**/*.hpp except detail/ folders,
-testing/ and the generated files. Each <tether/...> include is inlined once, at
+Public headers are all of include/tether/**/*.hpp except detail/ and impl/
+folders, testing/, genesys/, src.hpp and the generated files. An .ipp file (an
+implementation, under impl/) may be included conditionally; it is inlined
+wherever it is included (its own guard keeps one copy), never marked seen. Each <tether/...> include is inlined once, at
 its first use, so dependencies come before their users; the inner include
 guards are kept, so the amalgamation mixes safely with the split headers (of
 the same version). Dependency includes (<asio/...>, <websocketpp/...>, the
@@ -39,7 +47,7 @@ HEAVY_INCLUDE = re.compile(r"^(websocketpp/|openssl/|nlohmann/|asio/ssl(/|\.hpp$
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 CONDITIONAL_OPEN_RE = re.compile(r"^\s*#\s*if(n?def)?\b")
 CONDITIONAL_CLOSE_RE = re.compile(r"^\s*#\s*endif\b")
-GUARD_RE = re.compile(r"^\s*#\s*ifndef\s+TETHER_\w+_HPP\s*$")
+GUARD_RE = re.compile(r"^\s*#\s*ifndef\s+TETHER_\w+_(HPP|IPP)\s*$")
 PRAGMA_ONCE_RE = re.compile(r"^\s*#\s*pragma\s+once\b")
 VERSION_RE = re.compile(r"^#define TETHER_VERSION_(MAJOR|MINOR|PATCH) (\d+)\s*$", re.M)
 
@@ -77,9 +85,10 @@ class HeaderTree:
     def __init__(self, include_dir):
         self.include_dir = include_dir
         self.texts = {}
-        for path in sorted((include_dir / "tether").rglob("*.hpp")):
-            name = path.relative_to(include_dir).as_posix()
-            self.texts[name] = read_text(path)
+        for pattern in ("*.hpp", "*.ipp"):
+            for path in sorted((include_dir / "tether").rglob(pattern)):
+                name = path.relative_to(include_dir).as_posix()
+                self.texts[name] = read_text(path)
         self._heavy = {}
 
     def tether_includes(self, name):
@@ -107,10 +116,12 @@ class HeaderTree:
 
     def public_headers(self):
         generated = {"tether/" + g for g in GENERATED_UMBRELLAS}
+        folders = lambda n: n.split("/")[:-1]
         return [n for n in self.texts
-                if n not in generated
-                and "detail" not in n.split("/")[:-1]
-                and not n.startswith("tether/testing/")]
+                if n not in generated and n.endswith(".hpp")
+                and n not in ("tether/src.hpp", "tether/genesys.hpp")
+                and "detail" not in folders(n) and "impl" not in folders(n)
+                and not n.startswith("tether/testing/") and not n.startswith("tether/genesys/")]
 
     def testing_headers(self):
         return [n for n in self.texts
@@ -180,12 +191,12 @@ def make_umbrellas(tree, version):
         "tether/core.hpp": umbrella(
             "tether/core.hpp",
             "every public header that needs only Asio (no websocketpp, OpenSSL or nlohmann/json;\n"
-            "// the tether::core target), C++17 and C++20.",
+            "// the tether::core target), Genesys aside, C++17 and C++20.",
             core, version),
         "tether/tether.hpp": umbrella(
             "tether/tether.hpp",
-            "the whole library (needs websocketpp, OpenSSL and nlohmann/json for the parts beyond\n"
-            "// core.hpp; the tether::tether target).",
+            "the library without Genesys (<tether/genesys.hpp>): core.hpp, the websocketpp\n"
+            "// transport and OAuth 2.0 (websocketpp, OpenSSL and nlohmann/json).",
             ["tether/core.hpp"] + heavy, version),
         "tether/testing.hpp": umbrella(
             "tether/testing.hpp",
@@ -195,9 +206,9 @@ def make_umbrellas(tree, version):
 
 
 class Amalgamator:
-    def __init__(self, tree):
+    def __init__(self, tree, seen=()):
         self.tree = tree
-        self.seen = set()
+        self.seen = set(seen)
 
     def inline(self, name, stack=()):
         if name in stack:
@@ -222,23 +233,38 @@ class Amalgamator:
             m = INCLUDE_RE.match(line)
             if m and m.group(2).startswith("tether/"):
                 inc = m.group(2)
+                if inc.endswith(".ipp"):
+                    # Inlined wherever it is included (its guard keeps one copy), maybe
+                    # inside an #if: nothing inlined within it counts as seen afterwards.
+                    before = set(self.seen)
+                    out.append(self.inline(inc, stack + (name,)))
+                    self.seen = before
+                    continue
+                if inc in self.seen:
+                    out.append(f"// #include <{inc}> (inlined above)")
+                    continue
                 if depth > 0:
                     raise AmalgamationError(
                         f"include/{name}:{number}: <{inc}> is included conditionally; "
                         "the amalgamation inlines each header once, so include it unconditionally")
-                if inc in self.seen:
-                    out.append(f"// #include <{inc}> (inlined above)")
-                else:
-                    out.append(self.inline(inc, stack + (name,)))
+                out.append(self.inline(inc, stack + (name,)))
                 continue
             out.append(line)
         out.append(f"// ---- end <{name}> ----")
         return "\n".join(out)
 
 
-def single_header(tree, umbrella_name, guard, version, note):
+def single_header(tree, umbrella_name, guard, version, note, after=None):
+    """umbrella_name with every <tether/...> include inlined. With `after` (a
+    single header's file name), the result starts with #include "after" and
+    inlines only what that one does not hold."""
     major, minor, patch = version
-    body = Amalgamator(tree).inline(umbrella_name)
+    seen = ()
+    if after:
+        first = Amalgamator(tree)
+        first.inline(after[1])
+        seen = first.seen
+    body = Amalgamator(tree, seen).inline(umbrella_name)
     return "\n".join([
         f"// tether {major}.{minor}.{patch}: single-header edition of <{umbrella_name}>.",
         "// Generated by tests/tools/amalgamate.py from include/; do not edit: change the",
@@ -248,6 +274,7 @@ def single_header(tree, umbrella_name, guard, version, note):
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
+        *([f'#include "{after[0]}"', ""] if after else []),
         body,
         "",
         f"#endif // {guard}",
@@ -289,12 +316,25 @@ def generate(root):
     # The single headers are made from the files as generated now, not as committed.
     tree.texts.update(umbrellas)
     files.update({f"include/{name}": text for name, text in umbrellas.items()})
+    files["single_include/tether/core.hpp"] = single_header(
+        tree, "tether/core.hpp", "TETHER_SINGLE_INCLUDE_TETHER_CORE_HPP", version,
+        "Needs: standalone Asio (-DASIO_STANDALONE), threads; C++17 or C++20.")
     files["single_include/tether/tether.hpp"] = single_header(
         tree, "tether/tether.hpp", "TETHER_SINGLE_INCLUDE_TETHER_HPP", version,
-        "Needs: standalone Asio (-DASIO_STANDALONE), websocketpp, nlohmann/json, OpenSSL, threads.")
+        "Needs: standalone Asio (-DASIO_STANDALONE), websocketpp, nlohmann/json, OpenSSL, threads.\n"
+        "// Includes core.hpp's content; Genesys is in genesys.hpp next to it.")
+    files["single_include/tether/genesys.hpp"] = single_header(
+        tree, "tether/genesys.hpp", "TETHER_SINGLE_INCLUDE_TETHER_GENESYS_HPP", version,
+        "Genesys Cloud notifications and REST; needs tether.hpp next to it (included).",
+        after=("tether.hpp", "tether/tether.hpp"))
+    files["single_include/tether/src.hpp"] = single_header(
+        tree, "tether/src.hpp", "TETHER_SINGLE_INCLUDE_TETHER_SRC_HPP", version,
+        "Separate compilation: include in one C++17 file built with -DTETHER_SEPARATE_COMPILATION;\n"
+        "// needs tether.hpp next to it (included).",
+        after=("tether.hpp", "tether/tether.hpp"))
     files["single_include/tether/testing.hpp"] = single_header(
         tree, "tether/testing.hpp", "TETHER_SINGLE_INCLUDE_TETHER_TESTING_HPP", version,
-        "Self-contained; combines with single_include/tether/tether.hpp in any order.")
+        "Self-contained; combines with the other single headers in any order.")
     return files
 
 

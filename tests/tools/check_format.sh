@@ -29,7 +29,7 @@ fi
 
 files=$(find include tests examples \
     \( -name 'build*' -o -name '.cache' \) -prune -o \
-    -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \) -print | LC_ALL=C sort)
+    -type f \( -name '*.hpp' -o -name '*.ipp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \) -print | LC_ALL=C sort)
 
 bad=0
 checked=0

@@ -7,7 +7,10 @@ One translation unit per header (the header included twice, which also checks
 its include guard), -Wall -Wextra -Wpedantic -Werror, syntax only. C++17 for
 every header; C++20 for every header that does not include websocketpp,
 directly or through other tether headers (websocketpp 0.8.2 does not compile
-as C++20 with GCC 11+).
+as C++20 with GCC 11+); and C++20 with TETHER_SEPARATE_COMPILATION for the
+headers that do (separate compilation keeps websocketpp out of them).
+<tether/src.hpp> is compiled at C++17 with TETHER_SEPARATE_COMPILATION only;
+.ipp files are followed for their includes but not compiled alone.
 
 Headers: include/tether/**/*.hpp except the generated umbrellas (tether.hpp,
 core.hpp, testing.hpp: they only include headers compiled here, and the ODR and
@@ -30,18 +33,22 @@ FLAGS = "-Wall -Wextra -Wpedantic -Werror -DASIO_STANDALONE -fsyntax-only"
 
 
 UMBRELLAS = {"tether/tether.hpp", "tether/core.hpp", "tether/testing.hpp"}
+SEPARATE_SOURCE = "tether/src.hpp"  # only with TETHER_SEPARATE_COMPILATION, only at C++17
 
 
 def find_headers(repo):
     headers = {}
     for root in ("include", "single_include"):
-        for path in sorted((repo / root).rglob("*.hpp")):
-            headers[(root, path.relative_to(repo / root).as_posix())] = path.read_text()
+        for pattern in ("*.hpp", "*.ipp"):
+            for path in sorted((repo / root).rglob(pattern)):
+                headers[(root, path.relative_to(repo / root).as_posix())] = path.read_text()
     return headers
 
 
 def compiled_alone(key, heavy):
     root, name = key
+    if name.endswith(".ipp"):
+        return False
     if root == "include":
         return name not in UMBRELLAS
     return key not in heavy
@@ -60,6 +67,9 @@ def needs_websocketpp(headers, key, memo):
             result = result or needs_websocketpp(headers, (root, inc), memo)
         elif inc.startswith("tether/") and ("include", inc) in headers:
             result = result or needs_websocketpp(headers, ("include", inc), memo)
+        elif (root, str(pathlib.PurePosixPath(key[1]).parent / inc)) in headers:  # "tether.hpp" next to it
+            result = result or needs_websocketpp(
+                headers, (root, str(pathlib.PurePosixPath(key[1]).parent / inc)), memo)
     memo[key] = result
     return result
 
@@ -103,20 +113,32 @@ def main(argv):
     skipped_cxx20 = sorted({name for (root, name) in heavy if compiled_alone((root, name), heavy)})
     for compiler in args.compiler:
         label = pathlib.Path(compiler).name
-        for std in ("c++17", "c++20"):
-            rule = re.sub(r"[^A-Za-z0-9]", "_", f"{label}_{std}")
+        for std, macro in (("c++17", ""), ("c++20", ""), ("c++20", "-DTETHER_SEPARATE_COMPILATION")):
+            rule = re.sub(r"[^A-Za-z0-9]", "_", f"{label}_{std}" + ("_separate" if macro else ""))
             lines += [f"rule {rule}",
-                      f"  command = {compiler} -std={std} {FLAGS} -I$incdir -MD -MF $out.d -MT $out $in"
+                      f"  command = {compiler} -std={std} {FLAGS} $macro -I$incdir -MD -MF $out.d -MT $out $in"
                       " && touch $out",
-                      "  depfile = $out.d", "  deps = gcc", f"  description = {label} -std={std} $hdr", ""]
+                      "  depfile = $out.d", "  deps = gcc",
+                      f"  description = {label} -std={std}{' separate' if macro else ''} $hdr", ""]
             for tu, key in units:
-                if std == "c++20" and key in heavy:
-                    continue
                 root, name = key
+                if name == SEPARATE_SOURCE:
+                    if std != "c++17":
+                        continue
+                    macro_here = "-DTETHER_SEPARATE_COMPILATION"
+                elif macro:
+                    if std == "c++17" or key not in heavy:
+                        continue  # separate mode matters only where websocketpp would be included
+                    macro_here = macro
+                else:
+                    if std == "c++20" and key in heavy:
+                        continue
+                    macro_here = ""
                 stamp = f"stamp/{rule}/{tu.stem}.ok"
                 edges += [f"build {ninja_escape(stamp)}: {rule} {ninja_escape(str(tu))}",
                           f"  incdir = {ninja_escape(str(repo / root))}",
                           f"  hdr = {root}/{name}"]
+                edges.append(f"  macro = {macro_here}")
     manifest = "\n".join(lines + edges) + "\n"
     build_ninja = build / "build.ninja"
     if not build_ninja.is_file() or build_ninja.read_text() != manifest:
@@ -125,7 +147,8 @@ def main(argv):
     total = sum(1 for e in edges if e.startswith("build "))
     print(f"compile_matrix.py: {len(units)} headers, {total} compilations "
           f"({', '.join(pathlib.Path(c).name for c in args.compiler)}; C++17 all, C++20 all but "
-          f"{len(skipped_cxx20)} websocketpp headers: {', '.join(skipped_cxx20) or 'none'})", flush=True)
+          f"{len(skipped_cxx20)} websocketpp headers, which compile at C++20 in separate mode: "
+          f"{', '.join(skipped_cxx20) or 'none'})", flush=True)
     p = subprocess.run([ninja, "-C", str(build), "-j", str(args.jobs), "-k", "0"])
     return 0 if p.returncode == 0 else 1
 
