@@ -166,9 +166,14 @@ int cmd_idle(const peer::options& o, state& s) {
         start_next(s);
     while (s.opened < s.n)
         if (lws_service(s.ctx, 0) < 0) die("lws: lws_service failed");
-    const std::int64_t settle = peer::mono_ns() + 200000000; // as tether_bench idle: 200 ms
-    while (peer::mono_ns() < settle)
-        if (lws_service(s.ctx, 0) < 0) die("lws: lws_service failed");
+    // As tether_bench idle: 200 ms more for the last handlers. lws_service(ctx, 0)
+    // sleeps until the next event (here about 30 s away); a negative timeout
+    // makes it return at once, so poll every millisecond.
+    const std::int64_t settle = peer::mono_ns() + 200000000;
+    while (peer::mono_ns() < settle) {
+        if (lws_service(s.ctx, -1) < 0) die("lws: lws_service failed");
+        usleep(1000);
+    }
     const long rss1 = peer::proc_status_kb("VmRSS");
     peer::print_idle("lws", s.n, rss0, rss1, threads0, s.open_done - t0);
     std::_Exit(0); // skip tearing down thousands of connections one by one
