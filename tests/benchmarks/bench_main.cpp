@@ -4,6 +4,12 @@
 // Every subcommand prints JSON lines on stdout (first an "env" line) and
 // exits non-zero with a message on stderr when its set-up is broken.
 // tests/benchmarks/run.py runs them all and prints the table.
+//
+// Peer-library baselines (tether_bench_beast, tether_bench_lws: separate
+// programs, built only when Boost.Beast / libwebsockets are found) are run
+// from here as child processes against this program's server, in the same
+// A B A B sequence as the websocketpp and tether runs: `throughput --beast
+// PATH --lws PATH` and `idle --variant beast|lws --peer PATH`.
 #include "bench_server.hpp"
 #include "bench_support.hpp"
 
@@ -20,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <sys/wait.h>
 #include <vector>
 
 namespace {
@@ -68,6 +75,57 @@ template <class F> void run_scoped(asio::io_context& io, F&& with_objects) {
     with_objects();
     io.restart();
     io.run();
+}
+
+// ---------------------------------------------------------------------------
+// Peer-library baselines: a separate program, run to completion as a child
+// process; its one JSON result line is returned. A failing peer fails the run.
+
+json run_peer(const std::vector<std::string>& argv_strings) {
+    std::vector<char*> argv;
+    for (const auto& a : argv_strings)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int out[2];
+    if (pipe(out) != 0) die("pipe() failed");
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid < 0) die("fork() failed");
+    if (pid == 0) { // only async-signal-safe calls until exec
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execv(argv[0], argv.data());
+        const char msg[] = "tether bench: FAILED: cannot execute the peer program\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    close(out[1]);
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t r = read(out[0], buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        text.append(buf, static_cast<std::size_t>(r));
+    }
+    close(out[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die(argv_strings[0] + " " + argv_strings[1] + " failed (status " + std::to_string(status) +
+            "); its message is above");
+    const auto at = text.rfind("\n{");
+    const std::string line = text.substr(at == std::string::npos ? 0 : at + 1);
+    json j;
+    try {
+        j = json::parse(line);
+    } catch (const std::exception& e) {
+        die(argv_strings[0] + " printed no result line ('" + text + "'): " + e.what());
+    }
+    if (!j.value("optimized", false)) die(argv_strings[0] + " was built without optimisation");
+    return j;
 }
 
 // ---------------------------------------------------------------------------
@@ -158,18 +216,50 @@ throughput_result receive_tether(bench::server_process& srv, std::size_t n, std:
     return {(t1 - t0) / 1e9, (c1 - c0) / 1e9};
 }
 
+/// A peer program's run against `srv`: the figures it measured itself.
+throughput_result receive_peer(const bench::server_process& srv, const std::string& program,
+                               const std::string& variant, std::size_t n, std::size_t size) {
+    std::vector<std::string> argv{
+        program,   "throughput",      "--port", std::to_string(srv.ws_port()), "--path", "/stream",
+        "--count", std::to_string(n), "--size", std::to_string(size)};
+    if (variant == "beast_async" || variant == "beast_sync") {
+        argv.push_back("--variant");
+        argv.push_back(variant == "beast_async" ? "async" : "sync");
+    }
+    const json j = run_peer(argv);
+    if (j.value("kind", "") != "throughput" || j.value("variant", "") != variant ||
+        j.value("count", std::size_t{0}) != n || j.value("bytes", std::size_t{0}) != n * size)
+        die(variant + ": unexpected result " + j.dump());
+    return {j.at("seconds").get<double>(), j.at("client_cpu_s").get<double>()};
+}
+
 int cmd_throughput(const args& a) {
     const std::size_t size = a.num("size", 64), n = a.num("count", 100000), reps = a.num("reps", 5);
-    const std::string only = a.str("only", "both");
-    if (only != "both" && only != "plain" && only != "tether")
-        die("--only is plain, tether or both");
+    const std::string only = a.str("only", "all"), beast = a.str("beast", ""),
+                      lws = a.str("lws", "");
+    // A B A B ...: every variant once per round, in this order.
+    std::vector<std::string> variants{"plain", "tether"};
+    if (!beast.empty()) {
+        variants.push_back("beast_async");
+        variants.push_back("beast_sync");
+    }
+    if (!lws.empty()) variants.push_back("lws");
+    if (only != "all" && only != "both" &&
+        std::find(variants.begin(), variants.end(), only) == variants.end())
+        die("--only is plain, tether, beast_async, beast_sync (with --beast), lws (with --lws) or "
+            "all");
     bench::server_process srv({bench::server_config::mode::stream, size, n});
     for (std::size_t rep = 0; rep < reps; ++rep) {
-        for (const std::string variant : {"plain", "tether"}) { // A B A B ...
-            if (only != "both" && only != variant) continue;
+        for (const std::string& variant : variants) {
+            if (only != "all" && only != "both" && only != variant) continue;
             bench::watchdog(600, "throughput run");
-            const throughput_result r =
-                variant == "plain" ? receive_plain(srv, n, size) : receive_tether(srv, n, size);
+            throughput_result r;
+            if (variant == "plain")
+                r = receive_plain(srv, n, size);
+            else if (variant == "tether")
+                r = receive_tether(srv, n, size);
+            else
+                r = receive_peer(srv, variant == "lws" ? lws : beast, variant, n, size);
             const std::string sent = srv.read_line(60000);
             std::size_t sent_n = 0;
             long long server_cpu = 0, server_wall = 0;
@@ -188,6 +278,7 @@ int cmd_throughput(const args& a) {
             j["msgs_per_s"] = static_cast<double>(n) / r.seconds;
             j["client_cpu_s"] = r.client_cpu;
             j["server_cpu_s"] = server_cpu / 1e9;
+            j["server_wall_s"] = server_wall / 1e9;
             bench::emit(j);
         }
     }
@@ -510,10 +601,29 @@ int cmd_storm(const args& a) {
 int cmd_idle(const args& a) {
     const std::size_t k = a.num("count", 1000), window = a.num("window", 128);
     const std::string variant = a.str("variant", "plain");
-    if (variant != "plain" && variant != "tether") die("--variant is plain or tether");
+    if (variant != "plain" && variant != "tether" && variant != "beast" && variant != "lws")
+        die("--variant is plain, tether, beast or lws (the last two with --peer PATH)");
     bench::raise_nofile(static_cast<rlim_t>(k + 1024));
     bench::server_process srv({bench::server_config::mode::idle, 0, 0});
     bench::watchdog(300, "idle connections");
+    if (variant == "beast" || variant == "lws") {
+        const std::string program = a.str("peer", "");
+        if (program.empty()) die("--variant " + variant + " needs --peer PATH");
+        json j =
+            run_peer({program, "idle", "--port", std::to_string(srv.ws_port()), "--path", "/idle",
+                      "--count", std::to_string(k), "--window", std::to_string(window)});
+        if (j.value("kind", "") != "idle" || j.value("variant", "") != variant ||
+            j.value("count", std::size_t{0}) != k)
+            die(variant + ": unexpected result " + j.dump());
+        const std::string st = srv.stats();
+        if (bench::server_process::field(st, "opened") != static_cast<std::int64_t>(k))
+            die(variant + ": the server saw " + st + ", expected " + std::to_string(k) + " opened");
+        j.erase("optimized");
+        bench::emit(j);
+        alarm(0);
+        srv.quit();
+        return 0;
+    }
     asio::io_context io;
     const std::string url = srv.ws_url("/idle");
     std::size_t started = 0, opened = 0;

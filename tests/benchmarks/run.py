@@ -57,19 +57,52 @@ def run_json(cmd, timeout):
 WEBSOCKETPP_STEPS = {"throughput", "reconnect", "storm", "idle", "callgrind"}
 
 
+# Peer-library baselines: separate programs, built only when CMake finds their
+# library (tests/benchmarks/CMakeLists.txt). run.py installs nothing: a missing
+# one is skipped with one line saying how to get it.
+PEERS = {
+    "beast": ("tether_bench_beast", "Boost.Beast 1.81",
+              "Boost 1.81 headers not found by CMake (apt-get install libboost1.81-dev)"),
+    "lws": ("tether_bench_lws", "libwebsockets 4.1",
+            "pkg-config libwebsockets not found by CMake (apt-get install libwebsockets-dev)"),
+}
+PEER_STEPS = {"throughput", "idle"}
+SKIPPED = []  # one line per peer baseline left out, for the notes
+
+
+def cmake_targets(build_dir):
+    r = subprocess.run(["cmake", "--build", build_dir, "--target", "help"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    return set(re.findall(r"\b(tether_bench\w*)", r.stdout))
+
+
 def build(build_dir, steps):
     if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
         log("configuring %s (Release)" % build_dir)
         subprocess.run(["cmake", "-S", ROOT, "-B", build_dir, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                         "-DTETHER_BUILD_BENCHMARKS=ON"], check=True, stdout=subprocess.DEVNULL)
     targets = ["tether_bench_sim"] + (["tether_bench"] if steps & WEBSOCKETPP_STEPS else [])
+    peers = {}
+    if steps & PEER_STEPS:
+        have = cmake_targets(build_dir)
+        if any(PEERS[p][0] not in have for p in PEERS):
+            # installed since the last configure? CMake looks again for what it did not find
+            subprocess.run(["cmake", build_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            have = cmake_targets(build_dir)
+        for p, (target, name, why) in sorted(PEERS.items()):
+            if target in have:
+                targets.append(target)
+                peers[p] = os.path.join(build_dir, "tests", "benchmarks", target)
+            else:
+                SKIPPED.append("skipped the %s baseline (throughput and idle rows): %s" % (name, why))
+                print("run.py: " + SKIPPED[-1], file=sys.stderr, flush=True)
     log("building " + " and ".join(targets))
     r = subprocess.run(["cmake", "--build", build_dir, "--target"] + targets,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         fail("build failed:\n" + r.stdout[-4000:])
     exe = os.path.join(build_dir, "tests", "benchmarks")
-    return os.path.join(exe, "tether_bench"), os.path.join(exe, "tether_bench_sim")
+    return os.path.join(exe, "tether_bench"), os.path.join(exe, "tether_bench_sim"), peers
 
 
 def cmake_cxx(build_dir):
@@ -104,27 +137,51 @@ def fmt_rate(x):
     return "{:,.0f} msgs/s".format(x)
 
 
-def step_throughput(bench, table, quick, notes):
+# Peer variants of tether_bench throughput: (variant, label in the table).
+PEER_THROUGHPUT = {"beast": [("beast_async", "Boost.Beast async_read"), ("beast_sync", "Boost.Beast sync read")],
+                   "lws": [("lws", "libwebsockets")]}
+SERVER_BOUND = 0.8  # server CPU / client window at or above which the server is the cap
+
+
+def step_throughput(bench, peers, table, quick, notes):
     plan = [(64, 1000000), (1024, 200000), (65536, 5000)]
     reps = 5
     if quick:
         plan, reps = [(64, 100000), (1024, 20000), (65536, 500)], 3
+    peer_variants = [pv for p in sorted(peers) for pv in PEER_THROUGHPUT[p]]
+    variants = ["plain", "tether"] + [v for v, _ in peer_variants]
+    peer_args = []
+    for p in sorted(peers):
+        peer_args += ["--" + p, peers[p]]
     notes.append("Throughput: %s messages per run (64 B / 1 KiB / 64 KiB), %d runs each, A B A B in one process; "
                  "fewer than 1,000,000 at 1 KiB and 64 KiB to fit the time budget."
                  % (" / ".join("{:,}".format(n) for _, n in plan), reps))
+    bound_any = False
     for size, n in plan:
-        log("throughput %d B x %d, %d runs each" % (size, n, reps))
-        res = run_json([bench, "throughput", "--size", str(size), "--count", str(n), "--reps", str(reps)], 480)
+        log("throughput %d B x %d, %d runs each of %s" % (size, n, reps, ", ".join(variants)))
+        res = run_json([bench, "throughput", "--size", str(size), "--count", str(n), "--reps", str(reps)]
+                       + peer_args, 480 * len(variants) // 2)
         runs = [r for r in res if r.get("kind") == "throughput"]
-        by = {v: [r for r in runs if r["variant"] == v] for v in ("plain", "tether")}
-        if len(by["plain"]) != reps or len(by["tether"]) != reps:
+        by = {v: [r for r in runs if r["variant"] == v] for v in variants}
+        if any(len(by[v]) != reps for v in variants):
             fail("throughput: missing runs")
         med = {v: statistics.median(r["msgs_per_s"] for r in by[v]) for v in by}
         cpu = {v: statistics.median(r["client_cpu_s"] for r in by[v]) for v in by}
         srv = {v: statistics.median(r["server_cpu_s"] for r in by[v]) for v in by}
+        # the server's share of the client's window: near 1, the server is the cap
+        load = {v: statistics.median(r["server_cpu_s"] / r["seconds"] for r in by[v]) for v in by}
+
+        def bound(*vs):
+            hit = [v for v in vs if load[v] >= SERVER_BOUND]
+            if not hit:
+                return ""
+            return " [SERVER-BOUND: server CPU %s of the client's window for %s; the figure is the server's cap]" % (
+                "/".join("%.0f%%" % (100 * load[v]) for v in hit), ", ".join(hit))
+
         rt = ratio(med["tether"], med["plain"])
         label = {64: "64 B", 1024: "1 KiB", 65536: "64 KiB"}[size]
-        table.add("1", "receive %s (n=%s; client CPU / server CPU)" % (label, "{:,}".format(n)),
+        table.add("1", "receive %s (n=%s; client CPU / server CPU)%s" % (label, "{:,}".format(n),
+                                                                         bound("tether", "plain")),
                   "%s (%.2f s / %.2f s)" % (fmt_rate(med["tether"]), cpu["tether"], srv["tether"]),
                   "websocketpp %s (%.2f s / %.2f s)" % (fmt_rate(med["plain"]), cpu["plain"], srv["plain"]),
                   "%.3f" % rt, ">= 0.97", rt >= 0.97)
@@ -133,10 +190,31 @@ def step_throughput(bench, table, quick, notes):
         table.add("1", "receive %s: messages per client CPU second (noise-robust view)" % label,
                   "{:,.0f}".format(per_cpu["tether"]), "websocketpp {:,.0f}".format(per_cpu["plain"]),
                   "%.3f" % rc, ">= 0.97", rc >= 0.97)
+        for v, name in peer_variants:
+            b = bound(v, "plain")
+            bound_any = bound_any or bool(b)
+            table.add("1", "receive %s, peer baseline: %s client instead of tether (client CPU / server CPU; "
+                      "messages per client CPU second)%s" % (label, name, b),
+                      "%s %s (%.2f s / %.2f s); {:,.0f} per CPU s".format(per_cpu[v])
+                      % (name, fmt_rate(med[v]), cpu[v], srv[v]),
+                      "websocketpp %s (%.2f s / %.2f s); {:,.0f} per CPU s".format(per_cpu["plain"])
+                      % (fmt_rate(med["plain"]), cpu["plain"], srv["plain"]),
+                      "%.3f (per CPU s %.3f)" % (ratio(med[v], med["plain"]), ratio(per_cpu[v], per_cpu["plain"])),
+                      "(reported)")
         for v in by:
             if srv[v] > 0.5 * cpu[v]:
                 notes.append("WARNING: at %s the server used %.2f s CPU vs the %s client's %.2f s: "
                              "the load generator may limit the figure." % (label, srv[v], v, cpu[v]))
+    if peer_variants:
+        notes.append("Peer baselines (item 1): separate programs run by `tether_bench throughput --beast PATH --lws "
+                     "PATH` as child processes against the same server process, in the same A B A B rounds "
+                     "(websocketpp, tether, %s); each times itself from the end of its handshake to the N-th "
+                     "message (wall clock and its thread's CPU) and fails unless it received exactly N text "
+                     "messages of S bytes. All validate UTF-8 as the raw websocketpp client does. Server CPU is the "
+                     "server process's CPU from its open to its last write; a row is marked SERVER-BOUND when that "
+                     "is >= %.0f%% of the client's window (%s)."
+                     % (", ".join(v for v, _ in peer_variants), 100 * SERVER_BOUND,
+                        "see the marked rows" if bound_any else "no peer row was"))
 
 
 def step_reconnect(bench, table, quick, notes):
@@ -204,14 +282,22 @@ def step_rejected(sim, table, quick, notes):
                  % (t["stop_reason"], n["handshakes"]))
 
 
-def step_idle(bench, table, quick, notes):
+PEER_IDLE = {"beast": "Boost.Beast (one io_context, an async_read pending each)",
+             "lws": "libwebsockets (one context)"}
+
+
+def step_idle(bench, peers, table, quick, notes):
     plan = [(1000, 3), (10000, 2)] if not quick else [(200, 1)]
+    variants = ["plain", "tether"] + sorted(peers)
     for k, reps in plan:
-        log("idle connections: %d, %d runs each (separate processes, A B A B)" % (k, reps))
-        runs = {"plain": [], "tether": []}
+        log("idle connections: %d, %d runs each of %s (separate processes, A B A B)" % (k, reps, ", ".join(variants)))
+        runs = {v: [] for v in variants}
         for _ in range(reps):
-            for v in ("plain", "tether"):
-                res = run_json([bench, "idle", "--variant", v, "--count", str(k)], 300)
+            for v in variants:
+                cmd = [bench, "idle", "--variant", v, "--count", str(k)]
+                if v in peers:
+                    cmd += ["--peer", peers[v]]
+                res = run_json(cmd, 300)
                 runs[v].append([r for r in res if r.get("kind") == "idle"][0])
         kb = {v: statistics.median(r["kb_per_connection"] for r in runs[v]) for v in runs}
         secs = {v: statistics.median(r["open_all_s"] for r in runs[v]) for v in runs}
@@ -223,6 +309,12 @@ def step_idle(bench, table, quick, notes):
                   % "{:,}".format(k), "%.2f s; %d threads" % (secs["tether"], thr["tether"]),
                   "websocketpp %.2f s; %d threads" % (secs["plain"], thr["plain"]),
                   "%.2f" % ratio(secs["tether"], secs["plain"]), "(reported)")
+        for v in sorted(peers):
+            table.add("5", "%s idle connections, peer baseline: %s client instead of tether: resident memory per "
+                      "connection; time to open all; threads" % ("{:,}".format(k), PEER_IDLE[v]),
+                      "%s %.1f kB; %.2f s; %d threads" % (PEERS[v][1], kb[v], secs[v], thr[v]),
+                      "websocketpp %.1f kB; %.2f s; %d threads" % (kb["plain"], secs["plain"], thr["plain"]),
+                      "%.2f" % ratio(kb[v], kb["plain"]), "(reported)")
 
 
 def step_tenants(sim, table, quick, notes):
@@ -407,17 +499,18 @@ def main():
     if skip - set(STEPS):
         fail("unknown step(s): " + ",".join(skip - set(STEPS)))
     build_dir = os.path.abspath(opts.build_dir)
-    bench, sim = build(build_dir, set(STEPS) - skip)
+    bench, sim, peers = build(build_dir, set(STEPS) - skip)
     env = run_json([sim], 60)[0]
     table, notes = Table(), []
-    if "throughput" not in skip: step_throughput(bench, table, opts.quick, notes)
+    if "throughput" not in skip: step_throughput(bench, peers, table, opts.quick, notes)
     if "reconnect" not in skip: step_reconnect(bench, table, opts.quick, notes)
     if "storm" not in skip: step_storm(bench, table, opts.quick, notes)
     if "rejected" not in skip: step_rejected(sim, table, opts.quick, notes)
-    if "idle" not in skip: step_idle(bench, table, opts.quick, notes)
+    if "idle" not in skip: step_idle(bench, peers, table, opts.quick, notes)
     if "tenants" not in skip: step_tenants(sim, table, opts.quick, notes)
     if "compile" not in skip: step_compile(cmake_cxx(build_dir), table, opts.quick, notes)
     if "callgrind" not in skip: step_callgrind(bench, table, opts.quick, notes)
+    notes += ["Not measured: " + line for line in SKIPPED]
     elapsed = time.monotonic() - T0
     head = ("Machine: %d cores (%d online), %s, programs at -O2; load average at the end %s; run took %.0f s%s."
             % (env["cores"], env["online_cpus"], env["compiler"], " ".join("%.1f" % x for x in os.getloadavg()),
