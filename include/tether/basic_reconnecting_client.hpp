@@ -20,9 +20,7 @@
 #include <tether/token_policy/no_token.hpp>
 #include <tether/transport/concept.hpp>
 
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/post.hpp>
+#include <tether/detail/net.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -149,19 +147,22 @@ public:
     }
 
     /// Like send(), with an Asio completion token (a callback
-    /// `void(std::error_code)`, `asio::use_future`, `asio::use_awaitable`,
+    /// `void(std::error_code)`, `net::use_future`, `net::use_awaitable`,
     /// ...). Completes with no error once the message was written to an open
     /// connection, or with the reason it never will be: error::queue_full,
     /// error::not_running, or the transport's write error. The completion runs
-    /// on the handler's associated executor (default: the client's).
+    /// on the handler's associated executor (default: the client's). Its
+    /// signature is Asio's: `void(std::error_code)`, and in Boost mode
+    /// `void(boost::system::error_code)` (which converts to std::error_code),
+    /// so Boost.Asio's tokens treat it as an error.
     template <class CompletionToken>
     auto async_send(std::string data, message_kind kind, CompletionToken&& token) {
-        return asio::async_initiate<CompletionToken, void(std::error_code)>(
+        return net::async_initiate<CompletionToken, void(detail::net_error_code)>(
             [](auto handler, impl* i, std::string d, message_kind k) {
-                auto ex = asio::get_associated_executor(handler, i->transport().get_executor());
+                auto ex = net::get_associated_executor(handler, i->transport().get_executor());
                 auto h = std::make_shared<decltype(handler)>(std::move(handler));
                 completion done = [ex, h](std::error_code ec) {
-                    asio::post(ex, [h, ec]() { (*h)(ec); });
+                    net::post(ex, [h, ec]() { (*h)(detail::net_error_code(ec)); });
                 };
                 if (const std::error_code ec = i->send(std::move(d), k, done)) done(ec);
             },
@@ -263,8 +264,8 @@ private:
         Backoff& backoff() noexcept { return policies_.template get<2>(); }
 
         template <class F> void post(F f) {
-            asio::post(transport_.get_executor(),
-                       [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
+            net::post(transport_.get_executor(),
+                      [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
         }
 
         // ---- any thread --------------------------------------------------

@@ -22,7 +22,7 @@
 #include <tether/secret.hpp>
 #include <tether/version.hpp>
 
-#include <asio/ip/address.hpp>
+#include <tether/detail/net.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -150,19 +150,19 @@ inline std::optional<proxy_server> parse_proxy_url(std::string_view url, std::st
 }
 
 /// IPv4 or IPv6 literal (brackets allowed) as an address.
-inline std::optional<asio::ip::address> parse_ip_literal(std::string_view s) {
+inline std::optional<net::ip::address> parse_ip_literal(std::string_view s) {
     if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
     if (s.empty() || s.size() > 64) return std::nullopt;
-    std::error_code ec;
-    auto a = asio::ip::make_address(std::string(s), ec);
+    detail::net_error_code ec;
+    auto a = net::ip::make_address(std::string(s), ec);
     if (ec) return std::nullopt;
     if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+        return net::ip::address(net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()));
     return a;
 }
 
 /// True when the first `bits` bits of a and b agree (same family).
-inline bool same_prefix(const asio::ip::address& a, const asio::ip::address& b,
+inline bool same_prefix(const net::ip::address& a, const net::ip::address& b,
                         unsigned bits) noexcept {
     if (a.is_v4() != b.is_v4()) return false;
     unsigned char x[16] = {}, y[16] = {};
@@ -252,7 +252,7 @@ public:
 private:
     struct entry {
         std::string name; // a host name suffix (no leading dot)
-        std::optional<asio::ip::address> ip;
+        std::optional<net::ip::address> ip;
         unsigned prefix_bits = 0; // for ip: 32/128 unless a range
         std::uint16_t port = 0;   // 0: any port
     };

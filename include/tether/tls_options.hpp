@@ -14,6 +14,12 @@
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
+#if defined(TETHER_USE_BOOST_ASIO)
+// clang-format off
+#error "tether: TLS options, the websocketpp transport, OAuth 2.0 and Genesys need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) covers <tether/core.hpp>, <tether/testing.hpp> and the Beast transport"
+// clang-format on
+#endif
+
 #include <tether/error.hpp>
 #include <tether/version.hpp>
 

@@ -39,8 +39,15 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
+// Boost mode (TETHER_USE_BOOST_ASIO: Boost.Asio instead of standalone Asio,
+// detail/net.hpp) changes executor and timer types: abi_boost_vX_Y_Z.
+#if defined(TETHER_USE_BOOST_ASIO)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_boost_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#else
 #define TETHER_ABI_TAG                                                                             \
     TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#endif
 
 #define TETHER_NAMESPACE_BEGIN                                                                     \
     namespace tether {                                                                             \

@@ -122,8 +122,15 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
+// Boost mode (TETHER_USE_BOOST_ASIO: Boost.Asio instead of standalone Asio,
+// detail/net.hpp) changes executor and timer types: abi_boost_vX_Y_Z.
+#if defined(TETHER_USE_BOOST_ASIO)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_boost_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#else
 #define TETHER_ABI_TAG                                                                             \
     TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#endif
 
 #define TETHER_NAMESPACE_BEGIN                                                                     \
     namespace tether {                                                                             \
@@ -1864,9 +1871,80 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/transport/concept.hpp> ----
 
+// ---- begin <tether/detail/net.hpp> ----
+// tether: which Asio. tether's own networking code is written once against the
+// namespace alias `tether::net`: standalone Asio (`::asio`) by default,
+// Boost.Asio (`::boost::asio`) when TETHER_USE_BOOST_ASIO is defined in every
+// file of the program (Boost mode, for the Beast transport). The same idiom as
+// Beast's own `net`.
+//
+// Boost mode changes types (an executor, a timer), so it is part of the ABI
+// tag (version.hpp): files built in the two modes name different symbols.
+// What works in Boost mode: everything in <tether/core.hpp> and
+// <tether/testing.hpp>; the websocketpp transport, OAuth 2.0 and Genesys need
+// standalone Asio for now and say so in one line.
+//
+// tether reports errors as std::error_code everywhere. Boost.Asio hands its
+// handlers boost::system::error_code, which converts to std::error_code (the
+// system and generic categories map onto the standard ones), so a handler
+// taking std::error_code works in both modes; `detail::net_error(e)` makes the
+// std::error_code an Asio error enum stands for, the same in both modes.
+#ifndef TETHER_DETAIL_NET_HPP
+#define TETHER_DETAIL_NET_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <system_error>
+
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+#else
+#include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/error.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#endif
+
+TETHER_NAMESPACE_BEGIN
+
+#if defined(TETHER_USE_BOOST_ASIO)
+namespace net = ::boost::asio;
+#else
+namespace net = ::asio;
+#endif
+
+namespace detail {
+
+/// The error_code type the selected Asio's functions take by reference.
+#if defined(TETHER_USE_BOOST_ASIO)
+using net_error_code = ::boost::system::error_code;
+#else
+using net_error_code = std::error_code;
+#endif
+
+/// The std::error_code an Asio error enum (net::error::...) stands for.
+template <class Enum> std::error_code net_error(Enum e) {
+    return std::error_code(net_error_code(e));
+}
+
+} // namespace detail
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/net.hpp> ----
 
 #include <algorithm>
 #include <atomic>
@@ -1993,19 +2071,22 @@ public:
     }
 
     /// Like send(), with an Asio completion token (a callback
-    /// `void(std::error_code)`, `asio::use_future`, `asio::use_awaitable`,
+    /// `void(std::error_code)`, `net::use_future`, `net::use_awaitable`,
     /// ...). Completes with no error once the message was written to an open
     /// connection, or with the reason it never will be: error::queue_full,
     /// error::not_running, or the transport's write error. The completion runs
-    /// on the handler's associated executor (default: the client's).
+    /// on the handler's associated executor (default: the client's). Its
+    /// signature is Asio's: `void(std::error_code)`, and in Boost mode
+    /// `void(boost::system::error_code)` (which converts to std::error_code),
+    /// so Boost.Asio's tokens treat it as an error.
     template <class CompletionToken>
     auto async_send(std::string data, message_kind kind, CompletionToken&& token) {
-        return asio::async_initiate<CompletionToken, void(std::error_code)>(
+        return net::async_initiate<CompletionToken, void(detail::net_error_code)>(
             [](auto handler, impl* i, std::string d, message_kind k) {
-                auto ex = asio::get_associated_executor(handler, i->transport().get_executor());
+                auto ex = net::get_associated_executor(handler, i->transport().get_executor());
                 auto h = std::make_shared<decltype(handler)>(std::move(handler));
                 completion done = [ex, h](std::error_code ec) {
-                    asio::post(ex, [h, ec]() { (*h)(ec); });
+                    net::post(ex, [h, ec]() { (*h)(detail::net_error_code(ec)); });
                 };
                 if (const std::error_code ec = i->send(std::move(d), k, done)) done(ec);
             },
@@ -2107,8 +2188,8 @@ private:
         Backoff& backoff() noexcept { return policies_.template get<2>(); }
 
         template <class F> void post(F f) {
-            asio::post(transport_.get_executor(),
-                       [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
+            net::post(transport_.get_executor(),
+                      [self = this->shared_from_this(), f = std::move(f)]() mutable { f(*self); });
         }
 
         // ---- any thread --------------------------------------------------
@@ -3178,7 +3259,7 @@ TETHER_NAMESPACE_END
 // #include <tether/detail/ascii.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
-#include <asio/ip/address.hpp>
+// #include <tether/detail/net.hpp> (inlined above)
 
 #include <cstdint>
 #include <optional>
@@ -3242,8 +3323,8 @@ inline std::optional<url_authority> parse_authority(std::string_view authority,
             has_port = true;
             port_text = after.substr(1);
         }
-        std::error_code ec;
-        asio::ip::make_address_v6(std::string(host), ec);
+        detail::net_error_code ec;
+        net::ip::make_address_v6(std::string(host), ec);
         if (ec) {
             why = "invalid IPv6 literal";
             return std::nullopt;
@@ -3416,10 +3497,10 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
     return out;
 }
 
-inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+inline bool is_loopback_address(const net::ip::address& a) noexcept {
     if (a.is_loopback()) return true;
     if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+        return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).is_loopback();
     return false;
 }
 
@@ -3435,8 +3516,8 @@ inline bool is_loopback_host(std::string_view host) noexcept {
     char text[65];
     host.copy(text, host.size());
     text[host.size()] = '\0';
-    std::error_code ec;
-    const auto a = asio::ip::make_address(static_cast<const char*>(text), ec);
+    detail::net_error_code ec;
+    const auto a = net::ip::make_address(static_cast<const char*>(text), ec);
     return !ec && is_loopback_address(a);
 }
 
@@ -3448,7 +3529,7 @@ inline bool plain_transport_allowed(std::string_view host, bool opted_in) noexce
 
 /// Second half of that guard, after name resolution: an address a plain
 /// connection carrying a credential may go to.
-inline bool plain_endpoint_allowed(const asio::ip::address& a, bool opted_in) noexcept {
+inline bool plain_endpoint_allowed(const net::ip::address& a, bool opted_in) noexcept {
     return opted_in || is_loopback_address(a);
 }
 
@@ -3499,7 +3580,7 @@ TETHER_NAMESPACE_END
 // #include <tether/secret.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
-#include <asio/ip/address.hpp>
+// #include <tether/detail/net.hpp> (inlined above)
 
 #include <cstdint>
 #include <cstdlib>
@@ -3627,19 +3708,19 @@ inline std::optional<proxy_server> parse_proxy_url(std::string_view url, std::st
 }
 
 /// IPv4 or IPv6 literal (brackets allowed) as an address.
-inline std::optional<asio::ip::address> parse_ip_literal(std::string_view s) {
+inline std::optional<net::ip::address> parse_ip_literal(std::string_view s) {
     if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
     if (s.empty() || s.size() > 64) return std::nullopt;
-    std::error_code ec;
-    auto a = asio::ip::make_address(std::string(s), ec);
+    detail::net_error_code ec;
+    auto a = net::ip::make_address(std::string(s), ec);
     if (ec) return std::nullopt;
     if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
+        return net::ip::address(net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()));
     return a;
 }
 
 /// True when the first `bits` bits of a and b agree (same family).
-inline bool same_prefix(const asio::ip::address& a, const asio::ip::address& b,
+inline bool same_prefix(const net::ip::address& a, const net::ip::address& b,
                         unsigned bits) noexcept {
     if (a.is_v4() != b.is_v4()) return false;
     unsigned char x[16] = {}, y[16] = {};
@@ -3729,7 +3810,7 @@ public:
 private:
     struct entry {
         std::string name; // a host name suffix (no leading dot)
-        std::optional<asio::ip::address> ip;
+        std::optional<net::ip::address> ip;
         unsigned prefix_bits = 0; // for ip: 32/128 unless a range
         std::uint16_t port = 0;   // 0: any port
     };
@@ -4315,8 +4396,7 @@ TETHER_NAMESPACE_END
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/concept.hpp> (inlined above)
 
-#include <asio/any_io_executor.hpp>
-#include <asio/steady_timer.hpp>
+// #include <tether/detail/net.hpp> (inlined above)
 
 #include <algorithm>
 #include <chrono>
@@ -4401,15 +4481,15 @@ class steady_timing {
 public:
     template <class Executor,
               std::enable_if_t<!std::is_same_v<std::decay_t<Executor>, steady_timing> &&
-                                   std::is_convertible_v<const Executor&, asio::any_io_executor>,
+                                   std::is_convertible_v<const Executor&, net::any_io_executor>,
                                int> = 0>
     steady_timing(const Executor& ex) : executor_(ex) {}
 
     std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
-    asio::steady_timer make_timer() const { return asio::steady_timer(executor_); }
+    net::steady_timer make_timer() const { return net::steady_timer(executor_); }
 
 private:
-    asio::any_io_executor executor_;
+    net::any_io_executor executor_;
 };
 
 /// What a shared_token_source did, for metrics and tests.

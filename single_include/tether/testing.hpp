@@ -94,8 +94,15 @@
 // Every macro that changes a type's layout or behaviour becomes part of this
 // tag, so translation units built from different versions (or configured
 // differently) name different symbols instead of silently violating the ODR.
+// Boost mode (TETHER_USE_BOOST_ASIO: Boost.Asio instead of standalone Asio,
+// detail/net.hpp) changes executor and timer types: abi_boost_vX_Y_Z.
+#if defined(TETHER_USE_BOOST_ASIO)
+#define TETHER_ABI_TAG                                                                             \
+    TETHER_DETAIL_CAT(abi_boost_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#else
 #define TETHER_ABI_TAG                                                                             \
     TETHER_DETAIL_CAT(abi_v, TETHER_VERSION_MAJOR, TETHER_VERSION_MINOR, TETHER_VERSION_PATCH)
+#endif
 
 #define TETHER_NAMESPACE_BEGIN                                                                     \
     namespace tether {                                                                             \
@@ -662,9 +669,80 @@ TETHER_NAMESPACE_END
 
 // #include <tether/version.hpp> (inlined above)
 
+// ---- begin <tether/detail/net.hpp> ----
+// tether: which Asio. tether's own networking code is written once against the
+// namespace alias `tether::net`: standalone Asio (`::asio`) by default,
+// Boost.Asio (`::boost::asio`) when TETHER_USE_BOOST_ASIO is defined in every
+// file of the program (Boost mode, for the Beast transport). The same idiom as
+// Beast's own `net`.
+//
+// Boost mode changes types (an executor, a timer), so it is part of the ABI
+// tag (version.hpp): files built in the two modes name different symbols.
+// What works in Boost mode: everything in <tether/core.hpp> and
+// <tether/testing.hpp>; the websocketpp transport, OAuth 2.0 and Genesys need
+// standalone Asio for now and say so in one line.
+//
+// tether reports errors as std::error_code everywhere. Boost.Asio hands its
+// handlers boost::system::error_code, which converts to std::error_code (the
+// system and generic categories map onto the standard ones), so a handler
+// taking std::error_code works in both modes; `detail::net_error(e)` makes the
+// std::error_code an Asio error enum stands for, the same in both modes.
+#ifndef TETHER_DETAIL_NET_HPP
+#define TETHER_DETAIL_NET_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <system_error>
+
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+#else
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#endif
+
+TETHER_NAMESPACE_BEGIN
+
+#if defined(TETHER_USE_BOOST_ASIO)
+namespace net = ::boost::asio;
+#else
+namespace net = ::asio;
+#endif
+
+namespace detail {
+
+/// The error_code type the selected Asio's functions take by reference.
+#if defined(TETHER_USE_BOOST_ASIO)
+using net_error_code = ::boost::system::error_code;
+#else
+using net_error_code = std::error_code;
+#endif
+
+/// The std::error_code an Asio error enum (net::error::...) stands for.
+template <class Enum> std::error_code net_error(Enum e) {
+    return std::error_code(net_error_code(e));
+}
+
+} // namespace detail
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/net.hpp> ----
 
 #include <algorithm>
 #include <chrono>
@@ -698,7 +776,7 @@ public:
     using clock_type = virtual_clock;
     using time_point = virtual_clock::time_point;
     using duration = virtual_clock::duration;
-    using executor_type = asio::io_context::executor_type;
+    using executor_type = net::io_context::executor_type;
 
     class timer;
 
@@ -713,7 +791,7 @@ public:
     simulation(const simulation&) = delete;
     simulation& operator=(const simulation&) = delete;
 
-    asio::io_context& context() noexcept { return ctx_; }
+    net::io_context& context() noexcept { return ctx_; }
     executor_type get_executor() noexcept { return ctx_.get_executor(); }
     time_point now() const noexcept { return now_; }
     duration elapsed() const noexcept { return now_.time_since_epoch(); }
@@ -793,8 +871,9 @@ private:
         std::sort(keys.begin(), keys.end());
         for (const key& k : keys) {
             auto it = queue_.find(k);
-            asio::post(ctx_,
-                       [h = std::move(it->second.handler)] { h(asio::error::operation_aborted); });
+            net::post(ctx_, [h = std::move(it->second.handler)] {
+                h(detail::net_error(net::error::operation_aborted));
+            });
             queue_.erase(it);
         }
         return keys.size();
@@ -834,7 +913,7 @@ private:
             if (queue_.begin()->second.owner)
                 forget_owner(queue_.begin()->second.owner, queue_.begin()->first);
             queue_.erase(queue_.begin());
-            asio::post(ctx_, [h = std::move(h)] { h(std::error_code()); });
+            net::post(ctx_, [h = std::move(h)] { h(std::error_code()); });
         }
         return true;
     }
@@ -847,7 +926,7 @@ private:
     }
 
     bool closing_ = false;
-    asio::io_context ctx_{1};
+    net::io_context ctx_{1};
     time_point now_{};
     std::uint64_t seq_ = 0;
     std::map<key, entry> queue_;                         // keys are unique: seq counts up
@@ -1151,7 +1230,7 @@ public:
             // abandon the handshake: the attempt ends now
             close_event ev;
             ev.initiated_locally = true;
-            ev.error = asio::error::operation_aborted;
+            ev.error = detail::net_error(net::error::operation_aborted);
             post_finish(id, std::move(ev));
             c.state = phase::closing;
             return;
@@ -1173,7 +1252,7 @@ public:
                 close_event ev;
                 ev.was_open = true;
                 ev.initiated_locally = true;
-                ev.error = asio::error::timed_out;
+                ev.error = detail::net_error(net::error::timed_out);
                 finish(id, std::move(ev));
             });
         }
@@ -1211,11 +1290,11 @@ private:
         return t;
     }
     void post_finish(connection_id id, close_event&& ev) {
-        asio::post(sim_->context(),
-                   [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
-                       auto a = alive.lock();
-                       if (a && *a) finish(id, std::move(ev));
-                   });
+        net::post(sim_->context(),
+                  [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
+                      auto a = alive.lock();
+                      if (a && *a) finish(id, std::move(ev));
+                  });
     }
 
     void handshake(connection_id id, const server_handshake& h) {
@@ -1298,7 +1377,7 @@ private:
             if (it == conns_.end()) return;
             close_event ev;
             ev.was_open = true;
-            ev.error = asio::error::connection_reset;
+            ev.error = detail::net_error(net::error::connection_reset);
             finish(id, std::move(ev));
         });
     }

@@ -7,7 +7,7 @@
 #include <tether/detail/ascii.hpp>
 #include <tether/version.hpp>
 
-#include <asio/ip/address.hpp>
+#include <tether/detail/net.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -71,8 +71,8 @@ inline std::optional<url_authority> parse_authority(std::string_view authority,
             has_port = true;
             port_text = after.substr(1);
         }
-        std::error_code ec;
-        asio::ip::make_address_v6(std::string(host), ec);
+        detail::net_error_code ec;
+        net::ip::make_address_v6(std::string(host), ec);
         if (ec) {
             why = "invalid IPv6 literal";
             return std::nullopt;
@@ -245,10 +245,10 @@ inline std::optional<http_url> parse_http_url(std::string_view url, std::string&
     return out;
 }
 
-inline bool is_loopback_address(const asio::ip::address& a) noexcept {
+inline bool is_loopback_address(const net::ip::address& a) noexcept {
     if (a.is_loopback()) return true;
     if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+        return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).is_loopback();
     return false;
 }
 
@@ -264,8 +264,8 @@ inline bool is_loopback_host(std::string_view host) noexcept {
     char text[65];
     host.copy(text, host.size());
     text[host.size()] = '\0';
-    std::error_code ec;
-    const auto a = asio::ip::make_address(static_cast<const char*>(text), ec);
+    detail::net_error_code ec;
+    const auto a = net::ip::make_address(static_cast<const char*>(text), ec);
     return !ec && is_loopback_address(a);
 }
 
@@ -277,7 +277,7 @@ inline bool plain_transport_allowed(std::string_view host, bool opted_in) noexce
 
 /// Second half of that guard, after name resolution: an address a plain
 /// connection carrying a credential may go to.
-inline bool plain_endpoint_allowed(const asio::ip::address& a, bool opted_in) noexcept {
+inline bool plain_endpoint_allowed(const net::ip::address& a, bool opted_in) noexcept {
     return opted_in || is_loopback_address(a);
 }
 

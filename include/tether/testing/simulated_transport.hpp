@@ -250,7 +250,7 @@ public:
             // abandon the handshake: the attempt ends now
             close_event ev;
             ev.initiated_locally = true;
-            ev.error = asio::error::operation_aborted;
+            ev.error = detail::net_error(net::error::operation_aborted);
             post_finish(id, std::move(ev));
             c.state = phase::closing;
             return;
@@ -272,7 +272,7 @@ public:
                 close_event ev;
                 ev.was_open = true;
                 ev.initiated_locally = true;
-                ev.error = asio::error::timed_out;
+                ev.error = detail::net_error(net::error::timed_out);
                 finish(id, std::move(ev));
             });
         }
@@ -310,11 +310,11 @@ private:
         return t;
     }
     void post_finish(connection_id id, close_event&& ev) {
-        asio::post(sim_->context(),
-                   [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
-                       auto a = alive.lock();
-                       if (a && *a) finish(id, std::move(ev));
-                   });
+        net::post(sim_->context(),
+                  [this, alive = std::weak_ptr<bool>(alive_), id, ev = std::move(ev)]() mutable {
+                      auto a = alive.lock();
+                      if (a && *a) finish(id, std::move(ev));
+                  });
     }
 
     void handshake(connection_id id, const server_handshake& h) {
@@ -397,7 +397,7 @@ private:
             if (it == conns_.end()) return;
             close_event ev;
             ev.was_open = true;
-            ev.error = asio::error::connection_reset;
+            ev.error = detail::net_error(net::error::connection_reset);
             finish(id, std::move(ev));
         });
     }

@@ -4,9 +4,7 @@
 
 #include <tether/version.hpp>
 
-#include <asio/error.hpp>
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
+#include <tether/detail/net.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,7 +38,7 @@ public:
     using clock_type = virtual_clock;
     using time_point = virtual_clock::time_point;
     using duration = virtual_clock::duration;
-    using executor_type = asio::io_context::executor_type;
+    using executor_type = net::io_context::executor_type;
 
     class timer;
 
@@ -55,7 +53,7 @@ public:
     simulation(const simulation&) = delete;
     simulation& operator=(const simulation&) = delete;
 
-    asio::io_context& context() noexcept { return ctx_; }
+    net::io_context& context() noexcept { return ctx_; }
     executor_type get_executor() noexcept { return ctx_.get_executor(); }
     time_point now() const noexcept { return now_; }
     duration elapsed() const noexcept { return now_.time_since_epoch(); }
@@ -135,8 +133,9 @@ private:
         std::sort(keys.begin(), keys.end());
         for (const key& k : keys) {
             auto it = queue_.find(k);
-            asio::post(ctx_,
-                       [h = std::move(it->second.handler)] { h(asio::error::operation_aborted); });
+            net::post(ctx_, [h = std::move(it->second.handler)] {
+                h(detail::net_error(net::error::operation_aborted));
+            });
             queue_.erase(it);
         }
         return keys.size();
@@ -176,7 +175,7 @@ private:
             if (queue_.begin()->second.owner)
                 forget_owner(queue_.begin()->second.owner, queue_.begin()->first);
             queue_.erase(queue_.begin());
-            asio::post(ctx_, [h = std::move(h)] { h(std::error_code()); });
+            net::post(ctx_, [h = std::move(h)] { h(std::error_code()); });
         }
         return true;
     }
@@ -189,7 +188,7 @@ private:
     }
 
     bool closing_ = false;
-    asio::io_context ctx_{1};
+    net::io_context ctx_{1};
     time_point now_{};
     std::uint64_t seq_ = 0;
     std::map<key, entry> queue_;                         // keys are unique: seq counts up

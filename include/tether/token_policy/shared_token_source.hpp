@@ -7,8 +7,7 @@
 #include <tether/token.hpp>
 #include <tether/token_policy/concept.hpp>
 
-#include <asio/any_io_executor.hpp>
-#include <asio/steady_timer.hpp>
+#include <tether/detail/net.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -93,15 +92,15 @@ class steady_timing {
 public:
     template <class Executor,
               std::enable_if_t<!std::is_same_v<std::decay_t<Executor>, steady_timing> &&
-                                   std::is_convertible_v<const Executor&, asio::any_io_executor>,
+                                   std::is_convertible_v<const Executor&, net::any_io_executor>,
                                int> = 0>
     steady_timing(const Executor& ex) : executor_(ex) {}
 
     std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
-    asio::steady_timer make_timer() const { return asio::steady_timer(executor_); }
+    net::steady_timer make_timer() const { return net::steady_timer(executor_); }
 
 private:
-    asio::any_io_executor executor_;
+    net::any_io_executor executor_;
 };
 
 /// What a shared_token_source did, for metrics and tests.

@@ -432,7 +432,7 @@ public:
         case kind::drop: {
             tether::close_event ev;
             ev.was_open = true;
-            ev.error = asio::error::connection_reset;
+            ev.error = tether::detail::net_error(tether::net::error::connection_reset);
             net_->deliver_close(e.conn, std::move(ev));
             break;
         }

@@ -9,9 +9,6 @@
 #include <tether/close_policy/default_close_policy.hpp>
 #include <tether/testing/simulation.hpp>
 
-#include <asio/error.hpp>
-#include <asio/post.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -69,7 +66,7 @@ struct network {
 
     // Sink calls are always posted: a transport never calls its sink inline.
     template <class F> void deliver(int id, F f) {
-        asio::post(sim->context(), [this, id, f = std::move(f)]() mutable {
+        tether::net::post(sim->context(), [this, id, f = std::move(f)]() mutable {
             if (!transport_alive) return;
             const int outer = std::exchange(delivering, id);
             f(at(id));
@@ -166,7 +163,7 @@ public:
             // abandoning a handshake ends the attempt at once
             tether::close_event ev;
             ev.initiated_locally = true;
-            ev.error = asio::error::operation_aborted;
+            ev.error = tether::detail::net_error(tether::net::error::operation_aborted);
             net_->deliver_close(i, std::move(ev));
         }
         // open: the close frame is out; the checker decides when the peer answers
