@@ -774,14 +774,34 @@ TEST_CASE("beast interop: token placements, headers, user agent and subprotocols
         const auto id = d.connect(py.url("/echo"));
         REQUIRE(run_until(io, [&] { return sink.opened(id); }));
         const std::string big(100000, 'z');
+        const auto before = echo_sink.message_count(id);
         d.send(id, big);
         REQUIRE(run_until(
-            io, [&] { return echo_sink.message_count(id) == 1 || echo_sink.closed(id); }));
+            io, [&] { return echo_sink.message_count(id) == before + 1 || echo_sink.closed(id); }));
         if (echo_sink.closed(id)) FAIL(echo_sink.close_of(id).detail);
-        CHECK(echo_sink.records[id].messages[0].first == big);
+        CHECK(echo_sink.records[id].messages.back().first == big);
         check_contract(echo_sink);
     }
     check_contract(sink);
+}
+
+TEST_CASE("beast interop: with permessage-deflate the first message after open is echoed",
+          "[beast][interop][deflate]") {
+    net::io_context io;
+    python_peer py;
+    recording_sink sink;
+    auto o = quick_options();
+    o.permessage_deflate = true;
+    beast_transport t(io, o);
+    driver d{t, sink};
+    const auto id = d.connect(py.url("/echo"));
+    REQUIRE(run_until(io, [&] { return sink.opened(id); }));
+    const std::string big(100000, 'z');
+    d.send(id, big);
+    d.send(id, "second");
+    REQUIRE(run_until(
+        io, [&] { return sink.message_count(id) == 2 || sink.closed(id); }, 2s));
+    CHECK(sink.records[id].messages[0].first == big);
 }
 
 TEST_CASE("beast interop: an oversized incoming message closes with 1009 and message_too_large",
