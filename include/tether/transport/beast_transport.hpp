@@ -22,9 +22,14 @@
 // the close and tears the connection down in the background, bounded by
 // close_timeout. Set report_close_after_teardown to get websocketpp's timing.
 //
-// Not done yet: HTTP CONNECT proxies (a configured proxy that would be used
-// fails the attempt with error::proxy_error), and the client does not run on
-// Boost.Asio yet, so this transport is tested at the transport level only.
+// HTTP proxy (`proxy`, none by default): as websocketpp_transport, the
+// transport connects to the proxy, opens a CONNECT tunnel to the origin on
+// that socket (detail/proxy_tunnel.hpp builds the request and judges the
+// answer) and only then starts TLS (with the origin's SNI and name) and the
+// upgrade. The handshake deadline covers the CONNECT exchange too.
+//
+// Not done yet: the client does not run on Boost.Asio, so this transport is
+// tested at the transport level only (docs/transports.md).
 //
 //     boost::asio::io_context io;
 //     tether::beast_transport_options o;
@@ -37,6 +42,7 @@
 #include <tether/connect_request.hpp>
 #include <tether/detail/close_payload.hpp>
 #include <tether/detail/printable.hpp>
+#include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/tls_native.hpp>
 #include <tether/detail/url.hpp>
@@ -55,6 +61,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/role.hpp>
@@ -69,6 +76,7 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -107,12 +115,11 @@ struct beast_transport_options {
     /// on the path can read and replay it.
     bool allow_insecure_token_transport = false;
 
-    /// HTTP CONNECT proxies are not supported by this transport yet: when the
-    /// settings select a proxy for a URL, that attempt fails with
-    /// error::proxy_error (never silently direct).
+    /// Tunnel through an HTTP proxy (CONNECT); none by default. A token over
+    /// plain ws:// (loopback origin) then also needs a loopback proxy.
     proxy_options proxy;
 
-    /// DNS + TCP + TLS + upgrade must finish within this.
+    /// DNS + TCP + (proxy CONNECT) + TLS + upgrade must finish within this.
     std::chrono::milliseconds handshake_timeout{10000};
     /// After close() (or the peer's close frame), the closing handshake and the
     /// TCP teardown get this long before the socket is closed.
@@ -374,6 +381,11 @@ private:
         std::uint16_t port = 0;
         std::string target; // may hold the token (query placement): wiped after use
         bool loopback_only = false;
+        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        bool tunnel_open = false;
+        secret proxy_request; // the CONNECT request (may hold proxy credentials)
+        std::unique_ptr<detail::connect_reply_reader> proxy_reader;
+        std::array<char, 2048> proxy_buffer{};
         tcp::resolver resolver;
         std::unique_ptr<plain_ws> plain;
         std::unique_ptr<tls_ws> tls;
@@ -408,6 +420,8 @@ private:
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
+        /// Whom the TCP connection goes to.
+        std::string peer() const { return proxy ? "HTTP proxy " + proxy->authority() : where(); }
 
         template <class F> void with_ws(F&& f) {
             if (plain) f(*plain);
@@ -428,12 +442,15 @@ private:
             for (auto& p : offered_subprotocols)
                 detail::wipe(p);
             detail::wipe(target);
+            proxy_request = secret();
         }
     };
 
     struct core {
         core(boost::asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
             opts.validate();
+            // as websocketpp_transport: bad TLS settings throw here, not on the first wss://
+            tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
         }
 
         ~core() {
@@ -451,7 +468,7 @@ private:
 
         boost::asio::io_context* io;
         options opts;
-        std::shared_ptr<detail::shared_boost_ssl_context> tls_context; // made on first wss://
+        std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
         std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
 
@@ -479,11 +496,7 @@ private:
                        id;
             st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
             if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-                return fail_early(*st, error::proxy_error,
-                                  "beast_transport does not support HTTP proxies yet (proxy " +
-                                      p->authority() + " selected for " + st->where() +
-                                      "); use websocketpp_transport or no_proxy"),
-                       id;
+                st->proxy = *p;
 
             st->target = url->target;
             const std::string_view token = req.token.reveal();
@@ -538,12 +551,6 @@ private:
                 }
 
             if (url->secure) {
-                try {
-                    if (!tls_context)
-                        tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
-                } catch (const std::exception& e) {
-                    return fail_early(*st, error::connection_failed, e.what()), id;
-                }
                 st->tls = std::make_unique<tls_ws>(*io, *tls_context->context);
                 st->tls_report = std::make_shared<tls_handshake_report>();
                 if (!detail::prepare_native_tls_client(st->tls->next_layer().native_handle(),
@@ -559,7 +566,8 @@ private:
 
             arm_handshake_deadline(st);
             st->resolver.async_resolve(
-                st->host, std::to_string(st->port),
+                st->proxy ? st->proxy->host : st->host,
+                std::to_string(st->proxy ? st->proxy->port : st->port),
                 [st](const bec& ec, tcp::resolver::results_type r) { on_resolved(st, ec, r); });
             return id;
         }
@@ -583,7 +591,8 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot resolve '" + st->host + "': " + ec.message();
+                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) + "'" +
+                            (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
                 return self.finish(*st, std::move(ev), true);
             }
             std::vector<tcp::endpoint> endpoints;
@@ -599,7 +608,7 @@ private:
             if (endpoints.empty()) {
                 close_event ev;
                 ev.error = error::insecure_transport;
-                ev.detail = st->where() +
+                ev.detail = st->peer() +
                             " resolved to no loopback address; refusing to send the token over "
                             "ws://";
                 return self.finish(*st, std::move(ev), true);
@@ -615,12 +624,74 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot connect to " + st->where() + ": " + ec.message();
+                ev.detail = "cannot connect to " + st->peer() + ": " + ec.message();
                 return self.finish(*st, std::move(ev), true);
             }
             st->tcp_connected = true;
             bec ignored;
             st->socket()->set_option(tcp::no_delay(true), ignored);
+            if (st->proxy) return self.start_tunnel(st);
+            start_secure_or_upgrade(st);
+        }
+
+        // ---- HTTP proxy tunnel ---------------------------------------------
+
+        void start_tunnel(const std::shared_ptr<conn_state>& st) {
+            st->proxy_request =
+                detail::build_connect_request(st->host, st->port, *st->proxy, opts.user_agent);
+            st->proxy_reader = std::make_unique<detail::connect_reply_reader>(*st->proxy);
+            boost::asio::async_write(
+                *st->socket(),
+                boost::asio::buffer(st->proxy_request.reveal().data(), st->proxy_request.size()),
+                [st](const bec& ec, std::size_t) {
+                    st->proxy_request = secret(); // wiped
+                    if (abandoned(st, phase::connecting)) return;
+                    if (ec) return tunnel_io_failed(st, ec, "sending CONNECT to the");
+                    read_tunnel_answer(st);
+                });
+        }
+
+        static void read_tunnel_answer(const std::shared_ptr<conn_state>& st) {
+            st->socket()->async_read_some(
+                boost::asio::buffer(st->proxy_buffer), [st](const bec& ec, std::size_t n) {
+                    if (abandoned(st, phase::connecting)) return;
+                    auto& reader = *st->proxy_reader;
+                    bool done = n > 0 && reader.feed(st->proxy_buffer.data(), n);
+                    if (!done && ec == boost::asio::error::eof) done = reader.feed_eof();
+                    if (done) return on_tunnel(st, reader.result());
+                    if (ec) return tunnel_io_failed(st, ec, "reading the answer of the");
+                    read_tunnel_answer(st);
+                });
+        }
+
+        static void tunnel_io_failed(const std::shared_ptr<conn_state>& st, const bec& ec,
+                                     const char* what) {
+            close_event ev;
+            ev.error = error::connection_failed;
+            ev.detail = std::string(what) + " HTTP proxy " + st->proxy->authority() + ": " +
+                        ec.message() + " (tunnel to " + st->where() + ")";
+            st->owner->finish(*st, std::move(ev), true);
+        }
+
+        static void on_tunnel(const std::shared_ptr<conn_state>& st, const detail::proxy_reply& r) {
+            if (r.error) {
+                close_event ev;
+                ev.error = r.error.category() == error_category()
+                               ? r.error
+                               : make_error_code(error::connection_failed);
+                ev.proxy_status = r.status;
+                ev.retry_after = r.retry_after;
+                ev.detail = r.detail + " (tunnel to " + st->where() + ")";
+                return st->owner->finish(*st, std::move(ev), true);
+            }
+            st->tunnel_open = true;
+            st->proxy_reader.reset();
+            start_secure_or_upgrade(st);
+        }
+
+        /// TLS to the origin (inside the tunnel, if any), then the upgrade.
+        static void start_secure_or_upgrade(const std::shared_ptr<conn_state>& st) {
+            core& self = *st->owner;
             if (st->tls) {
                 st->tls->next_layer().async_handshake(
                     boost::asio::ssl::stream_base::client,
@@ -697,7 +768,9 @@ private:
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
                 auto s = w.lock();
                 if (ec || !s || abandoned(s, phase::connecting)) return;
-                const char* stage = !s->tcp_connected          ? "resolving and connecting"
+                const char* stage = !s->tcp_connected ? "resolving and connecting"
+                                    : (s->proxy && !s->tunnel_open)
+                                        ? "waiting for the HTTP proxy's answer to CONNECT"
                                     : (s->tls && !s->tls_done) ? "in the TLS handshake"
                                                                : "waiting for the upgrade response";
                 close_event ev;
@@ -831,7 +904,12 @@ private:
         }
 
         static void on_read(const std::shared_ptr<conn_state>& st, const bec& ec) {
-            if (!st->owner || st->state == phase::finished) return;
+            if (!st->owner || st->state == phase::finished) {
+                // after a report at the close frame: Beast's teardown is done,
+                // the linger deadline need not keep the state alive any longer
+                if (ec) st->deadline.cancel();
+                return;
+            }
             core& self = *st->owner;
             // Beast's close operation takes over reading (and ends the pending
             // read with operation_aborted): its completion reports
