@@ -484,6 +484,41 @@ TEST_CASE("beast: a peer that never answers the close frame hits the close timeo
     check_contract(sink);
 }
 
+TEST_CASE("beast: the peer's close frame is reported at once, even if the peer never closes TCP",
+          "[beast][close]") {
+    for (const bool after_teardown : {false, true}) {
+        INFO("report_close_after_teardown = " << after_teardown);
+        net::io_context io;
+        boost_raw_peer peer(io); // sends the close frame, then neither answers nor closes
+        peer.after_handshake = test_support::close_frame(4001, "Token expired");
+        recording_sink sink;
+        auto o = quick_options();
+        o.close_timeout = 2s;
+        o.report_close_after_teardown = after_teardown;
+        beast_transport t(io, o);
+        driver d{t, sink};
+        const auto id = d.connect(peer.url());
+        REQUIRE(run_until(io, [&] { return sink.opened(id); }));
+        const auto opened_at = steady::now();
+        REQUIRE(run_until(io, [&] { return sink.closed(id); }));
+        const close_event& ev = sink.close_of(id);
+        INFO(ev.detail);
+        CHECK(ev.code == 4001);
+        CHECK(ev.reason == "Token expired");
+        CHECK_FALSE(ev.initiated_locally);
+        CHECK_FALSE(ev.error);
+        const auto took = sink.records[id].closed_at - opened_at;
+        INFO("reported " << ms(took) << " ms after open");
+        CHECK(took < 200ms); // not after close_timeout, not after a FIN that never comes
+        // our answer went out (masked close frame echoing 4001), then the socket was closed
+        REQUIRE(run_until(
+            io, [&] { return peer.peer_closed; }, 3s));
+        REQUIRE(peer.received.size() >= 8);
+        CHECK(static_cast<unsigned char>(peer.received[0]) == 0x88);
+        check_contract(sink);
+    }
+}
+
 TEST_CASE("beast: invalid close frames from the peer are clear protocol errors",
           "[beast][protocol]") {
     struct sample {
