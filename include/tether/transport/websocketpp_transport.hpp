@@ -45,6 +45,7 @@
 #include <tether/message.hpp>
 #include <tether/proxy.hpp>
 #include <tether/tls_options.hpp>
+#include <tether/transport/transport_options.hpp>
 
 // websocketpp 0.8.2 (its latest release) does not compile as C++20 with GCC 11
 // or newer. In header-only mode, say so in one line naming the fix, and do not
@@ -74,13 +75,6 @@
 #include <vector>
 
 TETHER_NAMESPACE_BEGIN
-
-/// Where the bearer token goes on the upgrade request.
-enum class token_placement : unsigned char {
-    authorization_header, ///< `Authorization: Bearer <token>`
-    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
-    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
-};
 
 struct websocketpp_transport_options {
     token_placement token_in = token_placement::authorization_header;
