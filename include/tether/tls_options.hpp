@@ -1,4 +1,4 @@
-// tether: TLS client settings and a verified asio::ssl::context built from them.
+// tether: TLS client settings and a verified net::ssl::context built from them.
 //
 // Shared by every TLS client in the library (the WebSocket transport, the
 // HTTPS token client). Verification is on unless switched off by a name
@@ -7,26 +7,26 @@
 //     tether::tls_options tls;
 //     tls.ca_file = "/etc/my-ca.pem";             // or leave empty: system trust store
 //     auto ctx = tether::make_tls_client_context(tls);   // throws on bad settings
-//     asio::ssl::stream<asio::ip::tcp::socket> s(io, *ctx);
+//     net::ssl::stream<net::ip::tcp::socket> s(io, *ctx);
 //     auto report = std::make_shared<tether::tls_handshake_report>();
 //     tether::prepare_tls_client_stream(s, "api.example.com", tls, report);
 //     s.async_handshake(...);  // on failure, report->describe() says why
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
-#if defined(TETHER_USE_BOOST_ASIO)
-// clang-format off
-#error "tether: TLS options, the websocketpp transport, OAuth 2.0 and Genesys need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) covers <tether/core.hpp>, <tether/testing.hpp> and the Beast transport"
-// clang-format on
-#endif
-
+#include <tether/detail/net.hpp>
 #include <tether/error.hpp>
 #include <tether/version.hpp>
 
-#include <asio/ip/address.hpp>
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/verify_context.hpp>
+#else
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/host_name_verification.hpp>
 #include <asio/ssl/verify_context.hpp>
+#endif
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -81,12 +81,12 @@ inline std::string openssl_reason(const std::error_code& ec) {
 /// A client context that verifies peers: the configured trust anchors (or the
 /// system store), TLS 1.2 or newer, no compression. Throws
 /// std::system_error (error::invalid_option) naming the setting that could not be applied.
-inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    std::error_code ec;
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression,
+inline std::shared_ptr<net::ssl::context> make_tls_client_context(const tls_options& o) {
+    auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+    detail::net_error_code ec;
+    ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                         net::ssl::context::no_tlsv1_1 | net::ssl::context::no_compression,
                      ec);
     if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
     const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -107,7 +107,7 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
         if (ec) detail::throw_tls_setup_error("cannot use ca_dir '" + o.ca_dir + "'", ec);
     }
     if (!o.ca_pem.empty()) {
-        ctx->add_certificate_authority(asio::buffer(o.ca_pem), ec);
+        ctx->add_certificate_authority(net::buffer(o.ca_pem), ec);
         if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
     }
     if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
@@ -119,13 +119,13 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
             detail::throw_tls_setup_error("cannot load client_certificate_chain_file '" +
                                               o.client_certificate_chain_file + "'",
                                           ec);
-        ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
+        ctx->use_private_key_file(o.client_private_key_file, net::ssl::context::pem, ec);
         if (ec)
             detail::throw_tls_setup_error(
                 "cannot load client_private_key_file '" + o.client_private_key_file + "'", ec);
     }
-    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? asio::ssl::verify_none
-                                                                       : asio::ssl::verify_peer);
+    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? net::ssl::verify_none
+                                                                       : net::ssl::verify_peer);
     return ctx;
 }
 
@@ -148,9 +148,9 @@ inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
 /// Sharing is safe because verification (mode, host name, report) is set on
 /// each connection, never on the context. Files are read when the first
 /// context for these settings is made.
-inline std::shared_ptr<asio::ssl::context> shared_tls_client_context(const tls_options& o) {
+inline std::shared_ptr<net::ssl::context> shared_tls_client_context(const tls_options& o) {
     static std::mutex mutex;
-    static std::vector<std::pair<tls_options, std::weak_ptr<asio::ssl::context>>> made;
+    static std::vector<std::pair<tls_options, std::weak_ptr<net::ssl::context>>> made;
     std::lock_guard<std::mutex> lock(mutex);
     for (auto it = made.begin(); it != made.end();) {
         auto ctx = it->second.lock();
@@ -192,7 +192,7 @@ public:
     recording_verifier(std::string host, std::shared_ptr<tls_handshake_report> report)
         : check_(host), host_(std::move(host)), report_(std::move(report)) {}
 
-    bool operator()(bool preverified, asio::ssl::verify_context& vc) const {
+    bool operator()(bool preverified, net::ssl::verify_context& vc) const {
         X509_STORE_CTX* store = vc.native_handle();
         if (!preverified) {
             const int err = X509_STORE_CTX_get_error(store);
@@ -220,7 +220,7 @@ private:
         if (report_ && report_->verify_failure.empty()) report_->verify_failure = std::move(text);
     }
 
-    asio::ssl::host_name_verification check_;
+    net::ssl::host_name_verification check_;
     std::string host_;
     std::shared_ptr<tls_handshake_report> report_;
 };
@@ -273,13 +273,13 @@ bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const
         SSL_set_info_callback(ssl, &detail::tls_info_callback);
     }
     if (o.insecure_skip_verify_i_know_what_i_am_doing) {
-        stream.set_verify_mode(asio::ssl::verify_none);
+        stream.set_verify_mode(net::ssl::verify_none);
     } else {
-        stream.set_verify_mode(asio::ssl::verify_peer);
+        stream.set_verify_mode(net::ssl::verify_peer);
         stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
     }
-    std::error_code ec;
-    asio::ip::make_address(host, ec);
+    detail::net_error_code ec;
+    net::ip::make_address(host, ec);
     const bool is_ip_literal = !ec;
     if (is_ip_literal) return true;
     return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;

@@ -12,6 +12,12 @@
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
+#if defined(TETHER_USE_BOOST_ASIO)
+// clang-format off
+#error "tether: OAuth 2.0 and the Genesys REST client need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) does not cover them yet"
+// clang-format on
+#endif
+
 #include <tether/detail/base64.hpp>
 #include <tether/detail/http_response_parser.hpp>
 #include <tether/detail/proxy_tunnel.hpp>

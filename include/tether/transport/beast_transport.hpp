@@ -289,7 +289,7 @@ void async_teardown(boost::beast::role_type role, boost::asio::ssl::stream<beast
 /// type: make_tls_client_context() installs neither (verification is set per
 /// stream), and adopting a context that has one is refused rather than risked.
 struct shared_boost_ssl_context {
-    std::shared_ptr<asio::ssl::context> origin; // keeps the cache entry alive
+    std::shared_ptr<net::ssl::context> origin; // keeps the cache entry alive
     std::unique_ptr<boost::asio::ssl::context> context;
 
     explicit shared_boost_ssl_context(const tls_options& o) : origin(shared_tls_client_context(o)) {

@@ -37,6 +37,12 @@
 #ifndef TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 #define TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 
+#if defined(TETHER_USE_BOOST_ASIO)
+// clang-format off
+#error "tether: the websocketpp transport needs standalone Asio: in Boost mode (TETHER_USE_BOOST_ASIO) use beast_transport"
+// clang-format on
+#endif
+
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/detail/ascii.hpp>
