@@ -253,9 +253,7 @@ private:
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
             : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)),
-              retry_timer_{transport_.make_timer()}, renew_timer_{transport_.make_timer()},
-              drain_timer_{transport_.make_timer()} {}
+              policies_(std::move(tp), std::move(cp), std::move(b)) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -274,8 +272,9 @@ private:
         // operations pending, they complete with "cancelled". Nothing else
         // runs here: the completions are posted to their executors.
         ~impl() {
-            for (outgoing& m : queue_)
-                if (m.done) m.done(make_error_code(error::operation_cancelled));
+            if (const auto left = queue_.take())
+                for (outgoing& m : *left)
+                    if (m.done) m.done(make_error_code(error::operation_cancelled));
         }
 
         void detach() {
@@ -499,6 +498,26 @@ private:
             message_kind kind;
             completion done; // async_send's, or empty
         };
+        /// The send queue. Its std::deque is made when the first message is
+        /// queued: an empty libstdc++ deque already holds a 512-byte block and
+        /// its map, and a client that sends only while open never queues.
+        /// Once made it stays (a client that queued once will again).
+        class send_queue {
+        public:
+            bool empty() const noexcept { return !q_ || q_->empty(); }
+            std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
+            outgoing& front() { return q_->front(); }
+            void pop_front() { q_->pop_front(); }
+            void push_back(outgoing m) {
+                if (!q_) q_ = std::make_unique<std::deque<outgoing>>();
+                q_->push_back(std::move(m));
+            }
+            /// Everything queued (null when nothing ever was); the queue is empty after.
+            std::unique_ptr<std::deque<outgoing>> take() noexcept { return std::move(q_); }
+
+        private:
+            std::unique_ptr<std::deque<outgoing>> q_;
+        };
         struct handlers {
             detail::handler_list<void(const state_change_event&)> state;
             detail::handler_list<void(const open_event&)> open;
@@ -577,9 +596,11 @@ private:
             }
         };
 
-        /// A timer whose stale completions are told apart by generation.
+        /// A timer whose stale completions are told apart by generation. The
+        /// timer is made when first armed: an open client has none armed (an
+        /// asio::steady_timer is 120 bytes, and a client has three).
         struct guarded_timer {
-            timer_type timer;
+            std::unique_ptr<timer_type> timer;
             std::uint64_t gen = 0;
         };
 
@@ -608,9 +629,10 @@ private:
         void arm(guarded_timer impl::*which, duration d, void (impl::*fn)()) {
             guarded_timer& t = this->*which;
             const std::uint64_t gen = ++t.gen;
-            t.timer.expires_after(d.count() < 0 ? duration(0) : d);
+            if (!t.timer) t.timer.reset(new timer_type(transport_.make_timer()));
+            t.timer->expires_after(d.count() < 0 ? duration(0) : d);
             std::weak_ptr<impl> weak = this->shared_from_this();
-            t.timer.async_wait([weak, which, gen, fn](std::error_code ec) {
+            t.timer->async_wait([weak, which, gen, fn](std::error_code ec) {
                 auto self = weak.lock();
                 if (!self || ec || ((*self).*which).gen != gen) return;
                 ((*self).*fn)();
@@ -618,7 +640,7 @@ private:
         }
         void disarm(guarded_timer& t) {
             ++t.gen;
-            t.timer.cancel();
+            if (t.timer) t.timer->cancel();
         }
 
         // ---- 1. the token -------------------------------------------------
@@ -929,16 +951,17 @@ private:
             cancel_token_request();
             parked_.reset();
             // send() refuses from here on, before anyone can see `stopped`.
-            std::deque<outgoing> left;
+            std::unique_ptr<std::deque<outgoing>> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
-                left.swap(queue_);
+                left = queue_.take();
                 queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
-            for (auto& m : left)
-                report_dropped(std::move(m), make_error_code(error::not_running));
+            if (left)
+                for (auto& m : *left)
+                    report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
             if (!last) last = last_close_;
             emit(h_.stopped, stopped_event{why, std::move(last)});
@@ -1177,7 +1200,7 @@ private:
         atomic_counters counters_;
 
         std::mutex queue_mutex_;
-        std::deque<outgoing> queue_;
+        send_queue queue_;
         std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
         bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
         std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
