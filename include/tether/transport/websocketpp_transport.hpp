@@ -315,7 +315,7 @@ private:
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
+            : owner(o), id(i), sink(s), resolver(io), deadline(io), idle_timer(io) {
         }
 
         core* owner;
@@ -345,8 +345,10 @@ private:
         std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        asio::steady_timer deadline; // handshake, then close
-        asio::steady_timer ping_timer;
+        // The handshake deadline, then (open) the ping and pong deadlines,
+        // then the close deadline: never two at once, so one timer. Every
+        // completion checks the phase it was armed for.
+        asio::steady_timer deadline;
         asio::steady_timer idle_timer;
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
@@ -986,8 +988,8 @@ private:
             st->last_activity = now;
             st->frames_at_idle_check = st->frames_received;
             if (opts.ping_interval.count() > 0) {
-                st->ping_timer.expires_at(now + opts.ping_interval);
-                st->ping_timer.async_wait(
+                st->deadline.expires_at(now + opts.ping_interval);
+                st->deadline.async_wait(
                     [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                         if (auto s = w.lock(); s && !ec) on_ping_due(s);
                     });
@@ -1003,8 +1005,8 @@ private:
             std::error_code ec;
             st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
             // a failed ping write shows up as a close; the pong deadline still applies
-            st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->ping_timer.async_wait(
+            st->deadline.expires_at(st->ping_sent_at + o.pong_timeout);
+            st->deadline.async_wait(
                 [w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
                     if (auto s = w.lock(); s && !e) on_pong_deadline(s);
                 });
@@ -1025,8 +1027,8 @@ private:
                 return;
             }
             auto next = st->ping_sent_at + self.opts.ping_interval;
-            st->ping_timer.expires_at(next);
-            st->ping_timer.async_wait(
+            st->deadline.expires_at(next);
+            st->deadline.async_wait(
                 [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                     if (auto s = w.lock(); s && !ec) on_ping_due(s);
                 });
@@ -1102,8 +1104,7 @@ private:
             st->close_requested = true;
             st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
             st->requested_reason = detail::bounded_close_reason(reason);
-            st->ping_timer.cancel();
-            st->idle_timer.cancel();
+            st->idle_timer.cancel(); // the pings' wait ends with the deadline's re-arming below
             std::error_code ec;
             // fails only when websocketpp is already closing (the peer started it): then
             // its close callback reports, and the deadline below still bounds the wait
@@ -1152,7 +1153,6 @@ private:
 
         static void stop_connection(conn_state& st, bool terminate) {
             st.deadline.cancel();
-            st.ping_timer.cancel();
             st.idle_timer.cancel();
             st.resolver.cancel(); // an abandoned resolve must not stay queued
             st.with_connection([&](auto& con) {
