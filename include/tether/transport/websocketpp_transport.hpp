@@ -315,8 +315,7 @@ private:
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io), idle_timer(io) {
-        }
+            : owner(o), id(i), sink(s), resolver(io), deadline(io) {}
 
         core* owner;
         connection_id id;
@@ -349,7 +348,7 @@ private:
         // then the close deadline: never two at once, so one timer. Every
         // completion checks the phase it was armed for.
         asio::steady_timer deadline;
-        asio::steady_timer idle_timer;
+        std::unique_ptr<asio::steady_timer> idle_timer; // made on open when idle_timeout is set
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
         std::uint64_t frames_at_idle_check = 0;
@@ -994,7 +993,10 @@ private:
                         if (auto s = w.lock(); s && !ec) on_ping_due(s);
                     });
             }
-            if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+            if (opts.idle_timeout.count() > 0) {
+                st->idle_timer = std::make_unique<asio::steady_timer>(*io);
+                arm_idle_check(st);
+            }
         }
 
         static void on_ping_due(const std::shared_ptr<conn_state>& st) {
@@ -1006,10 +1008,9 @@ private:
             st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
             // a failed ping write shows up as a close; the pong deadline still applies
             st->deadline.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->deadline.async_wait(
-                [w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-                    if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-                });
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
+            });
         }
 
         static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
@@ -1028,18 +1029,17 @@ private:
             }
             auto next = st->ping_sent_at + self.opts.ping_interval;
             st->deadline.expires_at(next);
-            st->deadline.async_wait(
-                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                if (auto s = w.lock(); s && !ec) on_ping_due(s);
+            });
         }
 
         void arm_idle_check(const std::shared_ptr<conn_state>& st) {
             // a few checks per period keep detection within idle_timeout * 1.25
             auto period = opts.idle_timeout / 4;
             if (period.count() < 1) period = std::chrono::milliseconds(1);
-            st->idle_timer.expires_after(period);
-            st->idle_timer.async_wait(
+            st->idle_timer->expires_after(period);
+            st->idle_timer->async_wait(
                 [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
                     auto s = w.lock();
                     if (ec || !s || !s->owner || s->state != phase::open) return;
@@ -1104,7 +1104,8 @@ private:
             st->close_requested = true;
             st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
             st->requested_reason = detail::bounded_close_reason(reason);
-            st->idle_timer.cancel(); // the pings' wait ends with the deadline's re-arming below
+            // (the pings' wait ends with the deadline's re-arming below)
+            if (st->idle_timer) st->idle_timer->cancel();
             std::error_code ec;
             // fails only when websocketpp is already closing (the peer started it): then
             // its close callback reports, and the deadline below still bounds the wait
@@ -1153,7 +1154,7 @@ private:
 
         static void stop_connection(conn_state& st, bool terminate) {
             st.deadline.cancel();
-            st.idle_timer.cancel();
+            if (st.idle_timer) st.idle_timer->cancel();
             st.resolver.cancel(); // an abandoned resolve must not stay queued
             st.with_connection([&](auto& con) {
                 wipe_request_credentials(con);
