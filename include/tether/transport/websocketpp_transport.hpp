@@ -315,7 +315,7 @@ private:
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io) {}
+            : owner(o), id(i), sink(s), deadline(io) {}
 
         core* owner;
         connection_id id;
@@ -329,9 +329,12 @@ private:
         std::uint16_t port = 0;
         std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
         bool tunnel_open = false;
-        asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
-        bool loopback_only = false;       // a token over plain ws://: loopback addresses only
-        bool started = false;             // websocketpp has the connected socket
+        // Ours, so an abandoned resolve can be cancelled; made for the resolve,
+        // dropped on open (80 bytes and a control block an idle connection
+        // does not need).
+        std::unique_ptr<asio::ip::tcp::resolver> resolver;
+        bool loopback_only = false; // a token over plain ws://: loopback addresses only
+        bool started = false;       // websocketpp has the connected socket
         bool handshake_done = false;
         bool tls_setup_failed = false;
         bool tcp_connected = false;
@@ -592,7 +595,8 @@ private:
                 prepare(st, con, req, has_token ? token : std::string_view{});
             });
             arm_handshake_deadline(st);
-            st->resolver.async_resolve(
+            st->resolver = std::make_unique<asio::ip::tcp::resolver>(*io);
+            st->resolver->async_resolve(
                 st->proxy ? st->proxy->host : st->host,
                 std::to_string(st->proxy ? st->proxy->port : st->port),
                 [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
@@ -836,6 +840,7 @@ private:
             st->state = phase::open;
             st->handshake_done = true;
             st->deadline.cancel();
+            st->resolver.reset(); // its work is long done
             self.start_liveness(st);
             open_info info;
             const bool token_selected =
@@ -1155,7 +1160,7 @@ private:
         static void stop_connection(conn_state& st, bool terminate) {
             st.deadline.cancel();
             if (st.idle_timer) st.idle_timer->cancel();
-            st.resolver.cancel(); // an abandoned resolve must not stay queued
+            if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
             st.with_connection([&](auto& con) {
                 wipe_request_credentials(con);
                 if (!st.handshake_done) {
