@@ -327,7 +327,9 @@ private:
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
-        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        // set: the socket goes to it, then CONNECT host:port (a pointer: 8
+        // bytes, where std::optional<proxy_server> took 112 in every connection)
+        std::unique_ptr<proxy_server> proxy;
         bool tunnel_open = false;
         // Ours, so an abandoned resolve can be cancelled; made for the resolve,
         // dropped on open (80 bytes and a control block an idle connection
@@ -501,7 +503,7 @@ private:
             // through a proxy, the proxy's: the token crosses its link in clear)
             st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
             if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-                st->proxy = *p;
+                st->proxy = std::make_unique<proxy_server>(*p);
 
             std::string target = url->target;
             const std::string_view token = req.token.reveal();
