@@ -750,13 +750,19 @@ private:
             con.set_pong_timeout(0);
             con.set_max_message_size(opts.max_message_size);
 
-            con.set_tcp_pre_init_handler(
-                [st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-            con.set_tcp_post_init_handler(
-                [st](websocketpp::connection_hdl) { st->tls_done = true; });
+            // The open handler owns `st` for the connection; the other handlers,
+            // members of the same connection object, borrow it: a std::function
+            // holding a shared_ptr allocates, one holding a pointer does not
+            // (four allocations per connection).
             con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
-            con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
-            con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
+            con.set_tcp_pre_init_handler(
+                [s = st.get()](websocketpp::connection_hdl) { on_tcp_connected(*s); });
+            con.set_tcp_post_init_handler(
+                [s = st.get()](websocketpp::connection_hdl) { s->tls_done = true; });
+            con.set_fail_handler(
+                [s = st.get()](websocketpp::connection_hdl) { on_fail(s->shared_from_this()); });
+            con.set_close_handler(
+                [s = st.get()](websocketpp::connection_hdl) { on_close(s->shared_from_this()); });
             con.set_message_handler([s = st.get()](websocketpp::connection_hdl, const auto& msg) {
                 // s is alive: the connection holding this handler holds `st` too (open handler)
                 ++s->frames_received;
