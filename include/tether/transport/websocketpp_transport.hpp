@@ -168,6 +168,52 @@ struct websocketpp_transport_options {
 
 namespace detail {
 
+/// True when two transports may share one copy of these options. Compares
+/// every field (a field added to websocketpp_transport_options must be added
+/// here); a proxy configuration is never shared (it may hold credentials),
+/// and "not the same" only costs a copy.
+inline bool same_transport_settings(const websocketpp_transport_options& a,
+                                    const websocketpp_transport_options& b) {
+    const auto direct = [](const proxy_options& p) {
+        return !p.https && !p.http && p.no_proxy.empty() && p.no_proxy.text().empty();
+    };
+    return a.token_in == b.token_in && a.token_query_parameter == b.token_query_parameter &&
+           a.token_subprotocol_prefix == b.token_subprotocol_prefix && a.headers == b.headers &&
+           a.subprotocols == b.subprotocols && a.user_agent == b.user_agent &&
+           same_tls_settings(a.tls, b.tls) &&
+           a.allow_insecure_token_transport == b.allow_insecure_token_transport &&
+           direct(a.proxy) && direct(b.proxy) && a.handshake_timeout == b.handshake_timeout &&
+           a.close_timeout == b.close_timeout && a.ping_interval == b.ping_interval &&
+           a.pong_timeout == b.pong_timeout && a.idle_timeout == b.idle_timeout &&
+           a.max_message_size == b.max_message_size && a.max_body_excerpt == b.max_body_excerpt;
+}
+
+/// Validated options, shared: while a transport made with equal options is
+/// alive, its copy is returned again. The options are 680 bytes (strings,
+/// vectors, TLS and proxy settings) and were copied into every transport,
+/// that is into every client; thousands of clients are usually made with
+/// one configuration. Read-only once made, so sharing across threads is safe.
+/// Throws std::system_error (error::invalid_option) for invalid options.
+inline std::shared_ptr<const websocketpp_transport_options>
+shared_transport_options(websocketpp_transport_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const websocketpp_transport_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_transport_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const websocketpp_transport_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
+
 /// websocketpp configurations: single-threaded (the transport lives on one
 /// thread), silent (the library logs to stdout by default), and with
 /// websocketpp's per-phase connect timeouts pushed out of the way because the
@@ -448,8 +494,9 @@ private:
     };
 
     struct core {
-        core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
-            opts.validate();
+        core(asio::io_context& context, options o)
+            : io(&context), shared_opts(detail::shared_transport_options(std::move(o))),
+              opts(*shared_opts) {
             if constexpr (with_tls) tls_context = shared_tls_client_context(opts.tls);
             eps = endpoints::for_context(*io);
         }
@@ -465,7 +512,8 @@ private:
         }
 
         asio::io_context* io;
-        options opts;
+        std::shared_ptr<const options> shared_opts;      // one copy for all equal options
+        const options& opts;                             // *shared_opts
         std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
         std::shared_ptr<endpoints> eps;
         std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
