@@ -73,8 +73,10 @@
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_client.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -85,7 +87,6 @@
 #include <system_error>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -267,6 +268,44 @@ using wspp_tls_config = wspp_client_config<websocketpp::config::asio_tls_client,
 using wspp_plain_client = websocketpp::client<wspp_plain_config>;
 using wspp_tls_client = websocketpp::client<wspp_tls_config>;
 using wspp_tls_stream = websocketpp::transport::asio::tls_socket::connection::socket_type;
+
+/// A transport's connections by id: a vector sorted by id (ids only grow, so
+/// emplace appends), searched by bisection. A client's transport holds one
+/// to three connections; an unordered_map took 56 bytes, a 104-byte bucket
+/// array and a node per entry, this 24 bytes and one small buffer.
+template <class V> class connection_map {
+public:
+    using value_type = std::pair<connection_id, V>;
+    using iterator = typename std::vector<value_type>::iterator;
+    using const_iterator = typename std::vector<value_type>::const_iterator;
+
+    iterator begin() noexcept { return items_.begin(); }
+    iterator end() noexcept { return items_.end(); }
+    const_iterator begin() const noexcept { return items_.begin(); }
+    const_iterator end() const noexcept { return items_.end(); }
+    std::size_t size() const noexcept { return items_.size(); }
+
+    iterator find(connection_id id) { return items_.begin() + index_of(id); }
+    const_iterator find(connection_id id) const { return items_.begin() + index_of(id); }
+
+    void emplace(connection_id id, V v) {
+        const auto at = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        items_.emplace(at, id, std::move(v));
+    }
+    void erase(connection_id id) {
+        const auto it = find(id);
+        if (it != items_.end()) items_.erase(it);
+    }
+
+private:
+    static bool less_id(const value_type& e, connection_id id) noexcept { return e.first < id; }
+    std::ptrdiff_t index_of(connection_id id) const {
+        const auto it = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        return (it != items_.end() && it->first == id ? it : items_.end()) - items_.begin();
+    }
+
+    std::vector<value_type> items_;
+};
 
 /// A sink, type-erased without allocation: the object and three thunks.
 struct transport_sink_ref {
@@ -516,7 +555,7 @@ private:
         const options& opts;                             // *shared_opts
         std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
         std::shared_ptr<endpoints> eps;
-        std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+        detail::connection_map<std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
 
         // ---- connect ---------------------------------------------------
