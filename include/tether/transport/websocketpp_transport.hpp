@@ -536,7 +536,14 @@ private:
         core(asio::io_context& context, options o)
             : io(&context), shared_opts(detail::shared_transport_options(std::move(o))),
               opts(*shared_opts) {
-            if constexpr (with_tls) tls_context = shared_tls_client_context(opts.tls);
+            // Settings that name files are checked (and loaded) here, as
+            // documented. Default settings cannot be wrong, and a ws:// and
+            // wss:// transport that only ever opens ws:// need not load the
+            // system trust store (about 1 MB of heap, several MB touched,
+            // once per process): its first wss:// connection makes the context.
+            if constexpr (with_tls)
+                if (!with_plain || !detail::same_tls_settings(opts.tls, tls_options{}))
+                    tls_context = shared_tls_client_context(opts.tls);
             eps = endpoints::for_context(*io);
         }
 
@@ -655,6 +662,17 @@ private:
                 target);
             // may hold the token (query placement); websocketpp keeps its own copy
             detail::wipe(target);
+            if constexpr (with_tls) {
+                if (url->secure && !tls_context) {
+                    try {
+                        tls_context = shared_tls_client_context(opts.tls);
+                    } catch (const std::exception& e) {
+                        fail_early(*st, error::connection_failed,
+                                   std::string("TLS setup failed: ") + e.what());
+                        return id;
+                    }
+                }
+            }
             std::error_code ec;
             eps->constructing = st.get();
             if constexpr (with_tls)
