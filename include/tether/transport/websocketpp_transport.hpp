@@ -437,8 +437,13 @@ private:
         // The handshake deadline, then (open) the ping and pong deadlines,
         // then the close deadline: never two at once, so one timer. Every
         // completion checks the phase it was armed for.
-        asio::steady_timer deadline;
-        std::unique_ptr<asio::steady_timer> idle_timer; // made on open when idle_timeout is set
+        // Bound to the io_context's executor rather than asio::steady_timer's
+        // polymorphic one: 72 bytes instead of 120, and each pending wait is
+        // smaller by the same executor.
+        using timer = asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>,
+                                                 asio::io_context::executor_type>;
+        timer deadline;
+        std::unique_ptr<timer> idle_timer; // made on open when idle_timeout is set
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
         std::uint64_t frames_at_idle_check = 0;
@@ -1112,7 +1117,7 @@ private:
                     });
             }
             if (opts.idle_timeout.count() > 0) {
-                st->idle_timer = std::make_unique<asio::steady_timer>(*io);
+                st->idle_timer = std::make_unique<typename conn_state::timer>(*io);
                 arm_idle_check(st);
             }
         }
