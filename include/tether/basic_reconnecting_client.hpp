@@ -50,6 +50,40 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
     else
         return false; // unknown: always post
 }
+
+/// True when two clients may share one copy of their options. Compares every
+/// field (a field added to client_options must be added here).
+inline bool same_client_settings(const client_options& a, const client_options& b) {
+    return a.url == b.url && a.headers == b.headers && a.subprotocols == b.subprotocols &&
+           a.queue_capacity == b.queue_capacity && a.overflow == b.overflow &&
+           a.min_uptime == b.min_uptime && a.auth_failure_limit == b.auth_failure_limit &&
+           a.auth_failure_uptime == b.auth_failure_uptime &&
+           a.renew_before_expiry == b.renew_before_expiry && a.handover_drain == b.handover_drain &&
+           a.max_attempts == b.max_attempts && a.max_elapsed == b.max_elapsed;
+}
+
+/// Validated options, shared: while a client made with equal options is
+/// alive, its copy is returned again (152 bytes and the URL's buffer per
+/// client otherwise; many clients usually share one configuration). Read-only
+/// once made. Throws std::system_error (error::invalid_option).
+inline std::shared_ptr<const client_options> shared_client_options(client_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const client_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_client_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const client_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
 } // namespace detail
 
 /// A WebSocket client that stays connected. See README.md for the flow:
@@ -252,8 +286,8 @@ private:
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
-            : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)) {}
+            : shared_opts_(detail::shared_client_options(std::move(o))), opts_(*shared_opts_),
+              transport_(std::move(t)), policies_(std::move(tp), std::move(cp), std::move(b)) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -1192,7 +1226,8 @@ private:
             }
         }
 
-        const client_options opts_;
+        std::shared_ptr<const client_options> shared_opts_; // one copy for all equal options
+        const client_options& opts_;                        // *shared_opts_
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
