@@ -9,8 +9,11 @@
 // - a handler added during a call is not called by that call.
 //
 // A singly linked list headed by one pointer: a client has nine of these and
-// most stay empty, so an empty list costs 16 bytes and no allocation (a
-// vector of nodes cost 32 bytes, plus its own buffer once used).
+// most stay empty, so an empty list is a null pointer (a vector of nodes cost
+// 32 bytes, plus its own buffer once used). The call depth and the "removed
+// entries wait" flag live in the first entry: a call needs a first entry,
+// and it is never unlinked while a call is under way (compact() waits), so
+// the entry that counted a call is the one that uncounts it.
 #ifndef TETHER_DETAIL_HANDLER_LIST_HPP
 #define TETHER_DETAIL_HANDLER_LIST_HPP
 
@@ -59,8 +62,8 @@ public:
         for (entry* e = head_.get(); e; e = e->next.get()) {
             if (e->live && e->id == id) {
                 e->live = false;
-                stale_ = true;
-                if (calls_ == 0) compact();
+                head_->stale = true;
+                if (head_->calls == 0) compact();
                 return true;
             }
         }
@@ -80,9 +83,10 @@ public:
             last = last->next.get();
         struct call_scope {
             handler_list& l;
-            explicit call_scope(handler_list& list) : l(list) { ++l.calls_; }
+            entry& first;
+            explicit call_scope(handler_list& list) : l(list), first(*list.head_) { ++first.calls; }
             ~call_scope() {
-                if (--l.calls_ == 0 && l.stale_) l.compact();
+                if (--first.calls == 0 && first.stale) l.compact();
             }
         } scope(*this);
         // No entry is unlinked during a call (compact() waits), so `e` and
@@ -100,9 +104,16 @@ private:
         handler_id id;
         function f;
         bool live = true;
+        // first entry only (see the top): calls under way, and whether an
+        // entry was removed during them
+        bool stale = false;
+        unsigned calls = 0;
     };
 
+    // Only when no call is under way: every entry's calls and stale are then
+    // clear, so whichever becomes first starts clean.
     void compact() noexcept {
+        if (head_) head_->stale = false;
         std::unique_ptr<entry>* link = &head_;
         while (*link) {
             if ((*link)->live)
@@ -110,12 +121,9 @@ private:
             else
                 *link = std::move((*link)->next); // frees the removed entry
         }
-        stale_ = false;
     }
 
     std::unique_ptr<entry> head_;
-    unsigned calls_ = 0;
-    bool stale_ = false;
 };
 
 } // namespace detail
