@@ -47,5 +47,6 @@
 #include <tether/token_policy/static_token.hpp>
 
 #include <tether/transport/concept.hpp>
+#include <tether/transport/transport_options.hpp>
 
 #endif

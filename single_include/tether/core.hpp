@@ -1188,22 +1188,28 @@ TETHER_NAMESPACE_END
 // (or before the client runs), so there is no lock; what makes it safe is
 // that a handler may add or remove handlers, itself included, while the list
 // is being called:
-// - an entry lives in its own node, so adding (which may move the vector)
-//   never moves the function that is running;
+// - an entry lives in its own node and nodes never move, so adding never
+//   moves the function that is running;
 // - removing only marks the entry; the list is compacted when no call is
 //   under way;
 // - a handler added during a call is not called by that call.
+//
+// A singly linked list headed by one pointer: a client has nine of these and
+// most stay empty, so an empty list is a null pointer (a vector of nodes cost
+// 32 bytes, plus its own buffer once used). The call depth and the "removed
+// entries wait" flag live in the first entry: a call needs a first entry,
+// and it is never unlinked while a call is under way (compact() waits), so
+// the entry that counted a call is the one that uncounts it.
 #ifndef TETHER_DETAIL_HANDLER_LIST_HPP
 #define TETHER_DETAIL_HANDLER_LIST_HPP
 
 // #include <tether/version.hpp> (inlined above)
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <vector>
+#include <utility>
 
 TETHER_NAMESPACE_BEGIN
 
@@ -1219,61 +1225,91 @@ template <class... Args> class handler_list<void(Args...)> {
 public:
     using function = std::function<void(Args...)>;
 
+    handler_list() = default;
+    handler_list(const handler_list&) = delete;
+    handler_list& operator=(const handler_list&) = delete;
+    ~handler_list() {
+        // iteratively: a long list must not recurse through unique_ptr destructors
+        std::unique_ptr<entry> e = std::move(head_);
+        while (e)
+            e = std::move(e->next);
+    }
+
     void add(handler_id id, function f) {
-        if (f) entries_.push_back(std::make_unique<entry>(entry{id, std::move(f)}));
+        if (!f) return;
+        std::unique_ptr<entry>* tail = &head_;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = std::make_unique<entry>(id, std::move(f));
     }
 
     /// True when `id` was registered here (and is now removed).
     bool remove(handler_id id) noexcept {
-        for (auto& e : entries_) {
+        for (entry* e = head_.get(); e; e = e->next.get()) {
             if (e->live && e->id == id) {
                 e->live = false;
-                stale_ = true;
-                if (calls_ == 0) compact();
+                head_->stale = true;
+                if (head_->calls == 0) compact();
                 return true;
             }
         }
         return false;
     }
 
-    bool empty() const noexcept { return entries_.empty(); }
+    bool empty() const noexcept { return !head_; }
 
     /// Calls every live handler registered before this call began, in
     /// registration order. A handler's exception propagates (the rest are
     /// not called), as from a single handler.
     template <class... A> void operator()(A&&... args) {
-        const std::size_t n = entries_.size();
-        if (n == 0) return;
+        if (!head_) return;
+        // The last entry now: entries appended by a handler come after it.
+        entry* last = head_.get();
+        while (last->next)
+            last = last->next.get();
         struct call_scope {
             handler_list& l;
-            explicit call_scope(handler_list& list) : l(list) { ++l.calls_; }
+            entry& first;
+            explicit call_scope(handler_list& list) : l(list), first(*list.head_) { ++first.calls; }
             ~call_scope() {
-                if (--l.calls_ == 0 && l.stale_) l.compact();
+                if (--first.calls == 0 && first.stale) l.compact();
             }
         } scope(*this);
-        for (std::size_t i = 0; i < n; ++i) {
-            entry* e = entries_[i].get(); // entries_ may grow, never shrinks, during a call
+        // No entry is unlinked during a call (compact() waits), so `e` and
+        // `last` stay valid.
+        for (entry* e = head_.get();; e = e->next.get()) {
             if (e->live) e->f(args...);
+            if (e == last) break;
         }
     }
 
 private:
     struct entry {
+        entry(handler_id i, function fn) : id(i), f(std::move(fn)) {}
+        std::unique_ptr<entry> next;
         handler_id id;
         function f;
         bool live = true;
+        // first entry only (see the top): calls under way, and whether an
+        // entry was removed during them
+        bool stale = false;
+        unsigned calls = 0;
     };
 
+    // Only when no call is under way: every entry's calls and stale are then
+    // clear, so whichever becomes first starts clean.
     void compact() noexcept {
-        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                      [](const std::unique_ptr<entry>& e) { return !e->live; }),
-                       entries_.end());
-        stale_ = false;
+        if (head_) head_->stale = false;
+        std::unique_ptr<entry>* link = &head_;
+        while (*link) {
+            if ((*link)->live)
+                link = &(*link)->next;
+            else
+                *link = std::move((*link)->next); // frees the removed entry
+        }
     }
 
-    std::vector<std::unique_ptr<entry>> entries_;
-    unsigned calls_ = 0;
-    bool stale_ = false;
+    std::unique_ptr<entry> head_;
 };
 
 } // namespace detail
@@ -1972,6 +2008,40 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
     else
         return false; // unknown: always post
 }
+
+/// True when two clients may share one copy of their options. Compares every
+/// field (a field added to client_options must be added here).
+inline bool same_client_settings(const client_options& a, const client_options& b) {
+    return a.url == b.url && a.headers == b.headers && a.subprotocols == b.subprotocols &&
+           a.queue_capacity == b.queue_capacity && a.overflow == b.overflow &&
+           a.min_uptime == b.min_uptime && a.auth_failure_limit == b.auth_failure_limit &&
+           a.auth_failure_uptime == b.auth_failure_uptime &&
+           a.renew_before_expiry == b.renew_before_expiry && a.handover_drain == b.handover_drain &&
+           a.max_attempts == b.max_attempts && a.max_elapsed == b.max_elapsed;
+}
+
+/// Validated options, shared: while a client made with equal options is
+/// alive, its copy is returned again (152 bytes and the URL's buffer per
+/// client otherwise; many clients usually share one configuration). Read-only
+/// once made. Throws std::system_error (error::invalid_option).
+inline std::shared_ptr<const client_options> shared_client_options(client_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const client_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_client_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const client_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
 } // namespace detail
 
 /// A WebSocket client that stays connected. See README.md for the flow:
@@ -2177,10 +2247,8 @@ private:
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
-            : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)),
-              retry_timer_{transport_.make_timer()}, renew_timer_{transport_.make_timer()},
-              drain_timer_{transport_.make_timer()} {}
+            : shared_opts_(detail::shared_client_options(std::move(o))), opts_(*shared_opts_),
+              transport_(std::move(t)), policies_(std::move(tp), std::move(cp), std::move(b)) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -2199,8 +2267,9 @@ private:
         // operations pending, they complete with "cancelled". Nothing else
         // runs here: the completions are posted to their executors.
         ~impl() {
-            for (outgoing& m : queue_)
-                if (m.done) m.done(make_error_code(error::operation_cancelled));
+            if (const auto left = queue_.take())
+                for (outgoing& m : *left)
+                    if (m.done) m.done(make_error_code(error::operation_cancelled));
         }
 
         void detach() {
@@ -2424,6 +2493,26 @@ private:
             message_kind kind;
             completion done; // async_send's, or empty
         };
+        /// The send queue. Its std::deque is made when the first message is
+        /// queued: an empty libstdc++ deque already holds a 512-byte block and
+        /// its map, and a client that sends only while open never queues.
+        /// Once made it stays (a client that queued once will again).
+        class send_queue {
+        public:
+            bool empty() const noexcept { return !q_ || q_->empty(); }
+            std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
+            outgoing& front() { return q_->front(); }
+            void pop_front() { q_->pop_front(); }
+            void push_back(outgoing m) {
+                if (!q_) q_ = std::make_unique<std::deque<outgoing>>();
+                q_->push_back(std::move(m));
+            }
+            /// Everything queued (null when nothing ever was); the queue is empty after.
+            std::unique_ptr<std::deque<outgoing>> take() noexcept { return std::move(q_); }
+
+        private:
+            std::unique_ptr<std::deque<outgoing>> q_;
+        };
         struct handlers {
             detail::handler_list<void(const state_change_event&)> state;
             detail::handler_list<void(const open_event&)> open;
@@ -2502,9 +2591,11 @@ private:
             }
         };
 
-        /// A timer whose stale completions are told apart by generation.
+        /// A timer whose stale completions are told apart by generation. The
+        /// timer is made when first armed: an open client has none armed (an
+        /// asio::steady_timer is 120 bytes, and a client has three).
         struct guarded_timer {
-            timer_type timer;
+            std::unique_ptr<timer_type> timer;
             std::uint64_t gen = 0;
         };
 
@@ -2521,6 +2612,10 @@ private:
 
         client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
 
+        std::optional<close_event> last_close() const {
+            return last_close_ ? std::optional<close_event>(*last_close_) : std::nullopt;
+        }
+
         void set_state(client_state s) {
             const client_state from = state_.exchange(s, std::memory_order_acq_rel);
             if (from == s) return;
@@ -2533,9 +2628,10 @@ private:
         void arm(guarded_timer impl::*which, duration d, void (impl::*fn)()) {
             guarded_timer& t = this->*which;
             const std::uint64_t gen = ++t.gen;
-            t.timer.expires_after(d.count() < 0 ? duration(0) : d);
+            if (!t.timer) t.timer.reset(new timer_type(transport_.make_timer()));
+            t.timer->expires_after(d.count() < 0 ? duration(0) : d);
             std::weak_ptr<impl> weak = this->shared_from_this();
-            t.timer.async_wait([weak, which, gen, fn](std::error_code ec) {
+            t.timer->async_wait([weak, which, gen, fn](std::error_code ec) {
                 auto self = weak.lock();
                 if (!self || ec || ((*self).*which).gen != gen) return;
                 ((*self).*fn)();
@@ -2543,7 +2639,7 @@ private:
         }
         void disarm(guarded_timer& t) {
             ++t.gen;
-            t.timer.cancel();
+            if (t.timer) t.timer->cancel();
         }
 
         // ---- 1. the token -------------------------------------------------
@@ -2605,7 +2701,7 @@ private:
             case client_state::waiting_to_retry:
                 // A request that was in flight when the wait began: its result
                 // serves the attempt after the wait, with no second request.
-                parked_ = std::move(r);
+                parked_ = std::make_unique<token_result>(std::move(r));
                 return;
             case client_state::idle:
             case client_state::connecting:
@@ -2705,7 +2801,10 @@ private:
                 if (ev.uptime >= opts_.auth_failure_uptime) auth_.credential_works();
             }
             emit(h_.close, ev, d);
-            last_close_ = ev;
+            if (last_close_)
+                *last_close_ = ev;
+            else
+                last_close_ = std::make_unique<close_event>(ev);
             apply(d, ev, origin::current, s);
         }
 
@@ -2817,12 +2916,12 @@ private:
             if (!failing_since_) failing_since_ = now;
             ++failed_attempts_;
             if (opts_.max_attempts != 0 && failed_attempts_ >= opts_.max_attempts)
-                return finish(make_error_code(error::retries_exhausted), last_close_);
+                return finish(make_error_code(error::retries_exhausted), last_close());
             std::chrono::milliseconds delay = backoff().next_delay(d.cls);
             if (d.min_delay && *d.min_delay > delay) delay = *d.min_delay;
             if (opts_.max_elapsed.count() != 0 &&
                 (now - *failing_since_) + delay > opts_.max_elapsed)
-                return finish(make_error_code(error::retries_exhausted), last_close_);
+                return finish(make_error_code(error::retries_exhausted), last_close());
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             emit(h_.retry, retry_event{delay, d.cls, attempt_ + 1});
@@ -2854,18 +2953,19 @@ private:
             cancel_token_request();
             parked_.reset();
             // send() refuses from here on, before anyone can see `stopped`.
-            std::deque<outgoing> left;
+            std::unique_ptr<std::deque<outgoing>> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
-                left.swap(queue_);
+                left = queue_.take();
                 queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
-            for (auto& m : left)
-                report_dropped(std::move(m), make_error_code(error::not_running));
+            if (left)
+                for (auto& m : *left)
+                    report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
-            if (!last) last = last_close_;
+            if (!last) last = last_close();
             emit(h_.stopped, stopped_event{why, std::move(last)});
             if (std::exchange(restart_after_stop_, false)) restart(); // start() during closing
         }
@@ -2873,7 +2973,7 @@ private:
         // ---- make-before-break ------------------------------------------------
 
         bool handover_under_way() const {
-            return next_.has_value() ||
+            return next_ != nullptr ||
                    (token_req_.pending && token_req_.purpose == token_purpose::handover);
         }
 
@@ -2901,12 +3001,12 @@ private:
             s.obtained_at = transport_.now();
             s.id = start_connection(r.value);
             s.tok = std::move(r.value);
-            next_ = std::move(s);
+            next_ = std::make_unique<slot>(std::move(s));
         }
 
         void next_opened(const open_info& info) {
             slot old = take_current();
-            current_ = std::move(next_);
+            current_ = std::move(*next_);
             next_.reset();
             current_->open = true;
             current_->opened_at = transport_.now();
@@ -2919,7 +3019,7 @@ private:
         // The current connection is gone; the handover's connection becomes
         // the attempt in progress.
         void promote_next() {
-            current_ = std::move(next_);
+            current_ = std::move(*next_);
             next_.reset();
             set_state(client_state::connecting);
         }
@@ -3087,7 +3187,8 @@ private:
             }
         }
 
-        const client_options opts_;
+        std::shared_ptr<const client_options> shared_opts_; // one copy for all equal options
+        const client_options& opts_;                        // *shared_opts_
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
@@ -3102,7 +3203,7 @@ private:
         atomic_counters counters_;
 
         std::mutex queue_mutex_;
-        std::deque<outgoing> queue_;
+        send_queue queue_;
         std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
         bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
         std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
@@ -3110,10 +3211,13 @@ private:
 
         // executor-only state
         std::optional<slot> current_;
-        std::optional<slot> next_;
+        // Rarely set (a handover under way, a token that arrived during a
+        // backoff, the last close): held by pointer, 8 bytes each, where
+        // std::optional took 144, 160 and 168 bytes in every client.
+        std::unique_ptr<slot> next_;
         std::vector<slot> retiring_;
         token_request token_req_;
-        std::optional<token_result> parked_; // arrived while waiting_to_retry
+        std::unique_ptr<token_result> parked_; // arrived while waiting_to_retry
         auth_guard auth_;
         std::error_code stop_reason_;     // closing: why
         bool restart_after_stop_ = false; // start() while closing
@@ -3122,7 +3226,7 @@ private:
         std::optional<time_point> failing_since_;
         bool had_open_ = false;
         time_point closed_at_{};
-        std::optional<close_event> last_close_;
+        std::unique_ptr<close_event> last_close_;
     };
 
     std::shared_ptr<impl> impl_;
@@ -5004,6 +5108,29 @@ TETHER_NAMESPACE_END
 // ---- end <tether/token_policy/static_token.hpp> ----
 
 // #include <tether/transport/concept.hpp> (inlined above)
+// ---- begin <tether/transport/transport_options.hpp> ----
+// tether: option types shared by the production transports (websocketpp, Beast).
+//
+// Kept free of any networking include, so each transport header can use it
+// without pulling in the other's library.
+#ifndef TETHER_TRANSPORT_TRANSPORT_OPTIONS_HPP
+#define TETHER_TRANSPORT_TRANSPORT_OPTIONS_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+TETHER_NAMESPACE_BEGIN
+
+/// Where the bearer token goes on the upgrade request.
+enum class token_placement : unsigned char {
+    authorization_header, ///< `Authorization: Bearer <token>`
+    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
+    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/transport/transport_options.hpp> ----
 
 #endif
 // ---- end <tether/core.hpp> ----

@@ -113,13 +113,14 @@ TETHER_NAMESPACE_END
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_client.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 
 TETHER_NAMESPACE_BEGIN
 namespace detail {
@@ -178,6 +179,44 @@ using wspp_plain_client = websocketpp::client<wspp_plain_config>;
 using wspp_tls_client = websocketpp::client<wspp_tls_config>;
 using wspp_tls_stream = websocketpp::transport::asio::tls_socket::connection::socket_type;
 
+/// A transport's connections by id: a vector sorted by id (ids only grow, so
+/// emplace appends), searched by bisection. A client's transport holds one
+/// to three connections; an unordered_map took 56 bytes, a 104-byte bucket
+/// array and a node per entry, this 24 bytes and one small buffer.
+template <class V> class connection_map {
+public:
+    using value_type = std::pair<connection_id, V>;
+    using iterator = typename std::vector<value_type>::iterator;
+    using const_iterator = typename std::vector<value_type>::const_iterator;
+
+    iterator begin() noexcept { return items_.begin(); }
+    iterator end() noexcept { return items_.end(); }
+    const_iterator begin() const noexcept { return items_.begin(); }
+    const_iterator end() const noexcept { return items_.end(); }
+    std::size_t size() const noexcept { return items_.size(); }
+
+    iterator find(connection_id id) { return items_.begin() + index_of(id); }
+    const_iterator find(connection_id id) const { return items_.begin() + index_of(id); }
+
+    void emplace(connection_id id, V v) {
+        const auto at = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        items_.emplace(at, id, std::move(v));
+    }
+    void erase(connection_id id) {
+        const auto it = find(id);
+        if (it != items_.end()) items_.erase(it);
+    }
+
+private:
+    static bool less_id(const value_type& e, connection_id id) noexcept { return e.first < id; }
+    std::ptrdiff_t index_of(connection_id id) const {
+        const auto it = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        return (it != items_.end() && it->first == id ? it : items_.end()) - items_.begin();
+    }
+
+    std::vector<value_type> items_;
+};
+
 } // namespace detail
 
 template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>::core {
@@ -189,8 +228,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
-        }
+            : owner(o), id(i), sink(s), deadline(io) {}
 
         core* owner;
         connection_id id;
@@ -202,11 +240,16 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
-        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        // set: the socket goes to it, then CONNECT host:port (a pointer: 8
+        // bytes, where std::optional<proxy_server> took 112 in every connection)
+        std::unique_ptr<proxy_server> proxy;
         bool tunnel_open = false;
-        asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
-        bool loopback_only = false;       // a token over plain ws://: loopback addresses only
-        bool started = false;             // websocketpp has the connected socket
+        // Ours, so an abandoned resolve can be cancelled; made for the resolve,
+        // dropped on open (80 bytes and a control block an idle connection
+        // does not need).
+        std::unique_ptr<asio::ip::tcp::resolver> resolver;
+        bool loopback_only = false; // a token over plain ws://: loopback addresses only
+        bool started = false;       // websocketpp has the connected socket
         bool handshake_done = false;
         bool tls_setup_failed = false;
         bool tcp_connected = false;
@@ -219,9 +262,16 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        asio::steady_timer deadline; // handshake, then close
-        asio::steady_timer ping_timer;
-        asio::steady_timer idle_timer;
+        // The handshake deadline, then (open) the ping and pong deadlines,
+        // then the close deadline: never two at once, so one timer. Every
+        // completion checks the phase it was armed for.
+        // Bound to the io_context's executor rather than asio::steady_timer's
+        // polymorphic one: 72 bytes instead of 120, and each pending wait is
+        // smaller by the same executor.
+        using timer = asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>,
+                                                 asio::io_context::executor_type>;
+        timer deadline;
+        std::unique_ptr<timer> idle_timer; // made on open when idle_timeout is set
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
         std::uint64_t frames_at_idle_check = 0;
@@ -315,9 +365,17 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         }
     };
 
-    core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
-        opts.validate();
-        if constexpr (with_tls) tls_context = shared_tls_client_context(opts.tls);
+    core(asio::io_context& context, options o)
+        : io(&context), shared_opts(detail::shared_transport_options(std::move(o))),
+          opts(*shared_opts) {
+        // Settings that name files are checked (and loaded) here, as
+        // documented. Default settings cannot be wrong, and a ws:// and
+        // wss:// transport that only ever opens ws:// need not load the
+        // system trust store (about 1 MB of heap, several MB touched,
+        // once per process): its first wss:// connection makes the context.
+        if constexpr (with_tls)
+            if (!with_plain || !detail::same_tls_settings(opts.tls, tls_options{}))
+                tls_context = shared_tls_client_context(opts.tls);
         eps = endpoints::for_context(*io);
     }
 
@@ -332,10 +390,11 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     }
 
     asio::io_context* io;
-    options opts;
+    std::shared_ptr<const options> shared_opts;      // one copy for all equal options
+    const options& opts;                             // *shared_opts
     std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
     std::shared_ptr<endpoints> eps;
-    std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+    detail::connection_map<std::shared_ptr<conn_state>> conns;
     connection_id last_id = 0;
 
     // ---- connect ---------------------------------------------------
@@ -370,7 +429,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         // through a proxy, the proxy's: the token crosses its link in clear)
         st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
         if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-            st->proxy = *p;
+            st->proxy = std::make_unique<proxy_server>(*p);
 
         std::string target = url->target;
         const std::string_view token = req.token.reveal();
@@ -433,6 +492,17 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             url->secure, url->ipv6_literal ? "[" + url->host + "]" : url->host, url->port, target);
         // may hold the token (query placement); websocketpp keeps its own copy
         detail::wipe(target);
+        if constexpr (with_tls) {
+            if (url->secure && !tls_context) {
+                try {
+                    tls_context = shared_tls_client_context(opts.tls);
+                } catch (const std::exception& e) {
+                    fail_early(*st, error::connection_failed,
+                               std::string("TLS setup failed: ") + e.what());
+                    return id;
+                }
+            }
+        }
         std::error_code ec;
         eps->constructing = st.get();
         if constexpr (with_tls)
@@ -461,7 +531,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             prepare(st, con, req, has_token ? token : std::string_view{});
         });
         arm_handshake_deadline(st);
-        st->resolver.async_resolve(
+        st->resolver = std::make_unique<asio::ip::tcp::resolver>(*io);
+        st->resolver->async_resolve(
             st->proxy ? st->proxy->host : st->host,
             std::to_string(st->proxy ? st->proxy->port : st->port),
             [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
@@ -611,11 +682,19 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         con.set_pong_timeout(0);
         con.set_max_message_size(opts.max_message_size);
 
-        con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-        con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+        // The open handler owns `st` for the connection; the other handlers,
+        // members of the same connection object, borrow it: a std::function
+        // holding a shared_ptr allocates, one holding a pointer does not
+        // (four allocations per connection).
         con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
-        con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
-        con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
+        con.set_tcp_pre_init_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_tcp_connected(*s); });
+        con.set_tcp_post_init_handler(
+            [s = st.get()](websocketpp::connection_hdl) { s->tls_done = true; });
+        con.set_fail_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_fail(s->shared_from_this()); });
+        con.set_close_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_close(s->shared_from_this()); });
         con.set_message_handler([s = st.get()](websocketpp::connection_hdl, const auto& msg) {
             // s is alive: the connection holding this handler holds `st` too (open handler)
             ++s->frames_received;
@@ -699,6 +778,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->state = phase::open;
         st->handshake_done = true;
         st->deadline.cancel();
+        st->resolver.reset(); // its work is long done
         self.start_liveness(st);
         open_info info;
         const bool token_selected =
@@ -847,13 +927,15 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->last_activity = now;
         st->frames_at_idle_check = st->frames_received;
         if (opts.ping_interval.count() > 0) {
-            st->ping_timer.expires_at(now + opts.ping_interval);
-            st->ping_timer.async_wait(
-                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+            st->deadline.expires_at(now + opts.ping_interval);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                if (auto s = w.lock(); s && !ec) on_ping_due(s);
+            });
         }
-        if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+        if (opts.idle_timeout.count() > 0) {
+            st->idle_timer = std::make_unique<typename conn_state::timer>(*io);
+            arm_idle_check(st);
+        }
     }
 
     static void on_ping_due(const std::shared_ptr<conn_state>& st) {
@@ -864,8 +946,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         std::error_code ec;
         st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
         // a failed ping write shows up as a close; the pong deadline still applies
-        st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-        st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+        st->deadline.expires_at(st->ping_sent_at + o.pong_timeout);
+        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
             if (auto s = w.lock(); s && !e) on_pong_deadline(s);
         });
     }
@@ -885,8 +967,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             return;
         }
         auto next = st->ping_sent_at + self.opts.ping_interval;
-        st->ping_timer.expires_at(next);
-        st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+        st->deadline.expires_at(next);
+        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
             if (auto s = w.lock(); s && !ec) on_ping_due(s);
         });
     }
@@ -895,8 +977,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         // a few checks per period keep detection within idle_timeout * 1.25
         auto period = opts.idle_timeout / 4;
         if (period.count() < 1) period = std::chrono::milliseconds(1);
-        st->idle_timer.expires_after(period);
-        st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+        st->idle_timer->expires_after(period);
+        st->idle_timer->async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
             auto s = w.lock();
             if (ec || !s || !s->owner || s->state != phase::open) return;
             core& self = *s->owner;
@@ -960,8 +1042,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->close_requested = true;
         st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
         st->requested_reason = detail::bounded_close_reason(reason);
-        st->ping_timer.cancel();
-        st->idle_timer.cancel();
+        // (the pings' wait ends with the deadline's re-arming below)
+        if (st->idle_timer) st->idle_timer->cancel();
         std::error_code ec;
         // fails only when websocketpp is already closing (the peer started it): then
         // its close callback reports, and the deadline below still bounds the wait
@@ -1010,9 +1092,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
     static void stop_connection(conn_state& st, bool terminate) {
         st.deadline.cancel();
-        st.ping_timer.cancel();
-        st.idle_timer.cancel();
-        st.resolver.cancel(); // an abandoned resolve must not stay queued
+        if (st.idle_timer) st.idle_timer->cancel();
+        if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
         st.with_connection([&](auto& con) {
             wipe_request_credentials(con);
             if (!st.handshake_done) {

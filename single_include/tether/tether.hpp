@@ -1209,22 +1209,28 @@ TETHER_NAMESPACE_END
 // (or before the client runs), so there is no lock; what makes it safe is
 // that a handler may add or remove handlers, itself included, while the list
 // is being called:
-// - an entry lives in its own node, so adding (which may move the vector)
-//   never moves the function that is running;
+// - an entry lives in its own node and nodes never move, so adding never
+//   moves the function that is running;
 // - removing only marks the entry; the list is compacted when no call is
 //   under way;
 // - a handler added during a call is not called by that call.
+//
+// A singly linked list headed by one pointer: a client has nine of these and
+// most stay empty, so an empty list is a null pointer (a vector of nodes cost
+// 32 bytes, plus its own buffer once used). The call depth and the "removed
+// entries wait" flag live in the first entry: a call needs a first entry,
+// and it is never unlinked while a call is under way (compact() waits), so
+// the entry that counted a call is the one that uncounts it.
 #ifndef TETHER_DETAIL_HANDLER_LIST_HPP
 #define TETHER_DETAIL_HANDLER_LIST_HPP
 
 // #include <tether/version.hpp> (inlined above)
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <vector>
+#include <utility>
 
 TETHER_NAMESPACE_BEGIN
 
@@ -1240,61 +1246,91 @@ template <class... Args> class handler_list<void(Args...)> {
 public:
     using function = std::function<void(Args...)>;
 
+    handler_list() = default;
+    handler_list(const handler_list&) = delete;
+    handler_list& operator=(const handler_list&) = delete;
+    ~handler_list() {
+        // iteratively: a long list must not recurse through unique_ptr destructors
+        std::unique_ptr<entry> e = std::move(head_);
+        while (e)
+            e = std::move(e->next);
+    }
+
     void add(handler_id id, function f) {
-        if (f) entries_.push_back(std::make_unique<entry>(entry{id, std::move(f)}));
+        if (!f) return;
+        std::unique_ptr<entry>* tail = &head_;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = std::make_unique<entry>(id, std::move(f));
     }
 
     /// True when `id` was registered here (and is now removed).
     bool remove(handler_id id) noexcept {
-        for (auto& e : entries_) {
+        for (entry* e = head_.get(); e; e = e->next.get()) {
             if (e->live && e->id == id) {
                 e->live = false;
-                stale_ = true;
-                if (calls_ == 0) compact();
+                head_->stale = true;
+                if (head_->calls == 0) compact();
                 return true;
             }
         }
         return false;
     }
 
-    bool empty() const noexcept { return entries_.empty(); }
+    bool empty() const noexcept { return !head_; }
 
     /// Calls every live handler registered before this call began, in
     /// registration order. A handler's exception propagates (the rest are
     /// not called), as from a single handler.
     template <class... A> void operator()(A&&... args) {
-        const std::size_t n = entries_.size();
-        if (n == 0) return;
+        if (!head_) return;
+        // The last entry now: entries appended by a handler come after it.
+        entry* last = head_.get();
+        while (last->next)
+            last = last->next.get();
         struct call_scope {
             handler_list& l;
-            explicit call_scope(handler_list& list) : l(list) { ++l.calls_; }
+            entry& first;
+            explicit call_scope(handler_list& list) : l(list), first(*list.head_) { ++first.calls; }
             ~call_scope() {
-                if (--l.calls_ == 0 && l.stale_) l.compact();
+                if (--first.calls == 0 && first.stale) l.compact();
             }
         } scope(*this);
-        for (std::size_t i = 0; i < n; ++i) {
-            entry* e = entries_[i].get(); // entries_ may grow, never shrinks, during a call
+        // No entry is unlinked during a call (compact() waits), so `e` and
+        // `last` stay valid.
+        for (entry* e = head_.get();; e = e->next.get()) {
             if (e->live) e->f(args...);
+            if (e == last) break;
         }
     }
 
 private:
     struct entry {
+        entry(handler_id i, function fn) : id(i), f(std::move(fn)) {}
+        std::unique_ptr<entry> next;
         handler_id id;
         function f;
         bool live = true;
+        // first entry only (see the top): calls under way, and whether an
+        // entry was removed during them
+        bool stale = false;
+        unsigned calls = 0;
     };
 
+    // Only when no call is under way: every entry's calls and stale are then
+    // clear, so whichever becomes first starts clean.
     void compact() noexcept {
-        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                      [](const std::unique_ptr<entry>& e) { return !e->live; }),
-                       entries_.end());
-        stale_ = false;
+        if (head_) head_->stale = false;
+        std::unique_ptr<entry>* link = &head_;
+        while (*link) {
+            if ((*link)->live)
+                link = &(*link)->next;
+            else
+                *link = std::move((*link)->next); // frees the removed entry
+        }
     }
 
-    std::vector<std::unique_ptr<entry>> entries_;
-    unsigned calls_ = 0;
-    bool stale_ = false;
+    std::unique_ptr<entry> head_;
 };
 
 } // namespace detail
@@ -1993,6 +2029,40 @@ template <class Executor> bool running_in_this_thread(const Executor& ex) {
     else
         return false; // unknown: always post
 }
+
+/// True when two clients may share one copy of their options. Compares every
+/// field (a field added to client_options must be added here).
+inline bool same_client_settings(const client_options& a, const client_options& b) {
+    return a.url == b.url && a.headers == b.headers && a.subprotocols == b.subprotocols &&
+           a.queue_capacity == b.queue_capacity && a.overflow == b.overflow &&
+           a.min_uptime == b.min_uptime && a.auth_failure_limit == b.auth_failure_limit &&
+           a.auth_failure_uptime == b.auth_failure_uptime &&
+           a.renew_before_expiry == b.renew_before_expiry && a.handover_drain == b.handover_drain &&
+           a.max_attempts == b.max_attempts && a.max_elapsed == b.max_elapsed;
+}
+
+/// Validated options, shared: while a client made with equal options is
+/// alive, its copy is returned again (152 bytes and the URL's buffer per
+/// client otherwise; many clients usually share one configuration). Read-only
+/// once made. Throws std::system_error (error::invalid_option).
+inline std::shared_ptr<const client_options> shared_client_options(client_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const client_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_client_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const client_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
 } // namespace detail
 
 /// A WebSocket client that stays connected. See README.md for the flow:
@@ -2198,10 +2268,8 @@ private:
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
-            : opts_((o.validate(), std::move(o))), transport_(std::move(t)),
-              policies_(std::move(tp), std::move(cp), std::move(b)),
-              retry_timer_{transport_.make_timer()}, renew_timer_{transport_.make_timer()},
-              drain_timer_{transport_.make_timer()} {}
+            : shared_opts_(detail::shared_client_options(std::move(o))), opts_(*shared_opts_),
+              transport_(std::move(t)), policies_(std::move(tp), std::move(cp), std::move(b)) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -2220,8 +2288,9 @@ private:
         // operations pending, they complete with "cancelled". Nothing else
         // runs here: the completions are posted to their executors.
         ~impl() {
-            for (outgoing& m : queue_)
-                if (m.done) m.done(make_error_code(error::operation_cancelled));
+            if (const auto left = queue_.take())
+                for (outgoing& m : *left)
+                    if (m.done) m.done(make_error_code(error::operation_cancelled));
         }
 
         void detach() {
@@ -2445,6 +2514,26 @@ private:
             message_kind kind;
             completion done; // async_send's, or empty
         };
+        /// The send queue. Its std::deque is made when the first message is
+        /// queued: an empty libstdc++ deque already holds a 512-byte block and
+        /// its map, and a client that sends only while open never queues.
+        /// Once made it stays (a client that queued once will again).
+        class send_queue {
+        public:
+            bool empty() const noexcept { return !q_ || q_->empty(); }
+            std::size_t size() const noexcept { return q_ ? q_->size() : 0; }
+            outgoing& front() { return q_->front(); }
+            void pop_front() { q_->pop_front(); }
+            void push_back(outgoing m) {
+                if (!q_) q_ = std::make_unique<std::deque<outgoing>>();
+                q_->push_back(std::move(m));
+            }
+            /// Everything queued (null when nothing ever was); the queue is empty after.
+            std::unique_ptr<std::deque<outgoing>> take() noexcept { return std::move(q_); }
+
+        private:
+            std::unique_ptr<std::deque<outgoing>> q_;
+        };
         struct handlers {
             detail::handler_list<void(const state_change_event&)> state;
             detail::handler_list<void(const open_event&)> open;
@@ -2523,9 +2612,11 @@ private:
             }
         };
 
-        /// A timer whose stale completions are told apart by generation.
+        /// A timer whose stale completions are told apart by generation. The
+        /// timer is made when first armed: an open client has none armed (an
+        /// asio::steady_timer is 120 bytes, and a client has three).
         struct guarded_timer {
-            timer_type timer;
+            std::unique_ptr<timer_type> timer;
             std::uint64_t gen = 0;
         };
 
@@ -2542,6 +2633,10 @@ private:
 
         client_state state() const noexcept { return state_.load(std::memory_order_relaxed); }
 
+        std::optional<close_event> last_close() const {
+            return last_close_ ? std::optional<close_event>(*last_close_) : std::nullopt;
+        }
+
         void set_state(client_state s) {
             const client_state from = state_.exchange(s, std::memory_order_acq_rel);
             if (from == s) return;
@@ -2554,9 +2649,10 @@ private:
         void arm(guarded_timer impl::*which, duration d, void (impl::*fn)()) {
             guarded_timer& t = this->*which;
             const std::uint64_t gen = ++t.gen;
-            t.timer.expires_after(d.count() < 0 ? duration(0) : d);
+            if (!t.timer) t.timer.reset(new timer_type(transport_.make_timer()));
+            t.timer->expires_after(d.count() < 0 ? duration(0) : d);
             std::weak_ptr<impl> weak = this->shared_from_this();
-            t.timer.async_wait([weak, which, gen, fn](std::error_code ec) {
+            t.timer->async_wait([weak, which, gen, fn](std::error_code ec) {
                 auto self = weak.lock();
                 if (!self || ec || ((*self).*which).gen != gen) return;
                 ((*self).*fn)();
@@ -2564,7 +2660,7 @@ private:
         }
         void disarm(guarded_timer& t) {
             ++t.gen;
-            t.timer.cancel();
+            if (t.timer) t.timer->cancel();
         }
 
         // ---- 1. the token -------------------------------------------------
@@ -2626,7 +2722,7 @@ private:
             case client_state::waiting_to_retry:
                 // A request that was in flight when the wait began: its result
                 // serves the attempt after the wait, with no second request.
-                parked_ = std::move(r);
+                parked_ = std::make_unique<token_result>(std::move(r));
                 return;
             case client_state::idle:
             case client_state::connecting:
@@ -2726,7 +2822,10 @@ private:
                 if (ev.uptime >= opts_.auth_failure_uptime) auth_.credential_works();
             }
             emit(h_.close, ev, d);
-            last_close_ = ev;
+            if (last_close_)
+                *last_close_ = ev;
+            else
+                last_close_ = std::make_unique<close_event>(ev);
             apply(d, ev, origin::current, s);
         }
 
@@ -2838,12 +2937,12 @@ private:
             if (!failing_since_) failing_since_ = now;
             ++failed_attempts_;
             if (opts_.max_attempts != 0 && failed_attempts_ >= opts_.max_attempts)
-                return finish(make_error_code(error::retries_exhausted), last_close_);
+                return finish(make_error_code(error::retries_exhausted), last_close());
             std::chrono::milliseconds delay = backoff().next_delay(d.cls);
             if (d.min_delay && *d.min_delay > delay) delay = *d.min_delay;
             if (opts_.max_elapsed.count() != 0 &&
                 (now - *failing_since_) + delay > opts_.max_elapsed)
-                return finish(make_error_code(error::retries_exhausted), last_close_);
+                return finish(make_error_code(error::retries_exhausted), last_close());
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
             emit(h_.retry, retry_event{delay, d.cls, attempt_ + 1});
@@ -2875,18 +2974,19 @@ private:
             cancel_token_request();
             parked_.reset();
             // send() refuses from here on, before anyone can see `stopped`.
-            std::deque<outgoing> left;
+            std::unique_ptr<std::deque<outgoing>> left;
             {
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 closed_ = true;
-                left.swap(queue_);
+                left = queue_.take();
                 queued_bytes_ = 0;
             }
             set_state(client_state::stopped);
-            for (auto& m : left)
-                report_dropped(std::move(m), make_error_code(error::not_running));
+            if (left)
+                for (auto& m : *left)
+                    report_dropped(std::move(m), make_error_code(error::not_running));
             counters_.stops.fetch_add(1, std::memory_order_relaxed);
-            if (!last) last = last_close_;
+            if (!last) last = last_close();
             emit(h_.stopped, stopped_event{why, std::move(last)});
             if (std::exchange(restart_after_stop_, false)) restart(); // start() during closing
         }
@@ -2894,7 +2994,7 @@ private:
         // ---- make-before-break ------------------------------------------------
 
         bool handover_under_way() const {
-            return next_.has_value() ||
+            return next_ != nullptr ||
                    (token_req_.pending && token_req_.purpose == token_purpose::handover);
         }
 
@@ -2922,12 +3022,12 @@ private:
             s.obtained_at = transport_.now();
             s.id = start_connection(r.value);
             s.tok = std::move(r.value);
-            next_ = std::move(s);
+            next_ = std::make_unique<slot>(std::move(s));
         }
 
         void next_opened(const open_info& info) {
             slot old = take_current();
-            current_ = std::move(next_);
+            current_ = std::move(*next_);
             next_.reset();
             current_->open = true;
             current_->opened_at = transport_.now();
@@ -2940,7 +3040,7 @@ private:
         // The current connection is gone; the handover's connection becomes
         // the attempt in progress.
         void promote_next() {
-            current_ = std::move(next_);
+            current_ = std::move(*next_);
             next_.reset();
             set_state(client_state::connecting);
         }
@@ -3108,7 +3208,8 @@ private:
             }
         }
 
-        const client_options opts_;
+        std::shared_ptr<const client_options> shared_opts_; // one copy for all equal options
+        const client_options& opts_;                        // *shared_opts_
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
@@ -3123,7 +3224,7 @@ private:
         atomic_counters counters_;
 
         std::mutex queue_mutex_;
-        std::deque<outgoing> queue_;
+        send_queue queue_;
         std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
         bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
         std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
@@ -3131,10 +3232,13 @@ private:
 
         // executor-only state
         std::optional<slot> current_;
-        std::optional<slot> next_;
+        // Rarely set (a handover under way, a token that arrived during a
+        // backoff, the last close): held by pointer, 8 bytes each, where
+        // std::optional took 144, 160 and 168 bytes in every client.
+        std::unique_ptr<slot> next_;
         std::vector<slot> retiring_;
         token_request token_req_;
-        std::optional<token_result> parked_; // arrived while waiting_to_retry
+        std::unique_ptr<token_result> parked_; // arrived while waiting_to_retry
         auth_guard auth_;
         std::error_code stop_reason_;     // closing: why
         bool restart_after_stop_ = false; // start() while closing
@@ -3143,7 +3247,7 @@ private:
         std::optional<time_point> failing_since_;
         bool had_open_ = false;
         time_point closed_at_{};
-        std::optional<close_event> last_close_;
+        std::unique_ptr<close_event> last_close_;
     };
 
     std::shared_ptr<impl> impl_;
@@ -5025,6 +5129,29 @@ TETHER_NAMESPACE_END
 // ---- end <tether/token_policy/static_token.hpp> ----
 
 // #include <tether/transport/concept.hpp> (inlined above)
+// ---- begin <tether/transport/transport_options.hpp> ----
+// tether: option types shared by the production transports (websocketpp, Beast).
+//
+// Kept free of any networking include, so each transport header can use it
+// without pulling in the other's library.
+#ifndef TETHER_TRANSPORT_TRANSPORT_OPTIONS_HPP
+#define TETHER_TRANSPORT_TRANSPORT_OPTIONS_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+TETHER_NAMESPACE_BEGIN
+
+/// Where the bearer token goes on the upgrade request.
+enum class token_placement : unsigned char {
+    authorization_header, ///< `Authorization: Bearer <token>`
+    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
+    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
+};
+
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/transport/transport_options.hpp> ----
 
 #endif
 // ---- end <tether/core.hpp> ----
@@ -5054,6 +5181,12 @@ TETHER_NAMESPACE_END
 // needs a loopback proxy too (the request crosses the proxy's link in clear).
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
+
+#if defined(TETHER_USE_BOOST_ASIO)
+// clang-format off
+#error "tether: OAuth 2.0 and the Genesys REST client need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) does not cover them yet"
+// clang-format on
+#endif
 
 // ---- begin <tether/detail/base64.hpp> ----
 // tether: base64 (RFC 4648, with padding) for Basic credentials.
@@ -5969,7 +6102,7 @@ TETHER_NAMESPACE_END
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/secret.hpp> (inlined above)
 // ---- begin <tether/tls_options.hpp> ----
-// tether: TLS client settings and a verified asio::ssl::context built from them.
+// tether: TLS client settings and a verified net::ssl::context built from them.
 //
 // Shared by every TLS client in the library (the WebSocket transport, the
 // HTTPS token client). Verification is on unless switched off by a name
@@ -5978,26 +6111,26 @@ TETHER_NAMESPACE_END
 //     tether::tls_options tls;
 //     tls.ca_file = "/etc/my-ca.pem";             // or leave empty: system trust store
 //     auto ctx = tether::make_tls_client_context(tls);   // throws on bad settings
-//     asio::ssl::stream<asio::ip::tcp::socket> s(io, *ctx);
+//     net::ssl::stream<net::ip::tcp::socket> s(io, *ctx);
 //     auto report = std::make_shared<tether::tls_handshake_report>();
 //     tether::prepare_tls_client_stream(s, "api.example.com", tls, report);
 //     s.async_handshake(...);  // on failure, report->describe() says why
 #ifndef TETHER_TLS_OPTIONS_HPP
 #define TETHER_TLS_OPTIONS_HPP
 
-#if defined(TETHER_USE_BOOST_ASIO)
-// clang-format off
-#error "tether: TLS options, the websocketpp transport, OAuth 2.0 and Genesys need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) covers <tether/core.hpp>, <tether/testing.hpp> and the Beast transport"
-// clang-format on
-#endif
-
+// #include <tether/detail/net.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/version.hpp> (inlined above)
 
-#include <asio/ip/address.hpp>
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/verify_context.hpp>
+#else
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/host_name_verification.hpp>
 #include <asio/ssl/verify_context.hpp>
+#endif
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -6052,12 +6185,12 @@ inline std::string openssl_reason(const std::error_code& ec) {
 /// A client context that verifies peers: the configured trust anchors (or the
 /// system store), TLS 1.2 or newer, no compression. Throws
 /// std::system_error (error::invalid_option) naming the setting that could not be applied.
-inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_options& o) {
-    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-    std::error_code ec;
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression,
+inline std::shared_ptr<net::ssl::context> make_tls_client_context(const tls_options& o) {
+    auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+    detail::net_error_code ec;
+    ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                         net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                         net::ssl::context::no_tlsv1_1 | net::ssl::context::no_compression,
                      ec);
     if (ec) detail::throw_tls_setup_error("cannot set context options", ec);
     const int min = o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -6078,7 +6211,7 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
         if (ec) detail::throw_tls_setup_error("cannot use ca_dir '" + o.ca_dir + "'", ec);
     }
     if (!o.ca_pem.empty()) {
-        ctx->add_certificate_authority(asio::buffer(o.ca_pem), ec);
+        ctx->add_certificate_authority(net::buffer(o.ca_pem), ec);
         if (ec) detail::throw_tls_setup_error("cannot parse ca_pem", ec);
     }
     if (o.client_certificate_chain_file.empty() != o.client_private_key_file.empty())
@@ -6090,13 +6223,13 @@ inline std::shared_ptr<asio::ssl::context> make_tls_client_context(const tls_opt
             detail::throw_tls_setup_error("cannot load client_certificate_chain_file '" +
                                               o.client_certificate_chain_file + "'",
                                           ec);
-        ctx->use_private_key_file(o.client_private_key_file, asio::ssl::context::pem, ec);
+        ctx->use_private_key_file(o.client_private_key_file, net::ssl::context::pem, ec);
         if (ec)
             detail::throw_tls_setup_error(
                 "cannot load client_private_key_file '" + o.client_private_key_file + "'", ec);
     }
-    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? asio::ssl::verify_none
-                                                                       : asio::ssl::verify_peer);
+    ctx->set_verify_mode(o.insecure_skip_verify_i_know_what_i_am_doing ? net::ssl::verify_none
+                                                                       : net::ssl::verify_peer);
     return ctx;
 }
 
@@ -6119,9 +6252,9 @@ inline bool same_tls_settings(const tls_options& a, const tls_options& b) {
 /// Sharing is safe because verification (mode, host name, report) is set on
 /// each connection, never on the context. Files are read when the first
 /// context for these settings is made.
-inline std::shared_ptr<asio::ssl::context> shared_tls_client_context(const tls_options& o) {
+inline std::shared_ptr<net::ssl::context> shared_tls_client_context(const tls_options& o) {
     static std::mutex mutex;
-    static std::vector<std::pair<tls_options, std::weak_ptr<asio::ssl::context>>> made;
+    static std::vector<std::pair<tls_options, std::weak_ptr<net::ssl::context>>> made;
     std::lock_guard<std::mutex> lock(mutex);
     for (auto it = made.begin(); it != made.end();) {
         auto ctx = it->second.lock();
@@ -6163,7 +6296,7 @@ public:
     recording_verifier(std::string host, std::shared_ptr<tls_handshake_report> report)
         : check_(host), host_(std::move(host)), report_(std::move(report)) {}
 
-    bool operator()(bool preverified, asio::ssl::verify_context& vc) const {
+    bool operator()(bool preverified, net::ssl::verify_context& vc) const {
         X509_STORE_CTX* store = vc.native_handle();
         if (!preverified) {
             const int err = X509_STORE_CTX_get_error(store);
@@ -6191,7 +6324,7 @@ private:
         if (report_ && report_->verify_failure.empty()) report_->verify_failure = std::move(text);
     }
 
-    asio::ssl::host_name_verification check_;
+    net::ssl::host_name_verification check_;
     std::string host_;
     std::shared_ptr<tls_handshake_report> report_;
 };
@@ -6244,13 +6377,13 @@ bool prepare_tls_client_stream(SslStream& stream, const std::string& host, const
         SSL_set_info_callback(ssl, &detail::tls_info_callback);
     }
     if (o.insecure_skip_verify_i_know_what_i_am_doing) {
-        stream.set_verify_mode(asio::ssl::verify_none);
+        stream.set_verify_mode(net::ssl::verify_none);
     } else {
-        stream.set_verify_mode(asio::ssl::verify_peer);
+        stream.set_verify_mode(net::ssl::verify_peer);
         stream.set_verify_callback(detail::recording_verifier(host, std::move(report)));
     }
-    std::error_code ec;
-    asio::ip::make_address(host, ec);
+    detail::net_error_code ec;
+    net::ip::make_address(host, ec);
     const bool is_ip_literal = !ec;
     if (is_ip_literal) return true;
     return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;
@@ -7232,6 +7365,12 @@ TETHER_NAMESPACE_END
 #ifndef TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 #define TETHER_TRANSPORT_WEBSOCKETPP_TRANSPORT_HPP
 
+#if defined(TETHER_USE_BOOST_ASIO)
+// clang-format off
+#error "tether: the websocketpp transport needs standalone Asio: in Boost mode (TETHER_USE_BOOST_ASIO) use beast_transport"
+// clang-format on
+#endif
+
 // #include <tether/close_event.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
 // #include <tether/detail/ascii.hpp> (inlined above)
@@ -7240,6 +7379,7 @@ TETHER_NAMESPACE_END
 // #include <tether/message.hpp> (inlined above)
 // #include <tether/proxy.hpp> (inlined above)
 // #include <tether/tls_options.hpp> (inlined above)
+// #include <tether/transport/transport_options.hpp> (inlined above)
 
 // websocketpp 0.8.2 (its latest release) does not compile as C++20 with GCC 11
 // or newer. In header-only mode, say so in one line naming the fix, and do not
@@ -7262,6 +7402,7 @@ TETHER_NAMESPACE_END
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -7269,13 +7410,6 @@ TETHER_NAMESPACE_END
 #include <vector>
 
 TETHER_NAMESPACE_BEGIN
-
-/// Where the bearer token goes on the upgrade request.
-enum class token_placement : unsigned char {
-    authorization_header, ///< `Authorization: Bearer <token>`
-    query_parameter,      ///< `?<token_query_parameter>=<percent-encoded token>`
-    subprotocol,          ///< a Sec-WebSocket-Protocol entry `<token_subprotocol_prefix><token>`
-};
 
 struct websocketpp_transport_options {
     token_placement token_in = token_placement::authorization_header;
@@ -7347,26 +7481,87 @@ struct websocketpp_transport_options {
 
 namespace detail {
 
-/// A sink, type-erased without allocation: the object and three thunks.
+/// True when two transports may share one copy of these options. Compares
+/// every field (a field added to websocketpp_transport_options must be added
+/// here); a proxy configuration is never shared (it may hold credentials),
+/// and "not the same" only costs a copy.
+inline bool same_transport_settings(const websocketpp_transport_options& a,
+                                    const websocketpp_transport_options& b) {
+    const auto direct = [](const proxy_options& p) {
+        return !p.https && !p.http && p.no_proxy.empty() && p.no_proxy.text().empty();
+    };
+    return a.token_in == b.token_in && a.token_query_parameter == b.token_query_parameter &&
+           a.token_subprotocol_prefix == b.token_subprotocol_prefix && a.headers == b.headers &&
+           a.subprotocols == b.subprotocols && a.user_agent == b.user_agent &&
+           same_tls_settings(a.tls, b.tls) &&
+           a.allow_insecure_token_transport == b.allow_insecure_token_transport &&
+           direct(a.proxy) && direct(b.proxy) && a.handshake_timeout == b.handshake_timeout &&
+           a.close_timeout == b.close_timeout && a.ping_interval == b.ping_interval &&
+           a.pong_timeout == b.pong_timeout && a.idle_timeout == b.idle_timeout &&
+           a.max_message_size == b.max_message_size && a.max_body_excerpt == b.max_body_excerpt;
+}
+
+/// Validated options, shared: while a transport made with equal options is
+/// alive, its copy is returned again. The options are 680 bytes (strings,
+/// vectors, TLS and proxy settings) and were copied into every transport,
+/// that is into every client; thousands of clients are usually made with
+/// one configuration. Read-only once made, so sharing across threads is safe.
+/// Throws std::system_error (error::invalid_option) for invalid options.
+inline std::shared_ptr<const websocketpp_transport_options>
+shared_transport_options(websocketpp_transport_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const websocketpp_transport_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_transport_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const websocketpp_transport_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
+
+/// A sink, type-erased without allocation: the object and a table of three
+/// thunks per Sink type (16 bytes in every connection, where the object and
+/// three thunk pointers took 32).
 struct transport_sink_ref {
+    struct thunks {
+        void (*open)(void*, connection_id, const open_info&);
+        void (*message)(void*, connection_id, const message_view&);
+        void (*close)(void*, connection_id, close_event&&);
+    };
     void* self = nullptr;
-    void (*open)(void*, connection_id, const open_info&) = nullptr;
-    void (*message)(void*, connection_id, const message_view&) = nullptr;
-    void (*close)(void*, connection_id, close_event&&) = nullptr;
+    const thunks* fns = nullptr;
+
+    void open(void* p, connection_id id, const open_info& i) const { fns->open(p, id, i); }
+    void message(void* p, connection_id id, const message_view& m) const { fns->message(p, id, m); }
+    void close(void* p, connection_id id, close_event&& e) const {
+        fns->close(p, id, std::move(e));
+    }
 
     template <class Sink> static transport_sink_ref to(Sink& s) {
+        static constexpr thunks table{&open_of<Sink>, &message_of<Sink>, &close_of<Sink>};
         transport_sink_ref r;
         r.self = &s;
-        r.open = [](void* p, connection_id id, const open_info& i) {
-            static_cast<Sink*>(p)->on_transport_open(id, i);
-        };
-        r.message = [](void* p, connection_id id, const message_view& m) {
-            static_cast<Sink*>(p)->on_transport_message(id, m);
-        };
-        r.close = [](void* p, connection_id id, close_event&& e) {
-            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
-        };
+        r.fns = &table;
         return r;
+    }
+
+private:
+    template <class Sink> static void open_of(void* p, connection_id id, const open_info& i) {
+        static_cast<Sink*>(p)->on_transport_open(id, i);
+    }
+    template <class Sink> static void message_of(void* p, connection_id id, const message_view& m) {
+        static_cast<Sink*>(p)->on_transport_message(id, m);
+    }
+    template <class Sink> static void close_of(void* p, connection_id id, close_event&& e) {
+        static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
     }
 };
 
@@ -7519,13 +7714,14 @@ TETHER_NAMESPACE_END
 #include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_client.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 
 TETHER_NAMESPACE_BEGIN
 namespace detail {
@@ -7584,6 +7780,44 @@ using wspp_plain_client = websocketpp::client<wspp_plain_config>;
 using wspp_tls_client = websocketpp::client<wspp_tls_config>;
 using wspp_tls_stream = websocketpp::transport::asio::tls_socket::connection::socket_type;
 
+/// A transport's connections by id: a vector sorted by id (ids only grow, so
+/// emplace appends), searched by bisection. A client's transport holds one
+/// to three connections; an unordered_map took 56 bytes, a 104-byte bucket
+/// array and a node per entry, this 24 bytes and one small buffer.
+template <class V> class connection_map {
+public:
+    using value_type = std::pair<connection_id, V>;
+    using iterator = typename std::vector<value_type>::iterator;
+    using const_iterator = typename std::vector<value_type>::const_iterator;
+
+    iterator begin() noexcept { return items_.begin(); }
+    iterator end() noexcept { return items_.end(); }
+    const_iterator begin() const noexcept { return items_.begin(); }
+    const_iterator end() const noexcept { return items_.end(); }
+    std::size_t size() const noexcept { return items_.size(); }
+
+    iterator find(connection_id id) { return items_.begin() + index_of(id); }
+    const_iterator find(connection_id id) const { return items_.begin() + index_of(id); }
+
+    void emplace(connection_id id, V v) {
+        const auto at = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        items_.emplace(at, id, std::move(v));
+    }
+    void erase(connection_id id) {
+        const auto it = find(id);
+        if (it != items_.end()) items_.erase(it);
+    }
+
+private:
+    static bool less_id(const value_type& e, connection_id id) noexcept { return e.first < id; }
+    std::ptrdiff_t index_of(connection_id id) const {
+        const auto it = std::lower_bound(items_.begin(), items_.end(), id, less_id);
+        return (it != items_.end() && it->first == id ? it : items_.end()) - items_.begin();
+    }
+
+    std::vector<value_type> items_;
+};
+
 } // namespace detail
 
 template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>::core {
@@ -7595,8 +7829,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
-        }
+            : owner(o), id(i), sink(s), deadline(io) {}
 
         core* owner;
         connection_id id;
@@ -7608,11 +7841,16 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
         std::uint16_t port = 0;
-        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        // set: the socket goes to it, then CONNECT host:port (a pointer: 8
+        // bytes, where std::optional<proxy_server> took 112 in every connection)
+        std::unique_ptr<proxy_server> proxy;
         bool tunnel_open = false;
-        asio::ip::tcp::resolver resolver; // ours, so an abandoned resolve can be cancelled
-        bool loopback_only = false;       // a token over plain ws://: loopback addresses only
-        bool started = false;             // websocketpp has the connected socket
+        // Ours, so an abandoned resolve can be cancelled; made for the resolve,
+        // dropped on open (80 bytes and a control block an idle connection
+        // does not need).
+        std::unique_ptr<asio::ip::tcp::resolver> resolver;
+        bool loopback_only = false; // a token over plain ws://: loopback addresses only
+        bool started = false;       // websocketpp has the connected socket
         bool handshake_done = false;
         bool tls_setup_failed = false;
         bool tcp_connected = false;
@@ -7625,9 +7863,16 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        asio::steady_timer deadline; // handshake, then close
-        asio::steady_timer ping_timer;
-        asio::steady_timer idle_timer;
+        // The handshake deadline, then (open) the ping and pong deadlines,
+        // then the close deadline: never two at once, so one timer. Every
+        // completion checks the phase it was armed for.
+        // Bound to the io_context's executor rather than asio::steady_timer's
+        // polymorphic one: 72 bytes instead of 120, and each pending wait is
+        // smaller by the same executor.
+        using timer = asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>,
+                                                 asio::io_context::executor_type>;
+        timer deadline;
+        std::unique_ptr<timer> idle_timer; // made on open when idle_timeout is set
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
         std::uint64_t frames_at_idle_check = 0;
@@ -7721,9 +7966,17 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         }
     };
 
-    core(asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
-        opts.validate();
-        if constexpr (with_tls) tls_context = shared_tls_client_context(opts.tls);
+    core(asio::io_context& context, options o)
+        : io(&context), shared_opts(detail::shared_transport_options(std::move(o))),
+          opts(*shared_opts) {
+        // Settings that name files are checked (and loaded) here, as
+        // documented. Default settings cannot be wrong, and a ws:// and
+        // wss:// transport that only ever opens ws:// need not load the
+        // system trust store (about 1 MB of heap, several MB touched,
+        // once per process): its first wss:// connection makes the context.
+        if constexpr (with_tls)
+            if (!with_plain || !detail::same_tls_settings(opts.tls, tls_options{}))
+                tls_context = shared_tls_client_context(opts.tls);
         eps = endpoints::for_context(*io);
     }
 
@@ -7738,10 +7991,11 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     }
 
     asio::io_context* io;
-    options opts;
+    std::shared_ptr<const options> shared_opts;      // one copy for all equal options
+    const options& opts;                             // *shared_opts
     std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
     std::shared_ptr<endpoints> eps;
-    std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+    detail::connection_map<std::shared_ptr<conn_state>> conns;
     connection_id last_id = 0;
 
     // ---- connect ---------------------------------------------------
@@ -7776,7 +8030,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         // through a proxy, the proxy's: the token crosses its link in clear)
         st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
         if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-            st->proxy = *p;
+            st->proxy = std::make_unique<proxy_server>(*p);
 
         std::string target = url->target;
         const std::string_view token = req.token.reveal();
@@ -7839,6 +8093,17 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             url->secure, url->ipv6_literal ? "[" + url->host + "]" : url->host, url->port, target);
         // may hold the token (query placement); websocketpp keeps its own copy
         detail::wipe(target);
+        if constexpr (with_tls) {
+            if (url->secure && !tls_context) {
+                try {
+                    tls_context = shared_tls_client_context(opts.tls);
+                } catch (const std::exception& e) {
+                    fail_early(*st, error::connection_failed,
+                               std::string("TLS setup failed: ") + e.what());
+                    return id;
+                }
+            }
+        }
         std::error_code ec;
         eps->constructing = st.get();
         if constexpr (with_tls)
@@ -7867,7 +8132,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             prepare(st, con, req, has_token ? token : std::string_view{});
         });
         arm_handshake_deadline(st);
-        st->resolver.async_resolve(
+        st->resolver = std::make_unique<asio::ip::tcp::resolver>(*io);
+        st->resolver->async_resolve(
             st->proxy ? st->proxy->host : st->host,
             std::to_string(st->proxy ? st->proxy->port : st->port),
             [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
@@ -8017,11 +8283,19 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         con.set_pong_timeout(0);
         con.set_max_message_size(opts.max_message_size);
 
-        con.set_tcp_pre_init_handler([st](websocketpp::connection_hdl) { on_tcp_connected(*st); });
-        con.set_tcp_post_init_handler([st](websocketpp::connection_hdl) { st->tls_done = true; });
+        // The open handler owns `st` for the connection; the other handlers,
+        // members of the same connection object, borrow it: a std::function
+        // holding a shared_ptr allocates, one holding a pointer does not
+        // (four allocations per connection).
         con.set_open_handler([st](websocketpp::connection_hdl) { on_open(st); });
-        con.set_fail_handler([st](websocketpp::connection_hdl) { on_fail(st); });
-        con.set_close_handler([st](websocketpp::connection_hdl) { on_close(st); });
+        con.set_tcp_pre_init_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_tcp_connected(*s); });
+        con.set_tcp_post_init_handler(
+            [s = st.get()](websocketpp::connection_hdl) { s->tls_done = true; });
+        con.set_fail_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_fail(s->shared_from_this()); });
+        con.set_close_handler(
+            [s = st.get()](websocketpp::connection_hdl) { on_close(s->shared_from_this()); });
         con.set_message_handler([s = st.get()](websocketpp::connection_hdl, const auto& msg) {
             // s is alive: the connection holding this handler holds `st` too (open handler)
             ++s->frames_received;
@@ -8105,6 +8379,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->state = phase::open;
         st->handshake_done = true;
         st->deadline.cancel();
+        st->resolver.reset(); // its work is long done
         self.start_liveness(st);
         open_info info;
         const bool token_selected =
@@ -8253,13 +8528,15 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->last_activity = now;
         st->frames_at_idle_check = st->frames_received;
         if (opts.ping_interval.count() > 0) {
-            st->ping_timer.expires_at(now + opts.ping_interval);
-            st->ping_timer.async_wait(
-                [w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
+            st->deadline.expires_at(now + opts.ping_interval);
+            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+                if (auto s = w.lock(); s && !ec) on_ping_due(s);
+            });
         }
-        if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+        if (opts.idle_timeout.count() > 0) {
+            st->idle_timer = std::make_unique<typename conn_state::timer>(*io);
+            arm_idle_check(st);
+        }
     }
 
     static void on_ping_due(const std::shared_ptr<conn_state>& st) {
@@ -8270,8 +8547,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         std::error_code ec;
         st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
         // a failed ping write shows up as a close; the pong deadline still applies
-        st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-        st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
+        st->deadline.expires_at(st->ping_sent_at + o.pong_timeout);
+        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
             if (auto s = w.lock(); s && !e) on_pong_deadline(s);
         });
     }
@@ -8291,8 +8568,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             return;
         }
         auto next = st->ping_sent_at + self.opts.ping_interval;
-        st->ping_timer.expires_at(next);
-        st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+        st->deadline.expires_at(next);
+        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
             if (auto s = w.lock(); s && !ec) on_ping_due(s);
         });
     }
@@ -8301,8 +8578,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         // a few checks per period keep detection within idle_timeout * 1.25
         auto period = opts.idle_timeout / 4;
         if (period.count() < 1) period = std::chrono::milliseconds(1);
-        st->idle_timer.expires_after(period);
-        st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
+        st->idle_timer->expires_after(period);
+        st->idle_timer->async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
             auto s = w.lock();
             if (ec || !s || !s->owner || s->state != phase::open) return;
             core& self = *s->owner;
@@ -8366,8 +8643,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->close_requested = true;
         st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
         st->requested_reason = detail::bounded_close_reason(reason);
-        st->ping_timer.cancel();
-        st->idle_timer.cancel();
+        // (the pings' wait ends with the deadline's re-arming below)
+        if (st->idle_timer) st->idle_timer->cancel();
         std::error_code ec;
         // fails only when websocketpp is already closing (the peer started it): then
         // its close callback reports, and the deadline below still bounds the wait
@@ -8416,9 +8693,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
     static void stop_connection(conn_state& st, bool terminate) {
         st.deadline.cancel();
-        st.ping_timer.cancel();
-        st.idle_timer.cancel();
-        st.resolver.cancel(); // an abandoned resolve must not stay queued
+        if (st.idle_timer) st.idle_timer->cancel();
+        if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
         st.with_connection([&](auto& con) {
             wipe_request_credentials(con);
             if (!st.handshake_done) {

@@ -21,7 +21,8 @@ Generated from the headers under include/tether/ (never edit these by hand):
                                      "tether.hpp", then the transport's implementation
 
 Public headers are all of include/tether/**/*.hpp except detail/ and impl/
-folders, testing/, genesys/, src.hpp and the generated files. An .ipp file (an
+folders, testing/, genesys/, src.hpp, OPTIONAL_HEADERS (the Beast transport,
+which needs Boost) and the generated files. An .ipp file (an
 implementation, under impl/) may be included conditionally; it is inlined
 wherever it is included (its own guard keeps one copy), never marked seen. Each <tether/...> include is inlined once, at
 its first use, so dependencies come before their users; the inner include
@@ -39,6 +40,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 GENERATED_UMBRELLAS = ("tether.hpp", "core.hpp", "testing.hpp")
+
+# Headers no umbrella includes: they need a dependency the rest does not
+# (Boost.Beast); a program includes them by name.
+OPTIONAL_HEADERS = ("tether/transport/beast_transport.hpp",)
 
 # An include of any of these makes a header "heavy": not part of core.hpp (the
 # tether::core target provides Asio and threads only).
@@ -120,6 +125,7 @@ class HeaderTree:
         return [n for n in self.texts
                 if n not in generated and n.endswith(".hpp")
                 and n not in ("tether/src.hpp", "tether/genesys.hpp")
+                and n not in OPTIONAL_HEADERS
                 and "detail" not in folders(n) and "impl" not in folders(n)
                 and not n.startswith("tether/testing/") and not n.startswith("tether/genesys/")]
 

@@ -2,22 +2,28 @@
 // (or before the client runs), so there is no lock; what makes it safe is
 // that a handler may add or remove handlers, itself included, while the list
 // is being called:
-// - an entry lives in its own node, so adding (which may move the vector)
-//   never moves the function that is running;
+// - an entry lives in its own node and nodes never move, so adding never
+//   moves the function that is running;
 // - removing only marks the entry; the list is compacted when no call is
 //   under way;
 // - a handler added during a call is not called by that call.
+//
+// A singly linked list headed by one pointer: a client has nine of these and
+// most stay empty, so an empty list is a null pointer (a vector of nodes cost
+// 32 bytes, plus its own buffer once used). The call depth and the "removed
+// entries wait" flag live in the first entry: a call needs a first entry,
+// and it is never unlinked while a call is under way (compact() waits), so
+// the entry that counted a call is the one that uncounts it.
 #ifndef TETHER_DETAIL_HANDLER_LIST_HPP
 #define TETHER_DETAIL_HANDLER_LIST_HPP
 
 #include <tether/version.hpp>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <vector>
+#include <utility>
 
 TETHER_NAMESPACE_BEGIN
 
@@ -33,61 +39,91 @@ template <class... Args> class handler_list<void(Args...)> {
 public:
     using function = std::function<void(Args...)>;
 
+    handler_list() = default;
+    handler_list(const handler_list&) = delete;
+    handler_list& operator=(const handler_list&) = delete;
+    ~handler_list() {
+        // iteratively: a long list must not recurse through unique_ptr destructors
+        std::unique_ptr<entry> e = std::move(head_);
+        while (e)
+            e = std::move(e->next);
+    }
+
     void add(handler_id id, function f) {
-        if (f) entries_.push_back(std::make_unique<entry>(entry{id, std::move(f)}));
+        if (!f) return;
+        std::unique_ptr<entry>* tail = &head_;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = std::make_unique<entry>(id, std::move(f));
     }
 
     /// True when `id` was registered here (and is now removed).
     bool remove(handler_id id) noexcept {
-        for (auto& e : entries_) {
+        for (entry* e = head_.get(); e; e = e->next.get()) {
             if (e->live && e->id == id) {
                 e->live = false;
-                stale_ = true;
-                if (calls_ == 0) compact();
+                head_->stale = true;
+                if (head_->calls == 0) compact();
                 return true;
             }
         }
         return false;
     }
 
-    bool empty() const noexcept { return entries_.empty(); }
+    bool empty() const noexcept { return !head_; }
 
     /// Calls every live handler registered before this call began, in
     /// registration order. A handler's exception propagates (the rest are
     /// not called), as from a single handler.
     template <class... A> void operator()(A&&... args) {
-        const std::size_t n = entries_.size();
-        if (n == 0) return;
+        if (!head_) return;
+        // The last entry now: entries appended by a handler come after it.
+        entry* last = head_.get();
+        while (last->next)
+            last = last->next.get();
         struct call_scope {
             handler_list& l;
-            explicit call_scope(handler_list& list) : l(list) { ++l.calls_; }
+            entry& first;
+            explicit call_scope(handler_list& list) : l(list), first(*list.head_) { ++first.calls; }
             ~call_scope() {
-                if (--l.calls_ == 0 && l.stale_) l.compact();
+                if (--first.calls == 0 && first.stale) l.compact();
             }
         } scope(*this);
-        for (std::size_t i = 0; i < n; ++i) {
-            entry* e = entries_[i].get(); // entries_ may grow, never shrinks, during a call
+        // No entry is unlinked during a call (compact() waits), so `e` and
+        // `last` stay valid.
+        for (entry* e = head_.get();; e = e->next.get()) {
             if (e->live) e->f(args...);
+            if (e == last) break;
         }
     }
 
 private:
     struct entry {
+        entry(handler_id i, function fn) : id(i), f(std::move(fn)) {}
+        std::unique_ptr<entry> next;
         handler_id id;
         function f;
         bool live = true;
+        // first entry only (see the top): calls under way, and whether an
+        // entry was removed during them
+        bool stale = false;
+        unsigned calls = 0;
     };
 
+    // Only when no call is under way: every entry's calls and stale are then
+    // clear, so whichever becomes first starts clean.
     void compact() noexcept {
-        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                      [](const std::unique_ptr<entry>& e) { return !e->live; }),
-                       entries_.end());
-        stale_ = false;
+        if (head_) head_->stale = false;
+        std::unique_ptr<entry>* link = &head_;
+        while (*link) {
+            if ((*link)->live)
+                link = &(*link)->next;
+            else
+                *link = std::move((*link)->next); // frees the removed entry
+        }
     }
 
-    std::vector<std::unique_ptr<entry>> entries_;
-    unsigned calls_ = 0;
-    bool stale_ = false;
+    std::unique_ptr<entry> head_;
 };
 
 } // namespace detail

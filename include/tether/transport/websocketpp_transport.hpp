@@ -74,6 +74,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -152,26 +153,87 @@ struct websocketpp_transport_options {
 
 namespace detail {
 
-/// A sink, type-erased without allocation: the object and three thunks.
+/// True when two transports may share one copy of these options. Compares
+/// every field (a field added to websocketpp_transport_options must be added
+/// here); a proxy configuration is never shared (it may hold credentials),
+/// and "not the same" only costs a copy.
+inline bool same_transport_settings(const websocketpp_transport_options& a,
+                                    const websocketpp_transport_options& b) {
+    const auto direct = [](const proxy_options& p) {
+        return !p.https && !p.http && p.no_proxy.empty() && p.no_proxy.text().empty();
+    };
+    return a.token_in == b.token_in && a.token_query_parameter == b.token_query_parameter &&
+           a.token_subprotocol_prefix == b.token_subprotocol_prefix && a.headers == b.headers &&
+           a.subprotocols == b.subprotocols && a.user_agent == b.user_agent &&
+           same_tls_settings(a.tls, b.tls) &&
+           a.allow_insecure_token_transport == b.allow_insecure_token_transport &&
+           direct(a.proxy) && direct(b.proxy) && a.handshake_timeout == b.handshake_timeout &&
+           a.close_timeout == b.close_timeout && a.ping_interval == b.ping_interval &&
+           a.pong_timeout == b.pong_timeout && a.idle_timeout == b.idle_timeout &&
+           a.max_message_size == b.max_message_size && a.max_body_excerpt == b.max_body_excerpt;
+}
+
+/// Validated options, shared: while a transport made with equal options is
+/// alive, its copy is returned again. The options are 680 bytes (strings,
+/// vectors, TLS and proxy settings) and were copied into every transport,
+/// that is into every client; thousands of clients are usually made with
+/// one configuration. Read-only once made, so sharing across threads is safe.
+/// Throws std::system_error (error::invalid_option) for invalid options.
+inline std::shared_ptr<const websocketpp_transport_options>
+shared_transport_options(websocketpp_transport_options o) {
+    o.validate();
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const websocketpp_transport_options>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same_transport_settings(*found, o)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const websocketpp_transport_options>(std::move(o));
+    made.push_back(made_now);
+    return made_now;
+}
+
+/// A sink, type-erased without allocation: the object and a table of three
+/// thunks per Sink type (16 bytes in every connection, where the object and
+/// three thunk pointers took 32).
 struct transport_sink_ref {
+    struct thunks {
+        void (*open)(void*, connection_id, const open_info&);
+        void (*message)(void*, connection_id, const message_view&);
+        void (*close)(void*, connection_id, close_event&&);
+    };
     void* self = nullptr;
-    void (*open)(void*, connection_id, const open_info&) = nullptr;
-    void (*message)(void*, connection_id, const message_view&) = nullptr;
-    void (*close)(void*, connection_id, close_event&&) = nullptr;
+    const thunks* fns = nullptr;
+
+    void open(void* p, connection_id id, const open_info& i) const { fns->open(p, id, i); }
+    void message(void* p, connection_id id, const message_view& m) const { fns->message(p, id, m); }
+    void close(void* p, connection_id id, close_event&& e) const {
+        fns->close(p, id, std::move(e));
+    }
 
     template <class Sink> static transport_sink_ref to(Sink& s) {
+        static constexpr thunks table{&open_of<Sink>, &message_of<Sink>, &close_of<Sink>};
         transport_sink_ref r;
         r.self = &s;
-        r.open = [](void* p, connection_id id, const open_info& i) {
-            static_cast<Sink*>(p)->on_transport_open(id, i);
-        };
-        r.message = [](void* p, connection_id id, const message_view& m) {
-            static_cast<Sink*>(p)->on_transport_message(id, m);
-        };
-        r.close = [](void* p, connection_id id, close_event&& e) {
-            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
-        };
+        r.fns = &table;
         return r;
+    }
+
+private:
+    template <class Sink> static void open_of(void* p, connection_id id, const open_info& i) {
+        static_cast<Sink*>(p)->on_transport_open(id, i);
+    }
+    template <class Sink> static void message_of(void* p, connection_id id, const message_view& m) {
+        static_cast<Sink*>(p)->on_transport_message(id, m);
+    }
+    template <class Sink> static void close_of(void* p, connection_id id, close_event&& e) {
+        static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
     }
 };
 
