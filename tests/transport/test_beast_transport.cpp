@@ -4,6 +4,10 @@
 // scripted Boost.Asio peer for stalls, refusals and invalid frames. Every
 // wait is bounded; no assertion depends on a sleep.
 #include <tether/transport/beast_transport.hpp>
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <tether/basic_reconnecting_client.hpp>
+#include <tether/token_policy/callback_token.hpp>
+#endif
 #include <tether/transport/concept.hpp>
 
 #include "../tinyproxy_fixture.hpp"
@@ -1120,4 +1124,63 @@ TEST_CASE("beast interop: a burst of buffered messages, handlers run per message
     CHECK(sink.records[id].messages[n - 1].first == "m" + std::to_string(n - 1));
     check_contract(sink);
 }
+
+#if defined(TETHER_USE_BOOST_ASIO)
+// ---- the client on the Beast transport (Boost mode) -----------------------------------------
+//
+// In Boost mode tether::net is boost::asio, so basic_reconnecting_client runs on
+// the Beast transport's executor. Against the independent Python peer: a token
+// the server refuses with 401 is refreshed once and the next handshake opens;
+// a message goes through and back; stop() ends the run.
+
+TEST_CASE("beast client (Boost mode): a 401 refreshes the token, the next handshake opens, echo, "
+          "stop",
+          "[beast][interop][client]") {
+    net::io_context io;
+    python_peer py;
+    int fetches = 0;
+    auto fetch = [&fetches] {
+        tether::token_result r;
+        r.value.value = tether::secret(++fetches == 1 ? "stale-token" : "py-token");
+        r.value.fresh = true;
+        return r;
+    };
+    tether::client_options o;
+    o.url = py.url("/auth");
+    tether::basic_reconnecting_client<beast_transport, tether::callback_token<decltype(fetch)>>
+        client(o, beast_transport(io, quick_options()), tether::callback_token(fetch));
+    std::vector<close_event> closes;
+    std::vector<tether::close_action> actions;
+    std::vector<std::string> received;
+    int opens = 0;
+    bool stopped = false;
+    client.on_open([&](const tether::open_event&) {
+        ++opens;
+        client.send("over beast");
+    });
+    client.on_message([&](const tether::message_view& m) { received.emplace_back(m.data); });
+    client.on_close([&](const close_event& e, const tether::reconnect_decision& d) {
+        closes.push_back(e);
+        actions.push_back(d.action);
+    });
+    client.on_stopped([&](const tether::stopped_event&) { stopped = true; });
+    client.start();
+    REQUIRE(run_until(
+        io, [&] { return received.size() == 1; }, 20s));
+    CHECK(received[0] == "over beast");
+    CHECK(opens == 1);
+    CHECK(fetches == 2);
+    REQUIRE(closes.size() == 1);
+    CHECK(closes[0].http_status == 401);
+    CHECK(actions[0] == tether::close_action::refresh_token_then_reconnect);
+    client.stop();
+    REQUIRE(run_until(
+        io, [&] { return stopped; }, 10s));
+    CHECK(client.state() == tether::client_state::stopped);
+    const auto line = py.proc->read_line(5s);
+    REQUIRE(line);
+    CHECK(line->rfind("closed 1000", 0) == 0);
+}
+#endif
+
 #endif
