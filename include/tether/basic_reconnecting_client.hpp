@@ -21,6 +21,7 @@
 #include <tether/transport/concept.hpp>
 
 #include <tether/detail/net.hpp>
+#include <tether/detail/shared_copy.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -66,21 +67,7 @@ inline bool same_client_settings(const client_options& a, const client_options& 
 /// once made. Throws std::system_error (error::invalid_option).
 inline std::shared_ptr<const client_options> shared_client_options(client_options o) {
     o.validate();
-    static std::mutex mutex;
-    static std::vector<std::weak_ptr<const client_options>> made;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = made.begin(); it != made.end();) {
-        auto found = it->lock();
-        if (!found) {
-            it = made.erase(it);
-            continue;
-        }
-        if (same_client_settings(*found, o)) return found;
-        ++it;
-    }
-    auto made_now = std::make_shared<const client_options>(std::move(o));
-    made.push_back(made_now);
-    return made_now;
+    return shared_copy(std::move(o), &same_client_settings);
 }
 } // namespace detail
 

@@ -2002,6 +2002,49 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/net.hpp> ----
+// ---- begin <tether/detail/shared_copy.hpp> ----
+// tether: one shared, read-only copy of equal values.
+#ifndef TETHER_DETAIL_SHARED_COPY_HPP
+#define TETHER_DETAIL_SHARED_COPY_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The live copy of a value equal to `v` (by `same(a, b)`), or a new one.
+/// While any holder of a copy is alive, equal values share it: thousands of
+/// clients are usually made with one configuration, and options are hundreds
+/// of bytes each. One registry per (T, Same); entries whose copies are gone
+/// are dropped on the next call. Thread-safe; the copies are read-only.
+template <class T, class Same> std::shared_ptr<const T> shared_copy(T v, Same same) {
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const T>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same(*found, v)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const T>(std::move(v));
+    made.push_back(made_now);
+    return made_now;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/shared_copy.hpp> ----
 
 #include <algorithm>
 #include <atomic>
@@ -2047,21 +2090,7 @@ inline bool same_client_settings(const client_options& a, const client_options& 
 /// once made. Throws std::system_error (error::invalid_option).
 inline std::shared_ptr<const client_options> shared_client_options(client_options o) {
     o.validate();
-    static std::mutex mutex;
-    static std::vector<std::weak_ptr<const client_options>> made;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = made.begin(); it != made.end();) {
-        auto found = it->lock();
-        if (!found) {
-            it = made.erase(it);
-            continue;
-        }
-        if (same_client_settings(*found, o)) return found;
-        ++it;
-    }
-    auto made_now = std::make_shared<const client_options>(std::move(o));
-    made.push_back(made_now);
-    return made_now;
+    return shared_copy(std::move(o), &same_client_settings);
 }
 } // namespace detail
 
@@ -7374,6 +7403,7 @@ TETHER_NAMESPACE_END
 // #include <tether/close_event.hpp> (inlined above)
 // #include <tether/connect_request.hpp> (inlined above)
 // #include <tether/detail/ascii.hpp> (inlined above)
+// #include <tether/detail/shared_copy.hpp> (inlined above)
 // #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/message.hpp> (inlined above)
@@ -7402,7 +7432,6 @@ TETHER_NAMESPACE_END
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -7510,21 +7539,7 @@ inline bool same_transport_settings(const websocketpp_transport_options& a,
 inline std::shared_ptr<const websocketpp_transport_options>
 shared_transport_options(websocketpp_transport_options o) {
     o.validate();
-    static std::mutex mutex;
-    static std::vector<std::weak_ptr<const websocketpp_transport_options>> made;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = made.begin(); it != made.end();) {
-        auto found = it->lock();
-        if (!found) {
-            it = made.erase(it);
-            continue;
-        }
-        if (same_transport_settings(*found, o)) return found;
-        ++it;
-    }
-    auto made_now = std::make_shared<const websocketpp_transport_options>(std::move(o));
-    made.push_back(made_now);
-    return made_now;
+    return shared_copy(std::move(o), &same_transport_settings);
 }
 
 /// A sink, type-erased without allocation: the object and a table of three

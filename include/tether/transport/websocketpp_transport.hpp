@@ -46,6 +46,7 @@
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/detail/ascii.hpp>
+#include <tether/detail/shared_copy.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/error.hpp>
 #include <tether/message.hpp>
@@ -74,7 +75,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -182,21 +182,7 @@ inline bool same_transport_settings(const websocketpp_transport_options& a,
 inline std::shared_ptr<const websocketpp_transport_options>
 shared_transport_options(websocketpp_transport_options o) {
     o.validate();
-    static std::mutex mutex;
-    static std::vector<std::weak_ptr<const websocketpp_transport_options>> made;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = made.begin(); it != made.end();) {
-        auto found = it->lock();
-        if (!found) {
-            it = made.erase(it);
-            continue;
-        }
-        if (same_transport_settings(*found, o)) return found;
-        ++it;
-    }
-    auto made_now = std::make_shared<const websocketpp_transport_options>(std::move(o));
-    made.push_back(made_now);
-    return made_now;
+    return shared_copy(std::move(o), &same_transport_settings);
 }
 
 /// A sink, type-erased without allocation: the object and a table of three
