@@ -18,12 +18,10 @@ template <class Random = jitter_rng> class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
-        : ladders_(ladders), rng_(std::move(rng)) {
-        ladders_.validate();
-    }
+        : ladders_((ladders.validate(), detail::shared_ladders(ladders))), rng_(std::move(rng)) {}
 
     std::chrono::milliseconds next_delay(failure_class c) {
-        const auto& l = ladders_[c];
+        const auto& l = (*ladders_)[c];
         auto& prev = previous_[static_cast<std::size_t>(c)];
         const long long lo = l.initial.count();
         const long long hi = std::max<long long>(lo, static_cast<long long>(prev.count()) * 3);
@@ -32,10 +30,10 @@ public:
     }
     void reset() noexcept { previous_.fill(std::chrono::milliseconds(0)); }
 
-    const backoff_ladders& ladders() const noexcept { return ladders_; }
+    const backoff_ladders& ladders() const noexcept { return *ladders_; }
 
 private:
-    backoff_ladders ladders_;
+    std::shared_ptr<const backoff_ladders> ladders_; // shared by equal ladders
     std::array<std::chrono::milliseconds, failure_class_count> previous_{};
     Random rng_;
 };

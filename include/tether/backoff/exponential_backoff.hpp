@@ -24,22 +24,20 @@ public:
 
     explicit basic_exponential_backoff(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
-        : ladders_(ladders), rng_(std::move(rng)) {
-        ladders_.validate();
-    }
+        : ladders_((ladders.validate(), detail::shared_ladders(ladders))), rng_(std::move(rng)) {}
 
     std::chrono::milliseconds next_delay(failure_class c) {
-        const auto cap = ladders_[c].cap_at(steps_[c]);
+        const auto cap = (*ladders_)[c].cap_at(steps_[c]);
         if (steps_[c] < 64) ++steps_[c];
         return std::chrono::milliseconds(detail::uniform_between(rng_, 0, cap.count()));
     }
     void reset() noexcept { steps_.reset(); }
 
-    const backoff_ladders& ladders() const noexcept { return ladders_; }
+    const backoff_ladders& ladders() const noexcept { return *ladders_; }
     Random& random() noexcept { return rng_; }
 
 private:
-    backoff_ladders ladders_;
+    std::shared_ptr<const backoff_ladders> ladders_; // shared by equal ladders
     detail::ladder_steps steps_;
     Random rng_;
 };

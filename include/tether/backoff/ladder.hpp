@@ -3,11 +3,13 @@
 #define TETHER_BACKOFF_LADDER_HPP
 
 #include <tether/close_event.hpp>
+#include <tether/detail/shared_copy.hpp>
 #include <tether/error.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -88,6 +90,18 @@ struct backoff_ladders {
 };
 
 namespace detail {
+/// The one live copy of ladders equal to `l`: every client has a backoff, and
+/// 72 bytes of identical ladders in each of ten thousand clients is 720 kB.
+inline std::shared_ptr<const backoff_ladders> shared_ladders(const backoff_ladders& l) {
+    const auto same = [](const backoff_ladders& a, const backoff_ladders& b) {
+        const auto eq = [](const backoff_ladder& x, const backoff_ladder& y) {
+            return x.initial == y.initial && x.max == y.max && x.multiplier == y.multiplier;
+        };
+        return eq(a.network, b.network) && eq(a.auth, b.auth) && eq(a.overload, b.overload);
+    };
+    return shared_copy(l, same);
+}
+
 /// Steps climbed per ladder.
 struct ladder_steps {
     std::array<unsigned, failure_class_count> steps{};
