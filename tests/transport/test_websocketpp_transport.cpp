@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1662,4 +1663,72 @@ TEST_CASE("proxy: a token over plain ws:// never crosses a proxy that is not loo
     CHECK_THAT(ev.detail, Contains("HTTP proxy 192.0.2.10:3128"));
     CHECK(tether::default_close_policy().decide(ev).action == tether::close_action::stop);
     check_contract(sink);
+}
+
+TEST_CASE("ws: connections on one io_context share one deadline timer, each fires at its own time",
+          "[transport][ws][failure]") {
+    // Every connection's deadlines on an io_context sit in one queue behind one
+    // timer. Four transports on one io_context, a peer that accepts TCP and
+    // never answers: the handshake deadlines (set out of order) fire in order,
+    // each at its own time, and one withdrawn from the middle of the queue
+    // never fires.
+    asio::io_context io;
+    asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    std::vector<std::unique_ptr<asio::ip::tcp::socket>> held;
+    std::function<void()> accept_next = [&] {
+        acceptor.async_accept([&](const std::error_code& ec, asio::ip::tcp::socket s) {
+            if (ec) return;
+            held.push_back(std::make_unique<asio::ip::tcp::socket>(std::move(s)));
+            accept_next();
+        });
+    };
+    accept_next();
+    const std::string url = "ws://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+
+    const std::chrono::milliseconds timeouts[] = {500ms, 200ms, 800ms, 350ms};
+    std::vector<std::unique_ptr<recording_sink>> sinks;
+    std::vector<std::unique_ptr<websocketpp_transport>> transports;
+    std::vector<connection_id> ids;
+    const auto start = steady::now();
+    for (const auto timeout : timeouts) {
+        auto o = quick_options();
+        o.handshake_timeout = timeout;
+        sinks.push_back(std::make_unique<recording_sink>());
+        transports.push_back(std::make_unique<websocketpp_transport>(io, o));
+        driver d{*transports.back(), *sinks.back()};
+        ids.push_back(d.connect(url, "tok"));
+    }
+    // withdraw the 800 ms one once the others are queued behind it
+    asio::steady_timer withdraw(io, 100ms);
+    withdraw.async_wait([&](const std::error_code&) {
+        driver d{*transports[2], *sinks[2]};
+        d.close(ids[2]);
+    });
+    const auto all_closed = [&] {
+        for (std::size_t i = 0; i < sinks.size(); ++i)
+            if (!sinks[i]->closed(ids[i])) return false;
+        return true;
+    };
+    REQUIRE(run_until(io, all_closed));
+
+    const close_event& withdrawn = sinks[2]->close_of(ids[2]);
+    CHECK(withdrawn.error == tether::error::operation_cancelled);
+    CHECK(sinks[2]->records[ids[2]].closed_at - start < 800ms);
+    std::vector<std::pair<steady::time_point, std::size_t>> order;
+    for (const std::size_t i : {0u, 1u, 3u}) {
+        const close_event& ev = sinks[i]->close_of(ids[i]);
+        const auto took = sinks[i]->records[ids[i]].closed_at - start;
+        INFO("connection with a " << timeouts[i].count() << " ms timeout closed after " << ms(took)
+                                  << " ms");
+        CHECK(ev.error == tether::error::handshake_timeout);
+        CHECK(took >= timeouts[i]);
+        CHECK(took <= timeouts[i] + scheduling_slack);
+        order.emplace_back(sinks[i]->records[ids[i]].closed_at, i);
+    }
+    std::sort(order.begin(), order.end());
+    CHECK(order[0].second == 1); // 200 ms
+    CHECK(order[1].second == 3); // 350 ms
+    CHECK(order[2].second == 0); // 500 ms
+    for (const auto& s : sinks)
+        check_contract(*s);
 }
