@@ -388,7 +388,8 @@ private:
         bool tunnel_open = false;
         secret proxy_request; // the CONNECT request (may hold proxy credentials)
         std::unique_ptr<detail::connect_reply_reader> proxy_reader;
-        std::array<char, 2048> proxy_buffer{};
+        // only while a CONNECT answer is read: not 2 KiB in every connection
+        std::unique_ptr<std::array<char, 2048>> proxy_buffer;
         tcp::resolver resolver;
         std::unique_ptr<plain_ws> plain;
         std::unique_ptr<tls_ws> tls;
@@ -643,6 +644,7 @@ private:
             st->proxy_request =
                 detail::build_connect_request(st->host, st->port, *st->proxy, opts.user_agent);
             st->proxy_reader = std::make_unique<detail::connect_reply_reader>(*st->proxy);
+            st->proxy_buffer = std::make_unique<std::array<char, 2048>>();
             boost::asio::async_write(
                 *st->socket(),
                 boost::asio::buffer(st->proxy_request.reveal().data(), st->proxy_request.size()),
@@ -656,10 +658,10 @@ private:
 
         static void read_tunnel_answer(const std::shared_ptr<conn_state>& st) {
             st->socket()->async_read_some(
-                boost::asio::buffer(st->proxy_buffer), [st](const bec& ec, std::size_t n) {
+                boost::asio::buffer(*st->proxy_buffer), [st](const bec& ec, std::size_t n) {
                     if (abandoned(st, phase::connecting)) return;
                     auto& reader = *st->proxy_reader;
-                    bool done = n > 0 && reader.feed(st->proxy_buffer.data(), n);
+                    bool done = n > 0 && reader.feed(st->proxy_buffer->data(), n);
                     if (!done && ec == boost::asio::error::eof) done = reader.feed_eof();
                     if (done) return on_tunnel(st, reader.result());
                     if (ec) return tunnel_io_failed(st, ec, "reading the answer of the");
@@ -689,6 +691,7 @@ private:
             }
             st->tunnel_open = true;
             st->proxy_reader.reset();
+            st->proxy_buffer.reset();
             start_secure_or_upgrade(st);
         }
 
