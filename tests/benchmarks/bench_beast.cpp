@@ -285,10 +285,10 @@ int idle_raw(const target& t, std::size_t k, std::size_t window) {
 int idle_tether(const target& t, std::size_t k, std::size_t window) {
     using client_t = tether::basic_reconnecting_client<tether::beast_transport>;
     net::io_context io;
-    // The first transport loads the TLS trust store (shared_tls_client_context,
-    // about 0.9 MB, once per process while one transport lives): made and kept
-    // before the first reading, so the delta is the per-connection cost; the
-    // one-time cost is reported on its own (setup_kb).
+    // A first transport, made and kept before the first reading: what a process
+    // pays once (the transport's code and statics; a TLS trust store, when the
+    // settings load one: shared_tls_client_context) is reported on its own
+    // (setup_kb), and the delta is the per-connection cost.
     const long rss_setup0 = peer::proc_status_kb("VmRSS");
     const tether::beast_transport first(io);
     const long setup_kb = peer::proc_status_kb("VmRSS") - rss_setup0;
