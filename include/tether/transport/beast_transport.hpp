@@ -453,8 +453,14 @@ private:
     struct core {
         core(boost::asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
             opts.validate();
-            // as websocketpp_transport: bad TLS settings throw here, not on the first wss://
-            tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
+            // As websocketpp_transport: settings that name files are checked
+            // (and loaded) here, so bad TLS settings throw here, not on the
+            // first wss://. Default settings cannot be wrong, and a transport
+            // that only ever opens ws:// need not load the system trust store
+            // (several MB touched, once per process): its first wss://
+            // connection makes the context.
+            if (!detail::same_tls_settings(opts.tls, tls_options{}))
+                tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
         }
 
         ~core() {
@@ -555,6 +561,15 @@ private:
                 }
 
             if (url->secure) {
+                if (!tls_context) {
+                    try {
+                        tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
+                    } catch (const std::exception& e) {
+                        return fail_early(*st, error::connection_failed,
+                                          std::string("TLS setup failed: ") + e.what()),
+                               id;
+                    }
+                }
                 st->tls = std::make_unique<tls_ws>(*io, *tls_context->context);
                 st->tls_report = std::make_shared<tls_handshake_report>();
                 if (!detail::prepare_native_tls_client(st->tls->next_layer().native_handle(),
