@@ -27,8 +27,8 @@
 //     bearer token (the baseline), a background refresh through a second
 //     handle, then 'x' on the server's command pipe (fd F, inherited): the
 //     server closes with 4001 "Token expired @<ns>". Timed from that stamp to
-//     on_open. Tokens come from the server's /oauth/token over Beast's HTTP
-//     client (oauth2_client_credentials does not build in Boost mode).
+//     on_open. Tokens come from the server's /oauth/token, one POST each on a
+//     plain socket (oauth2_client_credentials does not build in Boost mode).
 //
 // Beast's defaults are kept: UTF-8 validation of text messages is on (the raw
 // websocketpp client validates too), no permessage-deflate, no auto-fragment
@@ -42,8 +42,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <chrono>
@@ -344,11 +345,13 @@ int cmd_idle(const peer::options& o, const target& t) {
 
 namespace http = beast::http;
 
-/// A token fetcher (a TokenPolicy, the shared_token_source's Fetcher) over
-/// Beast's HTTP client: one POST to the server's /oauth/token per fetch, on a
-/// new connection (the endpoint answers with Connection: close), the JSON
-/// answer read for access_token and expires_in. What oauth2_client_credentials
-/// does in standalone mode, reduced to what the benchmark's endpoint needs.
+/// A token fetcher (a TokenPolicy, the shared_token_source's Fetcher): one
+/// POST to the server's /oauth/token per fetch on a new connection, written
+/// as a fixed request and read to the end (the endpoint answers with
+/// Connection: close), the JSON answer read for access_token and expires_in.
+/// What oauth2_client_credentials does in standalone mode, reduced to what
+/// the benchmark's endpoint needs, on plain sockets (Beast's HTTP client
+/// would cost this TU more compile time).
 class beast_token_fetcher {
 public:
     beast_token_fetcher(net::io_context& io, tcp::endpoint ep)
@@ -358,36 +361,39 @@ public:
         auto op = std::make_shared<fetch>(s_->io);
         op->handler = std::forward<Handler>(h);
         s_->current = op;
-        op->req.method(http::verb::post);
-        op->req.target("/oauth/token");
-        op->req.set(http::field::host, "127.0.0.1:" + std::to_string(s_->endpoint.port()));
-        op->req.set(http::field::content_type, "application/x-www-form-urlencoded");
-        op->req.body() = "grant_type=client_credentials&client_id=bench&client_secret=bench-secret";
-        op->req.prepare_payload();
-        op->stream.async_connect(s_->endpoint, [op](beast::error_code ec) {
+        const std::string body =
+            "grant_type=client_credentials&client_id=bench&client_secret=bench-secret";
+        op->request =
+            "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(s_->endpoint.port()) +
+            "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        op->socket.async_connect(s_->endpoint, [op](beast::error_code ec) {
             if (ec) return op->fail("connect: " + ec.message());
-            http::async_write(op->stream, op->req, [op](beast::error_code ec2, std::size_t) {
-                if (ec2) return op->fail("write: " + ec2.message());
-                http::async_read(op->stream, op->buf, op->res,
-                                 [op](beast::error_code ec3, std::size_t) {
-                                     if (ec3) return op->fail("read: " + ec3.message());
-                                     op->done();
-                                 });
-            });
+            net::async_write(op->socket, net::buffer(op->request),
+                             [op](beast::error_code ec2, std::size_t) {
+                                 if (ec2) return op->fail("write: " + ec2.message());
+                                 net::async_read(op->socket, net::dynamic_buffer(op->answer),
+                                                 [op](beast::error_code ec3, std::size_t) {
+                                                     if (ec3 && ec3 != net::error::eof)
+                                                         return op->fail("read: " + ec3.message());
+                                                     op->done();
+                                                 });
+                             });
         });
     }
     void invalidate(const tether::secret&) {}
     void cancel() {
-        if (auto op = s_->current.lock()) op->stream.close();
+        if (auto op = s_->current.lock()) {
+            beast::error_code ignored;
+            op->socket.close(ignored);
+        }
     }
 
 private:
     struct fetch {
-        explicit fetch(net::io_context& io) : stream(io) {}
-        beast::tcp_stream stream;
-        beast::flat_buffer buf;
-        http::request<http::string_body> req{http::verb::post, "/", 11};
-        http::response<http::string_body> res;
+        explicit fetch(net::io_context& io) : socket(io) {}
+        tcp::socket socket;
+        std::string request, answer;
         std::function<void(tether::token_result)> handler;
 
         void fail(const std::string& why) {
@@ -395,18 +401,17 @@ private:
                 make_error_code(tether::error::token_request_failed), "beast fetcher: " + why));
         }
         void done() {
-            const std::string& b = res.body();
+            const std::string& a = answer;
             const std::string key = "\"access_token\":\"";
-            const auto at = b.find(key);
-            const auto end = at == std::string::npos ? at : b.find('"', at + key.size());
-            if (res.result_int() != 200 || end == std::string::npos)
-                return fail("unexpected answer: HTTP " + std::to_string(res.result_int()) + " " +
-                            b);
-            tether::token tok(tether::secret(b.substr(at + key.size(), end - at - key.size())));
-            const auto life = b.find("\"expires_in\":");
+            const auto at = a.find(key);
+            const auto end = at == std::string::npos ? at : a.find('"', at + key.size());
+            if (a.compare(0, 13, "HTTP/1.1 200 ") != 0 || end == std::string::npos)
+                return fail("unexpected answer: " + a);
+            tether::token tok(tether::secret(a.substr(at + key.size(), end - at - key.size())));
+            const auto life = a.find("\"expires_in\":");
             if (life != std::string::npos)
                 tok.lifetime =
-                    std::chrono::seconds(std::strtol(b.c_str() + life + 13, nullptr, 10));
+                    std::chrono::seconds(std::strtol(a.c_str() + life + 13, nullptr, 10));
             tok.fresh = true;
             handler(tether::token_result::success(std::move(tok)));
         }

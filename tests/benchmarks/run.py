@@ -287,7 +287,7 @@ def step_reconnect(bench, peers, table, quick, notes):
         notes.append("Reconnect on beast_transport: `tether_bench reconnect --beast PATH` runs `tether_bench_beast "
                      "reconnect` against the same seed server (it sends 'x' on the server's command pipe itself): "
                      "the fresh variant above with basic_reconnecting_client<beast_transport> and a "
-                     "shared_token_source whose fetcher POSTs to the same /oauth/token with Beast's HTTP client "
+                     "shared_token_source whose fetcher POSTs to the same /oauth/token (one request per fetch) "
                      "(oauth2_client_credentials does not build in Boost mode); the baseline, alternating with the "
                      "cycles, is a raw Beast client as Beast's async example makes one (async_resolve, "
                      "async_connect, async_handshake with the bearer token), timed to the end of its handshake. "
