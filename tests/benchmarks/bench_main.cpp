@@ -9,7 +9,10 @@
 // programs, built only when Boost.Beast / libwebsockets are found) are run
 // from here as child processes against this program's server, in the same
 // A B A B sequence as the websocketpp and tether runs: `throughput --beast
-// PATH --lws PATH` and `idle --variant beast|lws --peer PATH`.
+// PATH --lws PATH` and `idle --variant beast|lws --peer PATH`. tether_bench_beast
+// also runs tether's client on beast_transport (Boost mode): throughput
+// variant beast_tether, `idle --variant beast_tether --peer PATH` and
+// `reconnect --beast PATH`.
 #include "bench_server.hpp"
 #include "bench_support.hpp"
 
@@ -222,9 +225,9 @@ throughput_result receive_peer(const bench::server_process& srv, const std::stri
     std::vector<std::string> argv{
         program,   "throughput",      "--port", std::to_string(srv.ws_port()), "--path", "/stream",
         "--count", std::to_string(n), "--size", std::to_string(size)};
-    if (variant == "beast_async" || variant == "beast_sync") {
+    if (variant.rfind("beast_", 0) == 0) { // beast_async, beast_sync, beast_tether
         argv.push_back("--variant");
-        argv.push_back(variant == "beast_async" ? "async" : "sync");
+        argv.push_back(variant.substr(6));
     }
     const json j = run_peer(argv);
     if (j.value("kind", "") != "throughput" || j.value("variant", "") != variant ||
@@ -242,12 +245,13 @@ int cmd_throughput(const args& a) {
     if (!beast.empty()) {
         variants.push_back("beast_async");
         variants.push_back("beast_sync");
+        variants.push_back("beast_tether"); // tether's client on beast_transport
     }
     if (!lws.empty()) variants.push_back("lws");
     if (only != "all" && only != "both" &&
         std::find(variants.begin(), variants.end(), only) == variants.end())
-        die("--only is plain, tether, beast_async, beast_sync (with --beast), lws (with --lws) or "
-            "all");
+        die("--only is plain, tether, beast_async, beast_sync, beast_tether (with --beast), lws "
+            "(with --lws) or all");
     bench::server_process srv({bench::server_config::mode::stream, size, n});
     for (std::size_t rep = 0; rep < reps; ++rep) {
         for (const std::string& variant : variants) {
@@ -507,13 +511,38 @@ void reconnect_fresh(bench::server_process& srv, std::size_t cycles) {
     });
 }
 
+/// The same as reconnect_fresh with tether's client on beast_transport: run
+/// by tether_bench_beast (Boost mode), which sends 'x' on the server's command
+/// pipe itself; its baseline is a raw Beast connect.
+void reconnect_fresh_beast(bench::server_process& srv, const std::string& program,
+                           std::size_t cycles) {
+    const std::int64_t closed0 = bench::server_process::field(srv.stats(), "closed_4001");
+    json j = run_peer({program, "reconnect", "--port", std::to_string(srv.ws_port()),
+                       "--token-port", std::to_string(srv.token_port()), "--command-fd",
+                       std::to_string(srv.command_fd()), "--cycles", std::to_string(cycles)});
+    if (j.value("kind", "") != "reconnect" || j.value("variant", "") != "beast_fresh" ||
+        j.value("cycles", std::size_t{0}) != cycles)
+        die("beast reconnect: unexpected result " + j.dump());
+    const std::int64_t closes = bench::server_process::field(srv.stats(), "closed_4001") - closed0;
+    if (closes != static_cast<std::int64_t>(cycles))
+        die("beast reconnect: the server sent " + std::to_string(closes) +
+            " 4001 closes, expected " + std::to_string(cycles));
+    j.erase("optimized");
+    bench::emit(j);
+}
+
 int cmd_reconnect(const args& a) {
     const std::size_t cycles = a.num("cycles", 200);
+    const std::string beast = a.str("beast", "");
     bench::server_process srv({bench::server_config::mode::seed, 0, 0});
     bench::watchdog(120, "reconnect (token fetch)");
     reconnect_fetching(srv, cycles);
     bench::watchdog(120, "reconnect (token already fresh)");
     reconnect_fresh(srv, cycles);
+    if (!beast.empty()) {
+        bench::watchdog(120, "reconnect (token already fresh, tether on beast_transport)");
+        reconnect_fresh_beast(srv, beast, cycles);
+    }
     alarm(0);
     return 0;
 }
@@ -601,17 +630,26 @@ int cmd_storm(const args& a) {
 int cmd_idle(const args& a) {
     const std::size_t k = a.num("count", 1000), window = a.num("window", 128);
     const std::string variant = a.str("variant", "plain");
-    if (variant != "plain" && variant != "tether" && variant != "beast" && variant != "lws")
-        die("--variant is plain, tether, beast or lws (the last two with --peer PATH)");
+    if (variant != "plain" && variant != "tether" && variant != "beast" &&
+        variant != "beast_tether" && variant != "lws")
+        die("--variant is plain, tether, beast, beast_tether or lws (the last three with --peer "
+            "PATH)");
     bench::raise_nofile(static_cast<rlim_t>(k + 1024));
     bench::server_process srv({bench::server_config::mode::idle, 0, 0});
     bench::watchdog(300, "idle connections");
-    if (variant == "beast" || variant == "lws") {
+    if (variant == "beast" || variant == "beast_tether" || variant == "lws") {
         const std::string program = a.str("peer", "");
         if (program.empty()) die("--variant " + variant + " needs --peer PATH");
-        json j =
-            run_peer({program, "idle", "--port", std::to_string(srv.ws_port()), "--path", "/idle",
-                      "--count", std::to_string(k), "--window", std::to_string(window)});
+        std::vector<std::string> argv{program,    "idle",
+                                      "--port",   std::to_string(srv.ws_port()),
+                                      "--path",   "/idle",
+                                      "--count",  std::to_string(k),
+                                      "--window", std::to_string(window)};
+        if (variant == "beast_tether") { // tether_bench_beast idle --variant tether
+            argv.push_back("--variant");
+            argv.push_back("tether");
+        }
+        json j = run_peer(argv);
         if (j.value("kind", "") != "idle" || j.value("variant", "") != variant ||
             j.value("count", std::size_t{0}) != k)
             die(variant + ": unexpected result " + j.dump());

@@ -1,6 +1,7 @@
 // Benchmarks: helpers for the peer-library baselines (tether_bench_beast,
-// tether_bench_lws). Plain C++17 and POSIX only: these programs do not include
-// tether, websocketpp or nlohmann/json, so each compiles on its own library.
+// tether_bench_lws). Plain C++17 and POSIX only: no websocketpp or
+// nlohmann/json, so each program compiles on its own library (plus tether's
+// headers in Boost mode for tether_bench_beast's tether variants).
 //
 // A peer program is run by tether_bench (throughput --beast/--lws, idle
 // --variant beast|lws), which owns the server; the peer connects to
@@ -10,7 +11,9 @@
 #ifndef TETHER_TESTS_BENCHMARKS_BENCH_PEER_HPP
 #define TETHER_TESTS_BENCHMARKS_BENCH_PEER_HPP
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,7 @@
 #include <string>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <vector>
 
 namespace peer {
 
@@ -117,16 +121,42 @@ inline void print_throughput(const char* variant, std::size_t count, std::size_t
     std::fflush(stdout);
 }
 
-/// The one result line of an idle run: VmRSS before/after opening `count`.
+/// The one result line of an idle run: VmRSS before/after opening `count`;
+/// `setup_kb` (when >= 0): a one-time cost taken before the first reading.
 inline void print_idle(const char* variant, std::size_t count, long rss0, long rss1, int threads0,
-                       std::int64_t open_ns) {
+                       std::int64_t open_ns, long setup_kb = -1) {
     std::printf("{\"kind\": \"idle\", \"variant\": \"%s\", \"count\": %zu, \"rss_before_kb\": %ld, "
                 "\"rss_after_kb\": %ld, \"kb_per_connection\": %.4f, \"threads_before\": %d, "
-                "\"threads\": %d, \"open_all_s\": %.6f, \"optimized\": %s}\n",
+                "\"threads\": %d, \"open_all_s\": %.6f, ",
                 variant, count, rss0, rss1,
                 static_cast<double>(rss1 - rss0) / static_cast<double>(count), threads0,
-                thread_count(), static_cast<double>(open_ns) / 1e9, optimized() ? "true" : "false");
+                thread_count(), static_cast<double>(open_ns) / 1e9);
+    if (setup_kb >= 0) std::printf("\"setup_kb\": %ld, ", setup_kb);
+    std::printf("\"optimized\": %s}\n", optimized() ? "true" : "false");
     std::fflush(stdout);
+}
+
+inline double median(std::vector<double> v) {
+    if (v.empty()) die("median of nothing");
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+/// Nearest-rank percentile (as bench_support.hpp).
+inline double percentile(std::vector<double> v, double p) {
+    if (v.empty()) die("percentile of nothing");
+    std::sort(v.begin(), v.end());
+    std::size_t rank =
+        static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+    if (rank == 0) rank = 1;
+    return v[rank - 1];
+}
+/// `"name": {"median_ms": .., "p99_ms": .., "n": ..}` as tether_bench's summary().
+inline std::string summary_json(const char* name, const std::vector<double>& v) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "\"%s\": {\"median_ms\": %.6f, \"p99_ms\": %.6f, \"n\": %zu}",
+                  name, median(v), percentile(v, 99), v.size());
+    return buf;
 }
 
 } // namespace peer

@@ -300,6 +300,10 @@ public:
         return "ws://127.0.0.1:" + std::to_string(ws_port_) + path;
     }
 
+    /// The command pipe's write end; a peer program inherits it (no
+    /// FD_CLOEXEC) and may send 'x' itself (tether_bench_beast reconnect).
+    int command_fd() const { return cmd_fd_; }
+
     void command(char c) {
         if (write(cmd_fd_, &c, 1) != 1) die("server command pipe broken");
     }

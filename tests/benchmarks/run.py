@@ -66,7 +66,7 @@ PEERS = {
     "lws": ("tether_bench_lws", "libwebsockets 4.1",
             "pkg-config libwebsockets not found by CMake (apt-get install libwebsockets-dev)"),
 }
-PEER_STEPS = {"throughput", "idle"}
+PEER_STEPS = {"throughput", "idle", "reconnect"}
 SKIPPED = []  # one line per peer baseline left out, for the notes
 
 
@@ -94,7 +94,9 @@ def build(build_dir, steps):
                 targets.append(target)
                 peers[p] = os.path.join(build_dir, "tests", "benchmarks", target)
             else:
-                SKIPPED.append("skipped the %s baseline (throughput and idle rows): %s" % (name, why))
+                SKIPPED.append("skipped the %s baseline (throughput and idle rows%s): %s"
+                               % (name, "; tether on beast_transport: throughput, idle and reconnect "
+                                  "rows" if p == "beast" else "", why))
                 print("run.py: " + SKIPPED[-1], file=sys.stderr, flush=True)
     log("building " + " and ".join(targets))
     r = subprocess.run(["cmake", "--build", build_dir, "--target"] + targets,
@@ -149,7 +151,9 @@ def step_throughput(bench, peers, table, quick, notes):
     if quick:
         plan, reps = [(64, 100000), (1024, 20000), (65536, 500)], 3
     peer_variants = [pv for p in sorted(peers) for pv in PEER_THROUGHPUT[p]]
-    variants = ["plain", "tether"] + [v for v, _ in peer_variants]
+    # tether's client on beast_transport: run by tether_bench_beast with --beast
+    on_beast = ["beast_tether"] if "beast" in peers else []
+    variants = ["plain", "tether"] + [v for v, _ in peer_variants] + on_beast
     peer_args = []
     for p in sorted(peers):
         peer_args += ["--" + p, peers[p]]
@@ -201,6 +205,30 @@ def step_throughput(bench, peers, table, quick, notes):
                       % (fmt_rate(med["plain"]), cpu["plain"], srv["plain"]),
                       "%.3f (per CPU s %.3f)" % (ratio(med[v], med["plain"]), ratio(per_cpu[v], per_cpu["plain"])),
                       "(reported)")
+        if on_beast:
+            t, a, sy = "beast_tether", "beast_async", "beast_sync"
+            b = bound(t, a)
+            bound_any = bound_any or bool(b)
+            rb = ratio(med[t], med[a])
+            goal_b = size == 65536
+            table.add("1", "receive %s, tether on beast_transport vs a raw Boost.Beast client (client CPU / server "
+                      "CPU; messages per client CPU second)%s" % (label, b),
+                      "%s (%.2f s / %.2f s); {:,.0f} per CPU s".format(per_cpu[t]) % (fmt_rate(med[t]), cpu[t], srv[t]),
+                      "Beast async_read %s (%.2f s / %.2f s); {:,.0f} per CPU s; Beast sync read %s"
+                      .format(per_cpu[a]) % (fmt_rate(med[a]), cpu[a], srv[a], fmt_rate(med[sy])),
+                      "%.3f (per CPU s %.3f; vs sync %.3f)" % (rb, ratio(per_cpu[t], per_cpu[a]), ratio(med[t], med[sy])),
+                      ">= 0.9 vs async" if goal_b else "(reported)", rb >= 0.9 if goal_b else None)
+            b = bound(t, "plain")
+            bound_any = bound_any or bool(b)
+            rw = ratio(med[t], med["plain"])
+            goal_w = size == 64
+            table.add("1", "receive %s, tether on beast_transport vs raw websocketpp (client CPU / server CPU; "
+                      "messages per client CPU second)%s" % (label, b),
+                      "%s (%.2f s / %.2f s); {:,.0f} per CPU s".format(per_cpu[t]) % (fmt_rate(med[t]), cpu[t], srv[t]),
+                      "websocketpp %s (%.2f s / %.2f s); {:,.0f} per CPU s".format(per_cpu["plain"])
+                      % (fmt_rate(med["plain"]), cpu["plain"], srv["plain"]),
+                      "%.3f (per CPU s %.3f)" % (rw, ratio(per_cpu[t], per_cpu["plain"])),
+                      ">= 1.0" if goal_w else "(reported)", rw >= 1.0 if goal_w else None)
         for v in by:
             if srv[v] > 0.5 * cpu[v]:
                 notes.append("WARNING: at %s the server used %.2f s CPU vs the %s client's %.2f s: "
@@ -213,16 +241,24 @@ def step_throughput(bench, peers, table, quick, notes):
                      "messages of S bytes. All validate UTF-8 as the raw websocketpp client does. Server CPU is the "
                      "server process's CPU from its open to its last write; a row is marked SERVER-BOUND when that "
                      "is >= %.0f%% of the client's window (%s)."
-                     % (", ".join(v for v, _ in peer_variants), 100 * SERVER_BOUND,
+                     % (", ".join([v for v, _ in peer_variants] + on_beast), 100 * SERVER_BOUND,
                         "see the marked rows" if bound_any else "no peer row was"))
+    if on_beast:
+        notes.append("tether on beast_transport (item 1): `tether_bench_beast throughput --variant tether`, in the "
+                     "same program and build as the raw Beast clients (Boost mode, TETHER_USE_BOOST_ASIO, -O2) and "
+                     "in the same rounds against the same server: basic_reconnecting_client<beast_transport>, one "
+                     "on_message per message, pings off (as the tether-on-websocketpp variant), timed from on_open "
+                     "to the N-th message. Goals: >= 0.9x the raw Beast async_read client at 64 KiB, >= 1.0x raw "
+                     "websocketpp at 64 B; the other rows are reported.")
 
 
-def step_reconnect(bench, table, quick, notes):
+def step_reconnect(bench, peers, table, quick, notes):
     cycles = 20 if quick else 200
     log("reconnect after an expiry close, %d cycles each" % cycles)
-    res = run_json([bench, "reconnect", "--cycles", str(cycles)], 400)
+    beast = ["--beast", peers["beast"]] if "beast" in peers else []
+    res = run_json([bench, "reconnect", "--cycles", str(cycles)] + beast, 600)
     by = {r["variant"]: r for r in res if r.get("kind") == "reconnect"}
-    if set(by) != {"fetch", "fresh"}:
+    if set(by) != {"fetch", "fresh"} | ({"beast_fresh"} if beast else set()):
         fail("reconnect: missing results")
     f, s = by["fetch"], by["fresh"]
     for stat in ("median_ms", "p99_ms"):
@@ -239,6 +275,25 @@ def step_reconnect(bench, table, quick, notes):
         table.add("2", "4001 close -> open again, token already fresh, %s (%d cycles)" % (name, cycles),
                   "%.3f ms" % s["reconnect"][stat], "connect %.3f ms" % s["baseline"][stat],
                   "%.2f" % rt, "<= 1.1", rt <= 1.1)
+    if beast:
+        b = by["beast_fresh"]
+        for stat in ("median_ms", "p99_ms"):
+            name = stat.split("_")[0]
+            rt = ratio(b["reconnect"][stat], b["baseline"][stat])
+            table.add("2", "4001 close -> open again, token already fresh, tether on beast_transport, %s (%d cycles; "
+                      "close frame -> on_close %.3f ms)" % (name, cycles, b["close_frame_to_on_close"][stat]),
+                      "%.3f ms" % b["reconnect"][stat], "raw Beast connect %.3f ms" % b["baseline"][stat],
+                      "%.2f" % rt, "<= 1.1", rt <= 1.1)
+        notes.append("Reconnect on beast_transport: `tether_bench reconnect --beast PATH` runs `tether_bench_beast "
+                     "reconnect` against the same seed server (it sends 'x' on the server's command pipe itself): "
+                     "the fresh variant above with basic_reconnecting_client<beast_transport> and a "
+                     "shared_token_source whose fetcher POSTs to the same /oauth/token (one request per fetch) "
+                     "(oauth2_client_credentials does not build in Boost mode); the baseline, alternating with the "
+                     "cycles, is a raw Beast client as Beast's async example makes one (async_resolve, "
+                     "async_connect, async_handshake with the bearer token), timed to the end of its handshake. "
+                     "beast_transport reports the peer's close frame as it is parsed, not after the TCP teardown: "
+                     "close frame -> on_close %.3f ms (median) against %.3f ms on websocketpp in the same run."
+                     % (b["close_frame_to_on_close"]["median_ms"], s["close_frame_to_on_close"]["median_ms"]))
     notes.append("Reconnect, where the time goes (medians): from the close frame's stamp to the client's on_close "
                  "(websocketpp reports a close only after the closing handshake and the TCP teardown, before tether "
                  "sees anything; the baselines contain no close) %.3f ms with a fetch, %.3f ms with a fresh token; "
@@ -288,7 +343,9 @@ PEER_IDLE = {"beast": "Boost.Beast (one io_context, an async_read pending each)"
 
 def step_idle(bench, peers, table, quick, notes):
     plan = [(1000, 3), (10000, 2)] if not quick else [(200, 1)]
-    variants = ["plain", "tether"] + sorted(peers)
+    on_beast = ["beast_tether"] if "beast" in peers else []  # tether on beast_transport
+    variants = ["plain", "tether"] + sorted(peers) + on_beast
+    setup_kb = []
     for k, reps in plan:
         log("idle connections: %d, %d runs each of %s (separate processes, A B A B)" % (k, reps, ", ".join(variants)))
         runs = {v: [] for v in variants}
@@ -297,6 +354,8 @@ def step_idle(bench, peers, table, quick, notes):
                 cmd = [bench, "idle", "--variant", v, "--count", str(k)]
                 if v in peers:
                     cmd += ["--peer", peers[v]]
+                elif v == "beast_tether":
+                    cmd += ["--peer", peers["beast"]]
                 res = run_json(cmd, 300)
                 runs[v].append([r for r in res if r.get("kind") == "idle"][0])
         kb = {v: statistics.median(r["kb_per_connection"] for r in runs[v]) for v in runs}
@@ -315,6 +374,25 @@ def step_idle(bench, peers, table, quick, notes):
                       "%s %.1f kB; %.2f s; %d threads" % (PEERS[v][1], kb[v], secs[v], thr[v]),
                       "websocketpp %.1f kB; %.2f s; %d threads" % (kb["plain"], secs["plain"], thr["plain"]),
                       "%.2f" % ratio(kb[v], kb["plain"]), "(reported)")
+        if on_beast:
+            t = "beast_tether"
+            rb = ratio(kb[t], kb["beast"])
+            setup_kb += [r["setup_kb"] for r in runs[t]]
+            table.add("5", "%s idle connections, tether on beast_transport vs a raw Boost.Beast client: resident "
+                      "memory per connection; time to open all; threads" % "{:,}".format(k),
+                      "%.1f kB; %.2f s; %d threads" % (kb[t], secs[t], thr[t]),
+                      "Boost.Beast %.1f kB; %.2f s; %d threads" % (kb["beast"], secs["beast"], thr["beast"]),
+                      "%.2f (vs websocketpp %.2f)" % (rb, ratio(kb[t], kb["plain"])), "<= 1.1", rb <= 1.1)
+    if on_beast:
+        notes.append("Idle, tether on beast_transport (item 5): `tether_bench idle --variant beast_tether --peer PATH` "
+                     "runs `tether_bench_beast idle --variant tether`: K basic_reconnecting_client, each on its own "
+                     "beast_transport (default options, so a ping timer each, as the websocketpp tether variant), "
+                     "one io_context, 128 in flight; the same VmRSS reading as the raw Beast row. A first "
+                     "beast_transport is made and kept before the first reading, so that what a process pays once "
+                     "(the transport's code, a TLS trust store if the settings load one) is not spread over the "
+                     "connections: it took %.0f kB (median of the runs). The second thread is Boost.Asio's resolver "
+                     "thread (the transport resolves the URL's host; the raw Beast client connects to an endpoint)."
+                     % statistics.median(setup_kb))
 
 
 def step_tenants(sim, table, quick, notes):
@@ -395,7 +473,16 @@ def compile_once(cxx, src, obj, include_dir, std="c++17", defines=()):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
-def step_compile(cxx, table, quick, notes):
+def boost_found(build_dir):
+    """Whether CMake found Boost (the Beast compile rows need its headers)."""
+    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+        for line in f:
+            if line.startswith("Boost_DIR:"):
+                return not line.strip().endswith("NOTFOUND")
+    return False
+
+
+def step_compile(cxx, table, quick, notes, with_beast=False):
     reps = 1 if quick else 3
     sep = ("-DTETHER_SEPARATE_COMPILATION",)
     # tether: the single header, as the issue asks; wss_only: the split headers
@@ -408,10 +495,20 @@ def step_compile(cxx, table, quick, notes):
             "separate_single": ("tether_tls_client.cpp", "single_include", "c++20", sep),
             "src": ("tether_src.cpp", "include", "c++17", sep),
             "wspp": ("wspp_tls_client.cpp", "include", "c++17", ())}
+    order = ["wspp", "tether", "wss_only", "separate", "separate_single", "src"]
+    if with_beast:
+        # tether's client on beast_transport in Boost mode, next to a raw Beast wss:// client
+        srcs["beast_tether"] = ("tether_beast_client.cpp", "include", "c++17", ("-DTETHER_USE_BOOST_ASIO",))
+        srcs["beast"] = ("beast_tls_client.cpp", "include", "c++17", ())
+        order += ["beast", "beast_tether"]
+    else:
+        SKIPPED.append("skipped the compile rows of tether on beast_transport: Boost 1.81 headers not found by "
+                       "CMake (apt-get install libboost1.81-dev)")
+        print("run.py: " + SKIPPED[-1], file=sys.stderr, flush=True)
     res = {v: [] for v in srcs}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(reps):
-            for v in ("wspp", "tether", "wss_only", "separate", "separate_single", "src"):
+            for v in order:
                 log("compile %s (%d/%d)" % (v, i + 1, reps))
                 src, inc, std, defines = srcs[v]
                 res[v].append(compile_once(cxx, os.path.join(HERE, "compile", src), os.path.join(tmp, v + ".o"),
@@ -442,6 +539,18 @@ def step_compile(cxx, table, quick, notes):
     table.add("6", "separate compilation: the one C++17 file with <tether/src.hpp> (all three transports), "
               "compiled once per program; peak memory", "%.1f s; %.0f MiB" % (cpu["src"], mem["src"]), base,
               "%.2f" % rsrc, "(reported)")
+    if with_beast:
+        rb = ratio(cpu["beast_tether"], cpu["beast"])
+        table.add("6", "compile a wss:// client TU on Boost.Beast at -O2 (core.hpp and beast_transport.hpp, Boost mode): "
+                  "CPU seconds; peak memory", "%.1f s; %.0f MiB" % (cpu["beast_tether"], mem["beast_tether"]),
+                  "raw Boost.Beast wss:// client %.1f s; %.0f MiB (websocketpp TLS client %.1f s)"
+                  % (cpu["beast"], mem["beast"], cpu["wspp"]),
+                  "%.2f (vs websocketpp %.2f)" % (rb, ratio(cpu["beast_tether"], cpu["wspp"])), "(reported)")
+        notes.append("Compile, Beast: tether_beast_client.cpp is tether_wss_only_client.cpp on beast_transport "
+                     "(<tether/core.hpp>, <tether/transport/beast_transport.hpp>, -DTETHER_USE_BOOST_ASIO); its "
+                     "baseline beast_tls_client.cpp is the same connection written on Boost.Beast alone as Beast's "
+                     "async wss:// client example does it (resolve, connect, TLS with SNI and host name "
+                     "verification, upgrade with a bearer token, a read loop). Same flags, same alternation.")
     notes.append("Compile: the tether TU includes single_include/tether/tether.hpp (core, both websocketpp "
                  "endpoints, OAuth2 with nlohmann/json; Genesys is in genesys.hpp) and builds a wss:// "
                  "basic_reconnecting_client; the wss-only row includes core.hpp and the transport header and uses "
@@ -503,12 +612,13 @@ def main():
     env = run_json([sim], 60)[0]
     table, notes = Table(), []
     if "throughput" not in skip: step_throughput(bench, peers, table, opts.quick, notes)
-    if "reconnect" not in skip: step_reconnect(bench, table, opts.quick, notes)
+    if "reconnect" not in skip: step_reconnect(bench, peers, table, opts.quick, notes)
     if "storm" not in skip: step_storm(bench, table, opts.quick, notes)
     if "rejected" not in skip: step_rejected(sim, table, opts.quick, notes)
     if "idle" not in skip: step_idle(bench, peers, table, opts.quick, notes)
     if "tenants" not in skip: step_tenants(sim, table, opts.quick, notes)
-    if "compile" not in skip: step_compile(cmake_cxx(build_dir), table, opts.quick, notes)
+    if "compile" not in skip:
+        step_compile(cmake_cxx(build_dir), table, opts.quick, notes, boost_found(build_dir))
     if "callgrind" not in skip: step_callgrind(bench, table, opts.quick, notes)
     notes += ["Not measured: " + line for line in SKIPPED]
     elapsed = time.monotonic() - T0

@@ -45,6 +45,7 @@
 #include <tether/detail/printable.hpp>
 #include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
+#include <tether/detail/shared_copy.hpp>
 #include <tether/detail/tls_native.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/detail/wipe.hpp>
@@ -190,6 +191,41 @@ struct beast_transport_options {
 };
 
 namespace detail {
+
+/// True when two Beast transports may share one copy of these options.
+/// Compares every field (a field added to beast_transport_options must be
+/// added here); a proxy configuration is never shared (it may hold
+/// credentials), and "not the same" only costs a copy. As
+/// same_transport_settings (websocketpp_transport.hpp).
+inline bool same_beast_transport_settings(const beast_transport_options& a,
+                                          const beast_transport_options& b) {
+    const auto direct = [](const proxy_options& p) {
+        return !p.https && !p.http && p.no_proxy.empty() && p.no_proxy.text().empty();
+    };
+    return a.token_in == b.token_in && a.token_query_parameter == b.token_query_parameter &&
+           a.token_subprotocol_prefix == b.token_subprotocol_prefix && a.headers == b.headers &&
+           a.subprotocols == b.subprotocols && a.user_agent == b.user_agent &&
+           same_tls_settings(a.tls, b.tls) &&
+           a.allow_insecure_token_transport == b.allow_insecure_token_transport &&
+           direct(a.proxy) && direct(b.proxy) && a.handshake_timeout == b.handshake_timeout &&
+           a.close_timeout == b.close_timeout && a.ping_interval == b.ping_interval &&
+           a.pong_timeout == b.pong_timeout && a.idle_timeout == b.idle_timeout &&
+           a.max_message_size == b.max_message_size && a.max_body_excerpt == b.max_body_excerpt &&
+           a.permessage_deflate == b.permessage_deflate &&
+           a.deflate_window_bits == b.deflate_window_bits &&
+           a.deflate_mem_level == b.deflate_mem_level &&
+           a.report_close_after_teardown == b.report_close_after_teardown;
+}
+
+/// Validated options, shared among transports made with equal options while
+/// one of them is alive (detail::shared_copy): the options are hundreds of
+/// bytes and every client owns its transport. Read-only once made.
+/// Throws std::system_error (error::invalid_option) for invalid options.
+inline std::shared_ptr<const beast_transport_options>
+shared_beast_transport_options(beast_transport_options o) {
+    o.validate();
+    return shared_copy(std::move(o), &same_beast_transport_settings);
+}
 
 /// A sink, type-erased without allocation: the object and three thunks.
 struct beast_sink_ref {
@@ -388,7 +424,8 @@ private:
         bool tunnel_open = false;
         secret proxy_request; // the CONNECT request (may hold proxy credentials)
         std::unique_ptr<detail::connect_reply_reader> proxy_reader;
-        std::array<char, 2048> proxy_buffer{};
+        // only while a CONNECT answer is read: not 2 KiB in every connection
+        std::unique_ptr<std::array<char, 2048>> proxy_buffer;
         tcp::resolver resolver;
         std::unique_ptr<plain_ws> plain;
         std::unique_ptr<tls_ws> tls;
@@ -450,10 +487,17 @@ private:
     };
 
     struct core {
-        core(boost::asio::io_context& context, options o) : io(&context), opts(std::move(o)) {
-            opts.validate();
-            // as websocketpp_transport: bad TLS settings throw here, not on the first wss://
-            tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
+        core(boost::asio::io_context& context, options o)
+            : io(&context), shared_opts(detail::shared_beast_transport_options(std::move(o))),
+              opts(*shared_opts) {
+            // As websocketpp_transport: settings that name files are checked
+            // (and loaded) here, so bad TLS settings throw here, not on the
+            // first wss://. Default settings cannot be wrong, and a transport
+            // that only ever opens ws:// need not load the system trust store
+            // (several MB touched, once per process): its first wss://
+            // connection makes the context.
+            if (!detail::same_tls_settings(opts.tls, tls_options{}))
+                tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
         }
 
         ~core() {
@@ -470,7 +514,8 @@ private:
         }
 
         boost::asio::io_context* io;
-        options opts;
+        std::shared_ptr<const options> shared_opts; // validated, shared with equal options
+        const options& opts;
         std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
         std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
@@ -554,6 +599,15 @@ private:
                 }
 
             if (url->secure) {
+                if (!tls_context) {
+                    try {
+                        tls_context = std::make_shared<detail::shared_boost_ssl_context>(opts.tls);
+                    } catch (const std::exception& e) {
+                        return fail_early(*st, error::connection_failed,
+                                          std::string("TLS setup failed: ") + e.what()),
+                               id;
+                    }
+                }
                 st->tls = std::make_unique<tls_ws>(*io, *tls_context->context);
                 st->tls_report = std::make_shared<tls_handshake_report>();
                 if (!detail::prepare_native_tls_client(st->tls->next_layer().native_handle(),
@@ -643,6 +697,7 @@ private:
             st->proxy_request =
                 detail::build_connect_request(st->host, st->port, *st->proxy, opts.user_agent);
             st->proxy_reader = std::make_unique<detail::connect_reply_reader>(*st->proxy);
+            st->proxy_buffer = std::make_unique<std::array<char, 2048>>();
             boost::asio::async_write(
                 *st->socket(),
                 boost::asio::buffer(st->proxy_request.reveal().data(), st->proxy_request.size()),
@@ -656,10 +711,10 @@ private:
 
         static void read_tunnel_answer(const std::shared_ptr<conn_state>& st) {
             st->socket()->async_read_some(
-                boost::asio::buffer(st->proxy_buffer), [st](const bec& ec, std::size_t n) {
+                boost::asio::buffer(*st->proxy_buffer), [st](const bec& ec, std::size_t n) {
                     if (abandoned(st, phase::connecting)) return;
                     auto& reader = *st->proxy_reader;
-                    bool done = n > 0 && reader.feed(st->proxy_buffer.data(), n);
+                    bool done = n > 0 && reader.feed(st->proxy_buffer->data(), n);
                     if (!done && ec == boost::asio::error::eof) done = reader.feed_eof();
                     if (done) return on_tunnel(st, reader.result());
                     if (ec) return tunnel_io_failed(st, ec, "reading the answer of the");
@@ -689,6 +744,7 @@ private:
             }
             st->tunnel_open = true;
             st->proxy_reader.reset();
+            st->proxy_buffer.reset();
             start_secure_or_upgrade(st);
         }
 
