@@ -617,11 +617,55 @@ TETHER_NAMESPACE_END
 #define TETHER_BACKOFF_LADDER_HPP
 
 // #include <tether/close_event.hpp> (inlined above)
+// ---- begin <tether/detail/shared_copy.hpp> ----
+// tether: one shared, read-only copy of equal values.
+#ifndef TETHER_DETAIL_SHARED_COPY_HPP
+#define TETHER_DETAIL_SHARED_COPY_HPP
+
+// #include <tether/version.hpp> (inlined above)
+
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+TETHER_NAMESPACE_BEGIN
+namespace detail {
+
+/// The live copy of a value equal to `v` (by `same(a, b)`), or a new one.
+/// While any holder of a copy is alive, equal values share it: thousands of
+/// clients are usually made with one configuration, and options are hundreds
+/// of bytes each. One registry per (T, Same); entries whose copies are gone
+/// are dropped on the next call. Thread-safe; the copies are read-only.
+template <class T, class Same> std::shared_ptr<const T> shared_copy(T v, Same same) {
+    static std::mutex mutex;
+    static std::vector<std::weak_ptr<const T>> made;
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = made.begin(); it != made.end();) {
+        auto found = it->lock();
+        if (!found) {
+            it = made.erase(it);
+            continue;
+        }
+        if (same(*found, v)) return found;
+        ++it;
+    }
+    auto made_now = std::make_shared<const T>(std::move(v));
+    made.push_back(made_now);
+    return made_now;
+}
+
+} // namespace detail
+TETHER_NAMESPACE_END
+
+#endif
+// ---- end <tether/detail/shared_copy.hpp> ----
 // #include <tether/error.hpp> (inlined above)
 
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -702,6 +746,18 @@ struct backoff_ladders {
 };
 
 namespace detail {
+/// The one live copy of ladders equal to `l`: every client has a backoff, and
+/// 72 bytes of identical ladders in each of ten thousand clients is 720 kB.
+inline std::shared_ptr<const backoff_ladders> shared_ladders(const backoff_ladders& l) {
+    const auto same = [](const backoff_ladders& a, const backoff_ladders& b) {
+        const auto eq = [](const backoff_ladder& x, const backoff_ladder& y) {
+            return x.initial == y.initial && x.max == y.max && x.multiplier == y.multiplier;
+        };
+        return eq(a.network, b.network) && eq(a.auth, b.auth) && eq(a.overload, b.overload);
+    };
+    return shared_copy(l, same);
+}
+
 /// Steps climbed per ladder.
 struct ladder_steps {
     std::array<unsigned, failure_class_count> steps{};
@@ -751,22 +807,20 @@ public:
 
     explicit basic_exponential_backoff(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
-        : ladders_(ladders), rng_(std::move(rng)) {
-        ladders_.validate();
-    }
+        : ladders_((ladders.validate(), detail::shared_ladders(ladders))), rng_(std::move(rng)) {}
 
     std::chrono::milliseconds next_delay(failure_class c) {
-        const auto cap = ladders_[c].cap_at(steps_[c]);
+        const auto cap = (*ladders_)[c].cap_at(steps_[c]);
         if (steps_[c] < 64) ++steps_[c];
         return std::chrono::milliseconds(detail::uniform_between(rng_, 0, cap.count()));
     }
     void reset() noexcept { steps_.reset(); }
 
-    const backoff_ladders& ladders() const noexcept { return ladders_; }
+    const backoff_ladders& ladders() const noexcept { return *ladders_; }
     Random& random() noexcept { return rng_; }
 
 private:
-    backoff_ladders ladders_;
+    std::shared_ptr<const backoff_ladders> ladders_; // shared by equal ladders
     detail::ladder_steps steps_;
     Random rng_;
 };
@@ -1981,49 +2035,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/net.hpp> ----
-// ---- begin <tether/detail/shared_copy.hpp> ----
-// tether: one shared, read-only copy of equal values.
-#ifndef TETHER_DETAIL_SHARED_COPY_HPP
-#define TETHER_DETAIL_SHARED_COPY_HPP
-
-// #include <tether/version.hpp> (inlined above)
-
-#include <memory>
-#include <mutex>
-#include <utility>
-#include <vector>
-
-TETHER_NAMESPACE_BEGIN
-namespace detail {
-
-/// The live copy of a value equal to `v` (by `same(a, b)`), or a new one.
-/// While any holder of a copy is alive, equal values share it: thousands of
-/// clients are usually made with one configuration, and options are hundreds
-/// of bytes each. One registry per (T, Same); entries whose copies are gone
-/// are dropped on the next call. Thread-safe; the copies are read-only.
-template <class T, class Same> std::shared_ptr<const T> shared_copy(T v, Same same) {
-    static std::mutex mutex;
-    static std::vector<std::weak_ptr<const T>> made;
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = made.begin(); it != made.end();) {
-        auto found = it->lock();
-        if (!found) {
-            it = made.erase(it);
-            continue;
-        }
-        if (same(*found, v)) return found;
-        ++it;
-    }
-    auto made_now = std::make_shared<const T>(std::move(v));
-    made.push_back(made_now);
-    return made_now;
-}
-
-} // namespace detail
-TETHER_NAMESPACE_END
-
-#endif
-// ---- end <tether/detail/shared_copy.hpp> ----
+// #include <tether/detail/shared_copy.hpp> (inlined above)
 
 #include <algorithm>
 #include <atomic>
@@ -2258,7 +2270,7 @@ public:
     std::size_t buffered_amount_peak() const noexcept {
         return impl_->buffered_peak_.load(std::memory_order_relaxed);
     }
-    const client_options& options() const noexcept { return impl_->opts_; }
+    const client_options& options() const noexcept { return impl_->opts(); }
     executor_type get_executor() const { return impl_->transport().get_executor(); }
 
     // --- policies (touch only on the executor, or before start()) ----------
@@ -2276,8 +2288,8 @@ private:
         using timer_type = typename Transport::timer_type;
 
         impl(client_options o, Transport t, TokenPolicy tp, ClosePolicy cp, Backoff b)
-            : shared_opts_(detail::shared_client_options(std::move(o))), opts_(*shared_opts_),
-              transport_(std::move(t)), policies_(std::move(tp), std::move(cp), std::move(b)) {}
+            : shared_opts_(detail::shared_client_options(std::move(o))), transport_(std::move(t)),
+              policies_(std::move(tp), std::move(cp), std::move(b)) {}
 
         Transport& transport() noexcept { return transport_; }
         TokenPolicy& token_policy() noexcept { return policies_.template get<0>(); }
@@ -2329,8 +2341,8 @@ private:
                 // reported dropped there) or refused here: never lost.
                 std::lock_guard<std::mutex> lock(queue_mutex_);
                 if (closed_) return make_error_code(error::not_running);
-                if (queue_.size() >= opts_.queue_capacity) {
-                    if (opts_.overflow == overflow_policy::reject)
+                if (queue_.size() >= opts().queue_capacity) {
+                    if (opts().overflow == overflow_policy::reject)
                         return make_error_code(error::queue_full);
                     dropped = std::move(queue_.front());
                     queue_.pop_front();
@@ -2577,9 +2589,19 @@ private:
         /// connection the client stands on (connecting, open, or closing for
         /// stop); `next` is a handover's new connection; `retiring` ones were
         /// replaced and drain until the server closes them or their time is up.
+        /// What a connection keeps of its token (its endpoint served to connect).
+        struct held_token {
+            held_token() = default;
+            explicit held_token(token&& t) noexcept
+                : value(std::move(t.value)), lifetime(t.lifetime), fresh(t.fresh) {}
+            secret value;
+            std::optional<std::chrono::seconds> lifetime;
+            bool fresh = false;
+        };
+
         struct slot {
             connection_id id = 0;
-            token tok;                ///< the credential this connection carries
+            held_token tok;           ///< the credential this connection carries
             time_point obtained_at{}; ///< when the client received `tok`
             bool open = false;
             time_point opened_at{};
@@ -2748,7 +2770,7 @@ private:
             // back once and ask for a new one (a shared source refreshes once
             // for all its clients).
             if (!r.value.fresh && r.value.lifetime &&
-                *r.value.lifetime < opts_.auth_failure_uptime && !auth_.short_token_retry) {
+                *r.value.lifetime < opts().auth_failure_uptime && !auth_.short_token_retry) {
                 auth_.short_token_retry = true;
                 token_policy().invalidate(r.value.value);
                 return request_token(token_purpose::attempt);
@@ -2776,10 +2798,10 @@ private:
             ++attempt_;
             counters_.connects.fetch_add(1, std::memory_order_relaxed);
             connect_request req;
-            req.url = t.endpoint.empty() ? opts_.url : t.endpoint;
+            req.url = t.endpoint.empty() ? opts().url : t.endpoint;
             req.token = t.value;
-            req.headers = opts_.headers;
-            req.subprotocols = opts_.subprotocols;
+            req.headers = opts().headers;
+            req.subprotocols = opts().subprotocols;
             req.attempt = attempt_;
             return transport_.connect(req, *this); // never calls us inline
         }
@@ -2789,7 +2811,7 @@ private:
             slot s;
             s.obtained_at = transport_.now();
             s.id = start_connection(t);
-            s.tok = std::move(t);
+            s.tok = held_token(std::move(t));
             current_ = std::move(s);
         }
 
@@ -2822,12 +2844,12 @@ private:
             disarm(renew_timer_);
             if (ev.was_open) {
                 closed_at_ = transport_.now();
-                if (ev.uptime >= opts_.min_uptime) {
+                if (ev.uptime >= opts().min_uptime) {
                     backoff().reset(); // a stable connection: start the ladders over
                     failed_attempts_ = 0;
                     failing_since_.reset();
                 }
-                if (ev.uptime >= opts_.auth_failure_uptime) auth_.credential_works();
+                if (ev.uptime >= opts().auth_failure_uptime) auth_.credential_works();
             }
             emit(h_.close, ev, d);
             if (last_close_)
@@ -2883,7 +2905,7 @@ private:
         }
 
         // The token is spent: report it so it is never offered again.
-        void spend(const token& t) {
+        void spend(const held_token& t) {
             auth_.remember(t.value, token_req_.pending);
             token_policy().invalidate(t.value);
             counters_.tokens_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -2901,7 +2923,7 @@ private:
             }
             // Only tokens fetched for this attempt count; a stale cached token
             // gets one immediate refresh (the close and the new token crossed).
-            if (s.tok.fresh && ++auth_.strikes >= opts_.auth_failure_limit)
+            if (s.tok.fresh && ++auth_.strikes >= opts().auth_failure_limit)
                 return finish(make_error_code(error::unauthorized), ev);
             if (!s.tok.fresh && !auth_.stale_retry_used) {
                 auth_.stale_retry_used = true;
@@ -2919,7 +2941,7 @@ private:
         // issuer announced for the token it carried.
         bool is_normal_expiry(const close_event& ev, const slot& s) const {
             if (!ev.was_open) return false;
-            if (ev.uptime >= opts_.auth_failure_uptime) return true;
+            if (ev.uptime >= opts().auth_failure_uptime) return true;
             if (!s.tok.lifetime || *s.tok.lifetime < std::chrono::seconds(1)) return false;
             const auto life = std::chrono::duration_cast<duration>(*s.tok.lifetime);
             return transport_.now() >=
@@ -2944,12 +2966,12 @@ private:
             const time_point now = transport_.now();
             if (!failing_since_) failing_since_ = now;
             ++failed_attempts_;
-            if (opts_.max_attempts != 0 && failed_attempts_ >= opts_.max_attempts)
+            if (opts().max_attempts != 0 && failed_attempts_ >= opts().max_attempts)
                 return finish(make_error_code(error::retries_exhausted), last_close());
             std::chrono::milliseconds delay = backoff().next_delay(d.cls);
             if (d.min_delay && *d.min_delay > delay) delay = *d.min_delay;
-            if (opts_.max_elapsed.count() != 0 &&
-                (now - *failing_since_) + delay > opts_.max_elapsed)
+            if (opts().max_elapsed.count() != 0 &&
+                (now - *failing_since_) + delay > opts().max_elapsed)
                 return finish(make_error_code(error::retries_exhausted), last_close());
             set_state(client_state::waiting_to_retry);
             counters_.retries.fetch_add(1, std::memory_order_relaxed);
@@ -3029,7 +3051,7 @@ private:
             slot s;
             s.obtained_at = transport_.now();
             s.id = start_connection(r.value);
-            s.tok = std::move(r.value);
+            s.tok = held_token(std::move(r.value));
             next_ = std::make_unique<slot>(std::move(s));
         }
 
@@ -3068,9 +3090,9 @@ private:
         // us for expiry.
         void schedule_renewal() {
             disarm(renew_timer_);
-            if (opts_.renew_before_expiry.count() <= 0 || !current_->tok.lifetime) return;
+            if (opts().renew_before_expiry.count() <= 0 || !current_->tok.lifetime) return;
             const auto lifetime = std::chrono::duration_cast<duration>(*current_->tok.lifetime);
-            const auto margin = std::chrono::duration_cast<duration>(opts_.renew_before_expiry);
+            const auto margin = std::chrono::duration_cast<duration>(opts().renew_before_expiry);
             if (lifetime <= margin) return; // nothing sensible to do: the close will come first
             const time_point due = current_->obtained_at + (lifetime - margin);
             arm(&impl::renew_timer_, due - transport_.now(), &impl::renew_due);
@@ -3121,10 +3143,10 @@ private:
         // instead: it delivers until the server closes it (Genesys does, on
         // takeover) or until handover_drain has passed.
         void retire(slot old) {
-            if (opts_.handover_drain.count() == 0)
+            if (opts().handover_drain.count() == 0)
                 return retire_now(std::move(old), close_code::normal, "handover");
             old.close_at =
-                transport_.now() + std::chrono::duration_cast<duration>(opts_.handover_drain);
+                transport_.now() + std::chrono::duration_cast<duration>(opts().handover_drain);
             retiring_.push_back(std::move(old));
             arm_drain_timer();
         }
@@ -3216,8 +3238,9 @@ private:
             }
         }
 
+        const client_options& opts() const noexcept { return *shared_opts_; }
+
         std::shared_ptr<const client_options> shared_opts_; // one copy for all equal options
-        const client_options& opts_;                        // *shared_opts_
         Transport transport_;
         detail::policy_storage<TokenPolicy, ClosePolicy, Backoff> policies_;
         guarded_timer retry_timer_; // waiting_to_retry -> acquiring_token
@@ -3229,12 +3252,16 @@ private:
 
         std::atomic<client_state> state_{client_state::idle};
         std::atomic<bool> detached_{false};
+        bool closed_ = false; // under queue_mutex_: stopped, send() refuses
+        // executor-only flags, here where they fill what would be padding
+        bool restart_after_stop_ = false; // start() while closing
+        bool had_open_ = false;
+        unsigned failed_attempts_ = 0;
         atomic_counters counters_;
 
         std::mutex queue_mutex_;
         send_queue queue_;
         std::size_t queued_bytes_ = 0; // under queue_mutex_: the payload bytes in queue_
-        bool closed_ = false;          // under queue_mutex_: stopped, send() refuses
         std::atomic<std::size_t> transport_buffered_{0}; // sampled on the executor
         std::atomic<std::size_t> buffered_peak_{0};
 
@@ -3248,12 +3275,9 @@ private:
         token_request token_req_;
         std::unique_ptr<token_result> parked_; // arrived while waiting_to_retry
         auth_guard auth_;
-        std::error_code stop_reason_;     // closing: why
-        bool restart_after_stop_ = false; // start() while closing
+        std::error_code stop_reason_; // closing: why
         std::uint64_t attempt_ = 0;
-        unsigned failed_attempts_ = 0;
         std::optional<time_point> failing_since_;
-        bool had_open_ = false;
         time_point closed_at_{};
         std::unique_ptr<close_event> last_close_;
     };
@@ -4208,12 +4232,10 @@ template <class Random = jitter_rng> class basic_decorrelated_jitter {
 public:
     explicit basic_decorrelated_jitter(backoff_ladders ladders = {},
                                        Random rng = Random(std::random_device{}()))
-        : ladders_(ladders), rng_(std::move(rng)) {
-        ladders_.validate();
-    }
+        : ladders_((ladders.validate(), detail::shared_ladders(ladders))), rng_(std::move(rng)) {}
 
     std::chrono::milliseconds next_delay(failure_class c) {
-        const auto& l = ladders_[c];
+        const auto& l = (*ladders_)[c];
         auto& prev = previous_[static_cast<std::size_t>(c)];
         const long long lo = l.initial.count();
         const long long hi = std::max<long long>(lo, static_cast<long long>(prev.count()) * 3);
@@ -4222,10 +4244,10 @@ public:
     }
     void reset() noexcept { previous_.fill(std::chrono::milliseconds(0)); }
 
-    const backoff_ladders& ladders() const noexcept { return ladders_; }
+    const backoff_ladders& ladders() const noexcept { return *ladders_; }
 
 private:
-    backoff_ladders ladders_;
+    std::shared_ptr<const backoff_ladders> ladders_; // shared by equal ladders
     std::array<std::chrono::milliseconds, failure_class_count> previous_{};
     Random rng_;
 };

@@ -221,60 +221,83 @@ private:
 
 template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>::core {
     enum class phase : unsigned char { connecting, open, closing, finished };
+    /// What a connection's main deadline is for: the handshake, then (open)
+    /// the next ping or the pong, then the close. Never two at once.
+    enum class due : unsigned char { none, handshake, ping, pong, close };
+    static constexpr clock_type::time_point never = clock_type::time_point::max();
+    static constexpr std::uint32_t not_queued = ~std::uint32_t(0);
+    // Bound to the io_context's executor rather than asio::steady_timer's
+    // polymorphic one: 72 bytes instead of 120.
+    using timer = asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>,
+                                             asio::io_context::executor_type>;
+    struct endpoints;
 
     /// Everything about one connection. The websocketpp connection's handlers
     /// hold it (so it outlives queued handlers); it holds the websocketpp
     /// connection until the outcome is known. `owner` and `sink` are cleared
     /// when the transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
-        conn_state(core* o, connection_id i, detail::transport_sink_ref s, asio::io_context& io)
-            : owner(o), id(i), sink(s), deadline(io) {}
+        conn_state(core* o, connection_id i, detail::transport_sink_ref s,
+                   std::shared_ptr<endpoints> e)
+            : owner(o), id(i), sink(s), eps(std::move(e)) {}
+        conn_state(const conn_state&) = delete;
+        conn_state& operator=(const conn_state&) = delete;
+        ~conn_state() { eps->deadlines.remove(*this); }
 
         core* owner;
         connection_id id;
         detail::transport_sink_ref sink;
-        std::shared_ptr<void> endpoints_keepalive;
+        // shared by every connection on the io_context; kept alive by each, as
+        // queued websocketpp handlers may outlive the transport
+        std::shared_ptr<endpoints> eps;
         std::shared_ptr<websocketpp::connection<detail::wspp_plain_config>> plain;
         std::shared_ptr<websocketpp::connection<detail::wspp_tls_config>> tls;
         phase state = phase::connecting;
+        due main_due = due::none;
+        std::uint16_t port = 0;
+        std::uint16_t requested_code = close_code::normal;
+        bool close_requested = false;
+        std::uint32_t queue_index = not_queued; // in eps->deadlines' heap
 
         std::string host; // without IPv6 brackets: for the resolver, SNI and verification
-        std::uint16_t port = 0;
         // set: the socket goes to it, then CONNECT host:port (a pointer: 8
         // bytes, where std::optional<proxy_server> took 112 in every connection)
         std::unique_ptr<proxy_server> proxy;
         bool tunnel_open = false;
-        // Ours, so an abandoned resolve can be cancelled; made for the resolve,
-        // dropped on open (80 bytes and a control block an idle connection
-        // does not need).
-        std::unique_ptr<asio::ip::tcp::resolver> resolver;
         bool loopback_only = false; // a token over plain ws://: loopback addresses only
         bool started = false;       // websocketpp has the connected socket
         bool handshake_done = false;
         bool tls_setup_failed = false;
         bool tcp_connected = false;
         bool tls_done = false;
-        std::shared_ptr<tls_handshake_report> tls_report;
-        std::vector<std::string> offered_subprotocols;
-        std::string token_subprotocol;
+        /// What only the opening handshake needs: made by connect(), dropped
+        /// on open (88 bytes an idle connection would otherwise carry).
+        struct handshake_state {
+            // ours, so an abandoned resolve can be cancelled
+            std::unique_ptr<asio::ip::tcp::resolver> resolver;
+            std::shared_ptr<tls_handshake_report> tls_report;
+            std::vector<std::string> offered_subprotocols;
+            std::string token_subprotocol;
+            ~handshake_state() {
+                detail::wipe(token_subprotocol);
+                for (auto& p : offered_subprotocols)
+                    detail::wipe(p);
+            }
+        };
+        std::unique_ptr<handshake_state> hs;
 
-        bool close_requested = false;
-        std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        // The handshake deadline, then (open) the ping and pong deadlines,
-        // then the close deadline: never two at once, so one timer. Every
-        // completion checks the phase it was armed for.
-        // Bound to the io_context's executor rather than asio::steady_timer's
-        // polymorphic one: 72 bytes instead of 120, and each pending wait is
-        // smaller by the same executor.
-        using timer = asio::basic_waitable_timer<clock_type, asio::wait_traits<clock_type>,
-                                                 asio::io_context::executor_type>;
-        timer deadline;
-        std::unique_ptr<timer> idle_timer; // made on open when idle_timeout is set
-        std::uint64_t frames_received = 0;
-        std::uint64_t frames_at_ping = 0;
-        std::uint64_t frames_at_idle_check = 0;
+        // Deadlines, kept by the io_context's deadline_queue: `main_due` at
+        // `main_at` (never when none), the next idle check at `idle_at`.
+        // Every handler checks the phase.
+        clock_type::time_point main_at = never;
+        clock_type::time_point idle_at = never;
+        clock_type::time_point wake_at() const noexcept { return std::min(main_at, idle_at); }
+        // Frames seen, compared only for change (32 bits wrap harmlessly).
+        std::uint32_t frames_received = 0;
+        std::uint32_t frames_at_ping = 0;
+        std::uint32_t frames_at_idle_check = 0;
         clock_type::time_point ping_sent_at{};
         clock_type::time_point last_activity{};
 
@@ -292,6 +315,71 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
     struct no_endpoint {};
 
+    /// Every connection's deadlines on one io_context behind one timer: a
+    /// binary min-heap of connections by wake-up time, each knowing its index.
+    /// A timer per connection cost 72 bytes, plus a pending wait of about 100
+    /// bytes and a slot in Asio's timer queue, in every idle connection (a
+    /// ping is always due). Only touched on the io_context's thread.
+    struct deadline_queue {
+        explicit deadline_queue(asio::io_context& io) : wakeup(io) {}
+
+        timer wakeup;
+        std::vector<conn_state*> heap;
+        clock_type::time_point armed_at = never; // the pending wait's expiry
+        std::uint64_t generation = 0;            // tells a re-armed wait's stale completion
+        bool running = false;                    // run_due() is under way: it re-arms at the end
+
+        /// After st's main_at or idle_at changed: (re)queues it at the earlier.
+        void update(conn_state& st) {
+            if (st.wake_at() == never) return remove(st);
+            if (st.queue_index == not_queued) {
+                st.queue_index = static_cast<std::uint32_t>(heap.size());
+                heap.push_back(&st);
+            }
+            sift_down(sift_up(st.queue_index));
+        }
+        void remove(conn_state& st) noexcept {
+            if (st.queue_index == not_queued) return;
+            const std::uint32_t i = st.queue_index;
+            st.queue_index = not_queued;
+            conn_state* last = heap.back();
+            heap.pop_back();
+            if (i == heap.size()) return; // it was the last
+            heap[i] = last;
+            last->queue_index = i;
+            sift_down(sift_up(i));
+        }
+
+    private:
+        bool earlier(std::uint32_t a, std::uint32_t b) const noexcept {
+            return heap[a]->wake_at() < heap[b]->wake_at();
+        }
+        void swap_entries(std::uint32_t a, std::uint32_t b) noexcept {
+            std::swap(heap[a], heap[b]);
+            heap[a]->queue_index = a;
+            heap[b]->queue_index = b;
+        }
+        std::uint32_t sift_up(std::uint32_t i) noexcept {
+            while (i > 0 && earlier(i, (i - 1) / 2)) {
+                swap_entries(i, (i - 1) / 2);
+                i = (i - 1) / 2;
+            }
+            return i;
+        }
+        void sift_down(std::uint32_t i) noexcept {
+            const auto n = static_cast<std::uint32_t>(heap.size());
+            for (;;) {
+                std::uint32_t least = i;
+                const std::uint32_t l = 2 * i + 1, r = l + 1;
+                if (l < n && earlier(l, least)) least = l;
+                if (r < n && earlier(r, least)) least = r;
+                if (least == i) return;
+                swap_entries(i, least);
+                i = least;
+            }
+        }
+    };
+
     /// The websocketpp endpoints, one set per io_context, shared by every
     /// transport on it: an endpoint (random_device, loggers, handler table,
     /// resolver) costs kilobytes, and one per client made an idle tether
@@ -301,7 +389,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     /// whose connection get_connection() is building (`constructing`). Shared
     /// only within one io_context, whose handlers run on one thread at a time
     /// under the transport's threading contract.
-    struct endpoints {
+    struct endpoints : std::enable_shared_from_this<endpoints> {
         std::conditional_t<with_plain, detail::wspp_plain_client, no_endpoint> plain;
         std::conditional_t<with_tls, detail::wspp_tls_client, no_endpoint> tls;
         conn_state* constructing = nullptr; // the connection get_connection() is building
@@ -310,8 +398,9 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         std::atomic<std::thread::id> runner{};
         std::atomic<bool> multi_threaded{false};
         asio::io_context* context;
+        deadline_queue deadlines;
 
-        explicit endpoints(asio::io_context& io) : context(&io) {
+        explicit endpoints(asio::io_context& io) : context(&io), deadlines(io) {
             if constexpr (with_plain) plain.init_asio(&io);
             if constexpr (with_tls) {
                 tls.init_asio(&io);
@@ -321,10 +410,10 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
                 tls.set_socket_init_handler(
                     [this](websocketpp::connection_hdl, detail::wspp_tls_stream& s) {
                         if (!constructing) return;
-                        constructing->tls_report = std::make_shared<tls_handshake_report>();
+                        constructing->hs->tls_report = std::make_shared<tls_handshake_report>();
                         if (!prepare_tls_client_stream(s, constructing->host,
-                                                       constructing->owner->opts.tls,
-                                                       constructing->tls_report))
+                                                       constructing->owner->opts().tls,
+                                                       constructing->hs->tls_report))
                             constructing->tls_setup_failed = true;
                     });
             }
@@ -366,16 +455,15 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     };
 
     core(asio::io_context& context, options o)
-        : io(&context), shared_opts(detail::shared_transport_options(std::move(o))),
-          opts(*shared_opts) {
+        : io(&context), shared_opts(detail::shared_transport_options(std::move(o))) {
         // Settings that name files are checked (and loaded) here, as
         // documented. Default settings cannot be wrong, and a ws:// and
         // wss:// transport that only ever opens ws:// need not load the
         // system trust store (about 1 MB of heap, several MB touched,
         // once per process): its first wss:// connection makes the context.
         if constexpr (with_tls)
-            if (!with_plain || !detail::same_tls_settings(opts.tls, tls_options{}))
-                tls_context = shared_tls_client_context(opts.tls);
+            if (!with_plain || !detail::same_tls_settings(opts().tls, tls_options{}))
+                tls_context = shared_tls_client_context(opts().tls);
         eps = endpoints::for_context(*io);
     }
 
@@ -390,8 +478,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     }
 
     asio::io_context* io;
-    std::shared_ptr<const options> shared_opts;      // one copy for all equal options
-    const options& opts;                             // *shared_opts
+    std::shared_ptr<const options> shared_opts; // one copy for all equal options
+    const options& opts() const noexcept { return *shared_opts; }
     std::shared_ptr<asio::ssl::context> tls_context; // shared among equal tls_options
     std::shared_ptr<endpoints> eps;
     detail::connection_map<std::shared_ptr<conn_state>> conns;
@@ -401,8 +489,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
 
     connection_id connect(const connect_request& req, detail::transport_sink_ref sink) {
         const connection_id id = ++last_id;
-        auto st = std::make_shared<conn_state>(this, id, sink, *io);
-        st->endpoints_keepalive = eps;
+        auto st = std::make_shared<conn_state>(this, id, sink, eps);
+        st->hs = std::make_unique<typename conn_state::handshake_state>();
         conns.emplace(id, st);
         if (!eps->single_threaded()) {
             refuse_threads(*st);
@@ -419,7 +507,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->port = url->port;
         const bool has_token = !req.token.empty();
         if (has_token &&
-            !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport)) {
+            !detail::token_transport_allowed(*url, opts().allow_insecure_token_transport)) {
             fail_early(*st, error::insecure_transport,
                        "refusing to send the token over ws:// to '" + url->host +
                            "': use wss:// or set allow_insecure_token_transport");
@@ -427,25 +515,25 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         }
         // the name said loopback; the addresses it resolves to must say so too (and
         // through a proxy, the proxy's: the token crosses its link in clear)
-        st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
-        if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
+        st->loopback_only = has_token && !url->secure && !opts().allow_insecure_token_transport;
+        if (const proxy_server* p = opts().proxy.select(url->secure, url->host, url->port))
             st->proxy = std::make_unique<proxy_server>(*p);
 
         std::string target = url->target;
         const std::string_view token = req.token.reveal();
         if (has_token) {
             bool ok = false;
-            switch (opts.token_in) {
+            switch (opts().token_in) {
             case token_placement::authorization_header:
                 ok = detail::is_credential_text(token);
                 break;
             case token_placement::query_parameter:
-                detail::append_query_parameter(target, opts.token_query_parameter, token);
+                detail::append_query_parameter(target, opts().token_query_parameter, token);
                 ok = true;
                 break;
             case token_placement::subprotocol:
-                st->token_subprotocol = opts.token_subprotocol_prefix + std::string(token);
-                ok = detail::is_http_token(st->token_subprotocol);
+                st->hs->token_subprotocol = opts().token_subprotocol_prefix + std::string(token);
+                ok = detail::is_http_token(st->hs->token_subprotocol);
                 break;
             }
             if (!ok) {
@@ -455,7 +543,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
                 return id;
             }
         }
-        const std::vector<std::string>* subprotocol_lists[] = {&opts.subprotocols,
+        const std::vector<std::string>* subprotocol_lists[] = {&opts().subprotocols,
                                                                &req.subprotocols};
         for (const auto* list : subprotocol_lists)
             for (const auto& p : *list) {
@@ -465,11 +553,11 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
                                    "' is not a valid token");
                     return id;
                 }
-                st->offered_subprotocols.push_back(p);
+                st->hs->offered_subprotocols.push_back(p);
             }
-        if (!st->token_subprotocol.empty())
-            st->offered_subprotocols.push_back(st->token_subprotocol);
-        const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+        if (!st->hs->token_subprotocol.empty())
+            st->hs->offered_subprotocols.push_back(st->hs->token_subprotocol);
+        const std::vector<http_header>* header_lists[] = {&opts().headers, &req.headers};
         for (const auto* list : header_lists)
             for (const auto& h : *list)
                 if (!detail::is_http_token(h.first) || !detail::is_safe_header_value(h.second)) {
@@ -495,7 +583,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         if constexpr (with_tls) {
             if (url->secure && !tls_context) {
                 try {
-                    tls_context = shared_tls_client_context(opts.tls);
+                    tls_context = shared_tls_client_context(opts().tls);
                 } catch (const std::exception& e) {
                     fail_early(*st, error::connection_failed,
                                std::string("TLS setup failed: ") + e.what());
@@ -531,8 +619,8 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             prepare(st, con, req, has_token ? token : std::string_view{});
         });
         arm_handshake_deadline(st);
-        st->resolver = std::make_unique<asio::ip::tcp::resolver>(*io);
-        st->resolver->async_resolve(
+        st->hs->resolver = std::make_unique<asio::ip::tcp::resolver>(*io);
+        st->hs->resolver->async_resolve(
             st->proxy ? st->proxy->host : st->host,
             std::to_string(st->proxy ? st->proxy->port : st->port),
             [st](const std::error_code& e, asio::ip::tcp::resolver::results_type r) {
@@ -605,7 +693,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         if (st->proxy) {
             st->with_connection([&](auto& con) {
                 detail::async_proxy_connect(
-                    tcp_socket_of(con), *st->proxy, st->host, st->port, self.opts.user_agent,
+                    tcp_socket_of(con), *st->proxy, st->host, st->port, self.opts().user_agent,
                     [st, keep = con.get_shared()](const detail::proxy_reply& r) {
                         on_tunnel(st, r);
                     });
@@ -660,11 +748,11 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     template <class Con>
     void prepare(const std::shared_ptr<conn_state>& st, Con& con, const connect_request& req,
                  std::string_view token) {
-        const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
+        const std::vector<http_header>* header_lists[] = {&opts().headers, &req.headers};
         for (const auto* list : header_lists)
             for (const auto& h : *list)
                 con.append_header(h.first, h.second);
-        if (!token.empty() && opts.token_in == token_placement::authorization_header) {
+        if (!token.empty() && opts().token_in == token_placement::authorization_header) {
             std::string value;
             value.reserve(7 + token.size());
             value += "Bearer ";
@@ -672,15 +760,15 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             con.replace_header("Authorization", value);
             detail::wipe(value);
         }
-        if (con.get_request_header("User-Agent").empty() && !opts.user_agent.empty())
-            con.replace_header("User-Agent", opts.user_agent);
-        for (const auto& p : st->offered_subprotocols)
+        if (con.get_request_header("User-Agent").empty() && !opts().user_agent.empty())
+            con.replace_header("User-Agent", opts().user_agent);
+        for (const auto& p : st->hs->offered_subprotocols)
             con.add_subprotocol(p);
 
         con.set_open_handshake_timeout(0); // our own deadline covers the whole connect
-        con.set_close_handshake_timeout(static_cast<long>(opts.close_timeout.count()));
+        con.set_close_handshake_timeout(static_cast<long>(opts().close_timeout.count()));
         con.set_pong_timeout(0);
-        con.set_max_message_size(opts.max_message_size);
+        con.set_max_message_size(opts().max_message_size);
 
         // The open handler owns `st` for the connection; the other handlers,
         // members of the same connection object, borrow it: a std::function
@@ -735,23 +823,89 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         }
     }
 
-    void arm_handshake_deadline(const std::shared_ptr<conn_state>& st) {
-        st->deadline.expires_after(opts.handshake_timeout);
-        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-            auto s = w.lock();
-            if (ec || !s || !s->owner || s->state != phase::connecting) return;
-            const char* stage = !s->tcp_connected ? "resolving and connecting"
-                                : (s->proxy && !s->tunnel_open)
-                                    ? "waiting for the HTTP proxy's answer to CONNECT"
-                                : (s->tls && !s->tls_done) ? "in the TLS handshake"
-                                                           : "waiting for the upgrade response";
-            close_event ev;
-            ev.error = error::handshake_timeout;
-            ev.detail = "no WebSocket handshake with " + s->where() + " within " +
-                        std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " +
-                        stage + ")";
-            s->owner->finish(*s, std::move(ev), true);
+    // ---- deadlines ---------------------------------------------------
+
+    /// Sets st's main deadline (due::none clears it).
+    static void set_deadline(conn_state& st, due what, clock_type::time_point at) {
+        st.main_due = what;
+        st.main_at = what == due::none ? never : at;
+        reschedule(st);
+    }
+
+    static void reschedule(conn_state& st) {
+        st.eps->deadlines.update(st);
+        arm(*st.eps);
+    }
+
+    /// Points the io_context's one timer at the earliest wake-up, if it is
+    /// not already waiting for that or an earlier one. (A wait for a time
+    /// nobody needs any more just finds nothing due.)
+    static void arm(endpoints& e) {
+        deadline_queue& q = e.deadlines;
+        if (q.running || q.heap.empty() || q.heap.front()->wake_at() >= q.armed_at) return;
+        q.armed_at = q.heap.front()->wake_at();
+        const std::uint64_t generation = ++q.generation;
+        q.wakeup.expires_at(q.armed_at);
+        q.wakeup.async_wait([w = std::weak_ptr<endpoints>(e.shared_from_this()),
+                             generation](const std::error_code&) {
+            const auto eps = w.lock();
+            if (!eps || eps->deadlines.generation != generation) return; // re-armed since
+            eps->deadlines.armed_at = never;
+            run_due(*eps);
         });
+    }
+
+    /// Runs every deadline that has passed, earliest first.
+    static void run_due(endpoints& e) {
+        deadline_queue& q = e.deadlines;
+        q.running = true;
+        const auto now = clock_type::now();
+        while (!q.heap.empty() && q.heap.front()->wake_at() <= now) {
+            const std::shared_ptr<conn_state> st = q.heap.front()->shared_from_this();
+            q.remove(*st);
+            if (st->main_due != due::none && st->main_at <= now) {
+                const due what = st->main_due;
+                st->main_due = due::none;
+                st->main_at = never;
+                on_deadline(st, what);
+            }
+            if (st->idle_at <= now) {
+                st->idle_at = never;
+                on_idle_check(st);
+            }
+            if (st->state != phase::finished) q.update(*st); // what is still set
+        }
+        q.running = false;
+        arm(e);
+    }
+
+    static void on_deadline(const std::shared_ptr<conn_state>& st, due what) {
+        switch (what) {
+        case due::handshake: return on_handshake_deadline(st);
+        case due::ping: return on_ping_due(st);
+        case due::pong: return on_pong_deadline(st);
+        case due::close: return on_close_deadline(st);
+        case due::none: return;
+        }
+    }
+
+    void arm_handshake_deadline(const std::shared_ptr<conn_state>& st) {
+        set_deadline(*st, due::handshake, clock_type::now() + opts().handshake_timeout);
+    }
+
+    static void on_handshake_deadline(const std::shared_ptr<conn_state>& s) {
+        if (!s->owner || s->state != phase::connecting) return;
+        const char* stage = !s->tcp_connected ? "resolving and connecting"
+                            : (s->proxy && !s->tunnel_open)
+                                ? "waiting for the HTTP proxy's answer to CONNECT"
+                            : (s->tls && !s->tls_done) ? "in the TLS handshake"
+                                                       : "waiting for the upgrade response";
+        close_event ev;
+        ev.error = error::handshake_timeout;
+        ev.detail = "no WebSocket handshake with " + s->where() + " within " +
+                    std::to_string(s->owner->opts().handshake_timeout.count()) + " ms (stuck " +
+                    stage + ")";
+        s->owner->finish(*s, std::move(ev), true);
     }
 
     // ---- websocketpp events ----------------------------------------
@@ -763,7 +917,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->with_connection(
             [&](auto& con) { selected = con.get_response_header("Sec-WebSocket-Protocol"); });
         bool offered = selected.empty();
-        for (const auto& p : st->offered_subprotocols)
+        for (const auto& p : st->hs->offered_subprotocols)
             offered = offered || p == selected;
         if (!self.eps->single_threaded()) return self.refuse_threads(*st);
         if (!offered) {
@@ -777,16 +931,15 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         }
         st->state = phase::open;
         st->handshake_done = true;
-        st->deadline.cancel();
-        st->resolver.reset(); // its work is long done
+        set_deadline(*st, due::none, never); // start_liveness() sets the pings' deadline
+        const bool token_selected =
+            !st->hs->token_subprotocol.empty() && selected == st->hs->token_subprotocol;
+        st->hs.reset(); // wipes the token copies; the resolver's work is long done
         self.start_liveness(st);
         open_info info;
-        const bool token_selected =
-            !st->token_subprotocol.empty() && selected == st->token_subprotocol;
         info.subprotocol = token_selected ? std::string("[token]") : std::move(selected);
         if (token_selected) detail::wipe(selected);
         st->with_connection([](auto& con) { wipe_request_credentials(con); });
-        wipe_token_copies(*st);
         if (st->sink.self) st->sink.open(st->sink.self, st->id, info);
     }
 
@@ -814,7 +967,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             ev.retry_after = detail::parse_retry_after(con.get_response_header("Retry-After"),
                                                        std::chrono::system_clock::now());
             ev.body_excerpt =
-                detail::body_excerpt(con.get_response().get_body(), self.opts.max_body_excerpt);
+                detail::body_excerpt(con.get_response().get_body(), self.opts().max_body_excerpt);
             ev.detail = "handshake refused by " + st.where() + ": HTTP " + std::to_string(status) +
                         " " + detail::body_excerpt(con.get_response_msg(), 64);
             const std::string& location = con.get_response_header("Location");
@@ -836,9 +989,10 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             ec == wt::error::tls_error || ec == wt::error::tls_short_read ||
             ec.category() == asio::error::get_ssl_category();
         if (tls_failure) {
-            const bool verify = st.tls_report && st.tls_report->verification_failed();
+            const auto* report = st.hs ? st.hs->tls_report.get() : nullptr;
+            const bool verify = report && report->verification_failed();
             ev.error = verify ? error::tls_verification_failed : error::connection_failed;
-            const std::string why = st.tls_report ? st.tls_report->describe() : std::string();
+            const std::string why = report ? report->describe() : std::string();
             ev.detail = "TLS handshake with " + st.where() +
                         " failed: " + (why.empty() ? ec.message() : why);
         } else if (ec == wt::error::timeout || ec == websocketpp::error::open_handshake_timeout) {
@@ -894,7 +1048,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
                 ev.code = close_code::message_too_big;
                 ev.error = error::message_too_large;
                 ev.detail = "a message from " + st.where() + " exceeds max_message_size (" +
-                            std::to_string(st.owner->opts.max_message_size) + " bytes)";
+                            std::to_string(st.owner->opts().max_message_size) + " bytes)";
             } else {
                 ev.code = ec.category() == pe::get_processor_category()
                               ? static_cast<std::uint16_t>(pe::to_ws(ec))
@@ -926,30 +1080,22 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         const auto now = clock_type::now();
         st->last_activity = now;
         st->frames_at_idle_check = st->frames_received;
-        if (opts.ping_interval.count() > 0) {
-            st->deadline.expires_at(now + opts.ping_interval);
-            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-                if (auto s = w.lock(); s && !ec) on_ping_due(s);
-            });
-        }
-        if (opts.idle_timeout.count() > 0) {
-            st->idle_timer = std::make_unique<typename conn_state::timer>(*io);
-            arm_idle_check(st);
-        }
+        if (opts().idle_timeout.count() > 0) st->idle_at = now + idle_check_period();
+        if (opts().ping_interval.count() > 0)
+            set_deadline(*st, due::ping, now + opts().ping_interval);
+        else
+            set_deadline(*st, due::none, never);
     }
 
     static void on_ping_due(const std::shared_ptr<conn_state>& st) {
         if (!st->owner || st->state != phase::open) return;
-        const options& o = st->owner->opts;
+        const options& o = st->owner->opts();
         st->frames_at_ping = st->frames_received;
         st->ping_sent_at = clock_type::now();
         std::error_code ec;
         st->with_connection([&](auto& con) { con.ping(std::string(), ec); });
         // a failed ping write shows up as a close; the pong deadline still applies
-        st->deadline.expires_at(st->ping_sent_at + o.pong_timeout);
-        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-            if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-        });
+        set_deadline(*st, due::pong, st->ping_sent_at + o.pong_timeout);
     }
 
     static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
@@ -962,43 +1108,39 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
             ev.code = close_code::abnormal;
             ev.error = error::pong_timeout;
             ev.detail = "nothing received from " + st->where() + " within " +
-                        std::to_string(self.opts.pong_timeout.count()) + " ms of a ping";
+                        std::to_string(self.opts().pong_timeout.count()) + " ms of a ping";
             self.finish(*st, std::move(ev), true);
             return;
         }
-        auto next = st->ping_sent_at + self.opts.ping_interval;
-        st->deadline.expires_at(next);
-        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-            if (auto s = w.lock(); s && !ec) on_ping_due(s);
-        });
+        set_deadline(*st, due::ping, st->ping_sent_at + self.opts().ping_interval);
     }
 
-    void arm_idle_check(const std::shared_ptr<conn_state>& st) {
-        // a few checks per period keep detection within idle_timeout * 1.25
-        auto period = opts.idle_timeout / 4;
-        if (period.count() < 1) period = std::chrono::milliseconds(1);
-        st->idle_timer->expires_after(period);
-        st->idle_timer->async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& ec) {
-            auto s = w.lock();
-            if (ec || !s || !s->owner || s->state != phase::open) return;
-            core& self = *s->owner;
-            const auto now = clock_type::now();
-            if (s->frames_received != s->frames_at_idle_check) {
-                s->frames_at_idle_check = s->frames_received;
-                s->last_activity = now;
-            } else if (now - s->last_activity >= self.opts.idle_timeout) {
-                close_event ev;
-                ev.was_open = true;
-                ev.initiated_locally = true;
-                ev.code = close_code::abnormal;
-                ev.error = error::idle_timeout;
-                ev.detail = "no frame from " + s->where() + " for " +
-                            std::to_string(self.opts.idle_timeout.count()) + " ms";
-                self.finish(*s, std::move(ev), true);
-                return;
-            }
-            self.arm_idle_check(s);
-        });
+    /// A few checks per idle_timeout keep detection within idle_timeout * 1.25.
+    std::chrono::milliseconds idle_check_period() const {
+        const auto period = opts().idle_timeout / 4;
+        return period.count() < 1 ? std::chrono::milliseconds(1) : period;
+    }
+
+    static void on_idle_check(const std::shared_ptr<conn_state>& s) {
+        if (!s->owner || s->state != phase::open) return;
+        core& self = *s->owner;
+        const auto now = clock_type::now();
+        if (s->frames_received != s->frames_at_idle_check) {
+            s->frames_at_idle_check = s->frames_received;
+            s->last_activity = now;
+        } else if (now - s->last_activity >= self.opts().idle_timeout) {
+            close_event ev;
+            ev.was_open = true;
+            ev.initiated_locally = true;
+            ev.code = close_code::abnormal;
+            ev.error = error::idle_timeout;
+            ev.detail = "no frame from " + s->where() + " for " +
+                        std::to_string(self.opts().idle_timeout.count()) + " ms";
+            self.finish(*s, std::move(ev), true);
+            return;
+        }
+        s->idle_at = now + self.idle_check_period();
+        reschedule(*s);
     }
 
     // ---- send / close ------------------------------------------------
@@ -1042,27 +1184,26 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         st->close_requested = true;
         st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
         st->requested_reason = detail::bounded_close_reason(reason);
-        // (the pings' wait ends with the deadline's re-arming below)
-        if (st->idle_timer) st->idle_timer->cancel();
+        st->idle_at = never; // the pings' deadline is replaced below
         std::error_code ec;
         // fails only when websocketpp is already closing (the peer started it): then
         // its close callback reports, and the deadline below still bounds the wait
         st->with_connection(
             [&](auto& con) { con.close(st->requested_code, st->requested_reason, ec); });
-        st->deadline.expires_after(opts.close_timeout);
-        st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const std::error_code& e) {
-            auto s = w.lock();
-            if (e || !s || !s->owner || s->state != phase::closing) return;
-            close_event ev;
-            ev.was_open = true;
-            ev.initiated_locally = true;
-            ev.code = s->requested_code;
-            ev.reason = s->requested_reason;
-            ev.error = error::close_timeout;
-            ev.detail = "the peer did not finish the closing handshake within " +
-                        std::to_string(s->owner->opts.close_timeout.count()) + " ms";
-            s->owner->finish(*s, std::move(ev), true);
-        });
+        set_deadline(*st, due::close, clock_type::now() + opts().close_timeout);
+    }
+
+    static void on_close_deadline(const std::shared_ptr<conn_state>& s) {
+        if (!s->owner || s->state != phase::closing) return;
+        close_event ev;
+        ev.was_open = true;
+        ev.initiated_locally = true;
+        ev.code = s->requested_code;
+        ev.reason = s->requested_reason;
+        ev.error = error::close_timeout;
+        ev.detail = "the peer did not finish the closing handshake within " +
+                    std::to_string(s->owner->opts().close_timeout.count()) + " ms";
+        s->owner->finish(*s, std::move(ev), true);
     }
 
     // ---- the end of a connection ---------------------------------------
@@ -1085,15 +1226,19 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
     }
 
     static void wipe_token_copies(conn_state& st) noexcept {
-        detail::wipe(st.token_subprotocol);
-        for (auto& p : st.offered_subprotocols)
+        if (!st.hs) return; // open: dropped (and wiped) then
+        detail::wipe(st.hs->token_subprotocol);
+        for (auto& p : st.hs->offered_subprotocols)
             detail::wipe(p);
     }
 
     static void stop_connection(conn_state& st, bool terminate) {
-        st.deadline.cancel();
-        if (st.idle_timer) st.idle_timer->cancel();
-        if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
+        st.main_due = due::none;
+        st.main_at = never;
+        st.idle_at = never;
+        st.eps->deadlines.remove(st); // the io_context's timer may fire for nothing
+        if (st.hs && st.hs->resolver)
+            st.hs->resolver->cancel(); // an abandoned resolve must not stay queued
         st.with_connection([&](auto& con) {
             wipe_request_credentials(con);
             if (!st.handshake_done) {
@@ -1151,7 +1296,7 @@ basic_websocketpp_transport<Schemes>::~basic_websocketpp_transport() = default;
 
 template <websocket_schemes Schemes>
 auto basic_websocketpp_transport<Schemes>::get_options() const noexcept -> const options& {
-    return core_->opts;
+    return core_->opts();
 }
 
 template <websocket_schemes Schemes>
