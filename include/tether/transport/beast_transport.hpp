@@ -29,8 +29,8 @@
 // answer) and only then starts TLS (with the origin's SNI and name) and the
 // upgrade. The handshake deadline covers the CONNECT exchange too.
 //
-// Not done yet: the client does not run on Boost.Asio, so this transport is
-// tested at the transport level only (docs/transports.md).
+// With the client: define TETHER_USE_BOOST_ASIO (Boost mode, detail/net.hpp)
+// so tether's own networking runs on Boost.Asio too (docs/transports.md).
 //
 //     boost::asio::io_context io;
 //     tether::beast_transport_options o;
@@ -402,13 +402,41 @@ private:
         std::string data;
     };
 
+    /// The write queue: a std::deque (elements stay put while Beast writes
+    /// from the front one) that exists only while something is queued. An
+    /// empty libstdc++ deque holds a 512-byte block and its map, and an idle
+    /// connection queues nothing but a ping now and then.
+    class write_queue {
+    public:
+        bool empty() const noexcept { return !q_ || q_->empty(); }
+        outgoing& front() { return q_->front(); }
+        void push_back(outgoing item) {
+            if (!q_) q_ = std::make_unique<std::deque<outgoing>>();
+            q_->push_back(std::move(item));
+        }
+        void pop_front() {
+            q_->pop_front();
+            if (q_->empty()) q_.reset();
+        }
+        void clear() noexcept { q_.reset(); }
+
+    private:
+        std::unique_ptr<std::deque<outgoing>> q_;
+    };
+
+    /// Bound to the io_context's executor rather than the polymorphic one:
+    /// smaller timers, and smaller pending waits.
+    using timer =
+        boost::asio::basic_waitable_timer<clock_type, boost::asio::wait_traits<clock_type>,
+                                          boost::asio::io_context::executor_type>;
+
     /// Everything about one connection. Every pending operation's handler
     /// holds it, so it outlives them; `owner` and `sink` are cleared when the
     /// transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
         conn_state(core* o, connection_id i, detail::beast_sink_ref s, boost::asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(io), deadline(io), ping_timer(io), idle_timer(io) {
-        }
+            : owner(o), id(i), sink(s), resolver(std::make_unique<tcp::resolver>(io)), deadline(io),
+              ping_timer(io), idle_timer(io) {}
 
         core* owner;
         connection_id id;
@@ -420,13 +448,15 @@ private:
         std::uint16_t port = 0;
         std::string target; // may hold the token (query placement): wiped after use
         bool loopback_only = false;
-        std::optional<proxy_server> proxy; // set: the socket goes to it, then CONNECT host:port
+        // set: the socket goes to it, then CONNECT host:port (by pointer: 8
+        // bytes where std::optional<proxy_server> took 112)
+        std::unique_ptr<proxy_server> proxy;
         bool tunnel_open = false;
         secret proxy_request; // the CONNECT request (may hold proxy credentials)
         std::unique_ptr<detail::connect_reply_reader> proxy_reader;
         // only while a CONNECT answer is read: not 2 KiB in every connection
         std::unique_ptr<std::array<char, 2048>> proxy_buffer;
-        tcp::resolver resolver;
+        std::unique_ptr<tcp::resolver> resolver; // dropped on open
         std::unique_ptr<plain_ws> plain;
         std::unique_ptr<tls_ws> tls;
         std::shared_ptr<tls_handshake_report> tls_report;
@@ -442,7 +472,7 @@ private:
         response_type response;
 
         boost::beast::flat_buffer rbuf;
-        std::deque<outgoing> queue;
+        write_queue queue;
         bool writing = false;
         std::size_t buffered = 0;
 
@@ -450,9 +480,9 @@ private:
         std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        boost::asio::steady_timer deadline; // handshake, then close, then teardown
-        boost::asio::steady_timer ping_timer;
-        boost::asio::steady_timer idle_timer;
+        timer deadline; // handshake, then close, then teardown
+        timer ping_timer;
+        timer idle_timer;
         std::uint64_t frames_received = 0;
         std::uint64_t frames_at_ping = 0;
         std::uint64_t frames_at_idle_check = 0;
@@ -544,7 +574,7 @@ private:
                        id;
             st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
             if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-                st->proxy = *p;
+                st->proxy = std::make_unique<proxy_server>(*p);
 
             st->target = url->target;
             const std::string_view token = req.token.reveal();
@@ -622,7 +652,7 @@ private:
             }
 
             arm_handshake_deadline(st);
-            st->resolver.async_resolve(
+            st->resolver->async_resolve(
                 st->proxy ? st->proxy->host : st->host,
                 std::to_string(st->proxy ? st->proxy->port : st->port),
                 [st](const bec& ec, tcp::resolver::results_type r) { on_resolved(st, ec, r); });
@@ -908,7 +938,8 @@ private:
             info.subprotocol = token_selected ? std::string("[token]") : std::move(selected);
             if (token_selected) detail::wipe(selected);
             st->wipe_credentials();
-            st->response = {}; // the headers are not needed any more
+            st->response = {};    // the headers are not needed any more
+            st->resolver.reset(); // nor the resolver
             st->with_ws([&](auto& ws) {
                 // bounds Beast's own closing handshakes and teardowns: after a
                 // protocol violation or an oversized message it sends a close
@@ -1248,7 +1279,7 @@ private:
             st.deadline.cancel();
             st.ping_timer.cancel();
             st.idle_timer.cancel();
-            st.resolver.cancel(); // an abandoned resolve must not stay queued
+            if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
             st.wipe_credentials();
             // Closing the socket now (not in a posted handler) stops a TLS
             // handshake or an upgrade request queued behind us.
