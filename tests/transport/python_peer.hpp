@@ -6,7 +6,8 @@
 // Paths:
 //   /echo, anything else   echo; "big N" answers N bytes (binary), "burst N"
 //                          writes N small text frames in one write, "expire"
-//                          closes with 4001 "Token expired"
+//                          closes with 4001 "Token expired", "pings?" answers
+//                          the number of pings received on this connection
 //   /headers...            first sends {"path": ..., "headers": {...}} as JSON
 //   /close/<code>          closes at once with <code> "server says bye"
 //   /auth...               401 + Retry-After: 3 unless "Bearer py-token"
@@ -62,6 +63,12 @@ async def check(path, headers):
         return HTTPStatus.UNAUTHORIZED, [("Retry-After", "3")], b"stale token\n"
     return None
 
+class CountingProtocol(websockets.WebSocketServerProtocol):
+    pings_received = 0
+    async def pong(self, data=b""):  # called to answer each ping
+        self.pings_received += 1
+        await super().pong(data)
+
 async def handler(ws, path):
     if path == "/requests":
         await ws.send(str(requests - 1))
@@ -73,6 +80,9 @@ async def handler(ws, path):
         return
     try:
         async for msg in ws:
+            if msg == "pings?":
+                await ws.send(str(ws.pings_received))
+                continue
             if msg == "expire":
                 await ws.close(4001, "Token expired")
                 break
@@ -100,7 +110,8 @@ async def main():
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     async with websockets.serve(handler, "127.0.0.1", 0, process_request=check, ssl=ctx,
                                 ping_interval=ping_interval, ping_timeout=ping_timeout,
-                                subprotocols=["chat.v1"]) as server:
+                                subprotocols=["chat.v1"],
+                                create_protocol=CountingProtocol) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.sleep(60)
 
