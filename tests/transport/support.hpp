@@ -32,9 +32,10 @@ extern char** environ;
 
 namespace test_support {
 
-/// Runs `io` until `done()` or `limit` passes; false on timeout.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done,
+/// Runs `io` until `done()` or `limit` passes; false on timeout. Any Asio
+/// flavour's io_context (standalone or Boost).
+template <class IoContext, class Pred>
+bool run_until(IoContext& io, Pred done,
                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done()) {
@@ -49,7 +50,7 @@ bool run_until(asio::io_context& io, Pred done,
 }
 
 /// Runs `io` for `d` of wall time (to show that something does NOT happen).
-inline void run_for(asio::io_context& io, std::chrono::milliseconds d) {
+template <class IoContext> void run_for(IoContext& io, std::chrono::milliseconds d) {
     run_until(
         io, [] { return false; }, d);
 }
