@@ -32,6 +32,8 @@ The CMake consumers also build consumer_core, linking tether::core only, with
 the poisoned include directory first: an #error header under the name of
 every websocketpp, OpenSSL, nlohmann/json and asio/ssl header tether includes.
   meson_subproject  meson project with subprojects/tether -> the repository
+                    (also consumer_core_boost, tether_core_boost_dep, when
+                    meson finds Boost >= 1.81)
   vendored          only single_include/tether/tether.hpp, copied into a fresh
                     folder, compiled by one plain compiler command line; then
                     genesys.hpp next to it; then separate compilation from the
@@ -257,6 +259,13 @@ def kind_meson_subproject(args):
     commands = (build / "compile_commands.json").read_text()
     if commands.count("poison") < 1:
         raise Failure("consumer_core was not compiled with the poisoned include directory")
+    # Boost mode (tether_core_boost_dep), built when tether's meson found Boost >= 1.81.
+    if (build / "consumer_core_boost").exists():
+        if "-DTETHER_USE_BOOST_ASIO" not in commands:
+            raise Failure("consumer_core_boost was not compiled in Boost mode")
+        check_consumer_output(args, run([build / "consumer_core_boost"]))
+    else:
+        print("no Boost >= 1.81 for meson: consumer_core_boost (Boost mode) not built")
     # The subproject's install rules are part of the parent's install.
     dest = args.work / "meson_subproject" / "destdir"
     run([meson, "install", "-C", build, "--destdir", dest, "--quiet"])
