@@ -1,5 +1,5 @@
 # Install rules: headers, the tether::* targets (core, websocketpp, oauth2,
-# genesys, tether), a relocatable CMake package and pkg-config files
+# genesys, tether; core_boost when Boost was found), a relocatable CMake package and pkg-config files
 # (tether.pc, tether-core.pc). Everything goes under share/ (header-only: no arch).
 include(CMakePackageConfigHelpers)
 
@@ -14,6 +14,10 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/tether"
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.ipp")
 
 install(TARGETS tether_core tether_websocketpp tether_oauth2 tether_genesys tether EXPORT tetherTargets)
+# Boost mode, when Boost was found here (tetherConfig.cmake: component core_boost).
+if(TARGET tether_core_boost)
+  install(TARGETS tether_core_boost EXPORT tetherTargets)
+endif()
 install(EXPORT tetherTargets NAMESPACE tether:: DESTINATION "${TETHER_INSTALL_CMAKEDIR}")
 
 configure_package_config_file(

@@ -21,11 +21,19 @@ KIND is one of:
   compiled          separate compilation: a C++20 program links tether::compiled
                     (add_subdirectory with g++ and with clang++ when found; also
                     find_package with --installed), websocketpp headers poisoned
+  boost             Boost mode from the installed package (WORK/prefix):
+                    find_package(tether COMPONENTS core_boost), a C++20 program
+                    (g++, and clang++ when found) runs the client on
+                    beast_transport against a loopback server refusing with 401;
+                    standalone Asio and websocketpp headers poisoned. Skipped
+                    when tether was installed without Boost mode
 
 The CMake consumers also build consumer_core, linking tether::core only, with
 the poisoned include directory first: an #error header under the name of
 every websocketpp, OpenSSL, nlohmann/json and asio/ssl header tether includes.
   meson_subproject  meson project with subprojects/tether -> the repository
+                    (also consumer_core_boost, tether_core_boost_dep, when
+                    meson finds Boost >= 1.81)
   vendored          only single_include/tether/tether.hpp, copied into a fresh
                     folder, compiled by one plain compiler command line; then
                     genesys.hpp next to it; then separate compilation from the
@@ -251,6 +259,13 @@ def kind_meson_subproject(args):
     commands = (build / "compile_commands.json").read_text()
     if commands.count("poison") < 1:
         raise Failure("consumer_core was not compiled with the poisoned include directory")
+    # Boost mode (tether_core_boost_dep), built when tether's meson found Boost >= 1.81.
+    if (build / "consumer_core_boost").exists():
+        if "-DTETHER_USE_BOOST_ASIO" not in commands:
+            raise Failure("consumer_core_boost was not compiled in Boost mode")
+        check_consumer_output(args, run([build / "consumer_core_boost"]))
+    else:
+        print("no Boost >= 1.81 for meson: consumer_core_boost (Boost mode) not built")
     # The subproject's install rules are part of the parent's install.
     dest = args.work / "meson_subproject" / "destdir"
     run([meson, "install", "-C", build, "--destdir", dest, "--quiet"])
@@ -470,6 +485,56 @@ def kind_compiled(args):
         print(f"{mode}: {expected}")
 
 
+def standalone_poison_dir(args):
+    """WORK/poison-standalone: an #error header under every <asio/...>, <asio.hpp> and
+    <websocketpp/...> name tether's headers include (Boost mode must reach none)."""
+    poison = fresh_dir(args.work / "poison-standalone")
+    names = {"asio.hpp"}
+    for header in (args.repo / "include").rglob("*.[hi]pp"):
+        names.update(re.findall(r"^\s*#\s*include\s*<((?:asio|websocketpp)/[^>]+)>",
+                                header.read_text(), re.M))
+    for name in sorted(names):
+        (poison / name).parent.mkdir(parents=True, exist_ok=True)
+        (poison / name).write_text(f'#error "a Boost mode program reached <{name}>"\n')
+    return poison
+
+
+def kind_boost(args):
+    """Boost mode, installed: find_package(tether COMPONENTS core_boost), C++20, Beast transport."""
+    prefix = installed_prefix(args)
+    targets = (prefix / "share" / "cmake" / "tether" / "tetherTargets.cmake").read_text()
+    if "tether::core_boost" not in targets:
+        raise Skip("tether was installed without Boost mode (no Boost >= 1.81 where it was built)")
+    compilers = {"cxx": args.cxx}
+    clang = shutil.which("clang++") or shutil.which("clang++-14")
+    if clang and os.path.realpath(clang) != os.path.realpath(shutil.which(args.cxx) or args.cxx):
+        compilers["clang"] = clang
+    poison = standalone_poison_dir(args)
+    for name, cxx in compilers.items():
+        src = copy_project("boost", args.work / "boost" / name / "src")
+        build = args.work / "boost" / name / "build"
+        cmd = [args.cmake, "-S", src, "-B", build, "-G", args.generator, f"-DCMAKE_CXX_COMPILER={cxx}",
+               "-DCMAKE_BUILD_TYPE=Release", f"-DTETHER_EXPECTED_VERSION={repo_version(args.repo)}",
+               f"-DCMAKE_PREFIX_PATH={prefix}", f"-DTETHER_STANDALONE_POISON_DIR={poison}",
+               "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"]
+        if args.sanitize:
+            flags = " ".join(SANITIZE)
+            cmd += [f"-DCMAKE_CXX_FLAGS={flags}", f"-DCMAKE_EXE_LINKER_FLAGS={flags}"]
+        run(cmd)
+        run([args.cmake, "--build", build])
+        commands = json.loads((build / "compile_commands.json").read_text())
+        app = [c["command"] for c in commands if c["file"].endswith("boost_main.cpp")]
+        if not app or "-std=c++20" not in app[0] or str(poison) not in app[0]:
+            raise Failure(f"{name}: boost_main.cpp was not compiled as C++20 with the poisoned "
+                          "standalone Asio directory first")
+        p = run([build / "consumer_boost"])
+        expected = (f"consumer_boost: tether {repo_version(args.repo)}, C++20, Boost.Asio, "
+                    "refused with 401, ok")
+        if expected not in p.stdout:
+            raise Failure(f"{name}: the program did not print '{expected}'")
+        print(f"find_package-{name}: {expected}")
+
+
 def kind_options(args):
     """Top-level option defaults, read from a configured cache."""
     def configure(name, *defines):
@@ -501,6 +566,7 @@ KINDS = {
     "core_headers": kind_core_headers,
     "options": kind_options,
     "compiled": kind_compiled,
+    "boost": kind_boost,
 }
 
 

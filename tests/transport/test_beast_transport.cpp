@@ -331,3 +331,47 @@ TEST_CASE("beast client (Boost mode): a 401 refreshes the token, the next handsh
 #endif
 
 #endif
+
+// ---- threads: one thread per io_context ------------------------------------------------------
+// (kept apart at the end of the file)
+
+TEST_CASE("beast threads: an io_context run by a second thread is refused", "[beast][threads]") {
+    net::io_context io;
+    boost_raw_peer first_peer(io);
+    boost_raw_peer second_peer(io);
+    recording_sink sink;
+    beast_transport t(io, quick_options());
+    driver d{t, sink};
+    // this thread runs the io_context first...
+    const connection_id first = d.connect(first_peer.url());
+    REQUIRE(run_until(io, [&] { return sink.opened(first); }));
+    // ...then a second one, while this one lives (a joined thread's id may be
+    // reused): the transport's state is not synchronised, so it must refuse.
+    connection_id second = 0;
+    std::thread b([&] {
+        net::post(io, [&] { second = d.connect(second_peer.url()); });
+        run_until(io, [&] { return second != 0 && sink.closed(second); });
+    });
+    b.join();
+    REQUIRE(second != 0);
+    REQUIRE(sink.closed(second));
+    INFO(sink.close_of(second).detail);
+    CHECK_FALSE(sink.opened(second));
+    CHECK(sink.close_of(second).error == tether::error::connection_failed);
+    CHECK_THAT(sink.close_of(second).detail, Contains("more than one thread"));
+    CHECK_THAT(sink.close_of(second).detail, Contains("run it on one thread"));
+    CHECK(second_peer.connections == 0); // refused before any network activity
+    // the refusal sticks: a later connection fails too, without touching the network
+    const connection_id third = d.connect(second_peer.url());
+    REQUIRE(run_until(io, [&] { return sink.closed(third); }));
+    CHECK_FALSE(sink.opened(third));
+    CHECK_THAT(sink.close_of(third).detail, Contains("more than one thread"));
+    // and the open connection ends at its next event, here a send
+    CHECK(d.send(first, "x") == tether::error::not_connected);
+    REQUIRE(run_until(io, [&] { return sink.closed(first); }));
+    CHECK(sink.close_of(first).was_open);
+    CHECK(sink.close_of(first).error == tether::error::connection_failed);
+    CHECK_THAT(sink.close_of(first).detail, Contains("more than one thread"));
+    CHECK(second_peer.connections == 0);
+    check_contract(sink);
+}

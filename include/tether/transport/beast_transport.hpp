@@ -9,8 +9,12 @@
 // a maximum message size. The executor and timers are Boost.Asio's.
 //
 // Threading: run the io_context on ONE thread and call the transport from
-// that thread. Destroy the transport before the io_context, and not from
-// inside one of its sink calls.
+// that thread (the client does: it lives on the transport's executor). The
+// transport refuses an io_context whose handlers it sees on a second thread:
+// that connection and every later one fail with error::connection_failed and
+// a detail saying so ("run it on one thread"), as websocketpp_transport does.
+// Destroy the transport before the io_context, and not from inside one of its
+// sink calls.
 //
 // Cancellation: close() before the handshake completed, the handshake
 // deadline, or the transport's destruction closes the socket at once, inside
@@ -79,6 +83,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -87,6 +92,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -549,6 +555,43 @@ private:
         std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
         std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
+        /// The thread seen running this transport's handlers, and whether a
+        /// second one was seen (then everything is refused).
+        std::atomic<std::thread::id> runner{};
+        std::atomic<bool> multi_threaded{false};
+
+        // ---- one thread ----------------------------------------------------
+
+        /// False once this transport's handlers have been seen on two threads.
+        /// Checked in every handler and in calls made from a handler; a call
+        /// from outside run() (before it, or from the thread that will run it)
+        /// is not a handler and is not counted.
+        bool single_threaded() noexcept {
+            if (multi_threaded.load(std::memory_order_relaxed)) return false;
+            if (!io->get_executor().running_in_this_thread()) return true;
+            const auto me = std::this_thread::get_id();
+            std::thread::id expected{};
+            if (runner.compare_exchange_strong(expected, me) || expected == me) return true;
+            multi_threaded.store(true);
+            return false;
+        }
+
+        /// True (and `st` is finished) if a second thread runs the io_context
+        /// (see the header comment).
+        bool refused(conn_state& st) {
+            if (single_threaded()) return false;
+            close_event ev;
+            ev.error = error::connection_failed;
+            if (st.state != phase::connecting) {
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = close_code::abnormal;
+            }
+            ev.detail = "beast_transport: the io_context is run by more than one thread; run it "
+                        "on one thread (README, Threads)";
+            finish(st, std::move(ev), true);
+            return true;
+        }
 
         // ---- connect ---------------------------------------------------
 
@@ -556,6 +599,7 @@ private:
             const connection_id id = ++last_id;
             auto st = std::make_shared<conn_state>(this, id, sink, *io);
             conns.emplace(id, st);
+            if (refused(*st)) return id;
 
             std::string why;
             auto url = detail::parse_ws_url(req.url, why);
@@ -675,6 +719,7 @@ private:
                                 const tcp::resolver::results_type& results) {
             if (abandoned(st, phase::connecting)) return;
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
@@ -708,6 +753,7 @@ private:
         static void on_connected(const std::shared_ptr<conn_state>& st, const bec& ec) {
             if (abandoned(st, phase::connecting)) return; // the socket is closed
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
@@ -733,7 +779,7 @@ private:
                 boost::asio::buffer(st->proxy_request.reveal().data(), st->proxy_request.size()),
                 [st](const bec& ec, std::size_t) {
                     st->proxy_request = secret(); // wiped
-                    if (abandoned(st, phase::connecting)) return;
+                    if (abandoned(st, phase::connecting) || st->owner->refused(*st)) return;
                     if (ec) return tunnel_io_failed(st, ec, "sending CONNECT to the");
                     read_tunnel_answer(st);
                 });
@@ -742,7 +788,7 @@ private:
         static void read_tunnel_answer(const std::shared_ptr<conn_state>& st) {
             st->socket()->async_read_some(
                 boost::asio::buffer(*st->proxy_buffer), [st](const bec& ec, std::size_t n) {
-                    if (abandoned(st, phase::connecting)) return;
+                    if (abandoned(st, phase::connecting) || st->owner->refused(*st)) return;
                     auto& reader = *st->proxy_reader;
                     bool done = n > 0 && reader.feed(st->proxy_buffer->data(), n);
                     if (!done && ec == boost::asio::error::eof) done = reader.feed_eof();
@@ -793,6 +839,7 @@ private:
         static void on_tls_handshake(const std::shared_ptr<conn_state>& st, const bec& ec) {
             if (abandoned(st, phase::connecting)) return;
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             if (ec) {
                 close_event ev;
                 const bool verify = st->tls_report && st->tls_report->verification_failed();
@@ -856,7 +903,7 @@ private:
             st->deadline.expires_after(opts.handshake_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
                 auto s = w.lock();
-                if (ec || !s || abandoned(s, phase::connecting)) return;
+                if (ec || !s || abandoned(s, phase::connecting) || s->owner->refused(*s)) return;
                 const char* stage = !s->tcp_connected ? "resolving and connecting"
                                     : (s->proxy && !s->tunnel_open)
                                         ? "waiting for the HTTP proxy's answer to CONNECT"
@@ -876,6 +923,7 @@ private:
             namespace http = boost::beast::http;
             if (abandoned(st, phase::connecting)) return;
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             // Beast's default response says 200 before anything was read: only
             // upgrade_declined means an HTTP answer other than 101 arrived
             const int status = static_cast<int>(st->response.result_int());
@@ -961,6 +1009,7 @@ private:
             ++st.frames_received;
             if (kind != boost::beast::websocket::frame_type::close) return;
             if (!st.owner || st.state == phase::finished) return;
+            if (st.owner->refused(st)) return;
             if (st.owner->opts.report_close_after_teardown) return;
             // The peer's close frame: its code and reason are final. Report now;
             // Beast answers it and tears the TCP connection down in the
@@ -1001,6 +1050,7 @@ private:
                 return;
             }
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             // Beast's close operation takes over reading (and ends the pending
             // read with operation_aborted): its completion reports
             if (ec == boost::asio::error::operation_aborted && st->close_requested) return;
@@ -1074,7 +1124,7 @@ private:
         }
 
         static void on_ping_due(const std::shared_ptr<conn_state>& st) {
-            if (abandoned(st, phase::open)) return;
+            if (abandoned(st, phase::open) || st->owner->refused(*st)) return;
             const options& o = st->owner->opts;
             st->frames_at_ping = st->frames_received;
             st->ping_sent_at = clock_type::now();
@@ -1089,6 +1139,7 @@ private:
         static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
             if (abandoned(st, phase::open)) return;
             core& self = *st->owner;
+            if (self.refused(*st)) return;
             if (st->frames_received == st->frames_at_ping) {
                 close_event ev;
                 ev.was_open = true;
@@ -1114,6 +1165,7 @@ private:
                 auto s = w.lock();
                 if (ec || !s || abandoned(s, phase::open)) return;
                 core& self = *s->owner;
+                if (self.refused(*s)) return;
                 const auto now = clock_type::now();
                 if (s->frames_received != s->frames_at_idle_check) {
                     s->frames_at_idle_check = s->frames_received;
@@ -1137,6 +1189,7 @@ private:
         std::error_code send(connection_id id, std::string_view data, message_kind kind) {
             const auto it = conns.find(id);
             if (it == conns.end() || it->second->state != phase::open) return error::not_connected;
+            if (refused(*it->second)) return error::not_connected;
             if (kind == message_kind::text && !detail::is_valid_utf8(data))
                 return error::invalid_text_message;
             enqueue(it->second, outgoing{kind == message_kind::binary ? outgoing::what::binary
@@ -1195,6 +1248,7 @@ private:
             st->queue.clear();
             st->buffered = 0;
             if (!st->owner || st->state == phase::finished) return;
+            if (st->owner->refused(*st)) return;
             close_event ev;
             if (!ec) {
                 st->with_ws([&](auto& ws) { ev = describe_close_frame(*st, ws.reason()); });
@@ -1215,6 +1269,7 @@ private:
             const auto it = conns.find(id);
             if (it == conns.end()) return;
             const std::shared_ptr<conn_state> st = it->second;
+            if (st->state == phase::finished || refused(*st)) return;
             if (st->state == phase::connecting) {
                 close_event ev;
                 ev.initiated_locally = true;
@@ -1234,7 +1289,7 @@ private:
             st->deadline.expires_after(opts.close_timeout);
             st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& e) {
                 auto s = w.lock();
-                if (e || !s || abandoned(s, phase::closing)) return;
+                if (e || !s || abandoned(s, phase::closing) || s->owner->refused(*s)) return;
                 close_event ev;
                 ev.was_open = true;
                 ev.initiated_locally = true;
