@@ -5961,9 +5961,11 @@ TETHER_NAMESPACE_END
 // #include <tether/proxy.hpp> (inlined above)
 // #include <tether/secret.hpp> (inlined above)
 
+#if !defined(TETHER_USE_BOOST_ASIO) // async_proxy_connect only; Beast does its own socket I/O
 #include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
+#endif
 
 #include <array>
 #include <chrono>
@@ -6098,6 +6100,7 @@ private:
     bool finished_ = false;
 };
 
+#if !defined(TETHER_USE_BOOST_ASIO)
 /// Sends CONNECT on `socket` (connected to `proxy`) and reads the answer;
 /// `handler(const proxy_reply&)` runs once. The caller keeps the socket
 /// alive until then, and ends a stalled exchange by closing it.
@@ -6142,6 +6145,7 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
                           self->read();
                       });
 }
+#endif // !TETHER_USE_BOOST_ASIO: standalone Asio (websocketpp transport, HTTP client)
 
 } // namespace detail
 TETHER_NAMESPACE_END
