@@ -652,6 +652,108 @@ TETHER_CONFORMANCE_CASE("invalid close frames from the peer are clear protocol e
     }
 }
 
+/// Unmasks the frames a client sent (RFC 6455 5.3): their opcodes and
+/// payloads, in order. Stops at a frame not all there.
+inline std::vector<std::pair<unsigned, std::string>> client_frames(const std::string& bytes) {
+    std::vector<std::pair<unsigned, std::string>> out;
+    std::size_t at = 0;
+    while (bytes.size() - at >= 6) {
+        const auto b0 = static_cast<unsigned char>(bytes[at]);
+        std::size_t len = static_cast<unsigned char>(bytes[at + 1]) & 0x7fu, head = 6;
+        if (len == 126) {
+            if (bytes.size() - at < 8) break;
+            len = (static_cast<std::size_t>(static_cast<unsigned char>(bytes[at + 2])) << 8) |
+                  static_cast<unsigned char>(bytes[at + 3]);
+            head = 8;
+        }
+        if (len == 127 || bytes.size() - at < head + len) break;
+        std::string payload = bytes.substr(at + head, len);
+        for (std::size_t i = 0; i < len; ++i)
+            payload[i] = static_cast<char>(payload[i] ^ bytes[at + head - 4 + i % 4]);
+        out.emplace_back(b0 & 0x0fu, std::move(payload));
+        at += head + len;
+    }
+    return out;
+}
+
+TETHER_CONFORMANCE_CASE("messages that arrive together are all delivered, in order, in a few "
+                        "scheduler turns; a ping, bad text or a close among them acts as alone",
+                        "[protocol][perf]") {
+    using T = TestType;
+    typename T::io_context io;
+    typename T::raw_peer peer(io);
+    // 300 messages in one write, right behind the 101: text and binary, some
+    // fragmented, some with two-byte characters; a ping after message 150
+    std::vector<std::pair<std::string, message_kind>> sent;
+    std::string burst;
+    const std::string tail = GENERATE(as<std::string>{}, "close", "bad text");
+    for (int i = 0; i < 300; ++i) {
+        const bool binary = i % 7 == 3;
+        std::string m = (binary ? "b" : "t") + std::to_string(i) + (i % 5 == 0 ? "\xc3\xa9" : "");
+        if (i % 11 == 0) { // two fragments
+            burst += std::string(1, static_cast<char>(binary ? 0x02 : 0x01)) +
+                     static_cast<char>(1) + m.substr(0, 1);
+            burst += std::string(1, static_cast<char>(0x80)) + static_cast<char>(m.size() - 1) +
+                     m.substr(1);
+        } else {
+            burst += test_support::server_frame(binary ? 0x2 : 0x1, m);
+        }
+        sent.emplace_back(m, binary ? message_kind::binary : message_kind::text);
+        if (i == 150) burst += test_support::server_frame(0x9, "p150");
+    }
+    if (tail == "close")
+        burst += test_support::close_frame(4001, "Token expired");
+    else
+        burst +=
+            test_support::server_frame(0x1, "a\xff") + test_support::server_frame(0x1, "not this");
+    peer.after_handshake = burst;
+    recording_sink sink;
+    auto o = quick<T>();
+    o.close_timeout = 300ms; // the peer never answers our close frame
+    typename T::transport t(io, o);
+    driver d(t, sink);
+    const auto id = d.connect(peer.url());
+    REQUIRE(run_until(io, [&] { return sink.opened(id); }));
+    std::size_t handlers = 0;
+    const auto deadline = steady::now() + 5s;
+    while (!sink.closed(id) && steady::now() < deadline)
+        handlers += io.run_one_for(20ms);
+    REQUIRE(sink.closed(id));
+    CHECK(sink.records[id].messages == sent);
+    const close_event& ev = sink.close_of(id);
+    INFO(ev.detail);
+    if (tail == "close") {
+        CHECK(ev.code == 4001);
+        CHECK(ev.reason == "Token expired");
+        CHECK_FALSE(ev.initiated_locally);
+    } else {
+        CHECK(ev.code == tether::close_code::invalid_payload);
+        CHECK(ev.error == tether::error::protocol_error);
+        CHECK(ev.initiated_locally);
+    }
+    // one turn of the scheduler per message would be over 300
+    INFO(handlers << " handlers ran from open to close");
+    CHECK(handlers < 60);
+    // what the peer got: the pong, with its payload (unless the connection
+    // was failed right after: a transport may drop a pong still queued), and
+    // a close frame answering, or with 1007
+    REQUIRE(run_until(
+        io, [&] { return peer.peer_closed; }, 3s));
+    bool ponged = false;
+    std::string close_payload;
+    for (const auto& f : client_frames(peer.received)) {
+        ponged = ponged || (f.first == 0xA && f.second == "p150");
+        if (f.first == 0x8) close_payload = f.second;
+    }
+    if (tail == "close") {
+        CHECK(ponged);
+        CHECK(close_payload.substr(0, 2) == "\x0f\xa1"); // 4001 echoed
+    } else if (T::sends_close_frame_on_violation) {
+        CHECK(close_payload.substr(0, 2) == "\x03\xef"); // 1007
+    }
+    check_contract(sink);
+}
+
 TETHER_CONFORMANCE_CASE("an IPv6 literal is bracketed in Host", "[url]") {
     using T = TestType;
     typename T::io_context io;

@@ -53,6 +53,7 @@
 #include <tether/detail/tls_native.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/detail/wipe.hpp>
+#include <tether/detail/ws_frame_scanner.hpp>
 #include <tether/error.hpp>
 #include <tether/message.hpp>
 #include <tether/proxy.hpp>
@@ -323,6 +324,97 @@ void async_teardown(boost::beast::role_type role, boost::asio::ssl::stream<beast
     async_teardown(role, s.next_layer(), std::forward<Handler>(handler));
 }
 
+/// A read handler that shows the bytes read to the scanner first. Beast's
+/// operation it wraps keeps its executor, allocator and cancellation slot
+/// (the associator specialisation at the end of this file).
+template <class Buffers, class Handler> struct scanning_read_handler {
+    ws_frame_scanner* scanner;
+    Buffers buffers;
+    Handler handler;
+
+    void operator()(const boost::system::error_code& ec, std::size_t n) {
+        std::size_t left = n;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             left > 0 && it != boost::asio::buffer_sequence_end(buffers); ++it) {
+            const boost::asio::const_buffer b(*it);
+            const std::size_t k = b.size() < left ? b.size() : left;
+            scanner->feed(b.data(), k);
+            left -= k;
+        }
+        std::move(handler)(ec, n);
+    }
+};
+
+/// The layer between Beast's WebSocket stream and the socket (or TLS
+/// stream): passes everything through and shows what is read to a
+/// ws_frame_scanner (detail/ws_frame_scanner.hpp), which tells the transport
+/// when the next message is already whole in Beast's read buffer. The
+/// transport then reads it with Beast's synchronous read, which takes it from
+/// that buffer and touches no socket. Synchronous I/O reaching this layer
+/// would mean the scanner was wrong: it fails rather than blocks.
+template <class Next> class scanning_stream {
+public:
+    using next_layer_type = Next;
+    using executor_type = typename Next::executor_type;
+
+    template <class... Args>
+    explicit scanning_stream(std::uint32_t limit, Args&&... args)
+        : next_(std::forward<Args>(args)...), scanner_(limit) {}
+
+    Next& next_layer() noexcept { return next_; }
+    const Next& next_layer() const noexcept { return next_; }
+    executor_type get_executor() noexcept { return next_.get_executor(); }
+    ws_frame_scanner& scanner() noexcept { return scanner_; }
+
+    template <class Buffers, class Handler>
+    void async_read_some(const Buffers& buffers, Handler&& handler) {
+        next_.async_read_some(buffers, scanning_read_handler<Buffers, std::decay_t<Handler>>{
+                                           &scanner_, buffers, std::forward<Handler>(handler)});
+    }
+    template <class Buffers, class Handler>
+    void async_write_some(const Buffers& buffers, Handler&& handler) {
+        next_.async_write_some(buffers, std::forward<Handler>(handler));
+    }
+
+    template <class Buffers> std::size_t read_some(const Buffers&, boost::system::error_code& ec) {
+        ec = boost::asio::error::would_block;
+        return 0;
+    }
+    template <class Buffers> std::size_t read_some(const Buffers& b) {
+        boost::system::error_code ec;
+        read_some(b, ec);
+        throw boost::system::system_error(ec);
+    }
+    template <class Buffers> std::size_t write_some(const Buffers&, boost::system::error_code& ec) {
+        ec = boost::asio::error::would_block;
+        return 0;
+    }
+    template <class Buffers> std::size_t write_some(const Buffers& b) {
+        boost::system::error_code ec;
+        write_some(b, ec);
+        throw boost::system::system_error(ec);
+    }
+
+private:
+    Next next_;
+    ws_frame_scanner scanner_;
+};
+
+template <class Next, class Handler>
+void async_teardown(boost::beast::role_type role, scanning_stream<Next>& s, Handler&& handler) {
+    async_teardown(role, s.next_layer(), std::forward<Handler>(handler));
+}
+
+/// Beast's synchronous read fails a connection with this: closes at once.
+template <class Next>
+void teardown(boost::beast::role_type, scanning_stream<Next>& s, boost::system::error_code& ec) {
+    auto& socket = boost::beast::get_lowest_layer(s);
+    boost::system::error_code ignored;
+    socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    ec = {};
+}
+
 /// Boost.Asio's ssl::context around the very SSL_CTX that
 /// shared_tls_client_context() built with standalone Asio, so both transports
 /// apply one TLS policy (tls_options.hpp) and share one loaded trust store.
@@ -395,9 +487,10 @@ public:
 private:
     using tcp = boost::asio::ip::tcp;
     using bec = boost::system::error_code;
-    using plain_ws = boost::beast::websocket::stream<detail::beast_tcp_socket>;
-    using tls_ws =
-        boost::beast::websocket::stream<boost::asio::ssl::stream<detail::beast_tcp_socket>>;
+    using plain_ws =
+        boost::beast::websocket::stream<detail::scanning_stream<detail::beast_tcp_socket>>;
+    using tls_ws = boost::beast::websocket::stream<
+        detail::scanning_stream<boost::asio::ssl::stream<detail::beast_tcp_socket>>>;
     using response_type = boost::beast::http::response<boost::beast::http::string_body>;
 
     struct core;
@@ -504,8 +597,8 @@ private:
             if (tls) f(*tls);
         }
         tcp::socket* socket() {
-            if (plain) return &plain->next_layer();
-            if (tls) return &tls->next_layer().next_layer();
+            if (plain) return &plain->next_layer().next_layer();
+            if (tls) return &tls->next_layer().next_layer().next_layer();
             return nullptr;
         }
         void close_socket() noexcept {
@@ -682,17 +775,18 @@ private:
                                id;
                     }
                 }
-                st->tls = std::make_unique<tls_ws>(*io, *tls_context->context);
+                st->tls = std::make_unique<tls_ws>(drain_limit(), *io, *tls_context->context);
                 st->tls_report = std::make_shared<tls_handshake_report>();
-                if (!detail::prepare_native_tls_client(st->tls->next_layer().native_handle(),
-                                                       st->host, opts.tls, st->tls_report))
+                if (!detail::prepare_native_tls_client(
+                        st->tls->next_layer().next_layer().native_handle(), st->host, opts.tls,
+                        st->tls_report))
                     return fail_early(*st, error::connection_failed,
                                       "TLS setup for '" + detail::body_excerpt(st->host, 64) +
                                           "' failed: OpenSSL refused it as the host name (longer "
                                           "than 255 bytes?)"),
                            id;
             } else {
-                st->plain = std::make_unique<plain_ws>(*io);
+                st->plain = std::make_unique<plain_ws>(drain_limit(), *io);
             }
 
             arm_handshake_deadline(st);
@@ -828,7 +922,7 @@ private:
         static void start_secure_or_upgrade(const std::shared_ptr<conn_state>& st) {
             core& self = *st->owner;
             if (st->tls) {
-                st->tls->next_layer().async_handshake(
+                st->tls->next_layer().next_layer().async_handshake(
                     boost::asio::ssl::stream_base::client,
                     [st](const bec& e) { on_tls_handshake(st, e); });
                 return;
@@ -1042,6 +1136,18 @@ private:
             });
         }
 
+        /// The largest message read synchronously once whole (see
+        /// scanning_stream): Beast's read buffer holds 1536 bytes, and a
+        /// message over max_message_size fails the connection.
+        std::uint32_t drain_limit() const noexcept {
+            return static_cast<std::uint32_t>(opts.max_message_size < 1536 ? opts.max_message_size
+                                                                           : 1536);
+        }
+
+        /// At most this many messages are read synchronously in a row: then
+        /// the scheduler runs timers and other connections.
+        static constexpr int max_drain = 64;
+
         static void on_read(const std::shared_ptr<conn_state>& st, const bec& ec) {
             if (!st->owner || st->state == phase::finished) {
                 // after a report at the close frame: Beast's teardown is done,
@@ -1055,9 +1161,35 @@ private:
             // read with operation_aborted): its completion reports
             if (ec == boost::asio::error::operation_aborted && st->close_requested) return;
             if (ec) return self.on_read_error(st, ec);
+            if (!deliver(st)) return;
+            // Messages already whole in Beast's buffer: read them now, without
+            // a trip through the scheduler for each (scanning_stream).
+            for (int n = 0; n < max_drain; ++n) {
+                bec read_ec;
+                bool read = false;
+                st->with_ws([&](auto& ws) {
+                    if (st->state != phase::open || st->close_requested ||
+                        !ws.next_layer().scanner().next_message_whole())
+                        return;
+                    read = true;
+                    ws.read(st->rbuf, read_ec);
+                });
+                if (!read) break;
+                if (read_ec) return self.on_read_error(st, read_ec);
+                if (!deliver(st)) return;
+            }
+            do_read(st);
+        }
+
+        /// Hands the message in rbuf to the sink. False when the connection
+        /// is done with after it (the sink closed it or destroyed the transport).
+        static bool deliver(const std::shared_ptr<conn_state>& st) {
             ++st->frames_received;
             bool text = true;
-            st->with_ws([&](auto& ws) { text = ws.got_text(); });
+            st->with_ws([&](auto& ws) {
+                text = ws.got_text();
+                ws.next_layer().scanner().message_read();
+            });
             const auto data = st->rbuf.cdata();
             if (st->sink.self)
                 st->sink.message(
@@ -1066,9 +1198,7 @@ private:
                         std::string_view(static_cast<const char*>(data.data()), data.size()),
                         text ? message_kind::text : message_kind::binary});
             st->rbuf.consume(st->rbuf.size());
-            // the sink may have closed the connection or destroyed the transport
-            if (!st->owner || st->state == phase::finished) return;
-            do_read(st);
+            return st->owner && st->state != phase::finished;
         }
 
         void on_read_error(const std::shared_ptr<conn_state>& st, const bec& ec) {
@@ -1346,5 +1476,22 @@ private:
 };
 
 TETHER_NAMESPACE_END
+
+namespace boost {
+namespace asio {
+/// The wrapped handler's associations (executor, allocator, cancellation
+/// slot) are the scanning handler's.
+template <template <class, class> class Associator, class Buffers, class Handler,
+          class DefaultCandidate>
+struct associator<Associator, tether::detail::scanning_read_handler<Buffers, Handler>,
+                  DefaultCandidate> : Associator<Handler, DefaultCandidate> {
+    static typename Associator<Handler, DefaultCandidate>::type
+    get(const tether::detail::scanning_read_handler<Buffers, Handler>& h,
+        const DefaultCandidate& c = DefaultCandidate()) noexcept {
+        return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+    }
+};
+} // namespace asio
+} // namespace boost
 
 #endif
