@@ -249,7 +249,7 @@ TEST_CASE("beast measure: heap per connection with and without permessage-deflat
     }
 }
 
-TEST_CASE("beast interop: a burst of buffered messages, handlers run per message",
+TEST_CASE("beast interop: a burst of buffered messages takes a few handlers, not one each",
           "[beast][interop][perf]") {
     net::io_context io;
     python_peer py;
@@ -266,8 +266,9 @@ TEST_CASE("beast interop: a burst of buffered messages, handlers run per message
     while (sink.message_count(id) < static_cast<std::size_t>(n) && steady::now() < deadline)
         handlers += io.run_one_for(20ms);
     REQUIRE(sink.message_count(id) == static_cast<std::size_t>(n));
-    WARN("beast_transport: " << handlers << " handlers for " << n
+    INFO("beast_transport: " << handlers << " handlers for " << n
                              << " messages that arrived in one write");
+    CHECK(handlers < 20); // one per message without the synchronous reads
     CHECK(sink.records[id].messages[n - 1].first == "m" + std::to_string(n - 1));
     check_contract(sink);
 }
