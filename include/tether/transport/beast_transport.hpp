@@ -46,6 +46,7 @@
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/detail/close_payload.hpp>
+#include <tether/detail/connection_map.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
@@ -93,7 +94,6 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -553,7 +553,7 @@ private:
         std::shared_ptr<const options> shared_opts; // validated, shared with equal options
         const options& opts;
         std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
-        std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+        detail::connection_map<std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
         /// The thread seen running this transport's handlers, and whether a
         /// second one was seen (then everything is refused).
