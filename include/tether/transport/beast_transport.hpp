@@ -243,25 +243,44 @@ shared_beast_transport_options(beast_transport_options o) {
     return shared_copy(std::move(o), &same_beast_transport_settings);
 }
 
-/// A sink, type-erased without allocation: the object and three thunks.
+/// A sink's three thunks, one table per sink type.
+struct beast_sink_thunks {
+    void (*open)(void*, connection_id, const open_info&);
+    void (*message)(void*, connection_id, const message_view&);
+    void (*close)(void*, connection_id, close_event&&);
+};
+
+template <class Sink> struct beast_sink_table {
+    static void open(void* p, connection_id id, const open_info& i) {
+        static_cast<Sink*>(p)->on_transport_open(id, i);
+    }
+    static void message(void* p, connection_id id, const message_view& m) {
+        static_cast<Sink*>(p)->on_transport_message(id, m);
+    }
+    static void close(void* p, connection_id id, close_event&& e) {
+        static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
+    }
+    static constexpr beast_sink_thunks thunks{&open, &message, &close};
+};
+
+/// A sink, type-erased without allocation: the object and its type's thunk
+/// table (16 bytes in every connection, where three thunks took 32).
 struct beast_sink_ref {
     void* self = nullptr;
-    void (*open)(void*, connection_id, const open_info&) = nullptr;
-    void (*message)(void*, connection_id, const message_view&) = nullptr;
-    void (*close)(void*, connection_id, close_event&&) = nullptr;
+    const beast_sink_thunks* thunks = nullptr;
+
+    void open(void* p, connection_id id, const open_info& i) const { thunks->open(p, id, i); }
+    void message(void* p, connection_id id, const message_view& m) const {
+        thunks->message(p, id, m);
+    }
+    void close(void* p, connection_id id, close_event&& e) const {
+        thunks->close(p, id, std::move(e));
+    }
 
     template <class Sink> static beast_sink_ref to(Sink& s) {
         beast_sink_ref r;
         r.self = &s;
-        r.open = [](void* p, connection_id id, const open_info& i) {
-            static_cast<Sink*>(p)->on_transport_open(id, i);
-        };
-        r.message = [](void* p, connection_id id, const message_view& m) {
-            static_cast<Sink*>(p)->on_transport_message(id, m);
-        };
-        r.close = [](void* p, connection_id id, close_event&& e) {
-            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
-        };
+        r.thunks = &beast_sink_table<Sink>::thunks;
         return r;
     }
 };
@@ -541,7 +560,6 @@ private:
         clock_type::time_point main_at = never;
         clock_type::time_point idle_at = never;
         clock_type::time_point wake_at() const noexcept { return std::min(main_at, idle_at); }
-        clock_type::time_point ping_sent_at{};
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
@@ -572,8 +590,12 @@ private:
     /// websocketpp_transport's): a binary min-heap of connections by wake-up
     /// time, each knowing its index. Three timers per connection cost their
     /// bytes plus a pending wait and a slot in Asio's timer queue in every
-    /// idle connection (a ping is always due). One per io_context, shared by
-    /// every beast_transport on it; only touched on the io_context's thread.
+    /// idle connection (a ping is always due); with the handshake state
+    /// dropped on open, an idle connection costs about 1.3 kB less
+    /// (tests/benchmarks/README.md). One per io_context, shared by every
+    /// beast_transport on it, kept alive by the connections on it (made again
+    /// by the next connection after the last one is gone); only touched on
+    /// the io_context's thread.
     struct deadline_queue : std::enable_shared_from_this<deadline_queue> {
         explicit deadline_queue(boost::asio::io_context& io) : wakeup(io.get_executor()) {}
 
@@ -659,9 +681,10 @@ private:
                 remove(*st);
                 if (st->main_due != due::none && st->main_at <= now) {
                     const due what = st->main_due;
+                    const clock_type::time_point at = st->main_at;
                     st->main_due = due::none;
                     st->main_at = never;
-                    core::on_deadline(st, what);
+                    core::on_deadline(st, what, at);
                 }
                 if (st->idle_at <= now) {
                     st->idle_at = never;
@@ -705,7 +728,7 @@ private:
     struct core {
         core(boost::asio::io_context& context, options o)
             : io(&context), shared_opts(detail::shared_beast_transport_options(std::move(o))),
-              opts(*shared_opts), deadlines(deadline_queue::for_context(context)) {
+              opts(*shared_opts) {
             // As websocketpp_transport: settings that name files are checked
             // (and loaded) here, so bad TLS settings throw here, not on the
             // first wss://. Default settings cannot be wrong, and a transport
@@ -733,7 +756,6 @@ private:
         std::shared_ptr<const options> shared_opts; // validated, shared with equal options
         const options& opts;
         std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
-        std::shared_ptr<deadline_queue> deadlines; // the io_context's, shared
         detail::connection_map<std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
         /// The thread seen running this transport's handlers, and whether a
@@ -778,7 +800,10 @@ private:
 
         connection_id connect(const connect_request& req, detail::beast_sink_ref sink) {
             const connection_id id = ++last_id;
-            auto st = std::make_shared<conn_state>(this, id, sink, deadlines);
+            // the io_context's queue (the core does not hold it: 16 bytes in every
+            // client's transport; looked up per attempt)
+            auto st =
+                std::make_shared<conn_state>(this, id, sink, deadline_queue::for_context(*io));
             st->hs = std::make_unique<conn_state::handshake_state>(*io);
             conns.emplace(id, st);
             if (refused(*st)) return id;
@@ -1096,11 +1121,13 @@ private:
         }
 
         /// Called by the io_context's deadline queue when st's main deadline passed.
-        static void on_deadline(const std::shared_ptr<conn_state>& st, due what) {
+        /// (`at`: when it was due.)
+        static void on_deadline(const std::shared_ptr<conn_state>& st, due what,
+                                clock_type::time_point at) {
             switch (what) {
             case due::handshake: return on_handshake_deadline(st);
             case due::ping: return on_ping_due(st);
-            case due::pong: return on_pong_deadline(st);
+            case due::pong: return on_pong_deadline(st, at);
             case due::close: return on_close_deadline(st);
             case due::linger: return st->close_socket(); // reported at the peer's close frame
             case due::none: return;
@@ -1331,13 +1358,14 @@ private:
             if (abandoned(st, phase::open) || st->owner->refused(*st)) return;
             const options& o = st->owner->opts;
             st->frames_at_ping = st->frames_received;
-            st->ping_sent_at = clock_type::now();
             st->owner->enqueue(st, outgoing{outgoing::what::ping, {}});
             // a failed ping write shows up as a read error; the pong deadline still applies
-            set_deadline(*st, due::pong, st->ping_sent_at + o.pong_timeout);
+            set_deadline(*st, due::pong, clock_type::now() + o.pong_timeout);
         }
 
-        static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
+        /// `pong_at`: the ping went out pong_timeout before it.
+        static void on_pong_deadline(const std::shared_ptr<conn_state>& st,
+                                     clock_type::time_point pong_at) {
             if (abandoned(st, phase::open)) return;
             core& self = *st->owner;
             if (self.refused(*st)) return;
@@ -1351,7 +1379,8 @@ private:
                             std::to_string(self.opts.pong_timeout.count()) + " ms of a ping";
                 return self.finish(*st, std::move(ev), true);
             }
-            set_deadline(*st, due::ping, st->ping_sent_at + self.opts.ping_interval);
+            set_deadline(*st, due::ping,
+                         pong_at - self.opts.pong_timeout + self.opts.ping_interval);
         }
 
         /// A few checks per idle_timeout keep detection within idle_timeout * 1.25.
