@@ -36,7 +36,8 @@ reference parse(const std::string& s, std::size_t at, std::uint32_t limit) {
     std::uint64_t size = 0;
     std::string payload;
     while (s.size() - at >= 2) {
-        const auto b0 = static_cast<unsigned char>(s[at]), b1 = static_cast<unsigned char>(s[at + 1]);
+        const auto b0 = static_cast<unsigned char>(s[at]),
+                   b1 = static_cast<unsigned char>(s[at + 1]);
         if (b1 & 0x80) break; // masked
         std::uint64_t len = b1 & 0x7fu;
         std::size_t head = 2;

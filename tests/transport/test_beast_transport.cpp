@@ -1,9 +1,10 @@
 // beast_transport over real sockets on 127.0.0.1: the transport conformance
 // list (conformance.hpp, shared with the websocketpp transport), then what
 // only this transport has: permessage-deflate, the peer's close frame
-// reported at once, buffered-message handling, and (Boost mode) the client on
-// it. Also compiled with TETHER_USE_BOOST_ASIO (tether_beast_boost_tests).
-// Every wait is bounded; no assertion depends on a sleep.
+// reported at once, one deadline timer per io_context, buffered-message
+// handling, and (Boost mode) the client on it. Also compiled with
+// TETHER_USE_BOOST_ASIO (tether_beast_boost_tests). Every wait is bounded; no
+// assertion depends on a sleep.
 #include <tether/transport/beast_transport.hpp>
 #if defined(TETHER_USE_BOOST_ASIO)
 #include <tether/basic_reconnecting_client.hpp>
@@ -20,17 +21,21 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 static_assert(tether::is_transport_v<tether::beast_transport>,
@@ -207,6 +212,77 @@ TEST_CASE("beast interop: with permessage-deflate the first message after open i
     REQUIRE(run_until(
         io, [&] { return sink.message_count(id) == 2 || sink.closed(id); }, 2s));
     CHECK(sink.records[id].messages[0].first == big);
+}
+
+TEST_CASE("beast: connections on one io_context share one deadline timer, each fires at its own "
+          "time",
+          "[beast][failure]") {
+    // Every connection's deadlines on an io_context sit in one queue behind one
+    // timer (whichever transport made them). Four transports on one
+    // io_context, a peer that accepts TCP and never answers: the handshake
+    // deadlines (set out of order) fire in order, each at its own time, and
+    // one withdrawn from the middle of the queue never fires.
+    net::io_context io;
+    net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+    std::vector<std::unique_ptr<net::ip::tcp::socket>> held;
+    std::function<void()> accept_next = [&] {
+        acceptor.async_accept([&](const boost::system::error_code& ec, net::ip::tcp::socket s) {
+            if (ec) return;
+            held.push_back(std::make_unique<net::ip::tcp::socket>(std::move(s)));
+            accept_next();
+        });
+    };
+    accept_next();
+    const std::string url = "ws://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+
+    // far enough apart that a deadline run late (at an earlier-queued one's
+    // time) is seen as late
+    const std::chrono::milliseconds timeouts[] = {900ms, 200ms, 1500ms, 500ms};
+    std::vector<std::unique_ptr<recording_sink>> sinks;
+    std::vector<std::unique_ptr<beast_transport>> transports;
+    std::vector<connection_id> ids;
+    const auto start = steady::now();
+    for (const auto timeout : timeouts) {
+        auto o = quick_options();
+        o.handshake_timeout = timeout;
+        sinks.push_back(std::make_unique<recording_sink>());
+        transports.push_back(std::make_unique<beast_transport>(io, o));
+        driver d{*transports.back(), *sinks.back()};
+        ids.push_back(d.connect(url, "tok"));
+    }
+    // withdraw the 1500 ms one once the others are queued behind it
+    net::steady_timer withdraw(io, 100ms);
+    withdraw.async_wait([&](const boost::system::error_code&) {
+        driver d{*transports[2], *sinks[2]};
+        d.close(ids[2]);
+    });
+    const auto all_closed = [&] {
+        for (std::size_t i = 0; i < sinks.size(); ++i)
+            if (!sinks[i]->closed(ids[i])) return false;
+        return true;
+    };
+    REQUIRE(run_until(io, all_closed, 5s));
+
+    const close_event& withdrawn = sinks[2]->close_of(ids[2]);
+    CHECK(withdrawn.error == tether::error::operation_cancelled);
+    CHECK(sinks[2]->records[ids[2]].closed_at - start < 1500ms);
+    std::vector<std::pair<steady::time_point, std::size_t>> order;
+    for (const std::size_t i : {0u, 1u, 3u}) {
+        const close_event& ev = sinks[i]->close_of(ids[i]);
+        const auto took = sinks[i]->records[ids[i]].closed_at - start;
+        INFO("connection with a " << timeouts[i].count() << " ms timeout closed after " << ms(took)
+                                  << " ms");
+        CHECK(ev.error == tether::error::handshake_timeout);
+        CHECK(took >= timeouts[i]);
+        CHECK(took <= timeouts[i] + test_support::scheduling_slack);
+        order.emplace_back(sinks[i]->records[ids[i]].closed_at, i);
+    }
+    std::sort(order.begin(), order.end());
+    CHECK(order[0].second == 1); // 200 ms
+    CHECK(order[1].second == 3); // 500 ms
+    CHECK(order[2].second == 0); // 900 ms
+    for (const auto& s : sinks)
+        check_contract(*s);
 }
 
 // ---- measurements (hidden: run with "[.measure]") ------------------------------------------

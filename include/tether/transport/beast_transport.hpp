@@ -27,6 +27,14 @@
 // peer's FIN either (see beast_tcp_socket): a close is reported in both
 // directions as soon as the close frames are exchanged.
 //
+// Memory per idle connection: every connection's deadlines (handshake, ping,
+// pong, idle check, close, linger) are entries in one queue per io_context
+// behind one timer, shared by every beast_transport on it (deadline_queue),
+// not timers and pending waits of its own; what only the opening handshake
+// needs (the upgrade request's strings, the response, the resolver, proxy
+// state) is allocated by connect() and dropped on open. Beast's own timer
+// (its stream's timeout option) still bounds closing handshakes and teardowns.
+//
 // HTTP proxy (`proxy`, none by default): as websocketpp_transport, the
 // transport connects to the proxy, opens a CONNECT tunnel to the origin on
 // that socket (detail/proxy_tunnel.hpp builds the request and judges the
@@ -46,6 +54,7 @@
 #include <tether/close_event.hpp>
 #include <tether/connect_request.hpp>
 #include <tether/detail/close_payload.hpp>
+#include <tether/detail/connection_map.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
@@ -83,18 +92,19 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -234,25 +244,44 @@ shared_beast_transport_options(beast_transport_options o) {
     return shared_copy(std::move(o), &same_beast_transport_settings);
 }
 
-/// A sink, type-erased without allocation: the object and three thunks.
+/// A sink's three thunks, one table per sink type.
+struct beast_sink_thunks {
+    void (*open)(void*, connection_id, const open_info&);
+    void (*message)(void*, connection_id, const message_view&);
+    void (*close)(void*, connection_id, close_event&&);
+};
+
+template <class Sink> struct beast_sink_table {
+    static void open(void* p, connection_id id, const open_info& i) {
+        static_cast<Sink*>(p)->on_transport_open(id, i);
+    }
+    static void message(void* p, connection_id id, const message_view& m) {
+        static_cast<Sink*>(p)->on_transport_message(id, m);
+    }
+    static void close(void* p, connection_id id, close_event&& e) {
+        static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
+    }
+    static constexpr beast_sink_thunks thunks{&open, &message, &close};
+};
+
+/// A sink, type-erased without allocation: the object and its type's thunk
+/// table (16 bytes in every connection, where three thunks took 32).
 struct beast_sink_ref {
     void* self = nullptr;
-    void (*open)(void*, connection_id, const open_info&) = nullptr;
-    void (*message)(void*, connection_id, const message_view&) = nullptr;
-    void (*close)(void*, connection_id, close_event&&) = nullptr;
+    const beast_sink_thunks* thunks = nullptr;
+
+    void open(void* p, connection_id id, const open_info& i) const { thunks->open(p, id, i); }
+    void message(void* p, connection_id id, const message_view& m) const {
+        thunks->message(p, id, m);
+    }
+    void close(void* p, connection_id id, close_event&& e) const {
+        thunks->close(p, id, std::move(e));
+    }
 
     template <class Sink> static beast_sink_ref to(Sink& s) {
         beast_sink_ref r;
         r.self = &s;
-        r.open = [](void* p, connection_id id, const open_info& i) {
-            static_cast<Sink*>(p)->on_transport_open(id, i);
-        };
-        r.message = [](void* p, connection_id id, const message_view& m) {
-            static_cast<Sink*>(p)->on_transport_message(id, m);
-        };
-        r.close = [](void* p, connection_id id, close_event&& e) {
-            static_cast<Sink*>(p)->on_transport_close(id, std::move(e));
-        };
+        r.thunks = &beast_sink_table<Sink>::thunks;
         return r;
     }
 };
@@ -529,68 +558,108 @@ private:
         boost::asio::basic_waitable_timer<clock_type, boost::asio::wait_traits<clock_type>,
                                           boost::asio::io_context::executor_type>;
 
+    /// What a connection's main deadline is for: the handshake, then (open)
+    /// the next ping or the pong, then the close; after a close reported at
+    /// the peer's close frame, the linger (the socket is closed then at the
+    /// latest). Never two at once; the idle check has its own time point.
+    enum class due : unsigned char { none, handshake, ping, pong, close, linger };
+    static constexpr clock_type::time_point never = clock_type::time_point::max();
+    static constexpr std::uint32_t not_queued = ~std::uint32_t(0);
+    struct deadline_queue;
+
     /// Everything about one connection. Every pending operation's handler
     /// holds it, so it outlives them; `owner` and `sink` are cleared when the
     /// transport goes away, so no handler reaches a dead sink.
     struct conn_state : std::enable_shared_from_this<conn_state> {
-        conn_state(core* o, connection_id i, detail::beast_sink_ref s, boost::asio::io_context& io)
-            : owner(o), id(i), sink(s), resolver(std::make_unique<tcp::resolver>(io)), deadline(io),
-              ping_timer(io), idle_timer(io) {}
+        conn_state(core* o, connection_id i, detail::beast_sink_ref s,
+                   std::shared_ptr<deadline_queue> q)
+            : owner(o), id(i), sink(s), deadlines(std::move(q)) {}
+        conn_state(const conn_state&) = delete;
+        conn_state& operator=(const conn_state&) = delete;
+        ~conn_state() { deadlines->remove(*this); }
+
+        /// What only the opening handshake needs: made by connect(), dropped
+        /// on open (an idle connection would otherwise carry the upgrade
+        /// response's fields, the request's strings and the resolver).
+        struct handshake_state {
+            explicit handshake_state(boost::asio::io_context& io) : resolver(io) {}
+            handshake_state(const handshake_state&) = delete;
+            handshake_state& operator=(const handshake_state&) = delete;
+            ~handshake_state() { wipe(); }
+
+            tcp::resolver resolver;
+            std::string authority; // the Host field
+            std::string target;    // may hold the token (query placement): wiped after use
+            // set: the socket goes to it, then CONNECT host:port
+            std::unique_ptr<proxy_server> proxy;
+            secret proxy_request; // the CONNECT request (may hold proxy credentials)
+            std::unique_ptr<detail::connect_reply_reader> proxy_reader;
+            // only while a CONNECT answer is read: not 2 KiB in every handshake
+            std::unique_ptr<std::array<char, 2048>> proxy_buffer;
+            std::shared_ptr<tls_handshake_report> tls_report;
+
+            // upgrade request contents, read by the decorator when Beast builds it
+            std::vector<http_header> headers;
+            std::string authorization; // "Bearer <token>"
+            std::vector<std::string> offered_subprotocols;
+            std::string token_subprotocol;
+            response_type response;
+
+            bool loopback_only = false; // a token over plain ws://: loopback addresses only
+            bool tcp_connected = false;
+            bool tunnel_open = false;
+            bool tls_done = false;
+
+            void wipe() noexcept {
+                detail::wipe(authorization);
+                detail::wipe(token_subprotocol);
+                for (auto& p : offered_subprotocols)
+                    detail::wipe(p);
+                detail::wipe(target);
+                proxy_request = secret();
+            }
+        };
 
         core* owner;
         connection_id id;
         detail::beast_sink_ref sink;
-        phase state = phase::connecting;
-
-        std::string host;      // without IPv6 brackets: resolver, SNI, verification
-        std::string authority; // the Host field
-        std::uint16_t port = 0;
-        std::string target; // may hold the token (query placement): wiped after use
-        bool loopback_only = false;
-        // set: the socket goes to it, then CONNECT host:port (by pointer: 8
-        // bytes where std::optional<proxy_server> took 112)
-        std::unique_ptr<proxy_server> proxy;
-        bool tunnel_open = false;
-        secret proxy_request; // the CONNECT request (may hold proxy credentials)
-        std::unique_ptr<detail::connect_reply_reader> proxy_reader;
-        // only while a CONNECT answer is read: not 2 KiB in every connection
-        std::unique_ptr<std::array<char, 2048>> proxy_buffer;
-        std::unique_ptr<tcp::resolver> resolver; // dropped on open
+        // the io_context's deadline queue, shared by every connection on it;
+        // kept alive by each, as a lingering connection may outlive the transport
+        std::shared_ptr<deadline_queue> deadlines;
+        std::unique_ptr<handshake_state> hs; // until open
         std::unique_ptr<plain_ws> plain;
         std::unique_ptr<tls_ws> tls;
-        std::shared_ptr<tls_handshake_report> tls_report;
-        bool tcp_connected = false;
-        bool tls_done = false;
-        bool upgrade_started = false;
 
-        // upgrade request contents, read by the decorator when Beast builds it
-        std::vector<http_header> headers;
-        std::string authorization; // "Bearer <token>", wiped after the handshake
-        std::vector<std::string> offered_subprotocols;
-        std::string token_subprotocol;
-        response_type response;
+        std::string host; // without IPv6 brackets: resolver, SNI, verification, messages
+        std::uint16_t port = 0;
+        phase state = phase::connecting;
+        due main_due = due::none;
+        bool writing = false;
+        bool close_requested = false;
+        std::uint16_t requested_code = close_code::normal;
+        std::uint32_t queue_index = not_queued; // in the deadline queue's heap
+        // Frames seen, compared only for change (32 bits wrap harmlessly).
+        std::uint32_t frames_received = 0;
+        std::uint32_t frames_at_ping = 0;
+        std::uint32_t frames_at_idle_check = 0;
 
         boost::beast::flat_buffer rbuf;
         write_queue queue;
-        bool writing = false;
         std::size_t buffered = 0;
-
-        bool close_requested = false;
-        std::uint16_t requested_code = close_code::normal;
         std::string requested_reason;
 
-        timer deadline; // handshake, then close, then teardown
-        timer ping_timer;
-        timer idle_timer;
-        std::uint64_t frames_received = 0;
-        std::uint64_t frames_at_ping = 0;
-        std::uint64_t frames_at_idle_check = 0;
-        clock_type::time_point ping_sent_at{};
+        // Deadlines, kept by the io_context's deadline_queue: `main_due` at
+        // `main_at` (never when none), the next idle check at `idle_at`.
+        clock_type::time_point main_at = never;
+        clock_type::time_point idle_at = never;
+        clock_type::time_point wake_at() const noexcept { return std::min(main_at, idle_at); }
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
-        /// Whom the TCP connection goes to.
-        std::string peer() const { return proxy ? "HTTP proxy " + proxy->authority() : where(); }
+        /// Whom the TCP connection goes to (while connecting).
+        std::string peer() const {
+            return hs && hs->proxy ? "HTTP proxy " + hs->proxy->authority() : where();
+        }
 
         template <class F> void with_ws(F&& f) {
             if (plain) f(*plain);
@@ -606,12 +675,146 @@ private:
             if (auto* s = socket()) s->close(ignored);
         }
         void wipe_credentials() noexcept {
-            detail::wipe(authorization);
-            detail::wipe(token_subprotocol);
-            for (auto& p : offered_subprotocols)
-                detail::wipe(p);
-            detail::wipe(target);
-            proxy_request = secret();
+            if (hs) hs->wipe();
+        }
+    };
+
+    /// Every connection's deadlines on one io_context behind one timer (as
+    /// websocketpp_transport's): a binary min-heap of connections by wake-up
+    /// time, each knowing its index. Three timers per connection cost their
+    /// bytes plus a pending wait and a slot in Asio's timer queue in every
+    /// idle connection (a ping is always due); with the handshake state
+    /// dropped on open, an idle connection costs about 1.3 kB less
+    /// (tests/benchmarks/README.md). One per io_context, shared by every
+    /// beast_transport on it, kept alive by the connections on it (made again
+    /// by the next connection after the last one is gone); only touched on
+    /// the io_context's thread.
+    struct deadline_queue : std::enable_shared_from_this<deadline_queue> {
+        explicit deadline_queue(boost::asio::io_context& io) : wakeup(io.get_executor()) {}
+
+        timer wakeup;
+        std::vector<conn_state*> heap;
+        clock_type::time_point armed_at = never; // the pending wait's expiry
+        std::uint64_t generation = 0;            // tells a re-armed wait's stale completion
+        bool running = false;                    // run_due() is under way: it re-arms at the end
+
+        /// The queue of this io_context (made when none is alive).
+        static std::shared_ptr<deadline_queue> for_context(boost::asio::io_context& io) {
+            static std::mutex mutex;
+            static std::vector<std::pair<boost::asio::io_context*, std::weak_ptr<deadline_queue>>>
+                made;
+            std::lock_guard<std::mutex> lock(mutex);
+            std::shared_ptr<deadline_queue> found;
+            for (auto it = made.begin(); it != made.end();) {
+                auto q = it->second.lock();
+                if (!q) {
+                    it = made.erase(it);
+                    continue;
+                }
+                if (it->first == &io) found = std::move(q);
+                ++it;
+            }
+            if (found) return found;
+            auto q = std::make_shared<deadline_queue>(io);
+            made.emplace_back(&io, q);
+            return q;
+        }
+
+        /// After st's main_at or idle_at changed: (re)queues it at the
+        /// earlier, and points the timer at the earliest.
+        void update(conn_state& st) {
+            place(st);
+            arm();
+        }
+        void remove(conn_state& st) noexcept {
+            if (st.queue_index == not_queued) return;
+            const std::uint32_t i = st.queue_index;
+            st.queue_index = not_queued;
+            conn_state* last = heap.back();
+            heap.pop_back();
+            if (i == heap.size()) return; // it was the last
+            heap[i] = last;
+            last->queue_index = i;
+            sift_down(sift_up(i));
+        }
+
+    private:
+        /// Queues st at its wake-up time, or takes it out when it has none.
+        void place(conn_state& st) {
+            if (st.wake_at() == never) return remove(st);
+            if (st.queue_index == not_queued) {
+                st.queue_index = static_cast<std::uint32_t>(heap.size());
+                heap.push_back(&st);
+            }
+            sift_down(sift_up(st.queue_index));
+        }
+
+        /// Points the timer at the earliest wake-up, if it is not already
+        /// waiting for that or an earlier one. (A wait for a time nobody
+        /// needs any more just finds nothing due.)
+        void arm() {
+            if (running || heap.empty() || heap.front()->wake_at() >= armed_at) return;
+            armed_at = heap.front()->wake_at();
+            const std::uint64_t g = ++generation;
+            wakeup.expires_at(armed_at);
+            wakeup.async_wait([w = weak_from_this(), g](const bec&) {
+                const auto q = w.lock();
+                if (!q || q->generation != g) return; // re-armed since
+                q->armed_at = never;
+                q->run_due();
+            });
+        }
+
+        /// Runs every deadline that has passed, earliest first.
+        void run_due() {
+            running = true;
+            const auto now = clock_type::now();
+            while (!heap.empty() && heap.front()->wake_at() <= now) {
+                const std::shared_ptr<conn_state> st = heap.front()->shared_from_this();
+                remove(*st);
+                if (st->main_due != due::none && st->main_at <= now) {
+                    const due what = st->main_due;
+                    const clock_type::time_point at = st->main_at;
+                    st->main_due = due::none;
+                    st->main_at = never;
+                    core::on_deadline(st, what, at);
+                }
+                if (st->idle_at <= now) {
+                    st->idle_at = never;
+                    core::on_idle_check(st);
+                }
+                place(*st); // what is still set (or was set meanwhile)
+            }
+            running = false;
+            arm();
+        }
+
+        bool earlier(std::uint32_t a, std::uint32_t b) const noexcept {
+            return heap[a]->wake_at() < heap[b]->wake_at();
+        }
+        void swap_entries(std::uint32_t a, std::uint32_t b) noexcept {
+            std::swap(heap[a], heap[b]);
+            heap[a]->queue_index = a;
+            heap[b]->queue_index = b;
+        }
+        std::uint32_t sift_up(std::uint32_t i) noexcept {
+            while (i > 0 && earlier(i, (i - 1) / 2)) {
+                swap_entries(i, (i - 1) / 2);
+                i = (i - 1) / 2;
+            }
+            return i;
+        }
+        void sift_down(std::uint32_t i) noexcept {
+            const auto n = static_cast<std::uint32_t>(heap.size());
+            for (;;) {
+                std::uint32_t least = i;
+                const std::uint32_t l = 2 * i + 1, r = l + 1;
+                if (l < n && earlier(l, least)) least = l;
+                if (r < n && earlier(r, least)) least = r;
+                if (least == i) return;
+                swap_entries(i, least);
+                i = least;
+            }
         }
     };
 
@@ -646,7 +849,7 @@ private:
         std::shared_ptr<const options> shared_opts; // validated, shared with equal options
         const options& opts;
         std::shared_ptr<detail::shared_boost_ssl_context> tls_context;
-        std::unordered_map<connection_id, std::shared_ptr<conn_state>> conns;
+        detail::connection_map<std::shared_ptr<conn_state>> conns;
         connection_id last_id = 0;
         /// The thread seen running this transport's handlers, and whether a
         /// second one was seen (then everything is refused).
@@ -690,18 +893,23 @@ private:
 
         connection_id connect(const connect_request& req, detail::beast_sink_ref sink) {
             const connection_id id = ++last_id;
-            auto st = std::make_shared<conn_state>(this, id, sink, *io);
+            // the io_context's queue (the core does not hold it: 16 bytes in every
+            // client's transport; looked up per attempt)
+            auto st =
+                std::make_shared<conn_state>(this, id, sink, deadline_queue::for_context(*io));
+            st->hs = std::make_unique<conn_state::handshake_state>(*io);
             conns.emplace(id, st);
             if (refused(*st)) return id;
 
             std::string why;
             auto url = detail::parse_ws_url(req.url, why);
             if (!url) return fail_early(*st, error::invalid_url, why), id;
+            conn_state::handshake_state& hs = *st->hs;
             st->host = url->host;
             st->port = url->port;
-            st->authority = url->authority();
-            if (url->ipv6_literal && st->authority.front() != '[')
-                st->authority = "[" + url->host + "]"; // default port: brackets still needed
+            hs.authority = url->authority();
+            if (url->ipv6_literal && hs.authority.front() != '[')
+                hs.authority = "[" + url->host + "]"; // default port: brackets still needed
             const bool has_token = !req.token.empty();
             if (has_token &&
                 !detail::token_transport_allowed(*url, opts.allow_insecure_token_transport))
@@ -709,11 +917,11 @@ private:
                                   "refusing to send the token over ws:// to '" + url->host +
                                       "': use wss:// or set allow_insecure_token_transport"),
                        id;
-            st->loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
+            hs.loopback_only = has_token && !url->secure && !opts.allow_insecure_token_transport;
             if (const proxy_server* p = opts.proxy.select(url->secure, url->host, url->port))
-                st->proxy = std::make_unique<proxy_server>(*p);
+                hs.proxy = std::make_unique<proxy_server>(*p);
 
-            st->target = url->target;
+            hs.target = url->target;
             const std::string_view token = req.token.reveal();
             if (has_token) {
                 bool ok = false;
@@ -721,18 +929,18 @@ private:
                 case token_placement::authorization_header:
                     ok = detail::is_credential_text(token);
                     if (ok) {
-                        st->authorization.reserve(7 + token.size());
-                        st->authorization += "Bearer ";
-                        st->authorization += token;
+                        hs.authorization.reserve(7 + token.size());
+                        hs.authorization += "Bearer ";
+                        hs.authorization += token;
                     }
                     break;
                 case token_placement::query_parameter:
-                    detail::append_query_parameter(st->target, opts.token_query_parameter, token);
+                    detail::append_query_parameter(hs.target, opts.token_query_parameter, token);
                     ok = true;
                     break;
                 case token_placement::subprotocol:
-                    st->token_subprotocol = opts.token_subprotocol_prefix + std::string(token);
-                    ok = detail::is_http_token(st->token_subprotocol);
+                    hs.token_subprotocol = opts.token_subprotocol_prefix + std::string(token);
+                    ok = detail::is_http_token(hs.token_subprotocol);
                     break;
                 }
                 if (!ok)
@@ -750,10 +958,10 @@ private:
                                           "subprotocol '" + detail::body_excerpt(p, 64) +
                                               "' is not a valid token"),
                                id;
-                    st->offered_subprotocols.push_back(p);
+                    hs.offered_subprotocols.push_back(p);
                 }
-            if (!st->token_subprotocol.empty())
-                st->offered_subprotocols.push_back(st->token_subprotocol);
+            if (!hs.token_subprotocol.empty())
+                hs.offered_subprotocols.push_back(hs.token_subprotocol);
             const std::vector<http_header>* header_lists[] = {&opts.headers, &req.headers};
             for (const auto* list : header_lists)
                 for (const auto& h : *list) {
@@ -762,7 +970,7 @@ private:
                                           "header '" + detail::body_excerpt(h.first, 64) +
                                               "' is not a valid HTTP header"),
                                id;
-                    st->headers.push_back(h);
+                    hs.headers.push_back(h);
                 }
 
             if (url->secure) {
@@ -776,10 +984,10 @@ private:
                     }
                 }
                 st->tls = std::make_unique<tls_ws>(drain_limit(), *io, *tls_context->context);
-                st->tls_report = std::make_shared<tls_handshake_report>();
+                hs.tls_report = std::make_shared<tls_handshake_report>();
                 if (!detail::prepare_native_tls_client(
                         st->tls->next_layer().next_layer().native_handle(), st->host, opts.tls,
-                        st->tls_report))
+                        hs.tls_report))
                     return fail_early(*st, error::connection_failed,
                                       "TLS setup for '" + detail::body_excerpt(st->host, 64) +
                                           "' failed: OpenSSL refused it as the host name (longer "
@@ -790,9 +998,9 @@ private:
             }
 
             arm_handshake_deadline(st);
-            st->resolver->async_resolve(
-                st->proxy ? st->proxy->host : st->host,
-                std::to_string(st->proxy ? st->proxy->port : st->port),
+            hs.resolver.async_resolve(
+                hs.proxy ? hs.proxy->host : st->host,
+                std::to_string(hs.proxy ? hs.proxy->port : st->port),
                 [st](const bec& ec, tcp::resolver::results_type r) { on_resolved(st, ec, r); });
             return id;
         }
@@ -817,8 +1025,9 @@ private:
             if (ec) {
                 close_event ev;
                 ev.error = error::connection_failed;
-                ev.detail = "cannot resolve '" + (st->proxy ? st->proxy->host : st->host) + "'" +
-                            (st->proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
+                const proxy_server* proxy = st->hs->proxy.get();
+                ev.detail = "cannot resolve '" + (proxy ? proxy->host : st->host) + "'" +
+                            (proxy ? " (the HTTP proxy)" : "") + ": " + ec.message();
                 return self.finish(*st, std::move(ev), true);
             }
             std::vector<tcp::endpoint> endpoints;
@@ -829,7 +1038,7 @@ private:
                     (a.is_v6() && a.to_v6().is_v4_mapped() &&
                      boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6())
                          .is_loopback());
-                if (!st->loopback_only || loopback) endpoints.push_back(entry.endpoint());
+                if (!st->hs->loopback_only || loopback) endpoints.push_back(entry.endpoint());
             }
             if (endpoints.empty()) {
                 close_event ev;
@@ -854,25 +1063,26 @@ private:
                 ev.detail = "cannot connect to " + st->peer() + ": " + ec.message();
                 return self.finish(*st, std::move(ev), true);
             }
-            st->tcp_connected = true;
+            st->hs->tcp_connected = true;
             bec ignored;
             st->socket()->set_option(tcp::no_delay(true), ignored);
-            if (st->proxy) return self.start_tunnel(st);
+            if (st->hs->proxy) return self.start_tunnel(st);
             start_secure_or_upgrade(st);
         }
 
         // ---- HTTP proxy tunnel ---------------------------------------------
 
         void start_tunnel(const std::shared_ptr<conn_state>& st) {
-            st->proxy_request =
-                detail::build_connect_request(st->host, st->port, *st->proxy, opts.user_agent);
-            st->proxy_reader = std::make_unique<detail::connect_reply_reader>(*st->proxy);
-            st->proxy_buffer = std::make_unique<std::array<char, 2048>>();
+            conn_state::handshake_state& hs = *st->hs;
+            hs.proxy_request =
+                detail::build_connect_request(st->host, st->port, *hs.proxy, opts.user_agent);
+            hs.proxy_reader = std::make_unique<detail::connect_reply_reader>(*hs.proxy);
+            hs.proxy_buffer = std::make_unique<std::array<char, 2048>>();
             boost::asio::async_write(
                 *st->socket(),
-                boost::asio::buffer(st->proxy_request.reveal().data(), st->proxy_request.size()),
+                boost::asio::buffer(hs.proxy_request.reveal().data(), hs.proxy_request.size()),
                 [st](const bec& ec, std::size_t) {
-                    st->proxy_request = secret(); // wiped
+                    st->hs->proxy_request = secret(); // wiped
                     if (abandoned(st, phase::connecting) || st->owner->refused(*st)) return;
                     if (ec) return tunnel_io_failed(st, ec, "sending CONNECT to the");
                     read_tunnel_answer(st);
@@ -881,10 +1091,10 @@ private:
 
         static void read_tunnel_answer(const std::shared_ptr<conn_state>& st) {
             st->socket()->async_read_some(
-                boost::asio::buffer(*st->proxy_buffer), [st](const bec& ec, std::size_t n) {
+                boost::asio::buffer(*st->hs->proxy_buffer), [st](const bec& ec, std::size_t n) {
                     if (abandoned(st, phase::connecting) || st->owner->refused(*st)) return;
-                    auto& reader = *st->proxy_reader;
-                    bool done = n > 0 && reader.feed(st->proxy_buffer->data(), n);
+                    auto& reader = *st->hs->proxy_reader;
+                    bool done = n > 0 && reader.feed(st->hs->proxy_buffer->data(), n);
                     if (!done && ec == boost::asio::error::eof) done = reader.feed_eof();
                     if (done) return on_tunnel(st, reader.result());
                     if (ec) return tunnel_io_failed(st, ec, "reading the answer of the");
@@ -896,7 +1106,7 @@ private:
                                      const char* what) {
             close_event ev;
             ev.error = error::connection_failed;
-            ev.detail = std::string(what) + " HTTP proxy " + st->proxy->authority() + ": " +
+            ev.detail = std::string(what) + " HTTP proxy " + st->hs->proxy->authority() + ": " +
                         ec.message() + " (tunnel to " + st->where() + ")";
             st->owner->finish(*st, std::move(ev), true);
         }
@@ -912,9 +1122,9 @@ private:
                 ev.detail = r.detail + " (tunnel to " + st->where() + ")";
                 return st->owner->finish(*st, std::move(ev), true);
             }
-            st->tunnel_open = true;
-            st->proxy_reader.reset();
-            st->proxy_buffer.reset();
+            st->hs->tunnel_open = true;
+            st->hs->proxy_reader.reset();
+            st->hs->proxy_buffer.reset();
             start_secure_or_upgrade(st);
         }
 
@@ -936,21 +1146,21 @@ private:
             if (self.refused(*st)) return;
             if (ec) {
                 close_event ev;
-                const bool verify = st->tls_report && st->tls_report->verification_failed();
+                const auto& report = st->hs->tls_report;
+                const bool verify = report && report->verification_failed();
                 ev.error = verify ? error::tls_verification_failed : error::connection_failed;
-                const std::string why = st->tls_report ? st->tls_report->describe() : std::string();
+                const std::string why = report ? report->describe() : std::string();
                 ev.detail = "TLS handshake with " + st->where() +
                             " failed: " + (why.empty() ? ec.message() : why);
                 return self.finish(*st, std::move(ev), true);
             }
-            st->tls_done = true;
+            st->hs->tls_done = true;
             self.start_upgrade(st);
         }
 
         void start_upgrade(const std::shared_ptr<conn_state>& st) {
             namespace websocket = boost::beast::websocket;
             namespace http = boost::beast::http;
-            st->upgrade_started = true;
             st->with_ws([&](auto& ws) {
                 // our own deadline covers the opening handshake; Beast's timeout
                 // bounds its closing handshakes and teardowns once open
@@ -965,20 +1175,22 @@ private:
                 // `s` outlives the stream, which the state owns
                 ws.set_option(websocket::stream_base::decorator(
                     [s = st.get(), ua = opts.user_agent](websocket::request_type& r) {
-                        for (const auto& h : s->headers) {
+                        if (!s->hs) return; // only the opening handshake builds a request
+                        const conn_state::handshake_state& hs = *s->hs;
+                        for (const auto& h : hs.headers) {
                             const auto existing = r.find(h.first);
                             if (existing == r.end())
                                 r.insert(h.first, h.second);
                             else
                                 r.set(h.first, std::string(existing->value()) + ", " + h.second);
                         }
-                        if (!s->authorization.empty())
-                            r.set(http::field::authorization, s->authorization);
+                        if (!hs.authorization.empty())
+                            r.set(http::field::authorization, hs.authorization);
                         if (r.find(http::field::user_agent) == r.end() && !ua.empty())
                             r.set(http::field::user_agent, ua);
-                        if (!s->offered_subprotocols.empty()) {
+                        if (!hs.offered_subprotocols.empty()) {
                             std::string list;
-                            for (const auto& p : s->offered_subprotocols)
+                            for (const auto& p : hs.offered_subprotocols)
                                 list += (list.empty() ? "" : ", ") + p;
                             r.set(http::field::sec_websocket_protocol, list);
                             detail::wipe(list);
@@ -988,28 +1200,52 @@ private:
                     [s = st.get()](websocket::frame_type kind, boost::beast::string_view) {
                         on_control_frame(*s, kind);
                     });
-                ws.async_handshake(st->response, st->authority, st->target,
+                ws.async_handshake(st->hs->response, st->hs->authority, st->hs->target,
                                    [st](const bec& e) { on_handshake(st, e); });
             });
         }
 
+        // ---- deadlines ---------------------------------------------------
+
+        /// Sets st's main deadline (due::none clears it).
+        static void set_deadline(conn_state& st, due what, clock_type::time_point at) {
+            st.main_due = what;
+            st.main_at = what == due::none ? never : at;
+            st.deadlines->update(st);
+        }
+
+        /// Called by the io_context's deadline queue when st's main deadline passed.
+        /// (`at`: when it was due.)
+        static void on_deadline(const std::shared_ptr<conn_state>& st, due what,
+                                clock_type::time_point at) {
+            switch (what) {
+            case due::handshake: return on_handshake_deadline(st);
+            case due::ping: return on_ping_due(st);
+            case due::pong: return on_pong_deadline(st, at);
+            case due::close: return on_close_deadline(st);
+            case due::linger: return st->close_socket(); // reported at the peer's close frame
+            case due::none: return;
+            }
+        }
+
         void arm_handshake_deadline(const std::shared_ptr<conn_state>& st) {
-            st->deadline.expires_after(opts.handshake_timeout);
-            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
-                auto s = w.lock();
-                if (ec || !s || abandoned(s, phase::connecting) || s->owner->refused(*s)) return;
-                const char* stage = !s->tcp_connected ? "resolving and connecting"
-                                    : (s->proxy && !s->tunnel_open)
-                                        ? "waiting for the HTTP proxy's answer to CONNECT"
-                                    : (s->tls && !s->tls_done) ? "in the TLS handshake"
-                                                               : "waiting for the upgrade response";
-                close_event ev;
-                ev.error = error::handshake_timeout;
-                ev.detail = "no WebSocket handshake with " + s->where() + " within " +
-                            std::to_string(s->owner->opts.handshake_timeout.count()) +
-                            " ms (stuck " + stage + ")";
-                s->owner->finish(*s, std::move(ev), true);
-            });
+            set_deadline(*st, due::handshake, clock_type::now() + opts.handshake_timeout);
+        }
+
+        static void on_handshake_deadline(const std::shared_ptr<conn_state>& s) {
+            if (abandoned(s, phase::connecting) || s->owner->refused(*s)) return;
+            const conn_state::handshake_state& hs = *s->hs;
+            const char* stage = !hs.tcp_connected ? "resolving and connecting"
+                                : (hs.proxy && !hs.tunnel_open)
+                                    ? "waiting for the HTTP proxy's answer to CONNECT"
+                                : (s->tls && !hs.tls_done) ? "in the TLS handshake"
+                                                           : "waiting for the upgrade response";
+            close_event ev;
+            ev.error = error::handshake_timeout;
+            ev.detail = "no WebSocket handshake with " + s->where() + " within " +
+                        std::to_string(s->owner->opts.handshake_timeout.count()) + " ms (stuck " +
+                        stage + ")";
+            s->owner->finish(*s, std::move(ev), true);
         }
 
         static void on_handshake(const std::shared_ptr<conn_state>& st, const bec& ec) {
@@ -1020,9 +1256,9 @@ private:
             if (self.refused(*st)) return;
             // Beast's default response says 200 before anything was read: only
             // upgrade_declined means an HTTP answer other than 101 arrived
-            const int status = static_cast<int>(st->response.result_int());
+            const response_type& res = st->hs->response;
+            const int status = static_cast<int>(res.result_int());
             if (ec == websocket::error::upgrade_declined) {
-                const response_type& res = st->response;
                 close_event ev;
                 ev.http_status = status;
                 const auto retry = res.find(http::field::retry_after);
@@ -1058,11 +1294,10 @@ private:
                 }
                 return self.finish(*st, std::move(ev), true);
             }
-            const auto proto = st->response.find(http::field::sec_websocket_protocol);
-            std::string selected =
-                proto == st->response.end() ? std::string() : std::string(proto->value());
+            const auto proto = res.find(http::field::sec_websocket_protocol);
+            std::string selected = proto == res.end() ? std::string() : std::string(proto->value());
             bool offered = selected.empty();
-            for (const auto& p : st->offered_subprotocols)
+            for (const auto& p : st->hs->offered_subprotocols)
                 offered = offered || p == selected;
             if (!offered) {
                 // RFC 6455 4.1: a subprotocol we did not offer fails the connection
@@ -1073,15 +1308,13 @@ private:
                 return self.finish(*st, std::move(ev), true);
             }
             st->state = phase::open;
-            st->deadline.cancel();
+            set_deadline(*st, due::none, never); // start_liveness() sets the pings' deadline
             open_info info;
             const bool token_selected =
-                !st->token_subprotocol.empty() && selected == st->token_subprotocol;
+                !st->hs->token_subprotocol.empty() && selected == st->hs->token_subprotocol;
             info.subprotocol = token_selected ? std::string("[token]") : std::move(selected);
             if (token_selected) detail::wipe(selected);
-            st->wipe_credentials();
-            st->response = {};    // the headers are not needed any more
-            st->resolver.reset(); // nor the resolver
+            st->hs.reset(); // wiped; the response, the resolver, the request's strings go too
             st->with_ws([&](auto& ws) {
                 // bounds Beast's own closing handshakes and teardowns: after a
                 // protocol violation or an oversized message it sends a close
@@ -1152,7 +1385,7 @@ private:
             if (!st->owner || st->state == phase::finished) {
                 // after a report at the close frame: Beast's teardown is done,
                 // the linger deadline need not keep the state alive any longer
-                if (ec) st->deadline.cancel();
+                if (ec) set_deadline(*st, due::none, never);
                 return;
             }
             core& self = *st->owner;
@@ -1244,29 +1477,25 @@ private:
             const auto now = clock_type::now();
             st->last_activity = now;
             st->frames_at_idle_check = st->frames_received;
-            if (opts.ping_interval.count() > 0) {
-                st->ping_timer.expires_at(now + opts.ping_interval);
-                st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
-                    if (auto s = w.lock(); s && !ec) on_ping_due(s);
-                });
-            }
-            if (opts.idle_timeout.count() > 0) arm_idle_check(st);
+            if (opts.idle_timeout.count() > 0) st->idle_at = now + idle_check_period();
+            if (opts.ping_interval.count() > 0)
+                set_deadline(*st, due::ping, now + opts.ping_interval);
+            else
+                set_deadline(*st, due::none, never);
         }
 
         static void on_ping_due(const std::shared_ptr<conn_state>& st) {
             if (abandoned(st, phase::open) || st->owner->refused(*st)) return;
             const options& o = st->owner->opts;
             st->frames_at_ping = st->frames_received;
-            st->ping_sent_at = clock_type::now();
             st->owner->enqueue(st, outgoing{outgoing::what::ping, {}});
             // a failed ping write shows up as a read error; the pong deadline still applies
-            st->ping_timer.expires_at(st->ping_sent_at + o.pong_timeout);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& e) {
-                if (auto s = w.lock(); s && !e) on_pong_deadline(s);
-            });
+            set_deadline(*st, due::pong, clock_type::now() + o.pong_timeout);
         }
 
-        static void on_pong_deadline(const std::shared_ptr<conn_state>& st) {
+        /// `pong_at`: the ping went out pong_timeout before it.
+        static void on_pong_deadline(const std::shared_ptr<conn_state>& st,
+                                     clock_type::time_point pong_at) {
             if (abandoned(st, phase::open)) return;
             core& self = *st->owner;
             if (self.refused(*st)) return;
@@ -1280,38 +1509,36 @@ private:
                             std::to_string(self.opts.pong_timeout.count()) + " ms of a ping";
                 return self.finish(*st, std::move(ev), true);
             }
-            st->ping_timer.expires_at(st->ping_sent_at + self.opts.ping_interval);
-            st->ping_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
-                if (auto s = w.lock(); s && !ec) on_ping_due(s);
-            });
+            set_deadline(*st, due::ping,
+                         pong_at - self.opts.pong_timeout + self.opts.ping_interval);
         }
 
-        void arm_idle_check(const std::shared_ptr<conn_state>& st) {
-            // a few checks per period keep detection within idle_timeout * 1.25
-            auto period = opts.idle_timeout / 4;
-            if (period.count() < 1) period = std::chrono::milliseconds(1);
-            st->idle_timer.expires_after(period);
-            st->idle_timer.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& ec) {
-                auto s = w.lock();
-                if (ec || !s || abandoned(s, phase::open)) return;
-                core& self = *s->owner;
-                if (self.refused(*s)) return;
-                const auto now = clock_type::now();
-                if (s->frames_received != s->frames_at_idle_check) {
-                    s->frames_at_idle_check = s->frames_received;
-                    s->last_activity = now;
-                } else if (now - s->last_activity >= self.opts.idle_timeout) {
-                    close_event ev;
-                    ev.was_open = true;
-                    ev.initiated_locally = true;
-                    ev.code = close_code::abnormal;
-                    ev.error = error::idle_timeout;
-                    ev.detail = "no frame from " + s->where() + " for " +
-                                std::to_string(self.opts.idle_timeout.count()) + " ms";
-                    return self.finish(*s, std::move(ev), true);
-                }
-                self.arm_idle_check(s);
-            });
+        /// A few checks per idle_timeout keep detection within idle_timeout * 1.25.
+        std::chrono::milliseconds idle_check_period() const {
+            const auto period = opts.idle_timeout / 4;
+            return period.count() < 1 ? std::chrono::milliseconds(1) : period;
+        }
+
+        static void on_idle_check(const std::shared_ptr<conn_state>& s) {
+            if (abandoned(s, phase::open)) return;
+            core& self = *s->owner;
+            if (self.refused(*s)) return;
+            const auto now = clock_type::now();
+            if (s->frames_received != s->frames_at_idle_check) {
+                s->frames_at_idle_check = s->frames_received;
+                s->last_activity = now;
+            } else if (now - s->last_activity >= self.opts.idle_timeout) {
+                close_event ev;
+                ev.was_open = true;
+                ev.initiated_locally = true;
+                ev.code = close_code::abnormal;
+                ev.error = error::idle_timeout;
+                ev.detail = "no frame from " + s->where() + " for " +
+                            std::to_string(self.opts.idle_timeout.count()) + " ms";
+                return self.finish(*s, std::move(ev), true);
+            }
+            s->idle_at = now + self.idle_check_period();
+            s->deadlines->update(*s);
         }
 
         // ---- writing -----------------------------------------------------
@@ -1412,24 +1639,23 @@ private:
             st->close_requested = true;
             st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
             st->requested_reason = detail::bounded_close_reason(reason);
-            st->ping_timer.cancel();
-            st->idle_timer.cancel();
+            st->idle_at = never; // the pings' deadline is replaced below
             // queued messages go first, then the close frame (as websocketpp does)
             enqueue(st, outgoing{outgoing::what::close, {}});
-            st->deadline.expires_after(opts.close_timeout);
-            st->deadline.async_wait([w = std::weak_ptr<conn_state>(st)](const bec& e) {
-                auto s = w.lock();
-                if (e || !s || abandoned(s, phase::closing) || s->owner->refused(*s)) return;
-                close_event ev;
-                ev.was_open = true;
-                ev.initiated_locally = true;
-                ev.code = s->requested_code;
-                ev.reason = s->requested_reason;
-                ev.error = error::close_timeout;
-                ev.detail = "the peer did not finish the closing handshake within " +
-                            std::to_string(s->owner->opts.close_timeout.count()) + " ms";
-                s->owner->finish(*s, std::move(ev), true);
-            });
+            set_deadline(*st, due::close, clock_type::now() + opts.close_timeout);
+        }
+
+        static void on_close_deadline(const std::shared_ptr<conn_state>& s) {
+            if (abandoned(s, phase::closing) || s->owner->refused(*s)) return;
+            close_event ev;
+            ev.was_open = true;
+            ev.initiated_locally = true;
+            ev.code = s->requested_code;
+            ev.reason = s->requested_reason;
+            ev.error = error::close_timeout;
+            ev.detail = "the peer did not finish the closing handshake within " +
+                        std::to_string(s->owner->opts.close_timeout.count()) + " ms";
+            s->owner->finish(*s, std::move(ev), true);
         }
 
         // ---- the end of a connection ---------------------------------------
@@ -1443,12 +1669,8 @@ private:
             if (st.state == phase::finished) return;
             st.state = phase::finished;
             stop_connection(st, close_now);
-            if (!close_now) {
-                st.deadline.expires_after(opts.close_timeout);
-                st.deadline.async_wait([s = st.shared_from_this()](const bec& e) {
-                    if (!e) s->close_socket();
-                });
-            }
+            if (!close_now) // the linger: the state lives on in Beast's pending operations
+                set_deadline(st, due::linger, clock_type::now() + opts.close_timeout);
             boost::asio::post(*io, [s = st.shared_from_this(), ev = std::move(ev)]() mutable {
                 core* self = s->owner;
                 if (!self) return; // the transport is gone
@@ -1461,10 +1683,11 @@ private:
         }
 
         static void stop_connection(conn_state& st, bool close_now) {
-            st.deadline.cancel();
-            st.ping_timer.cancel();
-            st.idle_timer.cancel();
-            if (st.resolver) st.resolver->cancel(); // an abandoned resolve must not stay queued
+            st.main_due = due::none;
+            st.main_at = never;
+            st.idle_at = never;
+            st.deadlines->remove(st);            // the io_context's timer may fire for nothing
+            if (st.hs) st.hs->resolver.cancel(); // an abandoned resolve must not stay queued
             st.wipe_credentials();
             // Closing the socket now (not in a posted handler) stops a TLS
             // handshake or an upgrade request queued behind us.
