@@ -30,7 +30,7 @@ struct reference {
 
 /// Frames a client accepts, in order, until the first it would fail on, a
 /// close frame or the end of the input.
-reference parse(const std::string& s, std::size_t at, std::uint32_t limit) {
+reference parse(const std::string& s, std::size_t at, std::uint16_t limit) {
     reference r;
     bool in_message = false, text = false, safe = false, control_before = false;
     std::uint64_t size = 0;
@@ -109,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
     const std::string s = head + body;
-    const std::uint32_t limit = static_cast<std::uint32_t>((data[1] << 8) | data[2]);
+    const auto limit = static_cast<std::uint16_t>((data[1] << 8) | data[2]);
     const reference ref = parse(s, head.size(), limit);
 
     tether::detail::ws_frame_scanner scanner(limit);

@@ -106,7 +106,7 @@ struct stream_model {
     std::vector<bool> safe;
 };
 
-stream_model generate(std::mt19937& rng, std::uint32_t limit, int messages, int unsafe_percent) {
+stream_model generate(std::mt19937& rng, std::uint16_t limit, int messages, int unsafe_percent) {
     stream_model m;
     m.bytes = response_head;
     auto pct = [&](int p) { return static_cast<int>(rng() % 100) < p; };
@@ -178,7 +178,7 @@ struct replay_result {
 /// Feeds the stream in random chunks, reading whole messages now and then as
 /// the transport would, and compares the scanner's answer with the model's at
 /// every step.
-replay_result replay(const stream_model& m, std::uint32_t limit, std::mt19937& rng) {
+replay_result replay(const stream_model& m, std::uint16_t limit, std::mt19937& rng) {
     ws_frame_scanner s(limit);
     std::size_t fed = 0, read = 0, whole = 0;
     replay_result r;
@@ -341,7 +341,7 @@ TEST_CASE("ws_frame_scanner agrees with a model of random streams cut at random"
     std::mt19937 rng(20261130);
     int crowded = 0;
     for (int round = 0; round < 400; ++round) {
-        const std::uint32_t limit = round % 2 ? 200 : 40;
+        const std::uint16_t limit = round % 2 ? 200 : 40;
         const auto m = generate(rng, limit, 1 + static_cast<int>(rng() % 40), round % 4 * 15);
         const auto r = replay(m, limit, rng);
         // Within its four runs the scanner must see every safe message; past

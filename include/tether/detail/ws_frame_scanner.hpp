@@ -84,7 +84,7 @@ inline bool utf8_feed(std::uint8_t& state, const unsigned char* p,
 class ws_frame_scanner {
 public:
     /// `limit`: the largest payload a message read synchronously may have.
-    explicit ws_frame_scanner(std::uint32_t limit = 0) noexcept
+    explicit ws_frame_scanner(std::uint16_t limit = 0) noexcept
         : limit_(limit), front_safe_(false), in_message_(false), text_(false), message_safe_(false),
           control_seen_(false), frame_control_(false), frame_fin_(false), frame_close_(false) {}
 
@@ -153,31 +153,36 @@ private:
     void start_header() noexcept {
         mode_ = mode::header;
         have_ = 0;
-        need_ = 2;
     }
 
     const unsigned char* take_header(const unsigned char* p, const unsigned char* end) {
-        while (p < end && have_ < need_)
-            hdr_[have_++] = *p++;
-        if (have_ < need_) return p;
-        if (have_ == 2) {
-            if (hdr_[1] & 0x80) return stop(p); // masked: a client fails that
-            const unsigned len7 = hdr_[1] & 0x7fu;
-            need_ = len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
-            if (need_ > 2) return take_header(p, end);
+        // the first two bytes are kept; an extended length builds up in left_
+        while (p < end) {
+            const unsigned char c = *p++;
+            if (have_ == 0) {
+                b0_ = c;
+            } else if (have_ == 1) {
+                b1_ = c;
+                if (c & 0x80) return stop(p); // masked: a client fails that
+                left_ = (c & 0x7fu) < 126 ? (c & 0x7fu) : 0;
+            } else {
+                left_ = (left_ << 8) | c;
+            }
+            ++have_;
+            const unsigned len7 = b1_ & 0x7fu;
+            if (have_ >= 2 && have_ == (len7 == 126 ? 4 : len7 == 127 ? 10 : 2))
+                return end_header(p);
         }
-        std::uint64_t len = hdr_[1] & 0x7fu;
-        if (len == 126) {
-            len = (std::uint64_t{hdr_[2]} << 8) | hdr_[3];
-            if (len < 126) return stop(p);
-        } else if (len == 127) {
-            len = 0;
-            for (int i = 2; i < 10; ++i)
-                len = (len << 8) | hdr_[i];
-            if (len < 65536 || (len >> 63) != 0) return stop(p);
-        }
-        const bool fin = (hdr_[0] & 0x80) != 0;
-        const unsigned rsv = hdr_[0] & 0x70u, op = hdr_[0] & 0x0fu;
+        return p;
+    }
+
+    const unsigned char* end_header(const unsigned char* p) {
+        const std::uint64_t len = left_;
+        const unsigned len7 = b1_ & 0x7fu;
+        if (len7 == 126 && len < 126) return stop(p);
+        if (len7 == 127 && (len < 65536 || (len >> 63) != 0)) return stop(p);
+        const bool fin = (b0_ & 0x80) != 0;
+        const unsigned rsv = b0_ & 0x70u, op = b0_ & 0x0fu;
         frame_control_ = op >= 8;
         frame_fin_ = fin;
         if (frame_control_) {
@@ -199,10 +204,10 @@ private:
         }
         if (!frame_control_) {
             if (rsv != 0) message_safe_ = false; // compressed (RSV1), or refused
-            if (len > limit_ - size_)
+            if (len > static_cast<std::uint64_t>(limit_ - size_))
                 message_safe_ = false;
             else
-                size_ += static_cast<std::uint32_t>(len);
+                size_ = static_cast<std::uint16_t>(size_ + len);
         }
         left_ = len;
         mode_ = mode::payload;
@@ -273,13 +278,14 @@ private:
         return p;
     }
 
+    // 32 bytes: there is one in every connection
     std::uint64_t left_ = 0; // payload bytes of the current frame still to come
-    std::uint32_t limit_;    // the largest payload read synchronously
-    std::uint32_t size_ = 0; // payload of the current message so far (up to limit_)
+    std::uint16_t limit_;    // the largest payload read synchronously
+    std::uint16_t size_ = 0; // payload of the current message so far (up to limit_)
     std::array<std::uint16_t, 4> runs_{};
-    std::array<unsigned char, 10> hdr_{};
-    unsigned char have_ = 0, need_ = 0; // header bytes in hdr_, and needed
-    unsigned char matched_ = 0;         // of "\r\n\r\n", in HTTP mode
+    unsigned char b0_ = 0, b1_ = 0; // the current frame header's first two bytes
+    unsigned char have_ = 0;        // header bytes seen
+    unsigned char matched_ = 0;     // of "\r\n\r\n", in HTTP mode
     unsigned char nruns_ = 0;
     std::uint8_t utf8_ = 0;
     mode mode_ = mode::http;

@@ -387,7 +387,7 @@ public:
     using executor_type = typename Next::executor_type;
 
     template <class... Args>
-    explicit scanning_stream(std::uint32_t limit, Args&&... args)
+    explicit scanning_stream(std::uint16_t limit, Args&&... args)
         : next_(std::forward<Args>(args)...), scanner_(limit) {}
 
     Next& next_layer() noexcept { return next_; }
@@ -646,7 +646,7 @@ private:
         boost::beast::flat_buffer rbuf;
         write_queue queue;
         std::size_t buffered = 0;
-        std::string requested_reason;
+        std::unique_ptr<std::string> requested_reason; // set by close(): 8 bytes, not 32
 
         // Deadlines, kept by the io_context's deadline_queue: `main_due` at
         // `main_at` (never when none), the next idle check at `idle_at`.
@@ -656,6 +656,9 @@ private:
         clock_type::time_point last_activity{};
 
         std::string where() const { return detail::format_authority(host, port, 0); }
+        std::string close_reason() const {
+            return requested_reason ? *requested_reason : std::string();
+        }
         /// Whom the TCP connection goes to (while connecting).
         std::string peer() const {
             return hs && hs->proxy ? "HTTP proxy " + hs->proxy->authority() : where();
@@ -1357,7 +1360,7 @@ private:
                 ev.initiated_locally = true;
                 if (code == 0) {
                     ev.code = st.requested_code;
-                    ev.reason = st.requested_reason;
+                    ev.reason = st.close_reason();
                 }
             }
             return ev;
@@ -1372,8 +1375,8 @@ private:
         /// The largest message read synchronously once whole (see
         /// scanning_stream): Beast's read buffer holds 1536 bytes, and a
         /// message over max_message_size fails the connection.
-        std::uint32_t drain_limit() const noexcept {
-            return static_cast<std::uint32_t>(opts.max_message_size < 1536 ? opts.max_message_size
+        std::uint16_t drain_limit() const noexcept {
+            return static_cast<std::uint16_t>(opts.max_message_size < 1536 ? opts.max_message_size
                                                                            : 1536);
         }
 
@@ -1457,7 +1460,7 @@ private:
             } else if (st->close_requested && ec == boost::beast::error::timeout) {
                 ev.initiated_locally = true;
                 ev.code = st->requested_code;
-                ev.reason = st->requested_reason;
+                ev.reason = st->close_reason();
                 ev.error = error::close_timeout;
                 ev.detail = "the peer did not finish the closing handshake in time";
             } else {
@@ -1588,7 +1591,7 @@ private:
                 case outgoing::what::close:
                     ws.async_close(websocket::close_reason(
                                        static_cast<websocket::close_code>(st->requested_code),
-                                       st->requested_reason),
+                                       st->close_reason()),
                                    [st](const bec& ec) { on_close_done(st, ec); });
                     break;
                 default:
@@ -1638,7 +1641,8 @@ private:
             st->state = phase::closing;
             st->close_requested = true;
             st->requested_code = detail::is_sendable_close_code(code) ? code : close_code::normal;
-            st->requested_reason = detail::bounded_close_reason(reason);
+            st->requested_reason =
+                std::make_unique<std::string>(detail::bounded_close_reason(reason));
             st->idle_at = never; // the pings' deadline is replaced below
             // queued messages go first, then the close frame (as websocketpp does)
             enqueue(st, outgoing{outgoing::what::close, {}});
@@ -1651,7 +1655,7 @@ private:
             ev.was_open = true;
             ev.initiated_locally = true;
             ev.code = s->requested_code;
-            ev.reason = s->requested_reason;
+            ev.reason = s->close_reason();
             ev.error = error::close_timeout;
             ev.detail = "the peer did not finish the closing handshake within " +
                         std::to_string(s->owner->opts.close_timeout.count()) + " ms";
