@@ -7,12 +7,21 @@
 //   [--seed-mode] [topics...] against a real org:        GENESYS_REGION=mypurecloud.ie
 //   GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
 //                              tether_genesys_notifications v2.users.<id>.presence ...
+//
+// Its transport is gen::notification_transport: websocketpp, or Beast when
+// built in Boost mode (TETHER_USE_BOOST_ASIO; CMake: -DTETHER_EXAMPLES_TRANSPORT=beast).
 #include <tether/close_policy/close_code_table.hpp>
 #include <tether/genesys.hpp>
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#else
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +34,7 @@
 #include <vector>
 
 namespace gen = tether::genesys;
+namespace net = tether::net;
 using namespace std::chrono_literals;
 
 namespace {
@@ -262,13 +272,13 @@ template <class Client> void report_client(Client& client, tally& t) {
 
 int main(int argc, char** argv) {
     const settings s = parse(argc, argv);
-    asio::io_context io;
+    net::io_context io;
     tally t;
     int exit_status = 0;
     nlohmann::json summary;
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    asio::steady_timer deadline(io);
+    net::signal_set signals(io, SIGINT, SIGTERM);
+    net::steady_timer deadline(io);
     std::function<void()> stop_client;
     signals.async_wait([&](std::error_code ec, int) {
         if (!ec && stop_client) stop_client();
@@ -356,21 +366,21 @@ int main(int argc, char** argv) {
         } else {
             // The seed's service: the bearer token on the upgrade, 4001 on expiry.
             using seed_client =
-                tether::basic_reconnecting_client<tether::websocketpp_transport, gen::rest_token,
+                tether::basic_reconnecting_client<gen::notification_transport, gen::rest_token,
                                                   tether::close_code_table<>>;
             tether::oauth2_options oo;
             oo.token_url = s.local + "/oauth/token";
             oo.client_id = s.client_id;
             oo.client_secret = tether::secret(s.client_secret);
             gen::rest_token_source source(tether::oauth2_client_credentials(io.get_executor(), oo),
-                                          asio::any_io_executor(io.get_executor()));
+                                          net::any_io_executor(io.get_executor()));
             std::string url = s.local;
             url.replace(0, 4, "ws"); // http://... -> ws://...
             const std::string path = s.topics.empty() ? "/v2/analytics/events" : s.topics.front();
             tether::client_options co;
             co.url = url + path;
             co.renew_before_expiry = ms(s.renew_before_expiry);
-            seed_client c(co, tether::websocketpp_transport(io), source.handle(),
+            seed_client c(co, gen::notification_transport(io), source.handle(),
                           tether::close_code_table<>{
                               {4001, tether::close_action::refresh_token_then_reconnect}});
             gen::notification_stream<seed_client> stream(c, so, [path] { return "seed:" + path; });

@@ -1,5 +1,9 @@
 // tether-cli: a command-line client for token-protected WebSockets, built
 // from tether's public API only. JSON lines on stdout, diagnostics on stderr.
+//
+// The WebSocket transport is websocketpp_transport; built in Boost mode
+// (TETHER_USE_BOOST_ASIO, CMake: -DTETHER_EXAMPLES_TRANSPORT=beast) it is
+// beast_transport, and the program's own I/O runs on Boost.Asio.
 #include "cli_options.hpp"
 
 #include <tether/backoff/exponential_backoff.hpp>
@@ -8,8 +12,20 @@
 #include <tether/token_policy/no_token.hpp>
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
-#include <tether/transport/websocketpp_transport.hpp>
 #include <tether/version.hpp>
+
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <tether/transport/beast_transport.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/system/error_code.hpp>
+#else
+#include <tether/transport/websocketpp_transport.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
@@ -17,6 +33,7 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/streambuf.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -42,6 +59,16 @@ namespace {
 
 using json = nlohmann::ordered_json;
 using namespace tether_cli;
+
+// The transport, and the Asio the program's own I/O uses (tether::net).
+namespace net = tether::net;
+#if defined(TETHER_USE_BOOST_ASIO)
+using cli_transport = tether::beast_transport;
+using io_error_code = boost::system::error_code;
+#else
+using cli_transport = tether::websocketpp_transport;
+using io_error_code = std::error_code;
+#endif
 
 constexpr int exit_ok = 0;
 constexpr int exit_usage = 2;
@@ -231,8 +258,8 @@ tether::proxy_options cli_proxy(const cli_options& o) {
     return p;
 }
 
-tether::websocketpp_transport_options transport_options(const cli_options& o) {
-    tether::websocketpp_transport_options t;
+cli_transport::options transport_options(const cli_options& o) {
+    cli_transport::options t;
     t.proxy = cli_proxy(o);
     switch (o.auth) {
     case token_location::header:
@@ -291,7 +318,7 @@ tether::exponential_backoff backoff(const cli_options& o) {
 /// on the io_context; a regular file is read at once (epoll cannot watch it).
 template <class Client> class stdin_reader {
 public:
-    stdin_reader(asio::io_context& io, Client& client, output& out, tether::message_kind kind)
+    stdin_reader(net::io_context& io, Client& client, output& out, tether::message_kind kind)
         : descriptor_(io), client_(client), out_(out), kind_(kind) {}
 
     /// Returns the lines of a regular file to queue before start(), and
@@ -310,7 +337,7 @@ public:
         if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) return lines; // e.g. /dev/null
         const int fd = ::dup(STDIN_FILENO);
         if (fd < 0) return lines;
-        std::error_code ec;
+        io_error_code ec;
         descriptor_.assign(fd, ec);
         if (ec) {
             ::close(fd);
@@ -322,7 +349,7 @@ public:
     }
 
     void cancel() {
-        std::error_code ignored;
+        io_error_code ignored;
         descriptor_.close(ignored);
     }
 
@@ -333,25 +360,24 @@ private:
     }
 
     void read_next() {
-        asio::async_read_until(descriptor_, buffer_, '\n',
-                               [this](std::error_code ec, std::size_t n) {
-                                   if (!ec) {
-                                       std::string line(asio::buffers_begin(buffer_.data()),
-                                                        asio::buffers_begin(buffer_.data()) +
-                                                            static_cast<std::ptrdiff_t>(n) - 1);
-                                       buffer_.consume(n);
-                                       send(trim(std::move(line)));
-                                       return read_next();
-                                   }
-                                   if (ec == asio::error::operation_aborted) return;
-                                   if (buffer_.size() > 0) { // a last line without a line break
-                                       std::string rest(asio::buffers_begin(buffer_.data()),
-                                                        asio::buffers_end(buffer_.data()));
-                                       buffer_.consume(buffer_.size());
-                                       send(trim(std::move(rest)));
-                                   }
-                                   if (ec != asio::error::eof) out_.diag("stdin: " + ec.message());
-                               });
+        net::async_read_until(descriptor_, buffer_, '\n', [this](io_error_code ec, std::size_t n) {
+            if (!ec) {
+                std::string line(net::buffers_begin(buffer_.data()),
+                                 net::buffers_begin(buffer_.data()) +
+                                     static_cast<std::ptrdiff_t>(n) - 1);
+                buffer_.consume(n);
+                send(trim(std::move(line)));
+                return read_next();
+            }
+            if (ec == net::error::operation_aborted) return;
+            if (buffer_.size() > 0) { // a last line without a line break
+                std::string rest(net::buffers_begin(buffer_.data()),
+                                 net::buffers_end(buffer_.data()));
+                buffer_.consume(buffer_.size());
+                send(trim(std::move(rest)));
+            }
+            if (ec != net::error::eof) out_.diag("stdin: " + ec.message());
+        });
     }
 
     void send(std::string line) {
@@ -360,32 +386,32 @@ private:
             out_.diag("a line from stdin was not sent: " + ec.message());
     }
 
-    asio::posix::stream_descriptor descriptor_;
-    asio::streambuf buffer_;
+    net::posix::stream_descriptor descriptor_;
+    net::streambuf buffer_;
     Client& client_;
     output& out_;
     tether::message_kind kind_;
 };
 
 template <class TokenPolicy>
-int run(const cli_options& o, asio::io_context& io, TokenPolicy token_policy, bool has_token,
+int run(const cli_options& o, net::io_context& io, TokenPolicy token_policy, bool has_token,
         std::function<std::uint64_t()> token_fetches, const issued_lifetimes& lifetimes,
         output& out) {
     using client_type =
-        tether::basic_reconnecting_client<tether::websocketpp_transport, TokenPolicy,
-                                          tether::close_code_table<>, tether::exponential_backoff>;
+        tether::basic_reconnecting_client<cli_transport, TokenPolicy, tether::close_code_table<>,
+                                          tether::exponential_backoff>;
     tether::client_options copts = client_options(o);
     tether::close_code_table<> close_policy = o.close_policy();
-    client_type client(copts, tether::websocketpp_transport(io, transport_options(o)),
-                       std::move(token_policy), std::move(close_policy), backoff(o));
+    client_type client(copts, cli_transport(io, transport_options(o)), std::move(token_policy),
+                       std::move(close_policy), backoff(o));
 
     int exit_code = exit_failure;
     const char* local_stop = nullptr; // why we called stop(), if we did
     std::uint64_t messages = 0;
     bool stopped = false;
 
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    asio::steady_timer deadline(io);
+    net::signal_set signals(io, SIGINT, SIGTERM);
+    net::steady_timer deadline(io);
     const auto stdin_kind = o.binary ? tether::message_kind::binary : tether::message_kind::text;
     stdin_reader<client_type> input(io, client, out, stdin_kind);
 
@@ -570,7 +596,7 @@ int main(int argc, char** argv) {
     // A closed pipe on stdout must end the program with EPIPE, not a signal.
     std::signal(SIGPIPE, SIG_IGN);
 
-    asio::io_context io;
+    net::io_context io;
     try {
         {
             const tether::proxy_options proxy = cli_proxy(o);

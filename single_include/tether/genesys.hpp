@@ -35,6 +35,7 @@
 #ifndef TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 #define TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 
+// #include <tether/detail/net.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // #include <tether/detail/url.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
@@ -282,6 +283,7 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_REST_CLIENT_HPP
 
 // #include <tether/detail/http_client.hpp> (inlined above)
+// #include <tether/detail/net.hpp> (inlined above)
 // #include <tether/detail/printable.hpp> (inlined above)
 // #include <tether/detail/retry_after.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
@@ -289,11 +291,19 @@ TETHER_NAMESPACE_END
 // #include <tether/token_policy/oauth2_client_credentials.hpp> (inlined above)
 // #include <tether/token_policy/shared_token_source.hpp> (inlined above)
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#else
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -351,7 +361,7 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+    static std::shared_ptr<rest_client> create(const net::any_io_executor& ex, rest_token token,
                                                rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
@@ -366,12 +376,12 @@ public:
         op->target = std::move(target);
         op->body = std::move(body);
         op->handler = std::move(handler);
-        asio::dispatch(strand_, [self = shared_from_this(), op] { self->attempt(op); });
+        net::dispatch(strand_, [self = shared_from_this(), op] { self->attempt(op); });
     }
 
     /// Abandons calls in flight; their handlers get operation_cancelled.
     void cancel() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             ++self->epoch_;
             for (auto& w : self->live_)
                 if (auto op = w.lock()) {
@@ -385,12 +395,12 @@ public:
     /// The bearer token was revoked (v2.system.token_revoked): drop the one
     /// last used from the shared source, so the next call fetches a new one.
     void drop_token() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             if (self->token_serial_ != 0) self->token_.invalidate(self->last_bearer_);
         });
     }
 
-    const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+    const net::strand<net::any_io_executor>& strand() const noexcept { return strand_; }
     std::uint64_t requests_sent() const noexcept { return requests_.load(); }
 
 private:
@@ -401,12 +411,12 @@ private:
         unsigned rate_retries = 0;
         std::uint64_t epoch = 0;
         std::shared_ptr<detail::http_exchange> exchange;
-        std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+        std::unique_ptr<net::steady_timer> timer; // Retry-After wait
         std::uint64_t token_serial = 0;
     };
 
-    rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
-        : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
+    rest_client(const net::any_io_executor& ex, rest_token token, rest_options o)
+        : strand_(net::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
         if (!url)
@@ -436,7 +446,7 @@ private:
         std::weak_ptr<rest_client> weak = shared_from_this();
         token_.async_get_token([weak, op](token_result r) {
             if (auto self = weak.lock())
-                asio::post(self->strand_, [self, op, r = std::move(r)]() mutable {
+                net::post(self->strand_, [self, op, r = std::move(r)]() mutable {
                     self->on_token(op, std::move(r));
                 });
         });
@@ -483,8 +493,8 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
-                                               res = std::move(res)]() mutable {
+                    net::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                              res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
@@ -523,10 +533,10 @@ private:
             const auto delay = wait.value_or(std::chrono::seconds(1));
             if (op->rate_retries < opts_.rate_limit_retries && delay <= opts_.max_retry_after) {
                 ++op->rate_retries;
-                op->timer = std::make_unique<asio::steady_timer>(strand_);
+                op->timer = std::make_unique<net::steady_timer>(strand_);
                 op->timer->expires_after(delay);
                 std::weak_ptr<rest_client> weak = shared_from_this();
-                op->timer->async_wait(asio::bind_executor(strand_, [weak, op](std::error_code ec) {
+                op->timer->async_wait(net::bind_executor(strand_, [weak, op](std::error_code ec) {
                     auto self = weak.lock();
                     if (!self) return;
                     if (ec) return self->finish(op, cancelled());
@@ -599,11 +609,11 @@ private:
         if (h) h(std::move(out));
     }
 
-    asio::strand<asio::any_io_executor> strand_;
+    net::strand<net::any_io_executor> strand_;
     rest_token token_;
     rest_options opts_;
     detail::http_url base_;
-    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::shared_ptr<net::ssl::context> tls_context_;
     std::vector<std::weak_ptr<operation>> live_;
     std::function<void(const token_event&)> on_token_;
     secret last_bearer_; // to number the tokens (token_serial); never printed
@@ -620,9 +630,15 @@ TETHER_NAMESPACE_END
 // #include <tether/token.hpp> (inlined above)
 // #include <tether/token_policy/concept.hpp> (inlined above)
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#else
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/steady_timer.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -847,34 +863,34 @@ private:
         }
 
         void get(handler_type h) {
-            asio::dispatch(rest->strand(),
-                           [self = this->shared_from_this(), h = std::move(h)]() mutable {
-                               self->pending = std::move(h);
-                               if (!self->busy) self->advance();
-                           });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                              self->pending = std::move(h);
+                              if (!self->busy) self->advance();
+                          });
         }
 
         void cancel() {
             // The REST call in flight goes on: a channel it creates is kept
             // for the next request instead of being wasted.
-            asio::dispatch(rest->strand(),
-                           [self = this->shared_from_this()] { self->pending = nullptr; });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this()] { self->pending = nullptr; });
         }
 
         void invalidate(std::string why) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(), why = std::move(why)] {
+            net::dispatch(rest->strand(), [self = this->shared_from_this(), why = std::move(why)] {
                 if (self->current) self->drop(why);
             });
         }
 
         void repair(std::function<void(bool)> done) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(),
-                                            done = std::move(done)]() mutable {
-                if (!self->current) return done(false);
-                self->repairs.push_back(std::move(done));
-                self->current->subscribed = false; // not handed out again until it is
-                if (!self->busy) self->subscribe(false);
-            });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this(), done = std::move(done)]() mutable {
+                              if (!self->current) return done(false);
+                              self->repairs.push_back(std::move(done));
+                              self->current->subscribed = false; // not handed out again until it is
+                              if (!self->busy) self->subscribe(false);
+                          });
         }
 
         void finish_repairs(bool ok) {
@@ -920,7 +936,7 @@ private:
                     const auto gen = ++timer_gen;
                     std::weak_ptr<state> weak = this->shared_from_this();
                     timer.async_wait(
-                        asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+                        net::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
                             auto self = weak.lock();
                             if (!self || gen != self->timer_gen) return;
                             self->busy = false;
@@ -1084,7 +1100,7 @@ private:
             timer.expires_at(at);
             const auto gen = ++timer_gen;
             std::weak_ptr<state> weak = this->shared_from_this();
-            timer.async_wait(asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+            timer.async_wait(net::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
                 auto self = weak.lock();
                 if (!self || ec || gen != self->timer_gen || !self->current) return;
                 if (self->busy) return self->arm_keepalive(std::chrono::seconds(1));
@@ -1141,7 +1157,7 @@ private:
         std::shared_ptr<rest_client> rest;
         channel_options opts;
         std::string subscription_body;
-        asio::steady_timer timer;
+        net::steady_timer timer;
         std::uint64_t timer_gen = 0;
         std::optional<channel> current;
         std::optional<channel> lost;       // the last channel dropped, until a new one is made
@@ -1306,6 +1322,10 @@ TETHER_NAMESPACE_END
 // #include <tether/genesys/notification.hpp> (inlined above)
 // ---- begin <tether/genesys/notification_client.hpp> ----
 // tether: a Genesys Cloud notification client, ready to use.
+//
+// Its WebSocket transport is genesys::notification_transport: the websocketpp
+// transport by default, the Beast transport in Boost mode
+// (TETHER_USE_BOOST_ASIO, detail/net.hpp), where the io_context is Boost.Asio's.
 #ifndef TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
 #define TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
 
@@ -1320,10 +1340,15 @@ TETHER_NAMESPACE_END
 #define TETHER_GENESYS_NOTIFICATION_STREAM_HPP
 
 // #include <tether/basic_reconnecting_client.hpp> (inlined above)
+// #include <tether/detail/net.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/genesys/notification.hpp> (inlined above)
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/post.hpp>
+#else
 #include <asio/post.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -1598,7 +1623,7 @@ private:
         std::weak_ptr<int> alive = alive_;
         auto ex = client_.get_executor();
         actions_.resubscribe([this, alive, ex](bool ok) {
-            asio::post(ex, [this, alive, ok] {
+            net::post(ex, [this, alive, ok] {
                 if (!alive.lock()) return;
                 resubscribed(ok);
             });
@@ -1834,9 +1859,16 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/genesys/region.hpp> ----
 // #include <tether/genesys/rest_client.hpp> (inlined above)
+
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <tether/transport/beast_transport.hpp>
+
+#include <boost/asio/io_context.hpp>
+#else
 // #include <tether/transport/websocketpp_transport.hpp> (inlined above)
 
 #include <asio/io_context.hpp>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -1851,6 +1883,13 @@ TETHER_NAMESPACE_END
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
+/// The transport notification_client runs on (see the top of this file).
+#if defined(TETHER_USE_BOOST_ASIO)
+using notification_transport = beast_transport;
+#else
+using notification_transport = websocketpp_transport;
+#endif
+
 struct notification_options {
     genesys::endpoints endpoints; ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
     std::string client_id;
@@ -1863,7 +1902,7 @@ struct notification_options {
     /// max_message_size is capped at 4 x stream.limits.max_bytes: frames
     /// between the two are skipped and reported, larger ones close the
     /// socket (1009) and the client reconnects to the same channel.
-    websocketpp_transport_options transport;
+    notification_transport::options transport;
     client_options client; ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;       ///< for login, api and streaming hosts
     /// HTTP proxy for the login, api and streaming hosts (none by default;
@@ -1889,14 +1928,14 @@ struct notification_options {
 /// options.
 class notification_client {
 public:
-    using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
+    using client_type = basic_reconnecting_client<notification_transport, channel_token_policy,
                                                   genesys_close_policy, exponential_backoff>;
     using stream_type = notification_stream<client_type>;
 
-    notification_client(asio::io_context& io, notification_options o)
-        : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
+    notification_client(net::io_context& io, notification_options o)
+        : source_(make_fetcher(io, o), net::any_io_executor(io.get_executor()), o.token),
           rest_(make_rest(io, o, source_)), policy_(rest_, o.channel),
-          client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
+          client_(client_opts(o.client), notification_transport(io, transport_opts(o)), policy_,
                   genesys_close_policy(o.close), exponential_backoff()),
           stream_(
               client_, o.stream, [p = policy_]() { return p.channel_id(); },
@@ -1915,7 +1954,7 @@ public:
     channel_token_policy& channel() noexcept { return policy_; }
 
 private:
-    static oauth2_client_credentials make_fetcher(asio::io_context& io,
+    static oauth2_client_credentials make_fetcher(net::io_context& io,
                                                   const notification_options& o) {
         oauth2_options oo;
         oo.token_url = o.endpoints.login_base + "/oauth/token";
@@ -1927,7 +1966,7 @@ private:
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
     static std::shared_ptr<rest_client>
-    make_rest(asio::io_context& io, const notification_options& o, rest_token_source& source) {
+    make_rest(net::io_context& io, const notification_options& o, rest_token_source& source) {
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
@@ -1943,8 +1982,8 @@ private:
         c.auth_failure_uptime = std::chrono::milliseconds(0);
         return c;
     }
-    static websocketpp_transport_options transport_opts(const notification_options& o) {
-        websocketpp_transport_options t = o.transport;
+    static notification_transport::options transport_opts(const notification_options& o) {
+        notification_transport::options t = o.transport;
         t.tls = o.tls;
         t.proxy = o.proxy;
         // The socket's own limit: Genesys events are small (notification.hpp,

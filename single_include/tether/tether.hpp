@@ -1991,9 +1991,9 @@ TETHER_NAMESPACE_END
 //
 // Boost mode changes types (an executor, a timer), so it is part of the ABI
 // tag (version.hpp): files built in the two modes name different symbols.
-// What works in Boost mode: everything in <tether/core.hpp> and
-// <tether/testing.hpp>; the websocketpp transport, OAuth 2.0 and Genesys need
-// standalone Asio for now and say so in one line.
+// What works in Boost mode: everything but the websocketpp transport (which
+// needs standalone Asio and says so in one line): <tether/core.hpp>,
+// <tether/testing.hpp>, beast_transport, OAuth 2.0 and Genesys.
 //
 // tether reports errors as std::error_code everywhere. Boost.Asio hands its
 // handlers boost::system::error_code, which converts to std::error_code (the
@@ -5230,14 +5230,13 @@ TETHER_NAMESPACE_END
 // proxy, and a CONNECT tunnel (proxy_tunnel.hpp) is opened before TLS, whose
 // SNI and name checks stay the origin's. Plain http:// with credentials then
 // needs a loopback proxy too (the request crosses the proxy's link in clear).
+//
+// Written against `tether::net` (detail/net.hpp): standalone Asio by default,
+// Boost.Asio in Boost mode (TETHER_USE_BOOST_ASIO). Handlers take
+// std::error_code in both modes; Asio's own error enums are compared through
+// detail::net_error().
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
-
-#if defined(TETHER_USE_BOOST_ASIO)
-// clang-format off
-#error "tether: OAuth 2.0 and the Genesys REST client need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) does not cover them yet"
-// clang-format on
-#endif
 
 // ---- begin <tether/detail/base64.hpp> ----
 // tether: base64 (RFC 4648, with padding) for Basic credentials.
@@ -5748,6 +5747,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/http_response_parser.hpp> ----
+// #include <tether/detail/net.hpp> (inlined above)
 // ---- begin <tether/detail/proxy_tunnel.hpp> ----
 // tether: the HTTP CONNECT exchange that opens a tunnel through a proxy.
 //
@@ -5764,6 +5764,7 @@ TETHER_NAMESPACE_END
 
 // #include <tether/detail/base64.hpp> (inlined above)
 // #include <tether/detail/http_response_parser.hpp> (inlined above)
+// #include <tether/detail/net.hpp> (inlined above)
 // ---- begin <tether/detail/printable.hpp> ----
 // tether: text from a peer made safe to print.
 #ifndef TETHER_DETAIL_PRINTABLE_HPP
@@ -5961,7 +5962,12 @@ TETHER_NAMESPACE_END
 // #include <tether/proxy.hpp> (inlined above)
 // #include <tether/secret.hpp> (inlined above)
 
-#if !defined(TETHER_USE_BOOST_ASIO) // async_proxy_connect only; Beast does its own socket I/O
+// for async_proxy_connect (beast_transport does its own socket I/O)
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#else
 #include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
@@ -6100,18 +6106,17 @@ private:
     bool finished_ = false;
 };
 
-#if !defined(TETHER_USE_BOOST_ASIO)
 /// Sends CONNECT on `socket` (connected to `proxy`) and reads the answer;
 /// `handler(const proxy_reply&)` runs once. The caller keeps the socket
 /// alive until then, and ends a stalled exchange by closing it.
 template <class Handler>
-void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& proxy,
+void async_proxy_connect(net::ip::tcp::socket& socket, const proxy_server& proxy,
                          std::string_view host, std::uint16_t port, std::string_view user_agent,
                          Handler handler) {
     struct op : std::enable_shared_from_this<op> {
-        op(asio::ip::tcp::socket& s, const proxy_server& p, secret r, Handler h)
+        op(net::ip::tcp::socket& s, const proxy_server& p, secret r, Handler h)
             : sock(s), proxy(p), request(std::move(r)), reader(proxy), handler(std::move(h)) {}
-        asio::ip::tcp::socket& sock;
+        net::ip::tcp::socket& sock;
         proxy_server proxy; // a copy: the caller's may go away first
         secret request;
         connect_reply_reader reader;
@@ -6126,10 +6131,10 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
         }
         void read() {
             sock.async_read_some(
-                asio::buffer(buffer),
+                net::buffer(buffer),
                 [self = this->shared_from_this()](const std::error_code& ec, std::size_t n) {
                     bool done = n > 0 && self->reader.feed(self->buffer.data(), n);
-                    if (!done && ec == asio::error::eof) done = self->reader.feed_eof();
+                    if (!done && ec == net_error(net::error::eof)) done = self->reader.feed_eof();
                     if (done) return self->handler(self->reader.result());
                     if (ec) return self->io_failed(ec, "reading the answer of the");
                     self->read();
@@ -6138,14 +6143,13 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
     };
     auto self = std::make_shared<op>(
         socket, proxy, build_connect_request(host, port, proxy, user_agent), std::move(handler));
-    asio::async_write(socket, asio::buffer(self->request.reveal().data(), self->request.size()),
-                      [self](const std::error_code& ec, std::size_t) {
-                          self->request = secret(); // wiped
-                          if (ec) return self->io_failed(ec, "sending CONNECT to the");
-                          self->read();
-                      });
+    net::async_write(socket, net::buffer(self->request.reveal().data(), self->request.size()),
+                     [self](const std::error_code& ec, std::size_t) {
+                         self->request = secret(); // wiped
+                         if (ec) return self->io_failed(ec, "sending CONNECT to the");
+                         self->read();
+                     });
 }
-#endif // !TETHER_USE_BOOST_ASIO: standalone Asio (websocketpp transport, HTTP client)
 
 } // namespace detail
 TETHER_NAMESPACE_END
@@ -6449,6 +6453,17 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/tls_options.hpp> ----
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#else
 #include <asio/connect.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/ip/tcp.hpp>
@@ -6458,6 +6473,7 @@ TETHER_NAMESPACE_END
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
+#endif
 
 #include <array>
 #include <chrono>
@@ -6502,7 +6518,7 @@ struct http_exchange_options {
     /// Allows plain http:// to a host that is not loopback. The request (and
     /// any credential in it) crosses the network unencrypted.
     bool allow_plain_http_to_non_loopback_host = false;
-    std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
+    std::shared_ptr<net::ssl::context> tls_context; ///< required for https://
     tls_options tls;
     /// Tunnel through an HTTP proxy (CONNECT) unless the origin bypasses it.
     proxy_options proxy;
@@ -6514,7 +6530,7 @@ struct http_result {
     /// Empty on a complete response. Otherwise a tether::error
     /// (malformed_http_response, response_too_large, insecure_transport,
     /// tls_verification_failed, operation_cancelled, proxy_auth_required,
-    /// proxy_denied, proxy_error), asio::error::timed_out,
+    /// proxy_denied, proxy_error), net::error::timed_out,
     /// or the socket's own error.
     std::error_code error;
     std::string detail; ///< for logs; never contains request or response bytes
@@ -6526,21 +6542,21 @@ struct http_result {
 class http_exchange : public std::enable_shared_from_this<http_exchange> {
 public:
     using handler_type = std::function<void(http_result)>;
-    using strand_type = asio::strand<asio::any_io_executor>;
+    using strand_type = net::strand<net::any_io_executor>;
 
     /// `request` is the complete request (start line, fields, body). The
     /// handler runs once, on the exchange's strand.
-    static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
+    static std::shared_ptr<http_exchange> start(const net::any_io_executor& ex, http_url url,
                                                 secret request, http_exchange_options opts,
                                                 handler_type handler) {
         std::shared_ptr<http_exchange> self(new http_exchange(
             ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
-        asio::dispatch(self->strand_, [self] { self->begin(); });
+        net::dispatch(self->strand_, [self] { self->begin(); });
         return self;
     }
 
     void cancel() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             if (self->finished_) return;
             self->cancelled_ = true;
             self->abort_io();
@@ -6548,12 +6564,12 @@ public:
     }
 
 private:
-    using tcp = asio::ip::tcp;
-    using tls_stream = asio::ssl::stream<tcp::socket>;
+    using tcp = net::ip::tcp;
+    using tls_stream = net::ssl::stream<tcp::socket>;
 
-    http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
+    http_exchange(const net::any_io_executor& ex, http_url url, secret request,
                   http_exchange_options opts, handler_type handler)
-        : strand_(asio::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
+        : strand_(net::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
           opts_(std::move(opts)), handler_(std::move(handler)), resolver_(strand_), timer_(strand_),
           parser_(opts_.limits) {
         if (url_.tls && opts_.tls_context)
@@ -6596,7 +6612,7 @@ private:
 
     void abort_io() {
         resolver_.cancel();
-        std::error_code ignored;
+        net_error_code ignored;
         socket().close(ignored);
     }
 
@@ -6607,9 +6623,9 @@ private:
         if (cancelled_)
             finish(make_error_code(error::operation_cancelled), "request cancelled");
         else if (timed_out_)
-            finish(asio::error::timed_out, "no complete response within " +
-                                               std::to_string(opts_.timeout.count()) + " ms (" +
-                                               what + ")");
+            finish(net_error(net::error::timed_out), "no complete response within " +
+                                                         std::to_string(opts_.timeout.count()) +
+                                                         " ms (" + what + ")");
         else
             finish(ec, what + ": " + ec.message());
         return true;
@@ -6631,7 +6647,7 @@ private:
         }
         trace("connecting to " + peer_name() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
-        asio::async_connect(
+        net::async_connect(
             socket(), endpoints,
             [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
                 self->on_connected(ec, ep);
@@ -6640,7 +6656,7 @@ private:
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
         if (failed(ec, "connecting to " + peer_name())) return;
-        std::error_code ignored;
+        net_error_code ignored;
         socket().set_option(tcp::no_delay(true), ignored);
         trace("connected to " + endpoint_text(ep));
         if (proxy_) {
@@ -6676,7 +6692,7 @@ private:
             return;
         }
         tls_->async_handshake(
-            asio::ssl::stream_base::client,
+            net::ssl::stream_base::client,
             [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); });
     }
 
@@ -6705,11 +6721,11 @@ private:
             self->trace("request sent (" + std::to_string(n) + " bytes)");
             self->read_some();
         };
-        const auto buffer = asio::buffer(request_.reveal().data(), request_.size());
+        const auto buffer = net::buffer(request_.reveal().data(), request_.size());
         if (tls_)
-            asio::async_write(*tls_, buffer, std::move(done));
+            net::async_write(*tls_, buffer, std::move(done));
         else
-            asio::async_write(*plain_, buffer, std::move(done));
+            net::async_write(*plain_, buffer, std::move(done));
     }
 
     void read_some() {
@@ -6717,18 +6733,18 @@ private:
             self->on_read(ec, n);
         };
         if (tls_)
-            tls_->async_read_some(asio::buffer(buffer_), std::move(done));
+            tls_->async_read_some(net::buffer(buffer_), std::move(done));
         else
-            plain_->async_read_some(asio::buffer(buffer_), std::move(done));
+            plain_->async_read_some(net::buffer(buffer_), std::move(done));
     }
 
     void on_read(std::error_code ec, std::size_t n) {
         bytes_received_ += n;
         if (n > 0) parser_.feed(buffer_.data(), n);
         if (!parser_.done() && !parser_.failed() && !timed_out_ && !cancelled_) {
-            if (ec == asio::error::eof) {
+            if (ec == net_error(net::error::eof)) {
                 parser_.feed_eof();
-            } else if (ec == asio::ssl::error::stream_truncated) {
+            } else if (ec == net_error(net::ssl::error::stream_truncated)) {
                 // A TLS close without close_notify: fine where the message has
                 // its own framing (the parser says incomplete), but a body
                 // delimited by the close may have been cut by an attacker.
@@ -6796,7 +6812,7 @@ private:
     http_exchange_options opts_;
     handler_type handler_;
     tcp::resolver resolver_;
-    asio::steady_timer timer_;
+    net::steady_timer timer_;
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
     std::shared_ptr<tls_handshake_report> tls_report_;
@@ -6814,6 +6830,7 @@ TETHER_NAMESPACE_END
 
 #endif
 // ---- end <tether/detail/http_client.hpp> ----
+// #include <tether/detail/net.hpp> (inlined above)
 // #include <tether/error.hpp> (inlined above)
 // #include <tether/proxy.hpp> (inlined above)
 // #include <tether/token.hpp> (inlined above)
@@ -7035,8 +7052,6 @@ TETHER_NAMESPACE_END
 #endif
 // ---- end <tether/token_policy/oauth2_response.hpp> ----
 
-#include <asio/any_io_executor.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -7170,7 +7185,7 @@ class oauth2_client_credentials {
 public:
     /// Throws std::system_error (error::invalid_option) (bad options) or std::runtime_error (a
     /// CA file that does not load).
-    oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
+    oauth2_client_credentials(net::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
 
     template <class Handler> void async_get_token(Handler&& handler) {
@@ -7196,7 +7211,7 @@ public:
 
 private:
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor ex, oauth2_options o)
+        state(net::any_io_executor ex, oauth2_options o)
             : executor(std::move(ex)), options(std::move(o)) {
             options.validate();
             std::string why;
@@ -7254,7 +7269,8 @@ private:
         }
 
         static std::error_code map_transport_error(std::error_code ec) {
-            if (ec == asio::error::timed_out) return make_error_code(error::token_request_timeout);
+            if (ec == detail::net_error(net::error::timed_out))
+                return make_error_code(error::token_request_timeout);
             if (ec.category() == error_category()) return ec; // already specific
             return make_error_code(error::token_request_failed);
         }
@@ -7361,10 +7377,10 @@ private:
 
         static constexpr std::size_t max_remembered = 16;
 
-        asio::any_io_executor executor;
+        net::any_io_executor executor;
         oauth2_options options;
         detail::http_url url;
-        std::shared_ptr<asio::ssl::context> tls_context;
+        std::shared_ptr<net::ssl::context> tls_context;
         oauth2_response_rules rules;
         std::atomic<std::uint64_t> started{0};
         std::mutex mutex;

@@ -1,6 +1,10 @@
 // The HTTP parser, URL and form encoding, token response classification, and
 // oauth2_client_credentials against a scripted endpoint on 127.0.0.1 (HTTP
 // and HTTPS with a CA made at test time), plus the log-capture check.
+//
+// Also built in Boost mode (TETHER_USE_BOOST_ASIO, tests/token/CMakeLists.txt):
+// tether's side runs on tether::net (Boost.Asio there), the fixtures (token
+// endpoint, tinyproxy probe) stay on standalone Asio in their own threads.
 #include "../tinyproxy_fixture.hpp"
 #include "local_token_endpoint.hpp"
 
@@ -467,7 +471,7 @@ struct outcome {
 
 // One request on a private io_context, bounded in time.
 outcome fetch_once(const tether::oauth2_options& o, const capture* log = nullptr) {
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     tether::oauth2_client_credentials policy(ioc.get_executor(), o);
     std::optional<tether::token_result> out;
     const auto start = std::chrono::steady_clock::now();
@@ -863,14 +867,14 @@ TEST_CASE("oauth2 over HTTPS: verification") {
         o.client_id = "id";
         o.client_secret = tether::secret("s");
         o.tls.ca_file = "/nonexistent/ca.pem";
-        asio::io_context ioc;
+        tether::net::io_context ioc;
         CHECK_THROWS_WITH(tether::oauth2_client_credentials(ioc.get_executor(), o),
                           Catch::Contains("/nonexistent/ca.pem"));
     }
 }
 
 TEST_CASE("oauth2: configuration errors fail at construction") {
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     auto base = [] {
         tether::oauth2_options o;
         o.token_url = "https://login.example.com/oauth/token";
@@ -919,7 +923,7 @@ TEST_CASE("oauth2: configuration errors fail at construction") {
 }
 
 TEST_CASE("ws:// and http:// apply one rule to credentials in the clear (issue 12 #4)") {
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     for (const std::string host :
          {"localhost", "localhost.", "LOCALHOST", "127.0.0.1", "127.1.2.3", "[::1]",
           "[::ffff:127.0.0.1]", "[0:0:0:0:0:0:0:1]", "example.com", "192.0.2.1",
@@ -946,7 +950,7 @@ TEST_CASE("ws:// and http:// apply one rule to credentials in the clear (issue 1
 }
 
 TEST_CASE("oauth2: options and policy print without secrets") {
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     tether::oauth2_options o;
     o.token_url = "https://login.example.com/oauth/token?api_key=" + secret_marker;
     o.client_id = "id";
@@ -981,7 +985,7 @@ TEST_CASE("oauth2: connection refused is transient") {
 TEST_CASE("oauth2: cancel() aborts a request in flight") {
     local_token_endpoint ep(
         [](const received_request&, std::size_t) { return reply{tether_test::pause(5000ms)}; });
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     tether::oauth2_client_credentials policy(ioc.get_executor(), options_for(ep));
     std::optional<tether::token_result> out;
     policy.async_get_token([&](tether::token_result r) { out = std::move(r); });
@@ -1001,7 +1005,7 @@ TEST_CASE("oauth2: a token passed to invalidate() is never handed out again") {
     local_token_endpoint ep([](const received_request&, std::size_t) {
         return tether_test::respond(200, tether_test::token_json(issued_token(1)));
     });
-    asio::io_context ioc;
+    tether::net::io_context ioc;
     tether::oauth2_client_credentials policy(ioc.get_executor(), options_for(ep));
     std::vector<tether::token_result> got;
     policy.async_get_token([&](tether::token_result r) { got.push_back(std::move(r)); });
@@ -1029,7 +1033,7 @@ TEST_CASE("http client: an oversized body is not read to the end") {
         local_token_endpoint ep([&](const received_request&, std::size_t) {
             return reply{tether_test::send(s.head), tether_test::send_filler(10485760)};
         });
-        asio::io_context ioc;
+        tether::net::io_context ioc;
         std::string why;
         auto url = tether::detail::parse_http_url(ep.url(), why);
         REQUIRE(url);
@@ -1261,7 +1265,7 @@ TEST_CASE("genesys REST calls through an HTTP proxy; the proxy's 407 keeps its c
         return tether_test::respond(200, R"({"id":"ch-1"})");
     });
     test_proxy::tinyproxy proxy({{ep.port()}, "restuser", proxy_password});
-    asio::io_context io;
+    tether::net::io_context io;
     auto oauth = options_for(ep);
     oauth.proxy = tether::proxy_options::from_url(proxy.url("restuser", proxy_password));
     tether::genesys::rest_token_source source(

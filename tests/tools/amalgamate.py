@@ -42,7 +42,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 GENERATED_UMBRELLAS = ("tether.hpp", "core.hpp", "testing.hpp")
 
 # Headers no umbrella includes: they need a dependency the rest does not
-# (Boost.Beast); a program includes them by name.
+# (Boost.Beast); a program includes them by name. Included conditionally (Boost
+# mode), they stay an #include of the split header.
 OPTIONAL_HEADERS = ("tether/transport/beast_transport.hpp",)
 
 # An include of any of these makes a header "heavy": not part of core.hpp (the
@@ -248,6 +249,11 @@ class Amalgamator:
                     continue
                 if inc in self.seen:
                     out.append(f"// #include <{inc}> (inlined above)")
+                    continue
+                if depth > 0 and inc in OPTIONAL_HEADERS:
+                    # Boost mode's transport (genesys/notification_client.hpp): left an
+                    # include of the split header, as no umbrella holds it.
+                    out.append(line)
                     continue
                 if depth > 0:
                     raise AmalgamationError(

@@ -9,17 +9,17 @@
 // proxy, and a CONNECT tunnel (proxy_tunnel.hpp) is opened before TLS, whose
 // SNI and name checks stay the origin's. Plain http:// with credentials then
 // needs a loopback proxy too (the request crosses the proxy's link in clear).
+//
+// Written against `tether::net` (detail/net.hpp): standalone Asio by default,
+// Boost.Asio in Boost mode (TETHER_USE_BOOST_ASIO). Handlers take
+// std::error_code in both modes; Asio's own error enums are compared through
+// detail::net_error().
 #ifndef TETHER_DETAIL_HTTP_CLIENT_HPP
 #define TETHER_DETAIL_HTTP_CLIENT_HPP
 
-#if defined(TETHER_USE_BOOST_ASIO)
-// clang-format off
-#error "tether: OAuth 2.0 and the Genesys REST client need standalone Asio; Boost mode (TETHER_USE_BOOST_ASIO) does not cover them yet"
-// clang-format on
-#endif
-
 #include <tether/detail/base64.hpp>
 #include <tether/detail/http_response_parser.hpp>
+#include <tether/detail/net.hpp>
 #include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/detail/wipe.hpp>
@@ -27,6 +27,17 @@
 #include <tether/secret.hpp>
 #include <tether/tls_options.hpp>
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#else
 #include <asio/connect.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/ip/tcp.hpp>
@@ -36,6 +47,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
+#endif
 
 #include <array>
 #include <chrono>
@@ -80,7 +92,7 @@ struct http_exchange_options {
     /// Allows plain http:// to a host that is not loopback. The request (and
     /// any credential in it) crosses the network unencrypted.
     bool allow_plain_http_to_non_loopback_host = false;
-    std::shared_ptr<asio::ssl::context> tls_context; ///< required for https://
+    std::shared_ptr<net::ssl::context> tls_context; ///< required for https://
     tls_options tls;
     /// Tunnel through an HTTP proxy (CONNECT) unless the origin bypasses it.
     proxy_options proxy;
@@ -92,7 +104,7 @@ struct http_result {
     /// Empty on a complete response. Otherwise a tether::error
     /// (malformed_http_response, response_too_large, insecure_transport,
     /// tls_verification_failed, operation_cancelled, proxy_auth_required,
-    /// proxy_denied, proxy_error), asio::error::timed_out,
+    /// proxy_denied, proxy_error), net::error::timed_out,
     /// or the socket's own error.
     std::error_code error;
     std::string detail; ///< for logs; never contains request or response bytes
@@ -104,21 +116,21 @@ struct http_result {
 class http_exchange : public std::enable_shared_from_this<http_exchange> {
 public:
     using handler_type = std::function<void(http_result)>;
-    using strand_type = asio::strand<asio::any_io_executor>;
+    using strand_type = net::strand<net::any_io_executor>;
 
     /// `request` is the complete request (start line, fields, body). The
     /// handler runs once, on the exchange's strand.
-    static std::shared_ptr<http_exchange> start(const asio::any_io_executor& ex, http_url url,
+    static std::shared_ptr<http_exchange> start(const net::any_io_executor& ex, http_url url,
                                                 secret request, http_exchange_options opts,
                                                 handler_type handler) {
         std::shared_ptr<http_exchange> self(new http_exchange(
             ex, std::move(url), std::move(request), std::move(opts), std::move(handler)));
-        asio::dispatch(self->strand_, [self] { self->begin(); });
+        net::dispatch(self->strand_, [self] { self->begin(); });
         return self;
     }
 
     void cancel() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             if (self->finished_) return;
             self->cancelled_ = true;
             self->abort_io();
@@ -126,12 +138,12 @@ public:
     }
 
 private:
-    using tcp = asio::ip::tcp;
-    using tls_stream = asio::ssl::stream<tcp::socket>;
+    using tcp = net::ip::tcp;
+    using tls_stream = net::ssl::stream<tcp::socket>;
 
-    http_exchange(const asio::any_io_executor& ex, http_url url, secret request,
+    http_exchange(const net::any_io_executor& ex, http_url url, secret request,
                   http_exchange_options opts, handler_type handler)
-        : strand_(asio::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
+        : strand_(net::make_strand(ex)), url_(std::move(url)), request_(std::move(request)),
           opts_(std::move(opts)), handler_(std::move(handler)), resolver_(strand_), timer_(strand_),
           parser_(opts_.limits) {
         if (url_.tls && opts_.tls_context)
@@ -174,7 +186,7 @@ private:
 
     void abort_io() {
         resolver_.cancel();
-        std::error_code ignored;
+        net_error_code ignored;
         socket().close(ignored);
     }
 
@@ -185,9 +197,9 @@ private:
         if (cancelled_)
             finish(make_error_code(error::operation_cancelled), "request cancelled");
         else if (timed_out_)
-            finish(asio::error::timed_out, "no complete response within " +
-                                               std::to_string(opts_.timeout.count()) + " ms (" +
-                                               what + ")");
+            finish(net_error(net::error::timed_out), "no complete response within " +
+                                                         std::to_string(opts_.timeout.count()) +
+                                                         " ms (" + what + ")");
         else
             finish(ec, what + ": " + ec.message());
         return true;
@@ -209,7 +221,7 @@ private:
         }
         trace("connecting to " + peer_name() + " (" + std::to_string(endpoints.size()) +
               " address(es))");
-        asio::async_connect(
+        net::async_connect(
             socket(), endpoints,
             [self = shared_from_this()](std::error_code ec, const tcp::endpoint& ep) {
                 self->on_connected(ec, ep);
@@ -218,7 +230,7 @@ private:
 
     void on_connected(std::error_code ec, const tcp::endpoint& ep) {
         if (failed(ec, "connecting to " + peer_name())) return;
-        std::error_code ignored;
+        net_error_code ignored;
         socket().set_option(tcp::no_delay(true), ignored);
         trace("connected to " + endpoint_text(ep));
         if (proxy_) {
@@ -254,7 +266,7 @@ private:
             return;
         }
         tls_->async_handshake(
-            asio::ssl::stream_base::client,
+            net::ssl::stream_base::client,
             [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); });
     }
 
@@ -283,11 +295,11 @@ private:
             self->trace("request sent (" + std::to_string(n) + " bytes)");
             self->read_some();
         };
-        const auto buffer = asio::buffer(request_.reveal().data(), request_.size());
+        const auto buffer = net::buffer(request_.reveal().data(), request_.size());
         if (tls_)
-            asio::async_write(*tls_, buffer, std::move(done));
+            net::async_write(*tls_, buffer, std::move(done));
         else
-            asio::async_write(*plain_, buffer, std::move(done));
+            net::async_write(*plain_, buffer, std::move(done));
     }
 
     void read_some() {
@@ -295,18 +307,18 @@ private:
             self->on_read(ec, n);
         };
         if (tls_)
-            tls_->async_read_some(asio::buffer(buffer_), std::move(done));
+            tls_->async_read_some(net::buffer(buffer_), std::move(done));
         else
-            plain_->async_read_some(asio::buffer(buffer_), std::move(done));
+            plain_->async_read_some(net::buffer(buffer_), std::move(done));
     }
 
     void on_read(std::error_code ec, std::size_t n) {
         bytes_received_ += n;
         if (n > 0) parser_.feed(buffer_.data(), n);
         if (!parser_.done() && !parser_.failed() && !timed_out_ && !cancelled_) {
-            if (ec == asio::error::eof) {
+            if (ec == net_error(net::error::eof)) {
                 parser_.feed_eof();
-            } else if (ec == asio::ssl::error::stream_truncated) {
+            } else if (ec == net_error(net::ssl::error::stream_truncated)) {
                 // A TLS close without close_notify: fine where the message has
                 // its own framing (the parser says incomplete), but a body
                 // delimited by the close may have been cut by an attacker.
@@ -374,7 +386,7 @@ private:
     http_exchange_options opts_;
     handler_type handler_;
     tcp::resolver resolver_;
-    asio::steady_timer timer_;
+    net::steady_timer timer_;
     std::optional<tls_stream> tls_;
     std::optional<tcp::socket> plain_;
     std::shared_ptr<tls_handshake_report> tls_report_;

@@ -6,9 +6,9 @@
 //
 // Boost mode changes types (an executor, a timer), so it is part of the ABI
 // tag (version.hpp): files built in the two modes name different symbols.
-// What works in Boost mode: everything in <tether/core.hpp> and
-// <tether/testing.hpp>; the websocketpp transport, OAuth 2.0 and Genesys need
-// standalone Asio for now and say so in one line.
+// What works in Boost mode: everything but the websocketpp transport (which
+// needs standalone Asio and says so in one line): <tether/core.hpp>,
+// <tether/testing.hpp>, beast_transport, OAuth 2.0 and Genesys.
 //
 // tether reports errors as std::error_code everywhere. Boost.Asio hands its
 // handlers boost::system::error_code, which converts to std::error_code (the

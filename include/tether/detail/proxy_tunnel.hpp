@@ -13,6 +13,7 @@
 
 #include <tether/detail/base64.hpp>
 #include <tether/detail/http_response_parser.hpp>
+#include <tether/detail/net.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
@@ -21,7 +22,12 @@
 #include <tether/proxy.hpp>
 #include <tether/secret.hpp>
 
-#if !defined(TETHER_USE_BOOST_ASIO) // async_proxy_connect only; Beast does its own socket I/O
+// for async_proxy_connect (beast_transport does its own socket I/O)
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#else
 #include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
@@ -160,18 +166,17 @@ private:
     bool finished_ = false;
 };
 
-#if !defined(TETHER_USE_BOOST_ASIO)
 /// Sends CONNECT on `socket` (connected to `proxy`) and reads the answer;
 /// `handler(const proxy_reply&)` runs once. The caller keeps the socket
 /// alive until then, and ends a stalled exchange by closing it.
 template <class Handler>
-void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& proxy,
+void async_proxy_connect(net::ip::tcp::socket& socket, const proxy_server& proxy,
                          std::string_view host, std::uint16_t port, std::string_view user_agent,
                          Handler handler) {
     struct op : std::enable_shared_from_this<op> {
-        op(asio::ip::tcp::socket& s, const proxy_server& p, secret r, Handler h)
+        op(net::ip::tcp::socket& s, const proxy_server& p, secret r, Handler h)
             : sock(s), proxy(p), request(std::move(r)), reader(proxy), handler(std::move(h)) {}
-        asio::ip::tcp::socket& sock;
+        net::ip::tcp::socket& sock;
         proxy_server proxy; // a copy: the caller's may go away first
         secret request;
         connect_reply_reader reader;
@@ -186,10 +191,10 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
         }
         void read() {
             sock.async_read_some(
-                asio::buffer(buffer),
+                net::buffer(buffer),
                 [self = this->shared_from_this()](const std::error_code& ec, std::size_t n) {
                     bool done = n > 0 && self->reader.feed(self->buffer.data(), n);
-                    if (!done && ec == asio::error::eof) done = self->reader.feed_eof();
+                    if (!done && ec == net_error(net::error::eof)) done = self->reader.feed_eof();
                     if (done) return self->handler(self->reader.result());
                     if (ec) return self->io_failed(ec, "reading the answer of the");
                     self->read();
@@ -198,14 +203,13 @@ void async_proxy_connect(asio::ip::tcp::socket& socket, const proxy_server& prox
     };
     auto self = std::make_shared<op>(
         socket, proxy, build_connect_request(host, port, proxy, user_agent), std::move(handler));
-    asio::async_write(socket, asio::buffer(self->request.reveal().data(), self->request.size()),
-                      [self](const std::error_code& ec, std::size_t) {
-                          self->request = secret(); // wiped
-                          if (ec) return self->io_failed(ec, "sending CONNECT to the");
-                          self->read();
-                      });
+    net::async_write(socket, net::buffer(self->request.reveal().data(), self->request.size()),
+                     [self](const std::error_code& ec, std::size_t) {
+                         self->request = secret(); // wiped
+                         if (ec) return self->io_failed(ec, "sending CONNECT to the");
+                         self->read();
+                     });
 }
-#endif // !TETHER_USE_BOOST_ASIO: standalone Asio (websocketpp transport, HTTP client)
 
 } // namespace detail
 TETHER_NAMESPACE_END

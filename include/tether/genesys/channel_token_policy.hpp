@@ -7,6 +7,7 @@
 #ifndef TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 #define TETHER_GENESYS_CHANNEL_TOKEN_POLICY_HPP
 
+#include <tether/detail/net.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/detail/url.hpp>
 #include <tether/error.hpp>
@@ -15,9 +16,15 @@
 #include <tether/token.hpp>
 #include <tether/token_policy/concept.hpp>
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#else
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/steady_timer.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -242,34 +249,34 @@ private:
         }
 
         void get(handler_type h) {
-            asio::dispatch(rest->strand(),
-                           [self = this->shared_from_this(), h = std::move(h)]() mutable {
-                               self->pending = std::move(h);
-                               if (!self->busy) self->advance();
-                           });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this(), h = std::move(h)]() mutable {
+                              self->pending = std::move(h);
+                              if (!self->busy) self->advance();
+                          });
         }
 
         void cancel() {
             // The REST call in flight goes on: a channel it creates is kept
             // for the next request instead of being wasted.
-            asio::dispatch(rest->strand(),
-                           [self = this->shared_from_this()] { self->pending = nullptr; });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this()] { self->pending = nullptr; });
         }
 
         void invalidate(std::string why) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(), why = std::move(why)] {
+            net::dispatch(rest->strand(), [self = this->shared_from_this(), why = std::move(why)] {
                 if (self->current) self->drop(why);
             });
         }
 
         void repair(std::function<void(bool)> done) {
-            asio::dispatch(rest->strand(), [self = this->shared_from_this(),
-                                            done = std::move(done)]() mutable {
-                if (!self->current) return done(false);
-                self->repairs.push_back(std::move(done));
-                self->current->subscribed = false; // not handed out again until it is
-                if (!self->busy) self->subscribe(false);
-            });
+            net::dispatch(rest->strand(),
+                          [self = this->shared_from_this(), done = std::move(done)]() mutable {
+                              if (!self->current) return done(false);
+                              self->repairs.push_back(std::move(done));
+                              self->current->subscribed = false; // not handed out again until it is
+                              if (!self->busy) self->subscribe(false);
+                          });
         }
 
         void finish_repairs(bool ok) {
@@ -315,7 +322,7 @@ private:
                     const auto gen = ++timer_gen;
                     std::weak_ptr<state> weak = this->shared_from_this();
                     timer.async_wait(
-                        asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+                        net::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
                             auto self = weak.lock();
                             if (!self || gen != self->timer_gen) return;
                             self->busy = false;
@@ -479,7 +486,7 @@ private:
             timer.expires_at(at);
             const auto gen = ++timer_gen;
             std::weak_ptr<state> weak = this->shared_from_this();
-            timer.async_wait(asio::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
+            timer.async_wait(net::bind_executor(rest->strand(), [weak, gen](std::error_code ec) {
                 auto self = weak.lock();
                 if (!self || ec || gen != self->timer_gen || !self->current) return;
                 if (self->busy) return self->arm_keepalive(std::chrono::seconds(1));
@@ -536,7 +543,7 @@ private:
         std::shared_ptr<rest_client> rest;
         channel_options opts;
         std::string subscription_body;
-        asio::steady_timer timer;
+        net::steady_timer timer;
         std::uint64_t timer_gen = 0;
         std::optional<channel> current;
         std::optional<channel> lost;       // the last channel dropped, until a new one is made

@@ -1,4 +1,8 @@
 // tether: a Genesys Cloud notification client, ready to use.
+//
+// Its WebSocket transport is genesys::notification_transport: the websocketpp
+// transport by default, the Beast transport in Boost mode
+// (TETHER_USE_BOOST_ASIO, detail/net.hpp), where the io_context is Boost.Asio's.
 #ifndef TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
 #define TETHER_GENESYS_NOTIFICATION_CLIENT_HPP
 
@@ -9,9 +13,16 @@
 #include <tether/genesys/notification_stream.hpp>
 #include <tether/genesys/region.hpp>
 #include <tether/genesys/rest_client.hpp>
+
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <tether/transport/beast_transport.hpp>
+
+#include <boost/asio/io_context.hpp>
+#else
 #include <tether/transport/websocketpp_transport.hpp>
 
 #include <asio/io_context.hpp>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -26,6 +37,13 @@
 TETHER_NAMESPACE_BEGIN
 namespace genesys {
 
+/// The transport notification_client runs on (see the top of this file).
+#if defined(TETHER_USE_BOOST_ASIO)
+using notification_transport = beast_transport;
+#else
+using notification_transport = websocketpp_transport;
+#endif
+
 struct notification_options {
     genesys::endpoints endpoints; ///< endpoints::for_region("mypurecloud.ie") or explicit_urls(...)
     std::string client_id;
@@ -38,7 +56,7 @@ struct notification_options {
     /// max_message_size is capped at 4 x stream.limits.max_bytes: frames
     /// between the two are skipped and reported, larger ones close the
     /// socket (1009) and the client reconnects to the same channel.
-    websocketpp_transport_options transport;
+    notification_transport::options transport;
     client_options client; ///< url is unused (each channel has its own); queue, backoff limits
     tls_options tls;       ///< for login, api and streaming hosts
     /// HTTP proxy for the login, api and streaming hosts (none by default;
@@ -64,14 +82,14 @@ struct notification_options {
 /// options.
 class notification_client {
 public:
-    using client_type = basic_reconnecting_client<websocketpp_transport, channel_token_policy,
+    using client_type = basic_reconnecting_client<notification_transport, channel_token_policy,
                                                   genesys_close_policy, exponential_backoff>;
     using stream_type = notification_stream<client_type>;
 
-    notification_client(asio::io_context& io, notification_options o)
-        : source_(make_fetcher(io, o), asio::any_io_executor(io.get_executor()), o.token),
+    notification_client(net::io_context& io, notification_options o)
+        : source_(make_fetcher(io, o), net::any_io_executor(io.get_executor()), o.token),
           rest_(make_rest(io, o, source_)), policy_(rest_, o.channel),
-          client_(client_opts(o.client), websocketpp_transport(io, transport_opts(o)), policy_,
+          client_(client_opts(o.client), notification_transport(io, transport_opts(o)), policy_,
                   genesys_close_policy(o.close), exponential_backoff()),
           stream_(
               client_, o.stream, [p = policy_]() { return p.channel_id(); },
@@ -90,7 +108,7 @@ public:
     channel_token_policy& channel() noexcept { return policy_; }
 
 private:
-    static oauth2_client_credentials make_fetcher(asio::io_context& io,
+    static oauth2_client_credentials make_fetcher(net::io_context& io,
                                                   const notification_options& o) {
         oauth2_options oo;
         oo.token_url = o.endpoints.login_base + "/oauth/token";
@@ -102,7 +120,7 @@ private:
         return oauth2_client_credentials(io.get_executor(), std::move(oo));
     }
     static std::shared_ptr<rest_client>
-    make_rest(asio::io_context& io, const notification_options& o, rest_token_source& source) {
+    make_rest(net::io_context& io, const notification_options& o, rest_token_source& source) {
         rest_options ro = o.rest;
         ro.api_base = o.endpoints.api_base;
         ro.tls = o.tls;
@@ -118,8 +136,8 @@ private:
         c.auth_failure_uptime = std::chrono::milliseconds(0);
         return c;
     }
-    static websocketpp_transport_options transport_opts(const notification_options& o) {
-        websocketpp_transport_options t = o.transport;
+    static notification_transport::options transport_opts(const notification_options& o) {
+        notification_transport::options t = o.transport;
         t.tls = o.tls;
         t.proxy = o.proxy;
         // The socket's own limit: Genesys events are small (notification.hpp,

@@ -4,10 +4,15 @@
 #define TETHER_GENESYS_NOTIFICATION_STREAM_HPP
 
 #include <tether/basic_reconnecting_client.hpp>
+#include <tether/detail/net.hpp>
 #include <tether/error.hpp>
 #include <tether/genesys/notification.hpp>
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/post.hpp>
+#else
 #include <asio/post.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -282,7 +287,7 @@ private:
         std::weak_ptr<int> alive = alive_;
         auto ex = client_.get_executor();
         actions_.resubscribe([this, alive, ex](bool ok) {
-            asio::post(ex, [this, alive, ok] {
+            net::post(ex, [this, alive, ok] {
                 if (!alive.lock()) return;
                 resubscribed(ok);
             });

@@ -3,6 +3,7 @@
 #define TETHER_GENESYS_REST_CLIENT_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/detail/net.hpp>
 #include <tether/detail/printable.hpp>
 #include <tether/detail/retry_after.hpp>
 #include <tether/error.hpp>
@@ -10,11 +11,19 @@
 #include <tether/token_policy/oauth2_client_credentials.hpp>
 #include <tether/token_policy/shared_token_source.hpp>
 
+#if defined(TETHER_USE_BOOST_ASIO)
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#else
 #include <asio/bind_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -72,7 +81,7 @@ class rest_client : public std::enable_shared_from_this<rest_client> {
 public:
     using handler_type = std::function<void(rest_outcome)>;
 
-    static std::shared_ptr<rest_client> create(const asio::any_io_executor& ex, rest_token token,
+    static std::shared_ptr<rest_client> create(const net::any_io_executor& ex, rest_token token,
                                                rest_options o) {
         return std::shared_ptr<rest_client>(new rest_client(ex, std::move(token), std::move(o)));
     }
@@ -87,12 +96,12 @@ public:
         op->target = std::move(target);
         op->body = std::move(body);
         op->handler = std::move(handler);
-        asio::dispatch(strand_, [self = shared_from_this(), op] { self->attempt(op); });
+        net::dispatch(strand_, [self = shared_from_this(), op] { self->attempt(op); });
     }
 
     /// Abandons calls in flight; their handlers get operation_cancelled.
     void cancel() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             ++self->epoch_;
             for (auto& w : self->live_)
                 if (auto op = w.lock()) {
@@ -106,12 +115,12 @@ public:
     /// The bearer token was revoked (v2.system.token_revoked): drop the one
     /// last used from the shared source, so the next call fetches a new one.
     void drop_token() {
-        asio::dispatch(strand_, [self = shared_from_this()] {
+        net::dispatch(strand_, [self = shared_from_this()] {
             if (self->token_serial_ != 0) self->token_.invalidate(self->last_bearer_);
         });
     }
 
-    const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+    const net::strand<net::any_io_executor>& strand() const noexcept { return strand_; }
     std::uint64_t requests_sent() const noexcept { return requests_.load(); }
 
 private:
@@ -122,12 +131,12 @@ private:
         unsigned rate_retries = 0;
         std::uint64_t epoch = 0;
         std::shared_ptr<detail::http_exchange> exchange;
-        std::unique_ptr<asio::steady_timer> timer; // Retry-After wait
+        std::unique_ptr<net::steady_timer> timer; // Retry-After wait
         std::uint64_t token_serial = 0;
     };
 
-    rest_client(const asio::any_io_executor& ex, rest_token token, rest_options o)
-        : strand_(asio::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
+    rest_client(const net::any_io_executor& ex, rest_token token, rest_options o)
+        : strand_(net::make_strand(ex)), token_(std::move(token)), opts_(std::move(o)) {
         std::string why;
         const auto url = detail::parse_http_url(opts_.api_base + "/", why);
         if (!url)
@@ -157,7 +166,7 @@ private:
         std::weak_ptr<rest_client> weak = shared_from_this();
         token_.async_get_token([weak, op](token_result r) {
             if (auto self = weak.lock())
-                asio::post(self->strand_, [self, op, r = std::move(r)]() mutable {
+                net::post(self->strand_, [self, op, r = std::move(r)]() mutable {
                     self->on_token(op, std::move(r));
                 });
         });
@@ -204,8 +213,8 @@ private:
             [weak, op, bearer](detail::http_result res) mutable {
                 if (auto self = weak.lock())
                     // post, not dispatch: op owns the exchange, which is still on the stack here
-                    asio::post(self->strand_, [self, op, bearer = std::move(bearer),
-                                               res = std::move(res)]() mutable {
+                    net::post(self->strand_, [self, op, bearer = std::move(bearer),
+                                              res = std::move(res)]() mutable {
                         op->exchange.reset();
                         self->on_response(op, bearer, std::move(res));
                     });
@@ -244,10 +253,10 @@ private:
             const auto delay = wait.value_or(std::chrono::seconds(1));
             if (op->rate_retries < opts_.rate_limit_retries && delay <= opts_.max_retry_after) {
                 ++op->rate_retries;
-                op->timer = std::make_unique<asio::steady_timer>(strand_);
+                op->timer = std::make_unique<net::steady_timer>(strand_);
                 op->timer->expires_after(delay);
                 std::weak_ptr<rest_client> weak = shared_from_this();
-                op->timer->async_wait(asio::bind_executor(strand_, [weak, op](std::error_code ec) {
+                op->timer->async_wait(net::bind_executor(strand_, [weak, op](std::error_code ec) {
                     auto self = weak.lock();
                     if (!self) return;
                     if (ec) return self->finish(op, cancelled());
@@ -320,11 +329,11 @@ private:
         if (h) h(std::move(out));
     }
 
-    asio::strand<asio::any_io_executor> strand_;
+    net::strand<net::any_io_executor> strand_;
     rest_token token_;
     rest_options opts_;
     detail::http_url base_;
-    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::shared_ptr<net::ssl::context> tls_context_;
     std::vector<std::weak_ptr<operation>> live_;
     std::function<void(const token_event&)> on_token_;
     secret last_bearer_; // to number the tokens (token_serial); never printed

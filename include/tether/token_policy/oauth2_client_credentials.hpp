@@ -3,12 +3,11 @@
 #define TETHER_TOKEN_POLICY_OAUTH2_CLIENT_CREDENTIALS_HPP
 
 #include <tether/detail/http_client.hpp>
+#include <tether/detail/net.hpp>
 #include <tether/error.hpp>
 #include <tether/proxy.hpp>
 #include <tether/token.hpp>
 #include <tether/token_policy/oauth2_response.hpp>
-
-#include <asio/any_io_executor.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -143,7 +142,7 @@ class oauth2_client_credentials {
 public:
     /// Throws std::system_error (error::invalid_option) (bad options) or std::runtime_error (a
     /// CA file that does not load).
-    oauth2_client_credentials(asio::any_io_executor executor, oauth2_options options)
+    oauth2_client_credentials(net::any_io_executor executor, oauth2_options options)
         : state_(std::make_shared<state>(std::move(executor), std::move(options))) {}
 
     template <class Handler> void async_get_token(Handler&& handler) {
@@ -169,7 +168,7 @@ public:
 
 private:
     struct state : std::enable_shared_from_this<state> {
-        state(asio::any_io_executor ex, oauth2_options o)
+        state(net::any_io_executor ex, oauth2_options o)
             : executor(std::move(ex)), options(std::move(o)) {
             options.validate();
             std::string why;
@@ -227,7 +226,8 @@ private:
         }
 
         static std::error_code map_transport_error(std::error_code ec) {
-            if (ec == asio::error::timed_out) return make_error_code(error::token_request_timeout);
+            if (ec == detail::net_error(net::error::timed_out))
+                return make_error_code(error::token_request_timeout);
             if (ec.category() == error_category()) return ec; // already specific
             return make_error_code(error::token_request_failed);
         }
@@ -334,10 +334,10 @@ private:
 
         static constexpr std::size_t max_remembered = 16;
 
-        asio::any_io_executor executor;
+        net::any_io_executor executor;
         oauth2_options options;
         detail::http_url url;
-        std::shared_ptr<asio::ssl::context> tls_context;
+        std::shared_ptr<net::ssl::context> tls_context;
         oauth2_response_rules rules;
         std::atomic<std::uint64_t> started{0};
         std::mutex mutex;
