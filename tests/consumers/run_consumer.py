@@ -115,15 +115,16 @@ NOT_CORE_INCLUDE = re.compile(r'^\s*#\s*include\s*<((websocketpp|openssl|nlohman
 
 
 def poison_dir(args):
-    """WORK/poison: an #error header under the name of each websocketpp, OpenSSL,
+    """WORK/poison-KIND: an #error header under the name of each websocketpp, OpenSSL,
     nlohmann/json and asio/ssl header that a tether header includes, plus each
     package's usual entry points. First on a tether::core program's include
-    path, it fails the build if the program reaches any of them."""
+    path, it fails the build if the program reaches any of them. One per consumer
+    test: ctest runs them in parallel, and each makes its directory afresh."""
     names = {"websocketpp/version.hpp", "websocketpp/client.hpp", "openssl/ssl.h",
              "openssl/opensslv.h", "nlohmann/json.hpp", "nlohmann/json_fwd.hpp", "asio/ssl.hpp"}
     for path in (args.repo / "include" / "tether").rglob("*.hpp"):
         names.update(m.group(1) for m in NOT_CORE_INCLUDE.finditer(path.read_text()))
-    poison = fresh_dir(args.work / "poison")
+    poison = fresh_dir(args.work / ("poison-" + args.kind))
     for name in sorted(names):
         (poison / name).parent.mkdir(parents=True, exist_ok=True)
         (poison / name).write_text(f'#error "tether::core reached <{name}>: websocketpp, OpenSSL and '
@@ -440,8 +441,8 @@ def kind_core_headers(args):
 
 
 def websocketpp_poison_dir(args):
-    """WORK/poison-websocketpp: an #error header under each websocketpp header name."""
-    poison = fresh_dir(args.work / "poison-websocketpp")
+    """WORK/poison-websocketpp-KIND: an #error header under each websocketpp header name."""
+    poison = fresh_dir(args.work / ("poison-websocketpp-" + args.kind))
     (poison / "websocketpp").mkdir()
     for name in ("client.hpp", "version.hpp", "config/asio_client.hpp", "concurrency/none.hpp"):
         (poison / "websocketpp" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -486,9 +487,9 @@ def kind_compiled(args):
 
 
 def standalone_poison_dir(args):
-    """WORK/poison-standalone: an #error header under every <asio/...>, <asio.hpp> and
+    """WORK/poison-standalone-KIND: an #error header under every <asio/...>, <asio.hpp> and
     <websocketpp/...> name tether's headers include (Boost mode must reach none)."""
-    poison = fresh_dir(args.work / "poison-standalone")
+    poison = fresh_dir(args.work / ("poison-standalone-" + args.kind))
     names = {"asio.hpp"}
     for header in (args.repo / "include").rglob("*.[hi]pp"):
         names.update(re.findall(r"^\s*#\s*include\s*<((?:asio|websocketpp)/[^>]+)>",
