@@ -354,7 +354,8 @@ void async_teardown(boost::beast::role_type role, boost::asio::ssl::stream<beast
 }
 
 /// Boost.Asio's ssl::context around the very SSL_CTX that
-/// shared_tls_client_context() built with standalone Asio, so both transports
+/// shared_tls_client_context() built on tether::net (standalone Asio by
+/// default, Boost.Asio in Boost mode), so the transports, OAuth 2.0 and Genesys
 /// apply one TLS policy (tls_options.hpp) and share one loaded trust store.
 /// Both wrappers own a reference (SSL_CTX_up_ref). Each wrapper's destructor
 /// frees the verify and password callbacks it finds in the SSL_CTX as its own
