@@ -62,6 +62,7 @@
 #include <tether/detail/shared_copy.hpp>
 #include <tether/detail/tls_native.hpp>
 #include <tether/detail/url.hpp>
+#include <tether/detail/wake_heap.hpp>
 #include <tether/detail/wipe.hpp>
 #include <tether/error.hpp>
 #include <tether/message.hpp>
@@ -606,7 +607,7 @@ private:
         explicit deadline_queue(boost::asio::io_context& io) : wakeup(io.get_executor()) {}
 
         timer wakeup;
-        std::vector<conn_state*> heap;
+        detail::wake_heap<conn_state> heap;
         clock_type::time_point armed_at = never; // the pending wait's expiry
         std::uint64_t generation = 0;            // tells a re-armed wait's stale completion
         bool running = false;                    // run_due() is under way: it re-arms at the end
@@ -639,27 +640,13 @@ private:
             place(st);
             arm();
         }
-        void remove(conn_state& st) noexcept {
-            if (st.queue_index == not_queued) return;
-            const std::uint32_t i = st.queue_index;
-            st.queue_index = not_queued;
-            conn_state* last = heap.back();
-            heap.pop_back();
-            if (i == heap.size()) return; // it was the last
-            heap[i] = last;
-            last->queue_index = i;
-            sift_down(sift_up(i));
-        }
+        void remove(conn_state& st) noexcept { heap.remove(st); }
 
     private:
         /// Queues st at its wake-up time, or takes it out when it has none.
         void place(conn_state& st) {
             if (st.wake_at() == never) return remove(st);
-            if (st.queue_index == not_queued) {
-                st.queue_index = static_cast<std::uint32_t>(heap.size());
-                heap.push_back(&st);
-            }
-            sift_down(sift_up(st.queue_index));
+            heap.place(st);
         }
 
         /// Points the timer at the earliest wake-up, if it is not already
@@ -700,34 +687,6 @@ private:
             }
             running = false;
             arm();
-        }
-
-        bool earlier(std::uint32_t a, std::uint32_t b) const noexcept {
-            return heap[a]->wake_at() < heap[b]->wake_at();
-        }
-        void swap_entries(std::uint32_t a, std::uint32_t b) noexcept {
-            std::swap(heap[a], heap[b]);
-            heap[a]->queue_index = a;
-            heap[b]->queue_index = b;
-        }
-        std::uint32_t sift_up(std::uint32_t i) noexcept {
-            while (i > 0 && earlier(i, (i - 1) / 2)) {
-                swap_entries(i, (i - 1) / 2);
-                i = (i - 1) / 2;
-            }
-            return i;
-        }
-        void sift_down(std::uint32_t i) noexcept {
-            const auto n = static_cast<std::uint32_t>(heap.size());
-            for (;;) {
-                std::uint32_t least = i;
-                const std::uint32_t l = 2 * i + 1, r = l + 1;
-                if (l < n && earlier(l, least)) least = l;
-                if (r < n && earlier(r, least)) least = r;
-                if (least == i) return;
-                swap_entries(i, least);
-                i = least;
-            }
         }
     };
 

@@ -12,6 +12,7 @@
 #include <tether/detail/printable.hpp>
 #include <tether/detail/proxy_tunnel.hpp>
 #include <tether/detail/retry_after.hpp>
+#include <tether/detail/wake_heap.hpp>
 #include <tether/detail/wipe.hpp>
 
 #ifndef TETHER_DETAIL_NO_WEBSOCKETPP // C++20 with GCC: the transport header said why
@@ -205,7 +206,7 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         explicit deadline_queue(asio::io_context& io) : wakeup(io) {}
 
         timer wakeup;
-        std::vector<conn_state*> heap;
+        detail::wake_heap<conn_state> heap;
         clock_type::time_point armed_at = never; // the pending wait's expiry
         std::uint64_t generation = 0;            // tells a re-armed wait's stale completion
         bool running = false;                    // run_due() is under way: it re-arms at the end
@@ -213,52 +214,9 @@ template <websocket_schemes Schemes> struct basic_websocketpp_transport<Schemes>
         /// After st's main_at or idle_at changed: (re)queues it at the earlier.
         void update(conn_state& st) {
             if (st.wake_at() == never) return remove(st);
-            if (st.queue_index == not_queued) {
-                st.queue_index = static_cast<std::uint32_t>(heap.size());
-                heap.push_back(&st);
-            }
-            sift_down(sift_up(st.queue_index));
+            heap.place(st);
         }
-        void remove(conn_state& st) noexcept {
-            if (st.queue_index == not_queued) return;
-            const std::uint32_t i = st.queue_index;
-            st.queue_index = not_queued;
-            conn_state* last = heap.back();
-            heap.pop_back();
-            if (i == heap.size()) return; // it was the last
-            heap[i] = last;
-            last->queue_index = i;
-            sift_down(sift_up(i));
-        }
-
-    private:
-        bool earlier(std::uint32_t a, std::uint32_t b) const noexcept {
-            return heap[a]->wake_at() < heap[b]->wake_at();
-        }
-        void swap_entries(std::uint32_t a, std::uint32_t b) noexcept {
-            std::swap(heap[a], heap[b]);
-            heap[a]->queue_index = a;
-            heap[b]->queue_index = b;
-        }
-        std::uint32_t sift_up(std::uint32_t i) noexcept {
-            while (i > 0 && earlier(i, (i - 1) / 2)) {
-                swap_entries(i, (i - 1) / 2);
-                i = (i - 1) / 2;
-            }
-            return i;
-        }
-        void sift_down(std::uint32_t i) noexcept {
-            const auto n = static_cast<std::uint32_t>(heap.size());
-            for (;;) {
-                std::uint32_t least = i;
-                const std::uint32_t l = 2 * i + 1, r = l + 1;
-                if (l < n && earlier(l, least)) least = l;
-                if (r < n && earlier(r, least)) least = r;
-                if (least == i) return;
-                swap_entries(i, least);
-                i = least;
-            }
-        }
+        void remove(conn_state& st) noexcept { heap.remove(st); }
     };
 
     /// The websocketpp endpoints, one set per io_context, shared by every
